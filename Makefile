@@ -1,0 +1,29 @@
+# Two entry points (see README): `make quickstart` runs the main job, `make test` runs the tests.
+# Both create .venv and install the package with its pinned dependencies on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+DATA   ?= data/synth
+BIN     = $(VENV)/bin
+
+.PHONY: quickstart test lint bench clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade --quiet pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
+quickstart: $(BIN)/.installed
+	@test -f $(DATA)/manifest.json || $(BIN)/pixelcam data synth --out $(DATA)
+	$(BIN)/pixelcam data inspect $(DATA)
+	$(BIN)/pixelcam data preview $(DATA) --out data/preview.png
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check pixelcam tests benchmarks
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/.installed
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

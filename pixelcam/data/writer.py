@@ -1,0 +1,171 @@
+"""Atomic, streaming dataset writer: rows go to a temporary sibling directory, renamed into place on success.
+
+A failed write (an exception inside the `with` block, or a validation error at the end) removes the temporary
+directory, so a dataset directory is either complete (it has a manifest) or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from types import TracebackType
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pixelcam.data.errors import DatasetError
+from pixelcam.data.schema import MANIFEST, SCHEMA_VERSION, SPLITS, Patch, schema_with_metadata
+
+_FLUSH_ROWS = 128
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class DatasetWriter:
+    """Write patches of one or more domains into `out` as `<split>/<domain>.parquet` plus `manifest.json`.
+
+    Usage: `with DatasetWriter(out) as w: w.add_domain("glas", ["benign", "malignant"]); w.write(patch)`.
+    `overwrite=True` replaces an existing dataset only once the new one is complete.
+    """
+
+    def __init__(self, out: str | os.PathLike, overwrite: bool = False, required_splits: tuple[str, ...] = SPLITS):
+        self.out = Path(out)
+        self.overwrite = overwrite
+        self.required_splits = required_splits
+        self._tmp: Path | None = None
+        self._class_names: dict[str, list[str]] = {}
+        self._writers: dict[tuple[str, str], pq.ParquetWriter] = {}
+        self._buffers: dict[tuple[str, str], list[Patch]] = defaultdict(list)
+        self._ids: dict[str, str] = {}
+        self._counts: dict[str, dict[str, dict[str, int]]] = {}
+        self._masked: dict[str, dict[str, int]] = {}
+
+    def __enter__(self) -> DatasetWriter:
+        if self.out.exists() and not self.overwrite:
+            raise DatasetError(f"{self.out}: already exists; pass --overwrite to replace it")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        self._tmp.chmod(0o755)  # mkdtemp makes 0700; a dataset is shared like any directory
+        return self
+
+    def add_domain(self, domain: str, class_names: list[str]) -> None:
+        """Declare a domain and its class names (label id = index in `class_names`)."""
+        if domain in self._class_names:
+            raise DatasetError(f"domain {domain!r} added twice")
+        if not domain or "/" in domain or domain.startswith("."):
+            raise DatasetError(f"domain name {domain!r} is not a valid file name")
+        self._class_names[domain] = list(class_names)
+        self._counts[domain] = {s: {c: 0 for c in class_names} for s in SPLITS}
+        self._masked[domain] = {s: 0 for s in SPLITS}
+
+    def write(self, patch: Patch) -> None:
+        """Validate and buffer one row (flushed to Parquet in row groups)."""
+        assert self._tmp is not None, "use DatasetWriter as a context manager"
+        names = self._class_names.get(patch.domain)
+        if names is None:
+            raise DatasetError(f"{patch.source_path}: domain {patch.domain!r} was not declared with add_domain")
+        if patch.split not in SPLITS:
+            raise DatasetError(f"{patch.source_path}: unknown split {patch.split!r}; expected one of {list(SPLITS)}")
+        if not 0 <= patch.label < len(names) or names[patch.label] != patch.label_name:
+            raise DatasetError(
+                f"{patch.source_path}: label {patch.label} / {patch.label_name!r} does not match the classes "
+                f"{names} of domain {patch.domain!r}"
+            )
+        previous = self._ids.get(patch.image_id)
+        if previous is not None:
+            raise DatasetError(
+                f"duplicate image_id {patch.image_id!r}: from {previous} and from {patch.source_path}"
+            )
+        self._ids[patch.image_id] = patch.source_path
+        self._counts[patch.domain][patch.split][patch.label_name] += 1
+        self._masked[patch.domain][patch.split] += patch.mask is not None
+        key = (patch.split, patch.domain)
+        self._buffers[key].append(patch)
+        if len(self._buffers[key]) >= _FLUSH_ROWS:
+            self._flush(key)
+
+    def _flush(self, key: tuple[str, str]) -> None:
+        rows = self._buffers.pop(key, [])
+        if not rows:
+            return
+        split, domain = key
+        schema = schema_with_metadata(domain, self._class_names[domain])
+        writer = self._writers.get(key)
+        if writer is None:
+            assert self._tmp is not None
+            (self._tmp / split).mkdir(exist_ok=True)
+            writer = pq.ParquetWriter(self._tmp / split / f"{domain}.parquet", schema, compression="zstd",
+                                      use_dictionary=["domain", "split", "label_name"], write_statistics=["label"])
+            self._writers[key] = writer
+        cols = {f.name: [getattr(r, f.name) for r in rows] for f in schema}
+        writer.write_table(pa.Table.from_pydict(cols, schema=schema), row_group_size=len(rows))
+
+    def _finish(self) -> None:
+        for key in list(self._buffers):
+            self._flush(key)
+        for w in self._writers.values():
+            w.close()
+        self._writers.clear()
+        if not self._class_names:
+            raise DatasetError(f"{self.out}: no domain was written")
+        for domain, per_split in self._counts.items():
+            for split in self.required_splits:
+                if sum(per_split[split].values()) == 0:
+                    raise DatasetError(f"domain {domain!r}: split {split!r} is empty; every split needs images")
+            for split in ("valpx", "test"):
+                if split in self.required_splits and self._masked[domain][split] == 0:
+                    raise DatasetError(f"domain {domain!r}: split {split!r} has no pixel-level masks")
+        assert self._tmp is not None
+        domains = {}
+        for domain, names in self._class_names.items():
+            files = {}
+            for split in SPLITS:
+                rel = f"{split}/{domain}.parquet"
+                if (self._tmp / rel).exists():
+                    files[rel] = file_sha256(self._tmp / rel)
+            domains[domain] = {
+                "class_names": names,
+                "counts": self._counts[domain],
+                "masked": self._masked[domain],
+                "files": files,
+            }
+        digest = hashlib.sha256()
+        for d in sorted(domains):
+            for rel, sha in sorted(domains[d]["files"].items()):
+                digest.update(f"{rel}:{sha}\n".encode())
+        manifest = {"schema_version": SCHEMA_VERSION, "hash": digest.hexdigest(), "domains": domains}
+        (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+    def _install(self) -> None:
+        assert self._tmp is not None
+        backup = None
+        if self.out.exists():
+            backup = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+            os.replace(self.out, backup)
+        os.replace(self._tmp, self.out)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if exc_type is None:
+                self._finish()
+                self._install()
+        finally:
+            for w in self._writers.values():
+                w.close()
+            if self._tmp is not None and self._tmp.exists():
+                shutil.rmtree(self._tmp, ignore_errors=True)

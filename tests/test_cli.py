@@ -1,0 +1,52 @@
+"""The console script end to end, as a user runs it (real subprocesses, real files)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tests.data.ingest.fixtures import make_glas
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pixelcam.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_help_lists_subcommands():
+    out = run("--help").stdout
+    assert "data" in out
+    out = run("data", "--help").stdout
+    for sub in ("synth", "inspect", "preview", "ingest"):
+        assert sub in out
+
+
+def test_synth_inspect_preview(tmp_path: Path):
+    r = run(
+        "data", "synth", "--out", str(tmp_path / "ds"), "--per-class", "10", "--size", "64", "--seed", "1"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "wrote 40 images" in r.stdout
+    r = run("data", "inspect", str(tmp_path / "ds"), "--verify")
+    assert r.returncode == 0, r.stderr
+    assert "domain synth-colon" in r.stdout and "valpx" in r.stdout and "64x64" in r.stdout
+    r = run("data", "preview", str(tmp_path / "ds"), "--out", str(tmp_path / "grid.png"), "--per-class", "2")
+    assert r.returncode == 0, r.stderr
+    grid = np.asarray(Image.open(tmp_path / "grid.png").convert("RGB"))
+    assert grid.shape[0] > 200 and (grid == [0, 230, 0]).all(-1).sum() > 50  # tiles with green ROI outlines
+    r = run("data", "synth", "--out", str(tmp_path / "ds"), "--per-class", "10")
+    assert r.returncode == 2 and "already exists; pass --overwrite" in r.stderr
+
+
+def test_ingest_errors_are_one_clear_line(tmp_path: Path):
+    root = make_glas(tmp_path / "GlaS")
+    (root / "train_4.bmp").write_bytes(b"corrupt")
+    r = run("data", "ingest", "glas", "--root", str(root), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("pixelcam: error:") and "train_4.bmp: cannot decode image" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
+    r = run("data", "inspect", str(tmp_path))
+    assert r.returncode == 2 and "not a pixelcam dataset" in r.stderr
