@@ -44,8 +44,10 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = chunks * per_chunk
     print(f"streamed {n / 1e9:.2f} G px in {chunks} chunks of {per_chunk / 1e6:.1f} M: PxAP {value:.4f} %")
-    print(f"time {dt:.1f} s ({n / dt / 1e6:.1f} M px/s); RSS before {base:.0f} MiB, peak {peak:.0f} MiB, "
-          f"growth {peak - base:.0f} MiB (target < 1024 MiB)")
+    print(
+        f"time {dt:.1f} s ({n / dt / 1e6:.1f} M px/s); RSS before {base:.0f} MiB, peak {peak:.0f} MiB, "
+        f"growth {peak - base:.0f} MiB (target < 1024 MiB)"
+    )
 
 
 if __name__ == "__main__":

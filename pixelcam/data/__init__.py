@@ -5,4 +5,12 @@ from pixelcam.data.reader import PatchDataset, open_dataset
 from pixelcam.data.schema import SCHEMA_VERSION, SPLITS, Patch
 from pixelcam.data.writer import DatasetWriter
 
-__all__ = ["SCHEMA_VERSION", "SPLITS", "DatasetError", "DatasetWriter", "Patch", "PatchDataset", "open_dataset"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "SPLITS",
+    "DatasetError",
+    "DatasetWriter",
+    "Patch",
+    "PatchDataset",
+    "open_dataset",
+]

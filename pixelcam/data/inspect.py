@@ -24,7 +24,7 @@ class SplitSummary:
 
 
 def summarize(ds: PatchDataset, decode_images: bool = False) -> dict[str, dict[str, SplitSummary]]:
-    """{domain: {split: SplitSummary}}; decodes every mask (and every image when `decode_images`, to check them)."""
+    """{domain: {split: SplitSummary}}; decodes every mask (and every image when `decode_images`)."""
     out: dict[str, dict[str, SplitSummary]] = {}
     for domain in ds.domains:
         names = ds.class_names(domain)
@@ -41,8 +41,10 @@ def summarize(ds: PatchDataset, decode_images: bool = False) -> dict[str, dict[s
                     if decode_images:
                         img = decode_image(r["image"], where)
                         if img.shape[:2] != (r["height"], r["width"]):
-                            raise DatasetError(f"{where}: image is {img.shape[1]}x{img.shape[0]}, row says "
-                                             f"{r['width']}x{r['height']}")
+                            raise DatasetError(
+                                f"{where}: image is {img.shape[1]}x{img.shape[0]}, row says "
+                                f"{r['width']}x{r['height']}"
+                            )
                     if r["mask"] is not None:
                         s.masked += 1
                         if r["label"] > 0:
@@ -57,13 +59,20 @@ def format_summary(ds: PatchDataset, summary: dict[str, dict[str, SplitSummary]]
     for domain, splits in summary.items():
         names = ds.class_names(domain)
         lines.append(f"\ndomain {domain}  classes {names}")
-        lines.append(f"  {'split':<6} " + " ".join(f"{n:>10}" for n in names) +
-                     f" {'total':>7} {'masks':>6} {'ROI cover (mean/min/max)':>26} {'sizes (WxH)':>14}")
+        lines.append(
+            f"  {'split':<6} "
+            + " ".join(f"{n:>10}" for n in names)
+            + f" {'total':>7} {'masks':>6} {'ROI cover (mean/min/max)':>26} {'sizes (WxH)':>14}"
+        )
         for split, s in splits.items():
             cov = np.asarray(s.coverage)
             cover = f"{cov.mean():.1%} / {cov.min():.1%} / {cov.max():.1%}" if cov.size else "-"
-            sizes = ", ".join(f"{w}x{h}" for (w, h), _ in s.sizes.most_common(2)) + \
-                (" ..." if len(s.sizes) > 2 else "")
-            lines.append(f"  {split:<6} " + " ".join(f"{s.counts[n]:>10}" for n in names) +
-                         f" {sum(s.counts.values()):>7} {s.masked:>6} {cover:>26} {sizes:>14}")
+            sizes = ", ".join(f"{w}x{h}" for (w, h), _ in s.sizes.most_common(2)) + (
+                " ..." if len(s.sizes) > 2 else ""
+            )
+            lines.append(
+                f"  {split:<6} "
+                + " ".join(f"{s.counts[n]:>10}" for n in names)
+                + f" {sum(s.counts.values()):>7} {s.masked:>6} {cover:>26} {sizes:>14}"
+            )
     return "\n".join(lines)

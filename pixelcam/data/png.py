@@ -13,7 +13,9 @@ from pixelcam.data.errors import DatasetError
 def encode_png(array: np.ndarray, compress_level: int = 3) -> bytes:
     """PNG bytes of an (H, W, 3) RGB or (H, W) single-channel uint8 array."""
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buf, format="PNG", compress_level=compress_level)
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(
+        buf, format="PNG", compress_level=compress_level
+    )
     return buf.getvalue()
 
 

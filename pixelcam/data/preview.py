@@ -20,8 +20,9 @@ def outline(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (
     return out
 
 
-def preview_grid(ds: PatchDataset, out: str | os.PathLike, per_class: int = 4, split: str = "valpx",
-                 tile: int = 160) -> None:
+def preview_grid(
+    ds: PatchDataset, out: str | os.PathLike, per_class: int = 4, split: str = "valpx", tile: int = 160
+) -> None:
     """Save a grid: one row per (domain, class), `per_class` tiles each, ROI outlined in green."""
     import matplotlib
 
@@ -31,12 +32,16 @@ def preview_grid(ds: PatchDataset, out: str | os.PathLike, per_class: int = 4, s
     rows = []
     for domain in ds.domains:
         names = ds.class_names(domain)
-        table = ds.read_table([domain], [split, "test"], columns=["image_id", "label", "image", "mask"]).to_pylist()
+        table = ds.read_table(
+            [domain], [split, "test"], columns=["image_id", "label", "image", "mask"]
+        ).to_pylist()
         for label, name in enumerate(names):
             picks = [r for r in table if r["label"] == label][:per_class]
             rows.append((f"{domain}\n{name}", picks))
     ncols = max(per_class, 1)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(ncols * tile / 80, len(rows) * tile / 80), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), ncols, figsize=(ncols * tile / 80, len(rows) * tile / 80), squeeze=False
+    )
     for r, (title, picks) in enumerate(rows):
         for c in range(ncols):
             ax = axes[r][c]

@@ -42,7 +42,9 @@ class PatchDataset:
         try:
             return self.manifest["domains"][domain]
         except KeyError:
-            raise DatasetError(f"{self.root}: unknown domain {domain!r}; the dataset has {self.domains}") from None
+            raise DatasetError(
+                f"{self.root}: unknown domain {domain!r}; the dataset has {self.domains}"
+            ) from None
 
     def files(self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None) -> list[Path]:
         """Parquet files holding the given domains (all when None) and splits (all when None)."""
@@ -51,21 +53,30 @@ class PatchDataset:
             if s not in SPLITS:
                 raise DatasetError(f"unknown split {s!r}; expected one of {list(SPLITS)}")
         out = []
-        for d in (self.domains if domains is None else list(domains)):
+        for d in self.domains if domains is None else list(domains):
             files = self._domain(d)["files"]
             out += [self.root / f"{s}/{d}.parquet" for s in splits if f"{s}/{d}.parquet" in files]
         return out
 
-    def read_table(self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None,
-                   columns: Sequence[str] | None = None) -> pa.Table:
+    def read_table(
+        self,
+        domains: Iterable[str] | None = None,
+        splits: Iterable[str] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
         """All rows of the given domains and splits as one Arrow table (small datasets, tests, inspection)."""
         files = self.files(domains, splits)
         if not files:
             return SCHEMA.empty_table() if columns is None else SCHEMA.empty_table().select(list(columns))
         return pa.concat_tables(pq.read_table(f, columns=columns, schema=SCHEMA) for f in files)
 
-    def iter_batches(self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None,
-                     columns: Sequence[str] | None = None, batch_size: int = 64) -> Iterator[pa.RecordBatch]:
+    def iter_batches(
+        self,
+        domains: Iterable[str] | None = None,
+        splits: Iterable[str] | None = None,
+        columns: Sequence[str] | None = None,
+        batch_size: int = 64,
+    ) -> Iterator[pa.RecordBatch]:
         """Stream record batches (bounded memory, for evaluation over large splits)."""
         for f in self.files(domains, splits):
             yield from pq.ParquetFile(f).iter_batches(batch_size=batch_size, columns=columns)
@@ -86,7 +97,9 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
         raise DatasetError(f"{mpath}: not valid JSON ({exc})") from exc
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise DatasetError(f"{mpath}: schema_version {version!r}, this pixelcam reads version {SCHEMA_VERSION}")
+        raise DatasetError(
+            f"{mpath}: schema_version {version!r}, this pixelcam reads version {SCHEMA_VERSION}"
+        )
     for domain, info in manifest.get("domains", {}).items():
         for rel, sha in info.get("files", {}).items():
             f = root / rel
@@ -98,7 +111,9 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
                 raise DatasetError(f"{f}: not a readable Parquet file ({exc})") from exc
             missing = [n for n in SCHEMA.names if n not in schema.names]
             if missing:
-                raise DatasetError(f"{f}: columns {missing} missing; expected the pixelcam schema {SCHEMA.names}")
+                raise DatasetError(
+                    f"{f}: columns {missing} missing; expected the pixelcam schema {SCHEMA.names}"
+                )
             if verify:
                 from pixelcam.data.writer import file_sha256
 

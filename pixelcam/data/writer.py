@@ -40,7 +40,9 @@ class DatasetWriter:
     `overwrite=True` replaces an existing dataset only once the new one is complete.
     """
 
-    def __init__(self, out: str | os.PathLike, overwrite: bool = False, required_splits: tuple[str, ...] = SPLITS):
+    def __init__(
+        self, out: str | os.PathLike, overwrite: bool = False, required_splits: tuple[str, ...] = SPLITS
+    ):
         self.out = Path(out)
         self.overwrite = overwrite
         self.required_splits = required_splits
@@ -75,9 +77,13 @@ class DatasetWriter:
         assert self._tmp is not None, "use DatasetWriter as a context manager"
         names = self._class_names.get(patch.domain)
         if names is None:
-            raise DatasetError(f"{patch.source_path}: domain {patch.domain!r} was not declared with add_domain")
+            raise DatasetError(
+                f"{patch.source_path}: domain {patch.domain!r} was not declared with add_domain"
+            )
         if patch.split not in SPLITS:
-            raise DatasetError(f"{patch.source_path}: unknown split {patch.split!r}; expected one of {list(SPLITS)}")
+            raise DatasetError(
+                f"{patch.source_path}: unknown split {patch.split!r}; expected one of {list(SPLITS)}"
+            )
         if not 0 <= patch.label < len(names) or names[patch.label] != patch.label_name:
             raise DatasetError(
                 f"{patch.source_path}: label {patch.label} / {patch.label_name!r} does not match the classes "
@@ -106,8 +112,13 @@ class DatasetWriter:
         if writer is None:
             assert self._tmp is not None
             (self._tmp / split).mkdir(exist_ok=True)
-            writer = pq.ParquetWriter(self._tmp / split / f"{domain}.parquet", schema, compression="zstd",
-                                      use_dictionary=["domain", "split", "label_name"], write_statistics=["label"])
+            writer = pq.ParquetWriter(
+                self._tmp / split / f"{domain}.parquet",
+                schema,
+                compression="zstd",
+                use_dictionary=["domain", "split", "label_name"],
+                write_statistics=["label"],
+            )
             self._writers[key] = writer
         cols = {f.name: [getattr(r, f.name) for r in rows] for f in schema}
         writer.write_table(pa.Table.from_pydict(cols, schema=schema), row_group_size=len(rows))
@@ -123,7 +134,9 @@ class DatasetWriter:
         for domain, per_split in self._counts.items():
             for split in self.required_splits:
                 if sum(per_split[split].values()) == 0:
-                    raise DatasetError(f"domain {domain!r}: split {split!r} is empty; every split needs images")
+                    raise DatasetError(
+                        f"domain {domain!r}: split {split!r} is empty; every split needs images"
+                    )
             for split in ("valpx", "test"):
                 if split in self.required_splits and self._masked[domain][split] == 0:
                     raise DatasetError(f"domain {domain!r}: split {split!r} has no pixel-level masks")
@@ -158,8 +171,9 @@ class DatasetWriter:
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             if exc_type is None:
                 self._finish()

@@ -13,8 +13,12 @@ from pixelcam.metrics import pxap
 
 def test_registry_has_two_domains_with_different_stains():
     assert {"synth-colon", "synth-lymph"} <= set(list_synth_domains())
-    colon = np.stack([render_tile("synth-colon", 0, i, 64, False)[0] for i in range(8)]).reshape(-1, 3).mean(0)
-    lymph = np.stack([render_tile("synth-lymph", 0, i, 64, False)[0] for i in range(8)]).reshape(-1, 3).mean(0)
+    colon = (
+        np.stack([render_tile("synth-colon", 0, i, 64, False)[0] for i in range(8)]).reshape(-1, 3).mean(0)
+    )
+    lymph = (
+        np.stack([render_tile("synth-lymph", 0, i, 64, False)[0] for i in range(8)]).reshape(-1, 3).mean(0)
+    )
     assert np.abs(colon - lymph).max() > 15  # the mean colour differs: a real stain shift between domains
 
 
@@ -38,7 +42,9 @@ def test_deterministic_for_a_seed(tmp_path: Path):
     cfg = SynthConfig(domains=["synth-lymph"], per_class=10, size=48, seed=7)
     generate_synthetic(tmp_path / "a", cfg, workers=1)
     generate_synthetic(tmp_path / "b", cfg, workers=2)
-    generate_synthetic(tmp_path / "c", SynthConfig(domains=["synth-lymph"], per_class=10, size=48, seed=8), workers=1)
+    generate_synthetic(
+        tmp_path / "c", SynthConfig(domains=["synth-lymph"], per_class=10, size=48, seed=8), workers=1
+    )
     ha, hb, hc = (open_dataset(tmp_path / x).hash for x in "abc")
     assert ha == hb != hc
 

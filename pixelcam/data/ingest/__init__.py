@@ -36,7 +36,9 @@ INGEST_FORMATS: Registry[IngestSource] = Registry("ingest format")
 
 @INGEST_FORMATS.register("glas")
 def _glas(root: str, seed: int = 0, domain: str = "glas", valcl_fraction: float = 0.2) -> IngestSource:
-    return IngestSource(domain, GLAS_CLASSES, glas_entries(Path(root), seed=seed, valcl_fraction=valcl_fraction))
+    return IngestSource(
+        domain, GLAS_CLASSES, glas_entries(Path(root), seed=seed, valcl_fraction=valcl_fraction)
+    )
 
 
 @INGEST_FORMATS.register("camelyon16")
@@ -55,14 +57,21 @@ def list_ingest_formats() -> list[str]:
     return INGEST_FORMATS.names()
 
 
-def ingest(fmt: str, out: str | os.PathLike, overwrite: bool = False,
-           progress: Callable[[int, int], None] | None = None, **kwargs: object) -> IngestSource:
+def ingest(
+    fmt: str,
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    **kwargs: object,
+) -> IngestSource:
     """Convert a dataset in format `fmt` (kwargs: that format's options) into a dataset directory `out`."""
     source = INGEST_FORMATS.create(fmt, **kwargs)
     with DatasetWriter(out, overwrite=overwrite) as writer:
         writer.add_domain(source.domain, source.class_names)
         for i, entry in enumerate(source.entries):
-            patch = load_patch(entry, source.domain, source.class_names, expected_size=source.sizes.get(entry.image_id))
+            patch = load_patch(
+                entry, source.domain, source.class_names, expected_size=source.sizes.get(entry.image_id)
+            )
             writer.write(patch)
             if progress is not None:
                 progress(i + 1, len(source.entries))

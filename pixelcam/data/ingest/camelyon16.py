@@ -37,14 +37,23 @@ def _read_pairs(path: Path, ncols: int, required: bool = True) -> list[tuple[int
 
 def _split_entries(root: Path, fold: Path, split: str) -> tuple[list[Entry], dict[str, tuple[int, int]]]:
     ids = _read_pairs(fold / "image_ids.txt", 1)
-    labels = {p[0]: (f"{fold / 'class_labels.txt'}:{ln}", p[1]) for ln, p in _read_pairs(fold / "class_labels.txt", 2)}
-    masks = {p[0]: p[1] for _, p in _read_pairs(fold / "localization.txt", 1, required=False) if len(p) > 1 and p[1]}
+    labels = {
+        p[0]: (f"{fold / 'class_labels.txt'}:{ln}", p[1])
+        for ln, p in _read_pairs(fold / "class_labels.txt", 2)
+    }
+    masks = {
+        p[0]: p[1]
+        for _, p in _read_pairs(fold / "localization.txt", 1, required=False)
+        if len(p) > 1 and p[1]
+    }
     sizes = {}
     for ln, p in _read_pairs(fold / "image_sizes.txt", 3, required=False):
         try:
             sizes[p[0]] = (int(p[1]), int(p[2]))
         except ValueError:
-            raise DatasetError(f"{fold / 'image_sizes.txt'}:{ln}: width/height must be integers, got {p[1:3]}") from None
+            raise DatasetError(
+                f"{fold / 'image_sizes.txt'}:{ln}: width/height must be integers, got {p[1:3]}"
+            ) from None
     entries = []
     for ln, (path, *_rest) in ids:
         where = f"{fold / 'image_ids.txt'}:{ln}"
@@ -62,8 +71,9 @@ def _split_entries(root: Path, fold: Path, split: str) -> tuple[list[Entry], dic
     return entries, {f"camelyon16/{k}": v for k, v in sizes.items()}
 
 
-def camelyon16_entries(root: Path, folds: Path, seed: int = 0,
-                       valpx_per_class: int = 6) -> tuple[list[Entry], dict[str, tuple[int, int]]]:
+def camelyon16_entries(
+    root: Path, folds: Path, seed: int = 0, valpx_per_class: int = 6
+) -> tuple[list[Entry], dict[str, tuple[int, int]]]:
     """Entries of all fold splits (with valpx drawn from valcl when absent) and the declared image sizes."""
     entries: list[Entry] = []
     sizes: dict[str, tuple[int, int]] = {}
@@ -80,12 +90,20 @@ def camelyon16_entries(root: Path, folds: Path, seed: int = 0,
         rng = np.random.default_rng(seed)
         chosen: set[str] = set()
         for label in (0, 1):
-            pool = [e for e in entries if e.split == "valcl" and e.label == label and (label == 0 or e.mask_path)]
+            pool = [
+                e for e in entries if e.split == "valcl" and e.label == label and (label == 0 or e.mask_path)
+            ]
             if len(pool) < valpx_per_class:
-                raise DatasetError(f"{folds / 'valcl'}: {len(pool)} usable {CLASS_NAMES[label]} images, need "
-                                   f"{valpx_per_class} to draw valpx (the folds have no valpx/)")
+                raise DatasetError(
+                    f"{folds / 'valcl'}: {len(pool)} usable {CLASS_NAMES[label]} images, need "
+                    f"{valpx_per_class} to draw valpx (the folds have no valpx/)"
+                )
             chosen |= {pool[i].image_id for i in rng.choice(len(pool), valpx_per_class, replace=False)}
-        entries = [Entry(e.image_id, e.image_path, e.mask_path, e.label, "valpx", e.where)
-                   if e.image_id in chosen else e for e in entries]
+        entries = [
+            Entry(e.image_id, e.image_path, e.mask_path, e.label, "valpx", e.where)
+            if e.image_id in chosen
+            else e
+            for e in entries
+        ]
     require_masks(entries)
     return entries, sizes

@@ -25,12 +25,18 @@ class Entry:
     where: str
 
 
-def load_patch(entry: Entry, domain: str, class_names: Sequence[str], negative_means_empty: bool = True,
-               expected_size: tuple[int, int] | None = None) -> Patch:
+def load_patch(
+    entry: Entry,
+    domain: str,
+    class_names: Sequence[str],
+    negative_means_empty: bool = True,
+    expected_size: tuple[int, int] | None = None,
+) -> Patch:
     """Read, validate and PNG-encode one entry.
 
     A missing mask on a class-0 (normal) image means an all-background mask when `negative_means_empty`;
-    a mask whose size differs from its image, or an image whose size differs from `expected_size` (W, H), is an
+    a mask whose size differs from its image, or an image whose size differs from `expected_size` (W, H), is
+    an
     error naming both files.
     """
     if not entry.image_path.is_file():
@@ -38,22 +44,35 @@ def load_patch(entry: Entry, domain: str, class_names: Sequence[str], negative_m
     image = read_image_file(str(entry.image_path))
     h, w = image.shape[:2]
     if expected_size is not None and expected_size != (w, h):
-        raise DatasetError(f"{entry.image_path}: image is {w}x{h} but {entry.where} says "
-                           f"{expected_size[0]}x{expected_size[1]}")
+        raise DatasetError(
+            f"{entry.image_path}: image is {w}x{h} but {entry.where} says "
+            f"{expected_size[0]}x{expected_size[1]}"
+        )
     mask = None
     if entry.mask_path is not None:
         if not entry.mask_path.is_file():
             raise DatasetError(f"{entry.mask_path}: mask file not found (listed in {entry.where})")
         m = read_mask_file(str(entry.mask_path))
         if m.shape != (h, w):
-            raise DatasetError(f"{entry.mask_path}: mask is {m.shape[1]}x{m.shape[0]} but its image "
-                               f"{entry.image_path} is {w}x{h}")
+            raise DatasetError(
+                f"{entry.mask_path}: mask is {m.shape[1]}x{m.shape[0]} but its image "
+                f"{entry.image_path} is {w}x{h}"
+            )
         mask = encode_png(m, compress_level=6)
     elif entry.label == 0 and negative_means_empty:
         mask = encode_png(np.zeros((h, w), np.uint8), compress_level=6)
-    return Patch(image_id=entry.image_id, domain=domain, split=entry.split, label=entry.label,
-                 label_name=class_names[entry.label], image=encode_png(image, compress_level=6), mask=mask,
-                 height=h, width=w, source_path=str(entry.image_path))
+    return Patch(
+        image_id=entry.image_id,
+        domain=domain,
+        split=entry.split,
+        label=entry.label,
+        label_name=class_names[entry.label],
+        image=encode_png(image, compress_level=6),
+        mask=mask,
+        height=h,
+        width=w,
+        source_path=str(entry.image_path),
+    )
 
 
 def check_unique(entries: Iterable[Entry]) -> None:
@@ -61,7 +80,9 @@ def check_unique(entries: Iterable[Entry]) -> None:
     seen: dict[str, str] = {}
     for e in entries:
         if e.image_id in seen:
-            raise DatasetError(f"duplicate image {e.image_id!r}: listed in {seen[e.image_id]} and in {e.where}")
+            raise DatasetError(
+                f"duplicate image {e.image_id!r}: listed in {seen[e.image_id]} and in {e.where}"
+            )
         seen[e.image_id] = e.where
 
 
@@ -69,13 +90,21 @@ def require_masks(entries: Iterable[Entry], splits: Sequence[str] = ("valpx", "t
     """Positive images in pixel-evaluated splits need a mask."""
     for e in entries:
         if e.split in splits and e.label > 0 and e.mask_path is None:
-            raise DatasetError(f"{e.where}: {e.image_id} is a positive image in split {e.split!r} but has no mask; "
-                               f"pixel evaluation needs one")
+            raise DatasetError(
+                f"{e.where}: {e.image_id} is a positive image in split {e.split!r} but has no mask; "
+                f"pixel evaluation needs one"
+            )
 
 
-def carve_validation(entries: list[Entry], rng: np.random.Generator, valpx_per_class: int,
-                     valcl_fraction: float, num_classes: int) -> list[Entry]:
-    """Reassign train entries: `valpx_per_class` masked images per class to valpx, a fraction of the rest to valcl.
+def carve_validation(
+    entries: list[Entry],
+    rng: np.random.Generator,
+    valpx_per_class: int,
+    valcl_fraction: float,
+    num_classes: int,
+) -> list[Entry]:
+    """Reassign train entries: `valpx_per_class` masked images per class to valpx, a fraction of the rest
+    to valcl.
 
     Stratified per class and fixed by `rng`, so the same seed gives the same split.
     """
@@ -86,7 +115,9 @@ def carve_validation(entries: list[Entry], rng: np.random.Generator, valpx_per_c
         pool = [pool[i] for i in order]
         masked = [e for e in pool if e.mask_path is not None or label == 0]
         if len(masked) < valpx_per_class:
-            raise DatasetError(f"class {label}: {len(masked)} images with masks, need {valpx_per_class} for valpx")
+            raise DatasetError(
+                f"class {label}: {len(masked)} images with masks, need {valpx_per_class} for valpx"
+            )
         valpx = masked[:valpx_per_class]
         rest = [e for e in pool if e not in valpx]
         n_valcl = max(1, round(len(rest) * valcl_fraction)) if valcl_fraction > 0 else 0

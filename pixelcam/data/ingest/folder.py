@@ -32,8 +32,10 @@ def folder_entries(root: Path, labels_csv: Path, class_names: Sequence[str]) -> 
             elif raw.isdigit() and int(raw) < len(class_names):
                 label = int(raw)
             else:
-                raise DatasetError(f"{where}: unknown label {raw!r}; expected one of {list(class_names)} "
-                                   f"or 0..{len(class_names) - 1}")
+                raise DatasetError(
+                    f"{where}: unknown label {raw!r}; expected one of {list(class_names)} "
+                    f"or 0..{len(class_names) - 1}"
+                )
             if row["split"] not in SPLITS:
                 raise DatasetError(f"{where}: unknown split {row['split']!r}; expected one of {list(SPLITS)}")
             if not row["image"]:

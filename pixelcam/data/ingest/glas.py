@@ -18,7 +18,9 @@ from pixelcam.data.ingest.common import Entry, carve_validation, check_unique, r
 CLASS_NAMES = ["benign", "malignant"]
 
 
-def glas_entries(root: Path, seed: int = 0, valpx_per_class: int = 3, valcl_fraction: float = 0.2) -> list[Entry]:
+def glas_entries(
+    root: Path, seed: int = 0, valpx_per_class: int = 3, valcl_fraction: float = 0.2
+) -> list[Entry]:
     """Entries of a GlaS release directory, with splits assigned."""
     grade = root / "Grade.csv"
     if not grade.is_file():
@@ -39,7 +41,9 @@ def glas_entries(root: Path, seed: int = 0, valpx_per_class: int = 3, valcl_frac
             continue
         where = f"{grade}:{line}"
         if len(row) <= max(name_col, grade_col):
-            raise DatasetError(f"{where}: expected at least {max(name_col, grade_col) + 1} columns, got {row}")
+            raise DatasetError(
+                f"{where}: expected at least {max(name_col, grade_col) + 1} columns, got {row}"
+            )
         name, g = row[name_col].strip(), row[grade_col].strip().lower()
         if g not in CLASS_NAMES:
             raise DatasetError(f"{where}: unknown grade {row[grade_col]!r}; expected one of {CLASS_NAMES}")
@@ -49,8 +53,16 @@ def glas_entries(root: Path, seed: int = 0, valpx_per_class: int = 3, valcl_frac
             split = "train"
         else:
             raise DatasetError(f"{where}: image name {name!r} is neither train_*, testA_* nor testB_*")
-        entries.append(Entry(f"glas-{name}", root / f"{name}.bmp", root / f"{name}_anno.bmp",
-                             CLASS_NAMES.index(g), split, where))
+        entries.append(
+            Entry(
+                f"glas-{name}",
+                root / f"{name}.bmp",
+                root / f"{name}_anno.bmp",
+                CLASS_NAMES.index(g),
+                split,
+                where,
+            )
+        )
     check_unique(entries)
     entries = carve_validation(entries, np.random.default_rng(seed), valpx_per_class, valcl_fraction, 2)
     require_masks(entries)

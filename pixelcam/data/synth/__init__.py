@@ -9,8 +9,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,22 +49,32 @@ class SynthConfig:
     def validate(self) -> None:
         for d in self.domains:
             if d not in SYNTH_DOMAINS:
-                raise DatasetError(f"domains: unknown synthetic domain {d!r}; expected one of {list_synth_domains()}")
+                raise DatasetError(
+                    f"domains: unknown synthetic domain {d!r}; expected one of {list_synth_domains()}"
+                )
         if self.size < 32:
             raise DatasetError(f"size: {self.size} px is too small; expected >= 32")
         n_other = self.per_class - self.valpx_per_class
-        if round(n_other * self.valcl_fraction) < 1 or round(n_other * self.test_fraction) < 1 or \
-                n_other - round(n_other * self.valcl_fraction) - round(n_other * self.test_fraction) < 1:
-            raise DatasetError(f"per_class: {self.per_class} is too small to fill train/valcl/valpx/test; "
-                               f"expected >= {self.valpx_per_class + 8}")
+        if (
+            round(n_other * self.valcl_fraction) < 1
+            or round(n_other * self.test_fraction) < 1
+            or n_other - round(n_other * self.valcl_fraction) - round(n_other * self.test_fraction) < 1
+        ):
+            raise DatasetError(
+                f"per_class: {self.per_class} is too small to fill train/valcl/valpx/test; "
+                f"expected >= {self.valpx_per_class + 8}"
+            )
 
 
-def split_assignment(n: int, rng: np.random.Generator, valpx: int, valcl_fraction: float,
-                     test_fraction: float) -> list[str]:
+def split_assignment(
+    n: int, rng: np.random.Generator, valpx: int, valcl_fraction: float, test_fraction: float
+) -> list[str]:
     """A shuffled list of n split names: `valpx` of valpx, fractions of the rest to valcl/test, rest train."""
     rest = n - valpx
     n_valcl, n_test = round(rest * valcl_fraction), round(rest * test_fraction)
-    names = ["valpx"] * valpx + ["valcl"] * n_valcl + ["test"] * n_test + ["train"] * (rest - n_valcl - n_test)
+    names = (
+        ["valpx"] * valpx + ["valcl"] * n_valcl + ["test"] * n_test + ["train"] * (rest - n_valcl - n_test)
+    )
     return [names[i] for i in rng.permutation(n)]
 
 
@@ -79,15 +89,24 @@ def render_tile(domain: str, seed: int, index: int, size: int, cancer: bool) -> 
 
 
 def _make_patches(tasks: list[tuple[str, int, str, int, str, int]]) -> list[Patch]:
-    """Render and encode a chunk of (domain, seed, split, label, name, index, size) tasks (runs in workers)."""
+    """Render and encode a chunk of (domain, seed, split, label, name, index, size) tasks (in workers)."""
     out = []
     for domain, seed, split, label, name, i, size in tasks:
         rgb, roi = render_tile(domain, seed, i, size, cancer=bool(label))
-        out.append(Patch(
-            image_id=f"{domain}-{name}-{i:05d}", domain=domain, split=split, label=label, label_name=name,
-            image=encode_png(rgb), mask=encode_png(roi), height=size, width=size,
-            source_path=f"synthetic://{domain}/seed={seed}/{name}/{i}",
-        ))
+        out.append(
+            Patch(
+                image_id=f"{domain}-{name}-{i:05d}",
+                domain=domain,
+                split=split,
+                label=label,
+                label_name=name,
+                image=encode_png(rgb),
+                mask=encode_png(roi),
+                height=size,
+                width=size,
+                source_path=f"synthetic://{domain}/seed={seed}/{name}/{i}",
+            )
+        )
     return out
 
 
@@ -100,9 +119,11 @@ def iter_patches(cfg: SynthConfig, workers: int | None = None, chunk: int = 32) 
     for domain in cfg.domains:
         rng = np.random.default_rng([cfg.seed, _domain_key(domain)])
         for label, name in enumerate(CLASS_NAMES):
-            splits = split_assignment(cfg.per_class, rng, cfg.valpx_per_class, cfg.valcl_fraction, cfg.test_fraction)
+            splits = split_assignment(
+                cfg.per_class, rng, cfg.valpx_per_class, cfg.valcl_fraction, cfg.test_fraction
+            )
             tasks += [(domain, cfg.seed, split, label, name, i, cfg.size) for i, split in enumerate(splits)]
-    chunks = [tasks[i:i + chunk] for i in range(0, len(tasks), chunk)]
+    chunks = [tasks[i : i + chunk] for i in range(0, len(tasks), chunk)]
     workers = min(os.cpu_count() or 1, len(chunks)) if workers is None else workers
     if workers <= 1:
         for c in chunks:
@@ -113,8 +134,13 @@ def iter_patches(cfg: SynthConfig, workers: int | None = None, chunk: int = 32) 
             yield from patches
 
 
-def generate_synthetic(out: str | os.PathLike, cfg: SynthConfig | None = None, overwrite: bool = False,
-                       progress: Callable[[Sequence[Patch]], None] | None = None, workers: int | None = None) -> None:
+def generate_synthetic(
+    out: str | os.PathLike,
+    cfg: SynthConfig | None = None,
+    overwrite: bool = False,
+    progress: Callable[[Sequence[Patch]], None] | None = None,
+    workers: int | None = None,
+) -> None:
     """Write the synthetic dataset to `out` atomically; `progress` is called after every patch."""
     cfg = cfg or SynthConfig()
     cfg.validate()

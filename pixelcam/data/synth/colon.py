@@ -7,14 +7,29 @@ from __future__ import annotations
 import numpy as np
 
 from pixelcam.data.synth.render import (
-    Stain, blob_mask, ellipse_radius, jittered_grid, points_in, smooth_noise, stamp_nuclei,
+    Stain,
+    blob_mask,
+    ellipse_radius,
+    jittered_grid,
+    points_in,
+    smooth_noise,
+    stamp_nuclei,
 )
 
 STAIN = Stain(hematoxylin=(0.65, 0.72, 0.30), eosin=(0.06, 1.00, 0.12))
 
 
-def _gland_nuclei(rng: np.random.Generator, cx: float, cy: float, a: float, b: float, theta: float,
-                  r_lo: float, r_hi: float, count: int) -> tuple[np.ndarray, np.ndarray]:
+def _gland_nuclei(
+    rng: np.random.Generator,
+    cx: float,
+    cy: float,
+    a: float,
+    b: float,
+    theta: float,
+    r_lo: float,
+    r_hi: float,
+    count: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """`count` nucleus centres in the elliptical band r_lo..r_hi of a gland."""
     t = rng.uniform(0, 2 * np.pi, count)
     rr = rng.uniform(r_lo, r_hi, count)
@@ -79,10 +94,18 @@ def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.
             e[box][epi] = 0.42
             h[box][epi] += 0.10
             for _ in range(rng.integers(0, 4)):  # cribriform: small punched-out lumens
-                lbox, lr = ellipse_radius(size, tx + rng.uniform(-0.45, 0.45) * a,
-                                          ty + rng.uniform(-0.45, 0.45) * b, 2.0 * u, 1.6 * u, 0.0)
-                lum = (lr < 1.0) & epi[lbox[0].start - box[0].start:lbox[0].stop - box[0].start,
-                                       lbox[1].start - box[1].start:lbox[1].stop - box[1].start]
+                lbox, lr = ellipse_radius(
+                    size,
+                    tx + rng.uniform(-0.45, 0.45) * a,
+                    ty + rng.uniform(-0.45, 0.45) * b,
+                    2.0 * u,
+                    1.6 * u,
+                    0.0,
+                )
+                lum = (lr < 1.0) & epi[
+                    lbox[0].start - box[0].start : lbox[0].stop - box[0].start,
+                    lbox[1].start - box[1].start : lbox[1].stop - box[1].start,
+                ]
                 e[lbox][lum] = 0.06
                 h[lbox][lum] = 0.03
             count = int(np.pi * a * b / (16 * u * u))

@@ -1,5 +1,6 @@
 """`synth-lymph`: lymph-node-like tissue, densely packed small dark lymphocytes with pale sinuses; cancer = a
-metastasis-like cohesive cluster of large pale (vesicular) nuclei with nucleoli and pink cytoplasm (ROI), which
+metastasis-like cohesive cluster of large pale (vesicular) nuclei with nucleoli and pink cytoplasm (ROI),
+which
 is *paler* than the background. Decoys in both classes: germinal centres (pale, larger but regular nuclei)."""
 
 from __future__ import annotations

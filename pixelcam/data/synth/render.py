@@ -1,4 +1,4 @@
-"""Drawing primitives for synthetic H&E tiles: stain densities rendered by Beer-Lambert, nuclei, glands, blobs.
+"""Drawing primitives for synthetic H&E tiles: stain densities (Beer-Lambert), nuclei, glands, blobs.
 
 Everything is drawn as two density maps, hematoxylin `H` (nuclei, blue-purple) and eosin `E` (cytoplasm and
 stroma, pink), then turned into RGB with a domain's stain vectors: RGB = 255 * exp(-(H h + E e)). Domains and
@@ -22,9 +22,13 @@ class Stain:
     eosin: tuple[float, float, float]
     background: tuple[float, float, float] = (0.02, 0.03, 0.02)
 
-    def render(self, h: np.ndarray, e: np.ndarray, rng: np.random.Generator, jitter: float = 0.08) -> np.ndarray:
+    def render(
+        self, h: np.ndarray, e: np.ndarray, rng: np.random.Generator, jitter: float = 0.08
+    ) -> np.ndarray:
         """(S, S, 3) uint8 RGB from density maps; per-image stain jitter mimics slide-to-slide variation."""
-        hv = np.asarray(self.hematoxylin, np.float32) * (1 + jitter * rng.standard_normal(3)).astype(np.float32)
+        hv = np.asarray(self.hematoxylin, np.float32) * (1 + jitter * rng.standard_normal(3)).astype(
+            np.float32
+        )
         ev = np.asarray(self.eosin, np.float32) * (1 + jitter * rng.standard_normal(3)).astype(np.float32)
         od = h[..., None] * hv + e[..., None] * ev + np.asarray(self.background, np.float32)
         return (255.0 * np.exp(-od)).clip(0, 255).astype(np.uint8)
@@ -45,8 +49,9 @@ def smooth_noise(rng: np.random.Generator, size: int, cell: float) -> np.ndarray
     return out[:size, :size]
 
 
-def blob_mask(rng: np.random.Generator, size: int, cx: float, cy: float, radius: float,
-              roughness: float = 0.35) -> np.ndarray:
+def blob_mask(
+    rng: np.random.Generator, size: int, cx: float, cy: float, radius: float, roughness: float = 0.35
+) -> np.ndarray:
     """Bool mask of an irregular blob: a disc whose radius is modulated by smooth noise."""
     yy, xx = grid(size)
     noise = smooth_noise(rng, size, max(4.0, radius / 2))
@@ -54,11 +59,13 @@ def blob_mask(rng: np.random.Generator, size: int, cx: float, cy: float, radius:
     return r < 1.0 + roughness * (noise - 0.5) * 2
 
 
-def ellipse_radius(size: int, cx: float, cy: float, a: float, b: float, theta: float,
-                   wobble: np.ndarray | None = None) -> tuple[tuple[slice, slice], np.ndarray]:
+def ellipse_radius(
+    size: int, cx: float, cy: float, a: float, b: float, theta: float, wobble: np.ndarray | None = None
+) -> tuple[tuple[slice, slice], np.ndarray]:
     """Normalised elliptical radius (1.0 on the ellipse) over the ellipse's bounding box only.
 
-    Returns (box, r): `box` indexes the canvas, `r` has the box's shape; `wobble` (a canvas-sized map of values
+    Returns (box, r): `box` indexes the canvas, `r` has the box's shape; `wobble` (a canvas-sized map of
+    values
     around 1) makes the outline irregular. Working on the box keeps many small glands cheap.
     """
     m = max(a, b) * (1.6 if wobble is not None else 1.05)
@@ -75,11 +82,18 @@ def ellipse_radius(size: int, cx: float, cy: float, a: float, b: float, theta: f
     return box, r
 
 
-def stamp_nuclei(size: int, ys: np.ndarray, xs: np.ndarray, sigma: float, weights: np.ndarray | None = None,
-                 sharpness: float = 4.0) -> np.ndarray:
+def stamp_nuclei(
+    size: int,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    sigma: float,
+    weights: np.ndarray | None = None,
+    sharpness: float = 4.0,
+) -> np.ndarray:
     """Density map in [0, 1] of round nuclei of radius about 1.2*sigma at (ys, xs).
 
-    Impulses are blurred with a Gaussian (scaled so an isolated nucleus peaks at its weight) then passed through
+    Impulses are blurred with a Gaussian (scaled so an isolated nucleus peaks at its weight) then passed
+    through
     a soft threshold, which gives discs with crisp edges at the cost of two array passes.
     """
     imp = np.zeros((size, size), np.float32)
@@ -88,12 +102,15 @@ def stamp_nuclei(size: int, ys: np.ndarray, xs: np.ndarray, sigma: float, weight
     keep = (ys >= 0) & (ys < size) & (xs >= 0) & (xs < size)
     w = np.ones(keep.sum(), np.float32) if weights is None else np.asarray(weights, np.float32)[keep]
     np.add.at(imp, (ys[keep].astype(np.intp), xs[keep].astype(np.intp)), w)
-    blur = ndimage.gaussian_filter(imp, sigma, mode="constant", truncate=3.0) * np.float32(2 * np.pi * sigma**2)
+    blur = ndimage.gaussian_filter(imp, sigma, mode="constant", truncate=3.0) * np.float32(
+        2 * np.pi * sigma**2
+    )
     return np.clip((blur - 0.3) * sharpness, 0.0, 1.0)
 
 
-def jittered_grid(rng: np.random.Generator, size: int, spacing: float, jitter: float = 0.45,
-                  keep: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def jittered_grid(
+    rng: np.random.Generator, size: int, spacing: float, jitter: float = 0.45, keep: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Points on a square lattice with random jitter and random dropout (dense cell packings)."""
     coords = np.arange(spacing / 2, size, spacing, dtype=np.float32)
     ys, xs = np.meshgrid(coords, coords, indexing="ij")

@@ -30,7 +30,10 @@ def test_camelyon16_draws_valpx_from_valcl_by_seed(tmp_path: Path):
     a, b, c = (open_dataset(tmp_path / x) for x in "abc")
     assert a.counts("camelyon16")["valpx"] == {"normal": 6, "tumor": 6}
     assert a.counts("camelyon16")["valcl"] == {"normal": 2, "tumor": 2}
-    ids = {x: set(d.read_table(splits=["valpx"]).column("image_id").to_pylist()) for x, d in zip("abc", (a, b, c))}
+    ids = {
+        x: set(d.read_table(splits=["valpx"]).column("image_id").to_pylist())
+        for x, d in zip("abc", (a, b, c))
+    }
     assert ids["a"] == ids["b"] != ids["c"]
 
 
@@ -38,20 +41,44 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(path.read_text().replace(old, new, 1))
 
 
-@pytest.mark.parametrize("breakage, message", [
-    (lambda f, r: _edit(f / "test/class_labels.txt", ",1", ",7"), r"test/class_labels.txt:2: unknown label '7'"),
-    (lambda f, r: (r / "patches/normal/train_1.png").unlink(),
-     r"patches/normal/train_1.png: image file not found \(listed in .*train/image_ids.txt:3\)"),
-    (lambda f, r: _edit(f / "valcl/image_sizes.txt", "16,16", "512,512"), r"image is 16x16 but .* says 512x512"),
-    (lambda f, r: _edit(f / "test/localization.txt", "masks/test_0.png", ""),
-     r"test/image_ids.txt:2: camelyon16/patches/tumor/test_0.png is a positive image in split 'test' but has no mask"),
-    (lambda f, r: [(f / "valcl" / n).write_text((f / "valcl" / n).read_text() + line) for n, line in
-                   (("image_ids.txt", "patches/normal/train_0.png\n"),
-                    ("class_labels.txt", "patches/normal/train_0.png,0\n"))],
-     r"duplicate image 'camelyon16/patches/normal/train_0.png': listed in .*train/image_ids.txt:1 and in "
-     r".*valcl/image_ids.txt:17"),
-    (lambda f, r: [p.unlink() for p in (f / "test").iterdir()] and (f / "test").rmdir(), r"test: fold folder missing"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (
+            lambda f, r: _edit(f / "test/class_labels.txt", ",1", ",7"),
+            r"test/class_labels.txt:2: unknown label '7'",
+        ),
+        (
+            lambda f, r: (r / "patches/normal/train_1.png").unlink(),
+            r"patches/normal/train_1.png: image file not found \(listed in .*train/image_ids.txt:3\)",
+        ),
+        (
+            lambda f, r: _edit(f / "valcl/image_sizes.txt", "16,16", "512,512"),
+            r"image is 16x16 but .* says 512x512",
+        ),
+        (
+            lambda f, r: _edit(f / "test/localization.txt", "masks/test_0.png", ""),
+            r"test/image_ids.txt:2: camelyon16/patches/tumor/test_0.png is a positive image in split 'test' "
+            r"but has no mask",
+        ),
+        (
+            lambda f, r: [
+                (f / "valcl" / n).write_text((f / "valcl" / n).read_text() + line)
+                for n, line in (
+                    ("image_ids.txt", "patches/normal/train_0.png\n"),
+                    ("class_labels.txt", "patches/normal/train_0.png,0\n"),
+                )
+            ],
+            r"duplicate image 'camelyon16/patches/normal/train_0.png': listed in .*train/image_ids.txt:1 "
+            r"and in "
+            r".*valcl/image_ids.txt:17",
+        ),
+        (
+            lambda f, r: [p.unlink() for p in (f / "test").iterdir()] and (f / "test").rmdir(),
+            r"test: fold folder missing",
+        ),
+    ],
+)
 def test_camelyon16_bad_input(tmp_path: Path, breakage, message):
     folds = make_camelyon(tmp_path / "c16")
     breakage(folds, tmp_path / "c16")

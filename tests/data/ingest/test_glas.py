@@ -27,17 +27,31 @@ def test_glas_ingest_splits_and_masks(tmp_path: Path):
     assert open_dataset(tmp_path / "out2").hash == ds.hash  # the valpx/valcl draw is fixed by the seed
 
 
-@pytest.mark.parametrize("breakage, message", [
-    (lambda r: (r / "train_3.bmp").write_bytes(b"not a bmp"), r"train_3.bmp: cannot decode image"),
-    (lambda r: (r / "train_2_anno.bmp").unlink(), r"train_2_anno.bmp: mask file not found \(listed in .*Grade.csv:3\)"),
-    (lambda r: Image.fromarray(np.zeros((5, 5), np.uint8)).save(r / "testB_1_anno.bmp"),
-     r"testB_1_anno.bmp: mask is 5x5 but its image .*testB_1.bmp is 24x2\d"),
-    (lambda r: (r / "Grade.csv").write_text((r / "Grade.csv").read_text().replace(" malignant", " evil", 1)),
-     r"Grade.csv:3: unknown grade ' evil'"),
-    (lambda r: (r / "Grade.csv").write_text((r / "Grade.csv").read_text() + "train_1, 0, benign, x\n"),
-     r"duplicate image 'glas-train_1'"),
-    (lambda r: (r / "Grade.csv").unlink(), r"Grade.csv: not found"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda r: (r / "train_3.bmp").write_bytes(b"not a bmp"), r"train_3.bmp: cannot decode image"),
+        (
+            lambda r: (r / "train_2_anno.bmp").unlink(),
+            r"train_2_anno.bmp: mask file not found \(listed in .*Grade.csv:3\)",
+        ),
+        (
+            lambda r: Image.fromarray(np.zeros((5, 5), np.uint8)).save(r / "testB_1_anno.bmp"),
+            r"testB_1_anno.bmp: mask is 5x5 but its image .*testB_1.bmp is 24x2\d",
+        ),
+        (
+            lambda r: (r / "Grade.csv").write_text(
+                (r / "Grade.csv").read_text().replace(" malignant", " evil", 1)
+            ),
+            r"Grade.csv:3: unknown grade ' evil'",
+        ),
+        (
+            lambda r: (r / "Grade.csv").write_text((r / "Grade.csv").read_text() + "train_1, 0, benign, x\n"),
+            r"duplicate image 'glas-train_1'",
+        ),
+        (lambda r: (r / "Grade.csv").unlink(), r"Grade.csv: not found"),
+    ],
+)
 def test_glas_bad_input_is_named_and_nothing_is_written(tmp_path: Path, breakage, message):
     root = make_glas(tmp_path / "GlaS")
     breakage(root)
