@@ -1,0 +1,23 @@
+"""Models: timm backbones, baseline WSOL methods (CAM, DeepMIL, GradCAM++, LayerCAM, SAT), PixelCAM,
+pseudo-label samplers and losses, each behind a registry with a `create_*` factory."""
+
+from pixelcam.models.backbones import Backbone, create_backbone, list_backbones
+from pixelcam.models.base import WSOLModel, minmax_normalize
+from pixelcam.models.factory import BASELINES, create_wsol_model, list_methods
+from pixelcam.models.losses import partial_cross_entropy, pixelcam_loss
+from pixelcam.models.samplers import create_sampler, list_samplers
+
+__all__ = [
+    "BASELINES",
+    "Backbone",
+    "WSOLModel",
+    "create_backbone",
+    "create_sampler",
+    "create_wsol_model",
+    "list_backbones",
+    "list_methods",
+    "list_samplers",
+    "minmax_normalize",
+    "partial_cross_entropy",
+    "pixelcam_loss",
+]

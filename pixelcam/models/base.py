@@ -1,0 +1,107 @@
+"""The WSOL model interface shared by baselines and PixelCAM.
+
+A model owns a backbone (F = backbone(x), (B, d, h, w)) and an image classifier; `forward` returns a dict with
+`logits` (B, C) and `features` F, and `cam(images, target_classes)` returns per-image maps (B, H, W) in [0, 1]
+at the image size, batched and on the input's device. `differentiable=False` (default) detaches the maps and
+keeps no graph; `differentiable=True` keeps the graph through the backbone. No method changes train/eval mode.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixelcam.models.backbones import Backbone
+
+
+def minmax_normalize(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Per-image min-max normalisation of (B, H, W) maps to [0, 1]; constant maps become all zeros."""
+    flat = maps.flatten(1)
+    lo = flat.min(1, keepdim=True).values
+    hi = flat.max(1, keepdim=True).values
+    span = hi - lo
+    out = torch.where(span > eps, (flat - lo) / span.clamp(min=eps), torch.zeros_like(flat))
+    return out.view_as(maps)
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of (B, h, w) maps to (B, *size)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+class WSOLModel(nn.Module):
+    """Base class: subclasses define `classify(F) -> logits` and `raw_cam(F, targets, differentiable)`.
+
+    `raw_cam` returns unnormalised maps on the feature grid (B, h, w); `cam` upsamples them to the image size
+    and, when `normalize` is set (baselines, as in wsolevaluation), min-max normalises each image.
+    """
+
+    method: str = ""
+    normalize: bool = True  # PixelCAM's map is a probability already
+
+    def __init__(self, backbone: Backbone, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.num_classes = num_classes
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def raw_cam(self, features: torch.Tensor, targets: torch.Tensor, differentiable: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.backbone(images)
+        return {"logits": self.classify(features), "features": features}
+
+    def cam(
+        self, images: torch.Tensor, target_classes: torch.Tensor | None = None, differentiable: bool = False
+    ) -> torch.Tensor:
+        """(B, H, W) maps in [0, 1] for `target_classes` (B,) (default: the predicted classes)."""
+        if differentiable:
+            features = self.backbone(images)
+        else:
+            with torch.no_grad():
+                features = self.backbone(images)
+        if target_classes is None:
+            with torch.no_grad():
+                target_classes = self.classify(features).argmax(1)
+        targets = torch.as_tensor(target_classes, device=images.device).long().view(-1)
+        if targets.numel() != images.shape[0]:
+            raise ValueError(f"{targets.numel()} target classes for {images.shape[0]} images")
+        maps = self.raw_cam(features, targets, differentiable)
+        maps = upsample(maps, tuple(images.shape[-2:]))
+        if self.normalize:
+            maps = minmax_normalize(maps)
+        else:
+            maps = maps.clamp(0.0, 1.0)
+        return maps if differentiable else maps.detach()
+
+
+class GAPLinearHead(nn.Module):
+    """Global average pooling then a linear classifier: the image head g of CAM-style models."""
+
+    def __init__(self, in_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, num_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features.mean(dim=(2, 3)))
+
+
+def feature_gradients(
+    model: WSOLModel, features: torch.Tensor, targets: torch.Tensor, differentiable: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, dS_c/dA): the features and the gradient of each image's target-class score w.r.t. its features.
+
+    The head after F acts per image, so summing the B target scores gives every image its own gradient in one
+    backward pass. Gradients are taken w.r.t. F only (autograd.grad, no hooks, no parameter .grad touched).
+    """
+    a = features if differentiable else features.detach().requires_grad_(True)
+    with torch.enable_grad():
+        scores = model.classify(a).gather(1, targets[:, None]).sum()
+        (grads,) = torch.autograd.grad(scores, a, create_graph=differentiable)
+    return (a if differentiable else a.detach()), grads

@@ -1,0 +1,1 @@
+"""Baseline WSOL methods and PixelCAM, one small module each."""

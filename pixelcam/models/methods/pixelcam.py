@@ -1,0 +1,55 @@
+"""PixelCAM: backbone + image head g (GAP + linear) + pixel head f, a 1x1 FG/BG classifier on F.
+
+The localization map is softmax(f(F))[:, 1] upsampled to the image size (already a probability, so it is not
+min-max normalised). `pixel_head_depth=1` is the paper's linear head (d*2 + 2 parameters: 4,098 for ResNet-50,
+386 for DeiT-Tiny); `3` is the multi-layer ablation (three 1x1 convs halving the width, ReLU between).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pixelcam.models.backbones import Backbone
+from pixelcam.models.base import GAPLinearHead, WSOLModel
+
+
+def pixel_head(in_features: int, depth: int = 1) -> nn.Module:
+    """The pixel classifier f: (B, d, h, w) -> (B, 2, h, w) FG/BG logits."""
+    if depth == 1:
+        return nn.Conv2d(in_features, 2, kernel_size=1)
+    if depth < 1:
+        raise ValueError(f"pixel_head_depth must be >= 1, got {depth}")
+    layers: list[nn.Module] = []
+    width = in_features
+    for _ in range(depth - 1):
+        layers += [nn.Conv2d(width, width // 2, kernel_size=1), nn.ReLU(inplace=True)]
+        width //= 2
+    layers.append(nn.Conv2d(width, 2, kernel_size=1))
+    return nn.Sequential(*layers)
+
+
+class PixelCAM(WSOLModel):
+    method = "pixelcam"
+    normalize = False
+
+    def __init__(self, backbone: Backbone, num_classes: int, pixel_head_depth: int = 1) -> None:
+        super().__init__(backbone, num_classes)
+        self.head = GAPLinearHead(backbone.num_features, num_classes)
+        self.pixel_head = pixel_head(backbone.num_features, pixel_head_depth)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.backbone(images)
+        return {
+            "logits": self.head(features),
+            "features": features,
+            "pixel_logits": self.pixel_head(features),
+        }
+
+    def raw_cam(self, features: torch.Tensor, targets: torch.Tensor, differentiable: bool) -> torch.Tensor:
+        # f is class-agnostic (FG vs BG): the target class does not change the map.
+        with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
+            return torch.softmax(self.pixel_head(features), dim=1)[:, 1]

@@ -1,0 +1,83 @@
+"""GradCAM++ and LayerCAM against values derived by hand on a tiny network.
+
+The network: features A (1, 2, 2, 2) given directly (identity backbone), GAP, then a linear layer W
+(2 classes).
+For S_c = sum_k W_ck mean_ij A^k_ij, the gradient is g^k_ij = W_ck / 4 (constant over ij).
+"""
+
+import torch
+from torch import nn
+
+from pixelcam.models.backbones import Backbone
+from pixelcam.models.methods.gradcampp import GradCAMpp, gradcampp_weights
+from pixelcam.models.methods.layercam import LayerCAM
+
+
+class Identity(Backbone):
+    def __init__(self) -> None:
+        nn.Module.__init__(self)
+        self.num_features = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+A = torch.tensor([[[[1.0, 2.0], [0.0, 3.0]], [[2.0, 0.0], [1.0, 1.0]]]])  # channel sums 6 and 4
+W = torch.tensor([[2.0, -1.0], [0.5, 1.0]])
+
+
+def build(cls):
+    m = cls(Identity(), 2)
+    with torch.no_grad():
+        m.head.fc.weight.copy_(W)
+        m.head.fc.bias.zero_()
+    return m
+
+
+def test_gradcampp_by_hand():
+    # class 0: g = (0.5, -0.25). alpha_k = g^2 / (2 g^2 + sum(A_k) g^3)
+    #   k=0: 0.25 / (0.5 + 6 * 0.125) = 0.25 / 1.25 = 0.2 ; weight = sum_ij 0.2 * relu(0.5) = 4 * 0.1 = 0.4
+    #   k=1: relu(-0.25) = 0 -> weight 0
+    # map = relu(0.4 * A_0) = [[0.4, 0.8], [0, 1.2]] -> min-max [[1/3, 2/3], [0, 1]]
+    m = build(GradCAMpp)
+    raw = m.raw_cam(A, torch.tensor([0]), differentiable=False)
+    assert torch.allclose(raw, torch.tensor([[[0.4, 0.8], [0.0, 1.2]]]), atol=1e-6)
+    expected = torch.tensor([[[1 / 3, 2 / 3], [0.0, 1.0]]])
+    assert torch.allclose(m.cam(A, torch.tensor([0])), expected, atol=1e-6)
+    # class 1: g = (0.125, 0.25)
+    #   k=0: 0.015625 / (0.03125 + 6 * 0.001953125) = 0.015625 / 0.04296875 = 0.363636...; w0 = 4 * a * 0.125
+    #   k=1: 0.0625 / (0.125 + 4 * 0.015625) = 0.0625 / 0.1875 = 1/3; w1 = 4 * (1/3) * 0.25 = 1/3
+    a0 = 0.015625 / 0.04296875
+    w0, w1 = 4 * a0 * 0.125, 1 / 3
+    expected = torch.relu(w0 * A[0, 0] + w1 * A[0, 1])
+    assert torch.allclose(m.raw_cam(A, torch.tensor([1]), False)[0], expected, atol=1e-6)
+
+
+def test_gradcampp_denominator_matters():
+    g = torch.full((1, 2, 2, 2), 0.5)
+    with_denominator = gradcampp_weights(A, g)
+    # Without the denominator (alpha = g^2 / (2 g^2) = 1/2) both channels would weigh 4*0.5*0.5 = 1.
+    assert torch.allclose(
+        with_denominator,
+        torch.tensor([[4 * 0.25 / (0.5 + 6 * 0.125) * 0.5, 4 * 0.25 / (0.5 + 4 * 0.125) * 0.5]]),
+    )
+    assert not torch.allclose(with_denominator, torch.ones(1, 2))
+    zero = gradcampp_weights(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2))
+    assert torch.equal(zero, torch.zeros(1, 2))  # 0/0 guarded
+
+
+def test_layercam_by_hand():
+    # class 0: relu(g) = (0.5, 0) -> map = relu(0.5 * A_0) = [[0.5, 1], [0, 1.5]]
+    m = build(LayerCAM)
+    assert torch.allclose(m.raw_cam(A, torch.tensor([0]), False), torch.tensor([[[0.5, 1.0], [0.0, 1.5]]]))
+    # class 1: relu(g) = (0.125, 0.25) -> 0.125 * A_0 + 0.25 * A_1
+    expected = 0.125 * A[0, 0] + 0.25 * A[0, 1]
+    assert torch.allclose(m.raw_cam(A, torch.tensor([1]), False)[0], expected)
+
+
+def test_per_sample_targets_in_one_batch():
+    m = build(LayerCAM)
+    batch = torch.cat([A, A])
+    maps = m.raw_cam(batch, torch.tensor([0, 1]), False)
+    assert torch.allclose(maps[0], m.raw_cam(A, torch.tensor([0]), False)[0])
+    assert torch.allclose(maps[1], m.raw_cam(A, torch.tensor([1]), False)[0])

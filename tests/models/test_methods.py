@@ -1,0 +1,104 @@
+"""Every registered method on a tiny backbone: forward, backward, cam(), on CPU, no NaN."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pixelcam.models import BASELINES, create_wsol_model, list_backbones, list_methods
+
+TINY = {"sat": "deit_tiny_patch16_224"}
+
+
+def test_registries():
+    assert set(list_methods()) == set(BASELINES) | {"pixelcam"}
+    assert {"resnet50", "vgg16", "inception_v3", "deit_tiny_patch16_224", "resnet18", "resnet10t"} <= set(
+        list_backbones()
+    )
+    with pytest.raises(KeyError, match="unknown WSOL method 'gradcam'"):
+        create_wsol_model("gradcam", "resnet10t")
+
+
+@pytest.mark.parametrize("method", list_methods())
+@pytest.mark.parametrize("differentiable", [False, True])
+def test_forward_backward_cam(method: str, differentiable: bool):
+    torch.manual_seed(0)
+    model = create_wsol_model(method, TINY.get(method, "resnet10t"), num_classes=3)
+    x = torch.randn(4, 3, 64, 64)
+    y = torch.tensor([0, 1, 2, 1])
+    out = model(x)
+    assert out["logits"].shape == (4, 3) and out["features"].dim() == 4
+    loss = torch.nn.functional.cross_entropy(out["logits"], y)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    model.zero_grad()
+    was_training = model.training
+    maps = model.cam(x, y, differentiable=differentiable)
+    assert model.training == was_training  # the mode is never flipped
+    assert maps.shape == (4, 64, 64) and torch.isfinite(maps).all()
+    assert maps.min() >= 0 and maps.max() <= 1
+    assert maps.requires_grad == (differentiable and method not in ())
+    if differentiable:
+        maps.mean().backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.parameters())
+    else:
+        assert all(p.grad is None for p in model.parameters())  # detached mode touches no .grad
+    model.eval()
+    assert model.cam(x, y).shape == (4, 64, 64) and not model.training
+
+
+def test_pixelcam_head_parameter_counts():
+    for backbone, expected in (("resnet50", 4098), ("deit_tiny_patch16_224", 386)):
+        model = create_wsol_model("pixelcam", backbone)
+        baseline = create_wsol_model("cam", backbone)
+        extra = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in baseline.parameters())
+        assert extra == expected == sum(p.numel() for p in model.pixel_head.parameters())
+    deep = create_wsol_model("pixelcam", "resnet10t", pixel_head_depth=3)
+    assert [m.out_channels for m in deep.pixel_head if isinstance(m, torch.nn.Conv2d)] == [256, 128, 2]
+
+
+def test_pixelcam_map_is_foreground_probability():
+    torch.manual_seed(0)
+    model = create_wsol_model("pixelcam", "resnet10t").eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        prob = torch.softmax(model(x)["pixel_logits"], 1)[:, 1]
+    expected = torch.nn.functional.interpolate(prob[:, None], size=(64, 64), mode="bilinear")[:, 0]
+    assert torch.allclose(model.cam(x, torch.tensor([0, 1])), expected, atol=1e-6)
+
+
+def test_vit_tokens_reshaped_to_grid():
+    model = create_wsol_model("cam", "deit_tiny_patch16_224")
+    assert model(torch.randn(1, 3, 96, 64))["features"].shape == (1, 192, 6, 4)
+
+
+def test_pretrained_failure_is_clear(tmp_path):
+    # Offline with an empty cache: timm's own loader fails; we re-raise with what to do.
+    code = "from pixelcam.models import create_wsol_model as c; c('cam', 'resnet10t', pretrained=True)"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode != 0
+    assert "RuntimeError: backbone 'resnet10t': could not load pretrained weights through timm" in r.stderr
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmRSS:"))
+
+
+@pytest.mark.parametrize("method", ["gradcampp", "layercam"])
+def test_gradient_cams_do_not_grow_memory(method: str):
+    torch.manual_seed(0)
+    model = create_wsol_model(method, "resnet10t").train()
+    x = torch.randn(2, 3, 32, 32)
+    y = torch.tensor([0, 1])
+    for _ in range(100):  # warm-up: allocator pools settle
+        model.cam(x, y)
+    before = _rss_mib()
+    for _ in range(1000):
+        model.cam(x, y)
+    assert _rss_mib() - before < 25, "memory grew over 1,000 CAM calls"
+    assert model.training and all(p.grad is None for p in model.parameters())
