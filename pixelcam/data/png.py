@@ -38,21 +38,19 @@ def decode_mask(data: bytes, where: str = "mask") -> np.ndarray:
     return (arr > 0).astype(np.uint8)
 
 
-def read_image_file(path: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from an image file; DatasetError naming the path when missing or corrupt."""
+def _read_bytes(path: str, what: str) -> bytes:
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            return fh.read()
     except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
-    return decode_image(data, where=path)
+        raise DatasetError(f"{path}: {what} not found") from None
+
+
+def read_image_file(path: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from an image file; DatasetError naming the path when missing or corrupt."""
+    return decode_image(_read_bytes(path, "file"), where=path)
 
 
 def read_mask_file(path: str) -> np.ndarray:
     """(H, W) {0,1} uint8 mask from a file (instance-labelled masks are binarised: > 0 is ROI)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: mask file not found") from None
-    return decode_mask(data, where=path)
+    return decode_mask(_read_bytes(path, "mask file"), where=path)
