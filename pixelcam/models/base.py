@@ -8,6 +8,8 @@ keeps no graph; `differentiable=True` keeps the graph through the backbone. No m
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,7 +34,7 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-class WSOLModel(nn.Module):
+class WSOLModel(nn.Module, ABC):
     """Base class: subclasses define `classify(F) -> logits` and `raw_cam(F, targets, differentiable)`.
 
     `raw_cam` returns unnormalised maps on the feature grid (B, h, w); `cam` upsamples them to the image size
@@ -47,11 +49,13 @@ class WSOLModel(nn.Module):
         self.backbone = backbone
         self.num_classes = num_classes
 
+    @abstractmethod
     def classify(self, features: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Image logits (B, C) from features F (B, d, h, w)."""
 
+    @abstractmethod
     def raw_cam(self, features: torch.Tensor, targets: torch.Tensor, differentiable: bool) -> torch.Tensor:
-        raise NotImplementedError
+        """Unnormalised maps (B, h, w) for per-image `targets` (B,); grad mode is `differentiable`."""
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.backbone(images)
@@ -61,18 +65,14 @@ class WSOLModel(nn.Module):
         self, images: torch.Tensor, target_classes: torch.Tensor | None = None, differentiable: bool = False
     ) -> torch.Tensor:
         """(B, H, W) maps in [0, 1] for `target_classes` (B,) (default: the predicted classes)."""
-        if differentiable:
+        with torch.set_grad_enabled(differentiable):  # gradient methods re-enable it for dS/dF only
             features = self.backbone(images)
-        else:
-            with torch.no_grad():
-                features = self.backbone(images)
-        if target_classes is None:
-            with torch.no_grad():
-                target_classes = self.classify(features).argmax(1)
-        targets = torch.as_tensor(target_classes, device=images.device).long().view(-1)
-        if targets.numel() != images.shape[0]:
-            raise ValueError(f"{targets.numel()} target classes for {images.shape[0]} images")
-        maps = self.raw_cam(features, targets, differentiable)
+            if target_classes is None:
+                target_classes = self.classify(features).argmax(1).detach()
+            targets = torch.as_tensor(target_classes, device=images.device).long().view(-1)
+            if targets.numel() != images.shape[0]:
+                raise ValueError(f"{targets.numel()} target classes for {images.shape[0]} images")
+            maps = self.raw_cam(features, targets, differentiable)
         maps = upsample(maps, tuple(images.shape[-2:]))
         if self.normalize:
             maps = minmax_normalize(maps)

@@ -15,6 +15,7 @@ not already taken. n is capped at half the grid.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
@@ -39,7 +40,7 @@ def otsu_threshold(values: torch.Tensor, bins: int = 256) -> torch.Tensor:
     return ((k + 1).double() / bins).to(values.dtype)
 
 
-class _Sampler:
+class _Sampler(ABC):
     def __init__(self, n: int = 5, seed: int = 0) -> None:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
@@ -58,8 +59,9 @@ class _Sampler:
         w = torch.where(empty, torch.ones_like(weights), weights)
         return torch.multinomial(w, k, replacement=False, generator=gen)
 
+    @abstractmethod
     def weights(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(FG weights, BG weights), each (B, N), from flattened CAMs (B, N); zero = never drawn."""
 
     def __call__(self, cams: torch.Tensor) -> torch.Tensor:
         """Label map (B, h, w) from CAMs (B, h, w) in [0, 1] on the feature grid."""

@@ -8,6 +8,7 @@ When the folds give no valpx, 6 masked images per class are drawn from valcl, fi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -99,11 +100,6 @@ def camelyon16_entries(
                     f"{valpx_per_class} to draw valpx (the folds have no valpx/)"
                 )
             chosen |= {pool[i].image_id for i in rng.choice(len(pool), valpx_per_class, replace=False)}
-        entries = [
-            Entry(e.image_id, e.image_path, e.mask_path, e.label, "valpx", e.where)
-            if e.image_id in chosen
-            else e
-            for e in entries
-        ]
+        entries = [replace(e, split="valpx") if e.image_id in chosen else e for e in entries]
     require_masks(entries)
     return entries, sizes

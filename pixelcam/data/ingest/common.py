@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +34,9 @@ def load_patch(
 ) -> Patch:
     """Read, validate and PNG-encode one entry.
 
-    A missing mask on a class-0 (normal) image means an all-background mask when `negative_means_empty`;
-    a mask whose size differs from its image, or an image whose size differs from `expected_size` (W, H), is
-    an
-    error naming both files.
+    A missing mask on a class-0 (normal) image means an all-background mask when `negative_means_empty`.
+    A mask whose size differs from its image, or an image whose size differs from `expected_size` (W, H),
+    is an error naming both files.
     """
     if not entry.image_path.is_file():
         raise DatasetError(f"{entry.image_path}: image file not found (listed in {entry.where})")
@@ -103,8 +102,7 @@ def carve_validation(
     valcl_fraction: float,
     num_classes: int,
 ) -> list[Entry]:
-    """Reassign train entries: `valpx_per_class` masked images per class to valpx, a fraction of the rest
-    to valcl.
+    """Move `valpx_per_class` masked train images per class to valpx and a fraction of the rest to valcl.
 
     Stratified per class and fixed by `rng`, so the same seed gives the same split.
     """
@@ -121,10 +119,6 @@ def carve_validation(
         valpx = masked[:valpx_per_class]
         rest = [e for e in pool if e not in valpx]
         n_valcl = max(1, round(len(rest) * valcl_fraction)) if valcl_fraction > 0 else 0
-        out += [_resplit(e, "valpx") for e in valpx]
-        out += [_resplit(e, "valcl") for e in rest[:n_valcl]] + rest[n_valcl:]
+        out += [replace(e, split="valpx") for e in valpx]
+        out += [replace(e, split="valcl") for e in rest[:n_valcl]] + rest[n_valcl:]
     return out
-
-
-def _resplit(e: Entry, split: str) -> Entry:
-    return Entry(e.image_id, e.image_path, e.mask_path, e.label, split, e.where)

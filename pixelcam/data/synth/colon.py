@@ -57,9 +57,8 @@ def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.
     gys, gxs = jittered_grid(rng, size + 24 * u, 40 * u, jitter=0.2)
     gys, gxs = gys - 12 * u, gxs - 12 * u
     solid_left = 1 if rng.random() < 0.35 else 0
-    for gy, gx in zip(gys, gxs):
-        if points_in(roi, np.array([gy]), np.array([gx]))[0]:
-            continue
+    outside = ~points_in(roi, gys, gxs)
+    for gy, gx in zip(gys[outside], gxs[outside]):
         a, b = rng.uniform(14, 18) * u, rng.uniform(10, 13) * u
         theta = rng.uniform(0, np.pi)
         box, r = ellipse_radius(size, gx, gy, a, b, theta)

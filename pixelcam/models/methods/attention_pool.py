@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 from torch import nn
 
@@ -19,8 +21,9 @@ class AttentionPoolModel(WSOLModel):
         super().__init__(backbone, num_classes)
         self.fc = nn.Linear(backbone.num_features, num_classes)
 
+    @abstractmethod
     def scores(self, instances: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Attention logits (B, N) of instances (B, N, d)."""
 
     def attend(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(attention (B, N), pooled features (B, d)) of F (B, d, h, w)."""
@@ -32,6 +35,5 @@ class AttentionPoolModel(WSOLModel):
         return self.fc(self.attend(features)[1])
 
     def raw_cam(self, features: torch.Tensor, targets: torch.Tensor, differentiable: bool) -> torch.Tensor:
-        with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
-            a, _ = self.attend(features)
+        a, _ = self.attend(features)
         return a.view(features.shape[0], *features.shape[2:])

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from pixelcam.models.backbones import Backbone
-from pixelcam.models.base import GAPLinearHead, WSOLModel
+from pixelcam.models.methods.cam import CAM
 
 
 def pixel_head(in_features: int, depth: int = 1) -> nn.Module:
@@ -29,27 +29,21 @@ def pixel_head(in_features: int, depth: int = 1) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-class PixelCAM(WSOLModel):
+class PixelCAM(CAM):
+    """CAM's image head g plus the pixel head f; the map comes from f, not from g's weights."""
+
     method = "pixelcam"
     normalize = False
 
     def __init__(self, backbone: Backbone, num_classes: int, pixel_head_depth: int = 1) -> None:
         super().__init__(backbone, num_classes)
-        self.head = GAPLinearHead(backbone.num_features, num_classes)
         self.pixel_head = pixel_head(backbone.num_features, pixel_head_depth)
 
-    def classify(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone(images)
-        return {
-            "logits": self.head(features),
-            "features": features,
-            "pixel_logits": self.pixel_head(features),
-        }
+        out = super().forward(images)
+        out["pixel_logits"] = self.pixel_head(out["features"])
+        return out
 
     def raw_cam(self, features: torch.Tensor, targets: torch.Tensor, differentiable: bool) -> torch.Tensor:
         # f is class-agnostic (FG vs BG): the target class does not change the map.
-        with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
-            return torch.softmax(self.pixel_head(features), dim=1)[:, 1]
+        return torch.softmax(self.pixel_head(features), dim=1)[:, 1]
