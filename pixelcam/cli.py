@@ -8,7 +8,10 @@ import time
 from collections.abc import Sequence
 
 from pixelcam import __version__
+from pixelcam.config import ConfigError
 from pixelcam.data.errors import DatasetError
+from pixelcam.train.checkpoint import CheckpointError
+from pixelcam.train.runner import TrainError
 
 
 def _progress(total: int, desc: str):
@@ -88,6 +91,51 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from pixelcam.config import ConfigError, load_config
+    from pixelcam.train.runner import train
+
+    overrides = {
+        "name": args.name,
+        "storage": args.storage,
+        "data": args.data,
+        "source": args.source,
+        "epochs": args.epochs,
+        "num_workers": args.num_workers,
+        "seed": args.seed,
+    }
+    if args.kind == "pixelcam":
+        overrides.update(method="pixelcam", pseudo_labels_from=args.pseudo_labels_from)
+    cfg = load_config(args.config, **overrides)
+    if args.kind == "baseline" and cfg.method == "pixelcam":
+        raise ConfigError(f"{args.config}: method: 'pixelcam' is trained with `pixelcam train pixelcam`")
+    res = train(cfg, resume=args.resume)
+    m = res.metrics
+    print(
+        f"selected epoch {res.epoch + 1} ({cfg.selection}): valpx PxAP {m['valpx_pxap']:.2f}, "
+        f"valcl CL {m['valcl_cl']:.1f}, tau {res.tau:.3f}\n"
+        f"checkpoint: {res.checkpoint}\nrun: {res.run_dir}"
+        + (f"\nMLflow run {res.mlflow_run_id}" if res.mlflow_run_id else "")
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+
+    from pixelcam.train.evaluate import evaluate, format_table
+
+    report = evaluate(args.checkpoint, args.data, args.domains, split=args.split, batch_size=args.batch_size)
+    print(format_table(report))
+    if args.json:
+        from pathlib import Path
+
+        from pixelcam.train.checkpoint import write_json_atomic
+
+        write_json_atomic(Path(args.json), report)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pixelcam",
@@ -150,6 +198,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--classes", default=None, help="comma-separated class names, label 0 first (default normal,cancer)"
     )
     g.set_defaults(fn=cmd_ingest)
+
+    t = groups.add_parser("train", help="train a baseline WSOL model or PixelCAM on Ray Train")
+    tsub = t.add_subparsers(dest="kind", required=True, metavar="KIND")
+    tcommon = argparse.ArgumentParser(add_help=False)
+    tcommon.add_argument("--config", required=True, help="YAML training config (see studies/train/)")
+    tcommon.add_argument(
+        "--resume", action="store_true", help="continue the run of this name from its latest checkpoint"
+    )
+    tcommon.add_argument("--name", help="run name under --storage (default: METHOD-BACKBONE-SOURCE)")
+    tcommon.add_argument("--storage", help="where runs and checkpoints go (default: runs/)")
+    tcommon.add_argument("--data", help="dataset directory (overrides the config)")
+    tcommon.add_argument("--source", help="source domain (overrides the config)")
+    tcommon.add_argument("--epochs", type=int)
+    tcommon.add_argument("--num-workers", type=int, dest="num_workers")
+    tcommon.add_argument("--seed", type=int)
+    b = tsub.add_parser("baseline", parents=[tcommon], help="CAM, DeepMIL, GradCAM++, LayerCAM or SAT")
+    b.set_defaults(fn=cmd_train)
+    b = tsub.add_parser("pixelcam", parents=[tcommon], help="PixelCAM on pseudo-labels of a trained baseline")
+    b.add_argument(
+        "--pseudo-labels-from",
+        required=True,
+        dest="pseudo_labels_from",
+        help="the baseline: a checkpoint dir, a run dir (its selected checkpoint) or an MLflow run id",
+    )
+    b.set_defaults(fn=cmd_train)
+
+    e = groups.add_parser("evaluate", help="PxAP, CL and TP*/FN*/TN*/FP* of a checkpoint on test splits")
+    e.add_argument("--checkpoint", required=True, help="checkpoint dir or run dir (its selected checkpoint)")
+    e.add_argument("--data", required=True, help="dataset directory")
+    e.add_argument("--domains", nargs="+", help="target domains (default: all in the dataset)")
+    e.add_argument("--split", default="test")
+    e.add_argument("--batch-size", type=int, default=32, dest="batch_size")
+    e.add_argument("--json", help="also write the report as JSON here")
+    e.set_defaults(fn=cmd_evaluate)
     return p
 
 
@@ -157,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except DatasetError as exc:
+    except (DatasetError, ConfigError, CheckpointError, TrainError) as exc:
         print(f"pixelcam: error: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:  # registry look-ups name the known choices

@@ -9,6 +9,14 @@ import pytest
 from pixelcam.data.synth import SynthConfig, generate_synthetic
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test's MLflow records out of the working tree (one SQLite store per test session)."""
+    root = tmp_path_factory.getbasetemp() / "mlflow"
+    root.mkdir(exist_ok=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both synthetic domains, 12 images per class, 64 px (about 1 s)."""

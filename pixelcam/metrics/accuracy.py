@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pixelcam.metrics.distributed import all_reduce_sum
+
 
 def _preds(logits_or_preds: torch.Tensor | np.ndarray) -> torch.Tensor:
     t = torch.as_tensor(logits_or_preds)
@@ -37,10 +39,8 @@ class Accuracy:
 
     def sync(self) -> Accuracy:
         """Sum counts across DDP ranks (no-op outside torch.distributed)."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            t = torch.stack([self.correct, self.total])
-            torch.distributed.all_reduce(t)
-            self.correct, self.total = t[0].clone(), t[1].clone()
+        t = all_reduce_sum(torch.stack([self.correct, self.total]))
+        self.correct, self.total = t[0].clone(), t[1].clone()
         return self
 
     def compute(self) -> float:

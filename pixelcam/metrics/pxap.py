@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pixelcam.metrics.distributed import all_reduce_sum
+
 ArrayLike = torch.Tensor | np.ndarray
 MapBatch = ArrayLike | Sequence[ArrayLike]
 
@@ -114,9 +116,8 @@ class PxAP:
 
     def sync(self) -> PxAP:
         """Sum the histograms across DDP ranks (no-op outside torch.distributed)."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(self.fg)
-            torch.distributed.all_reduce(self.bg)
+        both = all_reduce_sum(torch.stack([self.fg, self.bg]))
+        self.fg, self.bg = both[0].clone(), both[1].clone()
         return self
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -1,0 +1,130 @@
+"""Checkpoints: a directory with `model.pt` (weights), `optim.pt` (optimizer + LR schedule) and `meta.json`.
+
+Tensors are loaded with `torch.load(weights_only=True)` (no pickled code runs); everything else (method,
+backbone, class names, epoch, metrics, tau, the resolved config, the dataset hash) is JSON. A run directory
+(`<storage>/<name>`) holds Ray Train's `checkpoint_*` folders and `selected.json`, which points at the
+checkpoint chosen by the run's selection criterion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixelcam.models.base import WSOLModel
+from pixelcam.models.factory import create_wsol_model
+
+MODEL_FILE = "model.pt"
+OPTIM_FILE = "optim.pt"
+META_FILE = "meta.json"
+SELECTED_FILE = "selected.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, or of the wrong kind; the message names the path."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    path: Path
+    meta: dict[str, Any]
+    model_state: dict[str, torch.Tensor]
+
+    @property
+    def method(self) -> str:
+        return self.meta["method"]
+
+    def build_model(self) -> WSOLModel:
+        """The model with its weights loaded (in eval mode, on CPU)."""
+        m = self.meta
+        model = create_wsol_model(
+            m["method"],
+            m["backbone"],
+            num_classes=len(m["class_names"]),
+            **({"pixel_head_depth": m["pixel_head_depth"]} if m["method"] == "pixelcam" else {}),
+        )
+        model.load_state_dict(self.model_state)
+        return model.eval()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary sibling and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    model: WSOLModel,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+) -> Path:
+    """Write a checkpoint into `directory` (created); returns it."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), d / MODEL_FILE)
+    if optimizer is not None:
+        state = {"optimizer": optimizer.state_dict()}
+        if scheduler is not None:
+            state["scheduler"] = scheduler.state_dict()
+        torch.save(state, d / OPTIM_FILE)
+    write_json_atomic(d / META_FILE, meta)
+    return d
+
+
+def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
+    """Read a checkpoint directory (or resolve a run directory through its `selected.json`)."""
+    p = resolve_checkpoint_dir(path)
+    try:
+        meta = json.loads((p / META_FILE).read_text())
+        state = torch.load(p / MODEL_FILE, map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
+        raise CheckpointError(f"{p}: cannot read checkpoint ({exc})") from exc
+    return LoadedCheckpoint(path=p, meta=meta, model_state=state)
+
+
+def load_optim_state(path: str | os.PathLike) -> dict[str, Any] | None:
+    f = Path(path) / OPTIM_FILE
+    return torch.load(f, map_location="cpu", weights_only=True) if f.is_file() else None
+
+
+def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
+    """A checkpoint directory as is; a run directory -> its selected checkpoint; else CheckpointError."""
+    p = Path(path)
+    if (p / META_FILE).is_file():
+        return p
+    if (p / SELECTED_FILE).is_file():
+        sel = json.loads((p / SELECTED_FILE).read_text())
+        return resolve_checkpoint_dir(sel["checkpoint"])
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such checkpoint or run directory")
+    raise CheckpointError(
+        f"{p}: neither a checkpoint ({META_FILE} missing) nor a finished run directory "
+        f"({SELECTED_FILE} missing)"
+    )
+
+
+def resolve_pseudo_label_source(ref: str) -> Path:
+    """Checkpoint dir, run dir, or an MLflow run id (its `pixelcam.checkpoint` tag) -> checkpoint dir."""
+    p = Path(ref)
+    if p.exists():
+        return resolve_checkpoint_dir(p)
+    from pixelcam.train.tracking import checkpoint_of_run
+
+    found = checkpoint_of_run(ref)
+    if found is None:
+        raise CheckpointError(
+            f"{ref}: not a checkpoint or run directory, and no MLflow run with that id has a checkpoint tag"
+        )
+    return resolve_checkpoint_dir(found)

@@ -1,0 +1,97 @@
+"""The two input paths over the same Parquet files.
+
+- `train_dataset`: Ray Data. `read_parquet` over a domain's `train` file(s), PNG decode + resize in
+  `map_batches`; Ray Train shards it to the workers (`get_dataset_shard`) and each epoch iterates it with
+  `iter_torch_batches(collate_fn=Augment(...))`.
+- `iter_split`: plain PyTorch/pyarrow, single process or one rank's share (rows i with i % world == rank),
+  used for validation inside the workers and for `pixelcam evaluate`. Batches keep masks at full size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pixelcam.data.errors import DatasetError
+from pixelcam.data.reader import PatchDataset
+from pixelcam.train.transforms import decode_batch, to_tensor
+
+TRAIN_COLUMNS = ["image_id", "label", "image"]
+EVAL_COLUMNS = ["image_id", "label", "image", "mask"]
+DECODE_BATCH_SIZE = 32
+
+
+def split_size(ds: PatchDataset, domain: str, split: str) -> int:
+    return sum(ds.counts(domain).get(split, {}).values())
+
+
+def check_splits(ds: PatchDataset, domain: str, splits: tuple[str, ...], where: str = "source") -> None:
+    """Raise DatasetError when a needed split of `domain` is empty (or has no pixel labels for valpx)."""
+    ds.class_names(domain)  # unknown domain -> DatasetError listing the known ones
+    for split in splits:
+        if split_size(ds, domain, split) == 0:
+            raise DatasetError(f"{ds.root}: {where} domain {domain!r} has an empty {split!r} split")
+    if "valpx" in splits:
+        masked = ds.manifest["domains"][domain].get("masked", {}).get("valpx")
+        if masked == 0:
+            raise DatasetError(f"{ds.root}: domain {domain!r}: no valpx image has a mask; B-LOC needs them")
+
+
+def train_dataset(ds: PatchDataset, domain: str, resize: int):
+    """Lazy Ray Dataset of decoded, resized `train` images of `domain` (uint8 image, label, image_id)."""
+    import ray.data
+
+    files = [str(f) for f in ds.files([domain], ["train"])]
+    if not files:
+        raise DatasetError(f"{ds.root}: domain {domain!r} has no train split")
+    rd = ray.data.read_parquet(files, shuffle=None).select_columns(TRAIN_COLUMNS)
+    return rd.map_batches(
+        decode_batch, fn_kwargs={"size": resize}, batch_size=DECODE_BATCH_SIZE, batch_format="numpy"
+    )
+
+
+@dataclass
+class EvalBatch:
+    """Images (B, 3, S, S) normalised, labels (B,), masks (list of (H, W) uint8 or None), image ids."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: list[np.ndarray | None]
+    image_ids: list[str]
+
+
+def iter_split(
+    ds: PatchDataset,
+    domain: str,
+    split: str,
+    resize: int,
+    batch_size: int = 32,
+    rank: int = 0,
+    world: int = 1,
+    limit: int | None = None,
+) -> Iterator[EvalBatch]:
+    """Stream one split of one domain (this rank's rows), decoded and resized, masks at full size."""
+    seen = 0
+    index = 0
+    for rb in ds.iter_batches([domain], [split], columns=EVAL_COLUMNS, batch_size=batch_size * world):
+        cols = {name: rb.column(name).to_pylist() for name in EVAL_COLUMNS}
+        mine = [i for i in range(rb.num_rows) if (index + i) % world == rank]
+        index += rb.num_rows
+        if limit is not None:
+            mine = mine[: max(0, limit - seen)]
+        if not mine:
+            continue
+        picked = {k: np.asarray([v[i] for i in mine], dtype=object) for k, v in cols.items()}
+        dec = decode_batch(picked, resize, with_masks=True)
+        seen += len(mine)
+        yield EvalBatch(
+            images=to_tensor(dec["image"]),
+            labels=torch.as_tensor(dec["label"], dtype=torch.long),
+            masks=list(dec["mask"]),
+            image_ids=[str(i) for i in dec["image_id"]],
+        )
+        if limit is not None and seen >= limit:
+            return

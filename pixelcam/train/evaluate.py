@@ -1,0 +1,78 @@
+"""Single-process evaluation of a checkpoint on the `test` split of one or more domains.
+
+PxAP over the whole split (maps of the true class, resized to each mask), CL, and TP*/FN*/TN*/FP* at the tau
+chosen on the source's valpx and stored with the checkpoint. Baseline maps are min-max normalised per image,
+PixelCAM's are used as is (recorded as `normalization`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixelcam.data.reader import open_dataset
+from pixelcam.metrics import confusion_rates
+from pixelcam.train.checkpoint import load_checkpoint
+from pixelcam.train.data import check_splits, iter_split
+from pixelcam.train.steps import evaluate_batches
+
+COLUMNS = ("pxap", "cl", "tp_star", "fn_star", "tn_star", "fp_star")
+
+
+def evaluate(
+    checkpoint: str | Path,
+    data: str | Path,
+    domains: Sequence[str] | None = None,
+    split: str = "test",
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    num_bins: int = 1000,
+) -> dict[str, Any]:
+    """Report dict: checkpoint, method, source, tau, normalization, results {domain: {pxap, cl, ...}}."""
+    ck = load_checkpoint(checkpoint)
+    model = ck.build_model().to(device)
+    ds = open_dataset(data)
+    domains = list(domains) if domains else ds.domains
+    tau = float(ck.meta["tau"])
+    results = {}
+    for domain in domains:
+        check_splits(ds, domain, (split,), where="target")
+        names = ds.class_names(domain)
+        if len(names) != len(ck.meta["class_names"]):
+            raise ValueError(
+                f"domain {domain!r} has classes {names}, the checkpoint {ck.meta['class_names']}"
+            )
+        px, acc = evaluate_batches(
+            model, iter_split(ds, domain, split, ck.meta["resize"], batch_size), device, num_bins
+        )
+        row = {"pxap": px.compute(), "cl": acc.compute(), "images": int(acc.total)}
+        row.update({k: v for k, v in confusion_rates(px, tau).as_dict().items() if k != "tau"})
+        results[domain] = row
+    return {
+        "checkpoint": str(ck.path),
+        "method": ck.method,
+        "backbone": ck.meta["backbone"],
+        "source": ck.meta["source"],
+        "split": split,
+        "tau": tau,
+        "normalization": ck.meta.get("normalization", "minmax"),
+        "dataset_hash": ds.hash,
+        "results": results,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A plain-text table: one row per domain, PxAP, CL and the confusion rates at tau."""
+    head = (
+        f"{report['method']} ({report['backbone']}) trained on {report['source']}, "
+        f"{report['split']} split, tau={report['tau']:.3f}"
+    )
+    cols = ("domain", "PxAP", "CL", "TP*", "FN*", "TN*", "FP*", "images")
+    lines = [head, "  ".join(f"{c:>12}" for c in cols)]
+    for domain, r in report["results"].items():
+        vals = [domain] + [f"{r[k]:.2f}" for k in COLUMNS] + [str(r["images"])]
+        lines.append("  ".join(f"{v:>12}" for v in vals))
+    return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""One training epoch and one validation pass, as functions of a model and an iterable of batches.
+
+They know nothing about Ray: the worker loop feeds them Ray Data batches, tests feed them lists. Metric
+states (PxAP histograms, accuracy counts) are summed across DDP ranks with `sync()` before `compute()`, so a
+split sharded over workers gives exactly the single-process value.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+
+from pixelcam.metrics import Accuracy, PxAP, best_threshold
+from pixelcam.models.base import WSOLModel
+from pixelcam.models.losses import classification_loss, pixelcam_loss
+from pixelcam.train.data import EvalBatch
+from pixelcam.train.pseudo_labels import PseudoLabeler
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN/inf; the message names the epoch and batch."""
+
+
+@dataclass
+class EpochStats:
+    loss: float = 0.0
+    ce: float = 0.0
+    pixel_ce: float = 0.0
+    images: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    train_accuracy: Accuracy = field(default_factory=Accuracy)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _all_finite(loss: torch.Tensor) -> bool:
+    """True when the loss is finite on every rank (one scalar all-reduce under DDP)."""
+    ok = torch.tensor([1.0 if bool(torch.isfinite(loss.detach())) else 0.0], device=loss.device)
+    if _distributed():
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return bool(ok.item() > 0)
+
+
+def _unwrap(model: torch.nn.Module) -> WSOLModel:
+    return model.module if hasattr(model, "module") else model
+
+
+def train_epoch(
+    model: torch.nn.Module,
+    batches: Iterable[dict[str, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    device: torch.device | str = "cpu",
+    pseudo_labeler: PseudoLabeler | None = None,
+    lam: float = 1.0,
+    on_batch: Callable[[int], None] | None = None,
+) -> EpochStats:
+    """One pass of SGD. Baselines: CE(y, g(F)); PixelCAM (`pseudo_labeler` set): + lam * partial CE.
+
+    Raises NonFiniteLossError (on every rank) naming the epoch and batch when the loss is not finite.
+    """
+    model.train()
+    stats = EpochStats()
+    start = time.perf_counter()
+    for b, batch in enumerate(batches):
+        images = batch["image"].to(device, non_blocking=True)
+        labels = batch["label"].to(device, non_blocking=True)
+        out = model(images)
+        if pseudo_labeler is not None:
+            grid = tuple(out["pixel_logits"].shape[-2:])
+            with torch.no_grad():
+                pseudo = pseudo_labeler(images, labels, grid)
+            loss, parts = pixelcam_loss(out["logits"], labels, out["pixel_logits"], pseudo, lam=lam)
+        else:
+            loss = classification_loss(out["logits"], labels)
+            parts = {"ce": float(loss.detach()), "pixel_ce": 0.0}
+        if not _all_finite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss ({float(loss.detach())}) at epoch {epoch}, batch {b}: lower lr "
+                f"(or lam), or check the inputs"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = labels.numel()
+        stats.loss += float(loss.detach()) * n
+        stats.ce += parts["ce"] * n
+        stats.pixel_ce += parts["pixel_ce"] * n
+        stats.images += n
+        stats.batches += 1
+        stats.train_accuracy.update(out["logits"].detach(), labels)
+        if on_batch is not None:
+            on_batch(b)
+    stats.seconds = time.perf_counter() - start
+    if stats.images:
+        stats.loss /= stats.images
+        stats.ce /= stats.images
+        stats.pixel_ce /= stats.images
+    return stats
+
+
+@torch.no_grad()
+def _logits(model: WSOLModel, images: torch.Tensor) -> torch.Tensor:
+    return model(images)["logits"]
+
+
+def evaluate_batches(
+    model: torch.nn.Module,
+    batches: Iterable[EvalBatch],
+    device: torch.device | str = "cpu",
+    num_bins: int = 1000,
+    localization: bool = True,
+) -> tuple[PxAP, Accuracy]:
+    """PxAP state (maps of the true class vs masks; rows without a mask are skipped) and CL state.
+
+    Not synced: call `.sync()` on both under DDP. Train/eval mode is set to eval for the pass and restored.
+    """
+    net = _unwrap(model)
+    was_training = net.training
+    net.eval()
+    px, acc = PxAP(num_bins=num_bins), Accuracy()
+    try:
+        for batch in batches:
+            images = batch.images.to(device)
+            labels = batch.labels.to(device)
+            acc.update(_logits(net, images).cpu(), batch.labels)
+            if not localization:
+                continue
+            keep = [i for i, m in enumerate(batch.masks) if m is not None]
+            if not keep:
+                continue
+            idx = torch.tensor(keep, device=device)
+            maps = net.cam(images[idx], labels[idx]).float().cpu()
+            px.update(list(maps), [torch.from_numpy(batch.masks[i]) for i in keep])
+    finally:
+        net.train(was_training)
+    return px, acc
+
+
+@dataclass
+class Validation:
+    valpx_pxap: float
+    tau: float
+    valcl_cl: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"valpx_pxap": self.valpx_pxap, "tau": self.tau, "valcl_cl": self.valcl_cl}
+
+
+def validate(
+    model: torch.nn.Module,
+    valpx: Iterable[EvalBatch],
+    valcl: Iterable[EvalBatch],
+    device: torch.device | str = "cpu",
+    num_bins: int = 1000,
+    criterion: str = "f1",
+) -> Validation:
+    """B-LOC PxAP and tau on valpx, B-CL accuracy on valcl; states summed over ranks before computing."""
+    px, _ = evaluate_batches(model, valpx, device, num_bins)
+    _, acc = evaluate_batches(model, valcl, device, num_bins, localization=False)
+    px.sync()
+    acc.sync()
+    pxap = px.compute()
+    tau = best_threshold(px, criterion)
+    if not math.isfinite(pxap):
+        raise ValueError("valpx PxAP is not finite")
+    return Validation(valpx_pxap=pxap, tau=tau, valcl_cl=acc.compute())

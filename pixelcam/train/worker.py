@@ -1,0 +1,235 @@
+"""The Ray Train loop run by every worker: build, (resume,) train, validate, checkpoint, report, log.
+
+Per epoch: train on this worker's shard of the Ray Data `train` dataset; validate on this rank's share of
+valpx/valcl with states summed over ranks; rank 0 writes the checkpoint (weights, optimizer, meta with
+metrics and tau) after logging the epoch to MLflow, then every rank calls `ray.train.report` (a barrier) and
+rank 0 prints one progress line. After a restart (worker failure or `--resume`) training continues after the
+latest checkpoint; an epoch that reached MLflow but not a checkpoint is re-run without being logged again,
+so every epoch appears exactly once.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zlib
+from typing import Any
+
+import torch
+
+from pixelcam.config import TrainConfig
+from pixelcam.data.reader import open_dataset
+from pixelcam.models.base import WSOLModel
+from pixelcam.models.factory import create_wsol_model
+from pixelcam.train.checkpoint import load_checkpoint, load_optim_state, save_checkpoint
+from pixelcam.train.data import iter_split
+from pixelcam.train.overlays import overlay_grid
+from pixelcam.train.pseudo_labels import PseudoLabeler
+from pixelcam.train.steps import NonFiniteLossError, train_epoch, validate
+from pixelcam.train.transforms import Augment
+
+SHUFFLE_BUFFER = 256
+OVERLAY_IMAGES = 4
+EPOCH_METRICS = ("loss", "ce", "pixel_ce", "train_cl", "valpx_pxap", "tau", "valcl_cl", "lr", "images_per_s")
+
+
+def derived_seed(*parts: int | str) -> int:
+    """A 31-bit seed from parts (seed, rank, epoch, ...): stable across processes and Python runs."""
+    return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> WSOLModel:
+    kwargs = {"pixel_head_depth": cfg.pixel_head_depth} if cfg.is_pixelcam else {}
+    return create_wsol_model(
+        cfg.method, cfg.resolved_backbone(), num_classes=num_classes, pretrained=cfg.pretrained, **kwargs
+    )
+
+
+def build_pseudo_labeler(
+    cfg: TrainConfig, baseline_dir: str, device: torch.device
+) -> tuple[PseudoLabeler, dict]:
+    base = load_checkpoint(baseline_dir)
+    labeler = PseudoLabeler(base.build_model().to(device), cfg.sampler, cfg.n, cfg.seed, cfg.bg_area)
+    return labeler, base.model_state
+
+
+def make_meta(
+    cfg: TrainConfig, class_names: list[str], dataset_hash: str, epoch: int, metrics: dict, best: dict
+) -> dict[str, Any]:
+    return {
+        "method": cfg.method,
+        "backbone": cfg.resolved_backbone(),
+        "pixel_head_depth": cfg.pixel_head_depth,
+        "class_names": class_names,
+        "source": cfg.source,
+        "resize": cfg.resize,
+        "dataset_hash": dataset_hash,
+        "epoch": epoch,
+        "metrics": metrics,
+        "tau": metrics["tau"],
+        "best": best,
+        "selection": cfg.selection,
+        "normalization": "minmax" if cfg.method != "pixelcam" else "none",
+        "config": cfg.to_dict(),
+    }
+
+
+def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
+    """Ray Train entry point. `payload`: {"config": TrainConfig dict, "mlflow_uri", "mlflow_run_id",
+    "baseline_dir"}. Returns (rank 0) {"best": ..., "epochs": ...} or {"error": ...} on a non-finite loss."""
+    import ray.train
+    import ray.train.torch
+
+    cfg = TrainConfig.from_dict(payload["config"])
+    _quiet_ray_train_logs()
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    ds = open_dataset(cfg.data)
+    class_names = ds.class_names(cfg.source)
+
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    model = build_model(cfg, len(class_names))
+    labeler = None
+    if cfg.is_pixelcam:
+        labeler, base_state = build_pseudo_labeler(cfg, payload["baseline_dir"], device)
+        backbone_state = {
+            k[len("backbone.") :]: v for k, v in base_state.items() if k.startswith("backbone.")
+        }
+        model.backbone.load_state_dict(backbone_state)
+
+    start_epoch, best = 0, {"epoch": -1, "score": float("-inf")}
+    resumed_meta = None
+    ckpt = ray.train.get_checkpoint()
+    optim_state = None
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            loaded = load_checkpoint(d)
+            if loaded.method != cfg.method:
+                raise ValueError(
+                    f"{d}: checkpoint of method {loaded.method!r}, this run trains {cfg.method!r}"
+                )
+            model.load_state_dict(loaded.model_state)
+            optim_state = load_optim_state(d)
+            resumed_meta = loaded.meta
+        start_epoch, best = resumed_meta["epoch"] + 1, resumed_meta["best"]
+
+    model = ray.train.torch.prepare_model(model)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_decay)
+    if optim_state is not None:
+        optimizer.load_state_dict(optim_state["optimizer"])
+        scheduler.load_state_dict(optim_state["scheduler"])
+
+    logger = None
+    if rank == 0 and payload.get("mlflow_run_id"):
+        from pixelcam.train.tracking import RunLogger
+
+        logger = RunLogger(payload["mlflow_run_id"], payload["mlflow_uri"])
+
+    shard = ray.train.get_dataset_shard("train")
+    net = model.module if hasattr(model, "module") else model
+    for epoch in range(start_epoch, cfg.epochs):
+        lr = optimizer.param_groups[0]["lr"]
+        if labeler is not None:
+            labeler.reseed(derived_seed(cfg.seed, "pseudo", rank, epoch))
+        batches = shard.iter_torch_batches(
+            batch_size=cfg.batch_size,
+            collate_fn=Augment(cfg.crop, cfg.seed, epoch),
+            local_shuffle_buffer_size=SHUFFLE_BUFFER,
+            local_shuffle_seed=derived_seed(cfg.seed, "shuffle", rank, epoch),
+        )
+        try:
+            stats = train_epoch(model, batches, optimizer, epoch, device, labeler, cfg.lam)
+        except NonFiniteLossError as exc:
+            # Every rank stops at the same step (the finiteness flag is all-reduced) and hands the message
+            # back, instead of raising into FailureConfig, which would only repeat the same divergence.
+            return {"error": str(exc), "epoch": epoch}
+        scheduler.step()
+        # Throughput over all workers: images seen by every rank / slowest rank's time.
+        totals = torch.tensor([float(stats.images), stats.seconds])
+        if world > 1:
+            import torch.distributed as dist
+
+            imgs = torch.tensor([float(stats.images)])
+            secs = torch.tensor([stats.seconds])
+            dist.all_reduce(imgs)
+            dist.all_reduce(secs, op=dist.ReduceOp.MAX)
+            totals = torch.cat([imgs, secs])
+        train_acc = stats.train_accuracy.sync().compute() if stats.images or world > 1 else 0.0
+
+        val = validate(
+            model,
+            iter_split(ds, cfg.source, "valpx", cfg.resize, cfg.batch_size, rank, world),
+            iter_split(ds, cfg.source, "valcl", cfg.resize, cfg.batch_size, rank, world),
+            device,
+            cfg.num_bins,
+            cfg.threshold_criterion,
+        )
+        metrics = {
+            "loss": stats.loss,
+            "ce": stats.ce,
+            "pixel_ce": stats.pixel_ce,
+            "train_cl": train_acc,
+            **val.as_dict(),
+            "lr": lr,
+            "images_per_s": float(totals[0] / max(float(totals[1]), 1e-9)),
+        }
+        score = metrics[cfg.selection_metric]
+        if score > best["score"]:  # strictly better: ties keep the earlier epoch
+            best = {"epoch": epoch, "score": score, "metric": cfg.selection_metric, "tau": val.tau}
+        # Ray keeps the best checkpoint by this rank; ties go to the earlier epoch.
+        metrics["selection_rank"] = score - 1e-9 * epoch
+
+        if logger is not None and epoch not in logger.logged_steps("valpx_pxap"):
+            # Logged before the checkpoint exists, so a checkpointed epoch is always in MLflow; an epoch
+            # re-run after a failure is skipped (its values are the same: the run is deterministic).
+            logger.metrics({k: metrics[k] for k in EPOCH_METRICS}, step=epoch)
+            logger.image(_overlays(net, ds, cfg, device), f"cam_overlays/epoch_{epoch:03d}.png")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if rank == 0:
+                meta = make_meta(
+                    cfg, class_names, ds.hash, epoch, {k: metrics[k] for k in EPOCH_METRICS}, best
+                )
+                save_checkpoint(tmp, net, meta, optimizer, scheduler)
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(
+                {**metrics, "epoch": epoch}, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{epoch:03d}"
+            )
+
+        if rank == 0:
+            flag = " *" if best["epoch"] == epoch else ""
+            print(
+                f"[{cfg.method} {cfg.source}] epoch {epoch + 1}/{cfg.epochs}  loss {stats.loss:.4f}  "
+                f"train CL {train_acc:.1f}  valpx PxAP {val.valpx_pxap:.2f} (tau {val.tau:.3f})  "
+                f"valcl CL {val.valcl_cl:.1f}  lr {lr:.2g}  {metrics['images_per_s']:.1f} img/s "
+                f"({world} worker{'s' if world > 1 else ''}){flag}",
+                flush=True,
+            )
+    return {"best": best, "epochs": cfg.epochs}
+
+
+def _quiet_ray_train_logs() -> None:
+    """Ray Train logs every report at INFO on a logger named after its file (LoggingConfig misses it)."""
+    import logging
+
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # pragma: no cover - internal module moved
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+
+
+def _overlays(model: WSOLModel, ds, cfg: TrainConfig, device: torch.device):
+    """Overlay strip of the first valpx images (input + ROI | map) for MLflow."""
+    batch = next(iter(iter_split(ds, cfg.source, "valpx", cfg.resize, OVERLAY_IMAGES, limit=OVERLAY_IMAGES)))
+    was_training = model.training
+    model.eval()
+    try:
+        maps = model.cam(batch.images.to(device), batch.labels.to(device)).cpu()
+    finally:
+        model.train(was_training)
+    return overlay_grid(batch.images, batch.masks, maps)

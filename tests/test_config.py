@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from pixelcam.config import ConfigError, TrainConfig, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_are_valid_and_overrides_apply(tmp_path: Path):
+    cfg = load_config(write(tmp_path, "method: gradcampp\nepochs: 3\n"), epochs=5, seed=None)
+    assert (cfg.method, cfg.epochs, cfg.seed, cfg.weight_decay) == ("gradcampp", 5, 0, 1e-4)
+    assert cfg.run_name() == "gradcampp-resnet50-synth-colon"
+    assert TrainConfig(method="sat").resolved_backbone() == "deit_tiny_patch16_224"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("methd: cam\n", "unknown key(s) ['methd']"),
+        ("method: camm\n", "method: unknown value 'camm'; expected one of"),
+        ("backbone: resnet51\n", "backbone: unknown value 'resnet51'"),
+        ("epochs: three\n", "epochs: expected an integer, got 'three'"),
+        ("lr: -0.1\n", "lr: must be > 0"),
+        ("lr_decay: 1.5\n", "lr_decay: must be in (0, 1]"),
+        ("crop: 256\n", "crop: 256 is larger than resize=128"),
+        ("selection: best\n", "selection: unknown value 'best'"),
+        ("sampler: random\n", "sampler: unknown value 'random'"),
+        ("method: pixelcam\n", "pseudo_labels_from: pixelcam needs a trained baseline"),
+        ("use_gpu: 1\n", "use_gpu: expected true or false"),
+        ("- a\n- b\n", "expected a mapping of settings"),
+    ],
+)
+def test_bad_values_name_file_and_key(tmp_path: Path, text: str, message: str):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert str(p) in str(err.value) and message in str(err.value)
+
+
+def test_missing_and_invalid_yaml(tmp_path: Path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "a: [1,\n"))
+
+
+def test_shipped_configs_validate():
+    root = Path(__file__).resolve().parents[1] / "studies" / "train"
+    files = sorted(root.glob("*.yaml"))
+    assert files
+    for f in files:
+        load_config(f, pseudo_labels_from="runs/x")

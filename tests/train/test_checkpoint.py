@@ -1,0 +1,73 @@
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixelcam.models import create_wsol_model
+from pixelcam.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    resolve_checkpoint_dir,
+    resolve_pseudo_label_source,
+    save_checkpoint,
+)
+
+
+def meta(method="pixelcam"):
+    return {
+        "method": method,
+        "backbone": "resnet10t",
+        "pixel_head_depth": 3,
+        "class_names": ["a", "b"],
+        "epoch": 2,
+        "tau": 0.4,
+        "metrics": {},
+    }
+
+
+def test_roundtrip_rebuilds_the_same_model(tmp_path: Path):
+    torch.manual_seed(0)
+    model = create_wsol_model("pixelcam", "resnet10t", pixel_head_depth=3).eval()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    save_checkpoint(tmp_path / "ck", model, meta(), opt, torch.optim.lr_scheduler.StepLR(opt, 2))
+    loaded = load_checkpoint(tmp_path / "ck")
+    again = loaded.build_model()
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(again.cam(x, torch.tensor([0, 1])), model.cam(x, torch.tensor([0, 1])))
+    assert loaded.meta["tau"] == 0.4 and (tmp_path / "ck" / "optim.pt").is_file()
+
+
+def test_run_directory_resolves_through_selected_json(tmp_path: Path):
+    model = create_wsol_model("cam", "resnet10t")
+    save_checkpoint(tmp_path / "run" / "epoch_001", model, meta("cam"))
+    (tmp_path / "run" / "selected.json").write_text(
+        json.dumps({"checkpoint": str(tmp_path / "run" / "epoch_001")})
+    )
+    assert resolve_checkpoint_dir(tmp_path / "run") == tmp_path / "run" / "epoch_001"
+    assert load_checkpoint(tmp_path / "run").method == "cam"
+
+
+def test_bad_references(tmp_path: Path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        resolve_checkpoint_dir(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="neither a checkpoint"):
+        resolve_checkpoint_dir(tmp_path / "empty")
+    with pytest.raises(CheckpointError, match="no MLflow run with that id"):
+        resolve_pseudo_label_source("0123456789abcdef")
+
+
+def test_weights_are_loaded_without_running_pickled_code(tmp_path: Path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    d = tmp_path / "ck"
+    d.mkdir()
+    (d / "meta.json").write_text(json.dumps(meta("cam")))
+    with open(d / "model.pt", "wb") as fh:
+        pickle.dump({"x": Evil()}, fh)
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_checkpoint(d)

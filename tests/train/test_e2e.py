@@ -1,0 +1,187 @@
+"""End to end on a real local Ray instance (2 CPUs, 2 Train workers), real Parquet files, a real MLflow store.
+
+Baseline CAM -> PixelCAM from its B-LOC checkpoint -> evaluation on both synthetic domains, MLflow runs read
+back; a run interrupted after one epoch and resumed matches an uninterrupted run with the same seed; a killed
+Train worker is replaced and the run resumes from the latest checkpoint with every epoch logged once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import ray
+import yaml
+from mlflow.tracking import MlflowClient
+
+from pixelcam.cli import main
+from pixelcam.config import TrainConfig
+from pixelcam.train.runner import train
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """\
+method: cam
+backbone: resnet10t
+source: synth-colon
+resize: 64
+crop: 56
+epochs: 2
+batch_size: 8
+lr: 0.01
+seed: 5
+num_workers: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path):
+    root = tmp_path_factory.mktemp("e2e")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    (root / "train.yaml").write_text(CONFIG + f"data: {synth_dir}\nstorage: {root / 'runs'}\n")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield {"root": root, "config": root / "train.yaml", "uri": uri, "data": synth_dir}
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _tracking(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["uri"])  # the module's store, not the per-test default
+
+
+@pytest.fixture(scope="module")
+def baseline(env) -> Path:
+    assert main(["train", "baseline", "--config", str(env["config"]), "--name", "cam"]) == 0
+    return env["root"] / "runs" / "cam"
+
+
+def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def test_baseline_then_pixelcam_then_evaluation(env, baseline: Path, capsys):
+    sel = json.loads((baseline / "selected.json").read_text())
+    client = MlflowClient(env["uri"])
+    run = client.get_run(sel["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["method"] == "cam" and run.data.tags["source"] == "synth-colon"
+    assert run.data.tags["backbone"] == "resnet10t"
+    manifest = json.loads((env["data"] / "manifest.json").read_text())
+    assert run.data.params["dataset_hash"] == manifest["hash"] and run.data.params["lr"] == "0.01"
+    pxap = history(client, run.info.run_id, "valpx_pxap")
+    assert [s for s, _ in pxap] == [0, 1]
+    best = max(pxap, key=lambda sv: (sv[1], -sv[0]))  # B-LOC: best valpx PxAP, earliest on ties
+    assert sel["epoch"] == best[0] and sel["metrics"]["valpx_pxap"] == pytest.approx(best[1])
+    assert run.data.metrics["selected_valpx_pxap"] == pytest.approx(best[1])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "cam_overlays")}
+    assert artifacts == {"cam_overlays/epoch_000.png", "cam_overlays/epoch_001.png"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
+        "config.yaml",
+        "dataset_manifest.json",
+    }
+    assert 0.0 <= sel["tau"] < 1.0
+
+    # PixelCAM from the baseline run directory (its selected checkpoint), by MLflow run id as well
+    assert (
+        main(
+            [
+                "train",
+                "pixelcam",
+                "--config",
+                str(env["config"]),
+                "--name",
+                "pixelcam",
+                "--pseudo-labels-from",
+                run.info.run_id,
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "selected epoch" in out and "checkpoint:" in out
+    pc_dir = env["root"] / "runs" / "pixelcam"
+    pc_sel = json.loads((pc_dir / "selected.json").read_text())
+    pc_run = client.get_run(pc_sel["mlflow_run_id"])
+    assert pc_run.data.tags["method"] == "pixelcam" and pc_run.data.params["lam"] == "1.0"
+    assert all(v > 0 for _, v in history(client, pc_run.info.run_id, "pixel_ce"))
+
+    # evaluation of both selected models on both domains' test splits
+    for name, run_dir in (("cam", baseline), ("pixelcam", pc_dir)):
+        out_json = env["root"] / f"{name}.json"
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--checkpoint",
+                    str(run_dir),
+                    "--data",
+                    str(env["data"]),
+                    "--domains",
+                    "synth-colon",
+                    "synth-lymph",
+                    "--json",
+                    str(out_json),
+                ]
+            )
+            == 0
+        )
+        report = json.loads(out_json.read_text())
+        assert report["method"] == name and report["tau"] == pytest.approx(
+            json.loads((run_dir / "selected.json").read_text())["tau"]
+        )
+        for domain in ("synth-colon", "synth-lymph"):
+            row = report["results"][domain]
+            assert 0 < row["pxap"] <= 100 and 0 <= row["cl"] <= 100
+            assert row["tp_star"] + row["fn_star"] == pytest.approx(100)
+    printed = capsys.readouterr().out
+    assert "synth-lymph" in printed and "PxAP" in printed
+
+
+def test_interrupted_then_resumed_run_matches_an_uninterrupted_one(env, baseline: Path):
+    cfg = TrainConfig.from_dict(yaml.safe_load(env["config"].read_text()))
+    first = train(cfg.replace(name="again", epochs=1))
+    assert first.epoch == 0
+    resumed = train(cfg.replace(name="again"), resume=True)  # now 2 epochs: continues at epoch 1
+    client = MlflowClient(env["uri"])
+    ref_id = json.loads((baseline / "selected.json").read_text())["mlflow_run_id"]
+    assert resumed.mlflow_run_id == first.mlflow_run_id  # the same MLflow run continued
+    for key in ("loss", "valpx_pxap", "valcl_cl", "tau"):
+        assert history(client, resumed.mlflow_run_id, key) == history(client, ref_id, key), key
+
+
+def test_killed_worker_is_replaced_and_resumes_from_latest_checkpoint(env):
+    cfg = TrainConfig.from_dict(yaml.safe_load(env["config"].read_text()))
+    cfg = cfg.replace(name="killed", epochs=4)
+    run_dir = Path(cfg.storage) / "killed"
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.setdefault("r", train(cfg)))
+    thread.start()
+    victim = None
+    deadline = time.time() + 240
+    while victim is None and time.time() < deadline:
+        if (run_dir / "epoch_000").is_dir():
+            workers = [
+                p
+                for p in psutil.process_iter(["cmdline"])
+                if "RayTrainWorker" in " ".join(p.info["cmdline"] or [])
+            ]
+            if workers:
+                victim = workers[0]
+                victim.send_signal(signal.SIGKILL)
+        time.sleep(0.2)
+    thread.join(timeout=300)
+    assert victim is not None, "no Train worker process was found to kill"
+    assert not victim.is_running()
+    r = result["r"]
+    assert not (run_dir / "epoch_001").exists() or r is not None
+    client = MlflowClient(env["uri"])
+    steps = [s for s, _ in history(client, r.mlflow_run_id, "valpx_pxap")]
+    assert steps == [0, 1, 2, 3]  # every epoch once, none lost, none repeated
+    assert client.get_run(r.mlflow_run_id).info.status == "FINISHED"

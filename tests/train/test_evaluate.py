@@ -1,0 +1,94 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+from pixelcam.cli import main
+from pixelcam.data import open_dataset
+from pixelcam.models import create_wsol_model
+from pixelcam.train.checkpoint import save_checkpoint
+from pixelcam.train.data import iter_split
+from pixelcam.train.evaluate import evaluate, format_table
+
+
+@pytest.fixture(scope="module")
+def pixelcam_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(1)
+    model = create_wsol_model("pixelcam", "resnet10t")
+    meta = {
+        "method": "pixelcam",
+        "backbone": "resnet10t",
+        "pixel_head_depth": 1,
+        "class_names": ["normal", "cancer"],
+        "source": "synth-colon",
+        "resize": 64,
+        "epoch": 0,
+        "tau": 0.5,
+        "metrics": {},
+        "normalization": "none",
+    }
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "ck", model, meta)
+
+
+def test_evaluate_both_domains_against_sklearn(pixelcam_ckpt: Path, synth_dir: Path):
+    report = evaluate(pixelcam_ckpt, synth_dir, ["synth-colon", "synth-lymph"])
+    assert set(report["results"]) == {"synth-colon", "synth-lymph"} and report["normalization"] == "none"
+    model = create_wsol_model("pixelcam", "resnet10t")
+    model.load_state_dict(torch.load(pixelcam_ckpt / "model.pt", weights_only=True))
+    model.eval()
+    ds = open_dataset(synth_dir)
+    for domain, row in report["results"].items():
+        ys, ss = [], []
+        fg = bg = tp = fp = 0
+        with torch.no_grad():
+            for b in iter_split(ds, domain, "test", 64):
+                logits = model.pixel_head(model.backbone(b.images))  # f(F): FG probability, no normalisation
+                prob = torch.softmax(logits, 1)[:, 1]
+                prob = torch.nn.functional.interpolate(prob[:, None], size=(64, 64), mode="bilinear")[:, 0]
+                for p, m in zip(prob.numpy(), b.masks):
+                    q = np.floor(p.ravel() * 1000 + 1e-4) / 1000
+                    ys.append(m.ravel())
+                    ss.append(q)
+                    fg += int(m.sum())
+                    bg += int((1 - m).sum())
+                    tp += int(((q >= 0.5) & (m.ravel() == 1)).sum())
+                    fp += int(((q >= 0.5) & (m.ravel() == 0)).sum())
+        assert row["pxap"] == pytest.approx(
+            100 * average_precision_score(np.concatenate(ys), np.concatenate(ss)), abs=1e-3
+        )
+        assert row["tp_star"] == pytest.approx(100 * tp / fg, abs=1e-6)
+        assert row["fp_star"] == pytest.approx(100 * fp / bg, abs=1e-6)
+        assert row["tp_star"] + row["fn_star"] == pytest.approx(100)
+        assert row["images"] == sum(ds.counts(domain)["test"].values())
+    assert "synth-lymph" in format_table(report) and "TP*" in format_table(report)
+
+
+def test_cli_writes_table_and_json(pixelcam_ckpt: Path, synth_dir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "eval.json"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(pixelcam_ckpt),
+                "--data",
+                str(synth_dir),
+                "--domains",
+                "synth-lymph",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert f"{report['results']['synth-lymph']['pxap']:.2f}" in printed
+    assert (
+        main(["evaluate", "--checkpoint", str(pixelcam_ckpt), "--data", str(synth_dir), "--domains", "mars"])
+        == 2
+    )
+    assert "unknown domain 'mars'" in capsys.readouterr().err

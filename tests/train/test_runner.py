@@ -1,0 +1,71 @@
+"""The driver's checks that run before Ray starts, and its pure helpers."""
+
+from pathlib import Path
+
+import pytest
+
+from pixelcam.config import ConfigError, TrainConfig
+from pixelcam.data import DatasetError
+from pixelcam.models import create_wsol_model
+from pixelcam.train.checkpoint import CheckpointError, save_checkpoint
+from pixelcam.train.runner import TrainError, check_schedulable, train, worker_resources
+
+
+def test_worker_resources_leave_a_cpu_to_ray_data():
+    cfg = TrainConfig(num_workers=2)
+    assert worker_resources(cfg, {"CPU": 2.0}) == {"CPU": 0.5}
+    assert worker_resources(cfg, {"CPU": 16.0}) == {"CPU": 7.5}
+    assert worker_resources(cfg.replace(cpus_per_worker=3.0), {"CPU": 16.0}) == {"CPU": 3.0}
+    assert worker_resources(cfg.replace(use_gpu=True), {"CPU": 16.0, "GPU": 2.0}) == {"GPU": 1.0}
+
+
+def test_unschedulable_fails_at_once_with_need_and_have():
+    with pytest.raises(TrainError, match="GPU: needs 4, cluster has 1"):
+        check_schedulable({"GPU": 1.0}, 4, {"CPU": 8.0, "GPU": 1.0})
+    check_schedulable({"CPU": 0.5}, 2, {"CPU": 2.0})
+
+
+def ckpt(tmp_path: Path, method: str, backbone: str = "resnet10t") -> Path:
+    meta = {
+        "method": method,
+        "backbone": backbone,
+        "pixel_head_depth": 1,
+        "class_names": ["normal", "cancer"],
+        "epoch": 0,
+        "tau": 0.5,
+        "metrics": {},
+    }
+    return save_checkpoint(tmp_path / method, create_wsol_model(method, backbone), meta)
+
+
+def test_bad_inputs_fail_before_ray_starts(synth_dir: Path, tmp_path: Path):
+    base = TrainConfig(data=str(synth_dir), storage=str(tmp_path / "runs"), backbone="resnet10t")
+    with pytest.raises(DatasetError, match="unknown domain 'synth-kidney'"):
+        train(base.replace(source="synth-kidney"))
+    pc = base.replace(method="pixelcam", pseudo_labels_from=str(ckpt(tmp_path, "pixelcam")))
+    with pytest.raises(
+        CheckpointError, match="a 'pixelcam' checkpoint; PixelCAM's pseudo-labels come from a baseline"
+    ):
+        train(pc)
+    pc = pc.replace(pseudo_labels_from=str(ckpt(tmp_path, "cam", "resnet18")))
+    with pytest.raises(ConfigError, match="differs from the baseline's 'resnet18'"):
+        train(pc)
+    with pytest.raises(CheckpointError, match="not a checkpoint or run directory"):
+        train(pc.replace(pseudo_labels_from=str(tmp_path / "nowhere")))
+    (tmp_path / "runs" / base.run_name()).mkdir(parents=True)
+    with pytest.raises(TrainError, match="exists: pass --resume"):
+        train(base)
+    with pytest.raises(TrainError, match="nothing to resume"):
+        train(base.replace(name="other"), resume=True)
+
+
+def test_cli_reports_config_errors(tmp_path: Path, capsys):
+    from pixelcam.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("method: pixelcam\n")
+    assert main(["train", "baseline", "--config", str(cfg)]) == 2
+    assert "pseudo_labels_from" in capsys.readouterr().err
+    cfg.write_text("method: cam\nepochs: 0\n")
+    assert main(["train", "baseline", "--config", str(cfg)]) == 2
+    assert "epochs: must be > 0" in capsys.readouterr().err

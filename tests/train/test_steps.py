@@ -1,0 +1,107 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+from pixelcam.data import open_dataset
+from pixelcam.metrics import PxAP
+from pixelcam.models import create_wsol_model
+from pixelcam.train.data import iter_split
+from pixelcam.train.pseudo_labels import PseudoLabeler
+from pixelcam.train.steps import NonFiniteLossError, evaluate_batches, train_epoch, validate
+
+
+def batches(n: int = 3, size: int = 32, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        {"image": torch.randn(4, 3, size, size, generator=g), "label": torch.tensor([0, 1, 0, 1])}
+        for _ in range(n)
+    ]
+
+
+def small(method: str = "cam"):
+    torch.manual_seed(0)
+    return create_wsol_model(method, "resnet10t")
+
+
+def test_baseline_epoch_reduces_the_loss():
+    model = small()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    data = batches()
+    first = train_epoch(model, data, opt, epoch=0)
+    for e in range(1, 6):
+        last = train_epoch(model, data, opt, epoch=e)
+    assert first.images == 12 and first.batches == 3 and first.pixel_ce == 0.0
+    assert last.loss < first.loss
+
+
+def test_pixelcam_epoch_uses_pseudo_labels():
+    model = small("pixelcam")
+    labeler = PseudoLabeler(small("cam"), "pb", n=3, seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    stats = train_epoch(model, batches(2), opt, epoch=0, pseudo_labeler=labeler, lam=0.5)
+    assert stats.pixel_ce > 0
+    assert stats.loss == pytest.approx(stats.ce + 0.5 * stats.pixel_ce, rel=1e-5)
+    assert all(not p.requires_grad for p in labeler.baseline.parameters())
+
+
+def test_non_finite_loss_names_epoch_and_batch():
+    model = small()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    data = batches(3)
+    data[2]["image"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="epoch 4, batch 2"):
+        train_epoch(model, data, opt, epoch=4)
+
+
+def test_evaluation_matches_sklearn_on_independently_computed_cams(synth_dir: Path):
+    ds = open_dataset(synth_dir)
+    model = small().eval()
+    px, acc = evaluate_batches(model, iter_split(ds, "synth-colon", "test", 64, batch_size=8))
+    ys, ss, correct, total = [], [], 0, 0
+    with torch.no_grad():
+        for b in iter_split(ds, "synth-colon", "test", 64, batch_size=8):
+            feats = model.backbone(b.images)
+            logits = model.head(feats)
+            correct += int((logits.argmax(1) == b.labels).sum())
+            total += len(b.labels)
+            w = model.head.fc.weight[b.labels]
+            cams = (w[:, :, None, None] * feats).sum(1)  # Zhou et al. eq. 1
+            cams = torch.nn.functional.interpolate(cams[:, None], size=(64, 64), mode="bilinear")[:, 0]
+            lo = cams.flatten(1).min(1).values[:, None, None]
+            hi = cams.flatten(1).max(1).values[:, None, None]
+            cams = (cams - lo) / (hi - lo)
+            for cam, mask in zip(cams, b.masks):
+                ys.append(mask.ravel())
+                ss.append(np.floor(cam.numpy().ravel() * 1000 + 1e-4) / 1000)
+    expected = 100 * average_precision_score(np.concatenate(ys), np.concatenate(ss))
+    assert px.compute() == pytest.approx(expected, abs=1e-3)
+    assert acc.compute() == pytest.approx(100 * correct / total)
+
+
+def test_sharded_states_sum_to_the_single_pass(synth_dir: Path):
+    ds = open_dataset(synth_dir)
+    model = small().eval()
+    whole, _ = evaluate_batches(model, iter_split(ds, "synth-lymph", "test", 64, 8))
+    shards = [
+        evaluate_batches(model, iter_split(ds, "synth-lymph", "test", 64, 8, r, 2))[0] for r in range(2)
+    ]
+    merged = PxAP().merge(shards[0]).merge(shards[1])
+    assert merged.compute() == pytest.approx(whole.compute(), abs=1e-9)
+    averaged = (shards[0].compute() + shards[1].compute()) / 2
+    assert averaged != pytest.approx(
+        whole.compute(), abs=1e-6
+    )  # why states, not per-rank values, are reduced
+
+
+def test_validate_reports_pxap_tau_and_cl(synth_dir: Path):
+    ds = open_dataset(synth_dir)
+    model = small()
+    model.train()
+    v = validate(
+        model, iter_split(ds, "synth-colon", "valpx", 64), iter_split(ds, "synth-colon", "valcl", 64)
+    )
+    assert 0 < v.valpx_pxap <= 100 and 0 <= v.tau < 1 and 0 <= v.valcl_cl <= 100
+    assert model.training  # mode restored

@@ -1,0 +1,61 @@
+import numpy as np
+import torch
+
+from pixelcam.data.png import encode_png
+from pixelcam.train.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Augment,
+    crop_flip,
+    decode_batch,
+    image_seed,
+)
+
+
+def test_crop_flip_moves_mask_with_image():
+    rng = np.random.default_rng(0)
+    mask = (rng.random((32, 32)) > 0.7).astype(np.uint8)
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[..., 0] = mask * 200  # the mask is painted into the red channel
+    image[..., 1] = np.arange(32)[None, :] * 4  # and a horizontal ramp reveals flips
+    for seed in range(20):
+        out = crop_flip({"image": image, "mask": mask}, 24, np.random.default_rng(seed))
+        assert out["image"].shape == (24, 24, 3) and out["mask"].shape == (24, 24)
+        np.testing.assert_array_equal(out["image"][..., 0], out["mask"] * 200)
+
+
+def test_augment_depends_on_seed_epoch_and_id_only():
+    imgs = np.random.default_rng(1).integers(0, 255, (4, 20, 20, 3), dtype=np.uint8)
+    ids = np.array(["a", "b", "c", "d"], dtype=object)
+    batch = {"image": imgs, "label": np.array([0, 1, 0, 1]), "image_id": ids}
+    full = Augment(16, seed=7, epoch=2)(batch)
+    assert full["image"].shape == (4, 3, 16, 16) and full["label"].tolist() == [0, 1, 0, 1]
+    # the same image in another batch, at another position, gets the same crop and flips
+    part = Augment(16, seed=7, epoch=2)(
+        {"image": imgs[[2, 0]], "label": np.array([0, 0]), "image_id": ids[[2, 0]]}
+    )
+    torch.testing.assert_close(part["image"], full["image"][[2, 0]])
+    other_epoch = Augment(16, seed=7, epoch=3)(batch)
+    assert not torch.equal(other_epoch["image"], full["image"])
+    assert image_seed(7, 2, "a").integers(1 << 30) == image_seed(7, 2, "a").integers(1 << 30)
+
+
+def test_augment_normalises_with_imagenet_stats():
+    img = np.full((1, 8, 8, 3), 255, np.uint8)
+    out = Augment(8, 0, 0)({"image": img, "label": np.array([1]), "image_id": np.array(["x"], dtype=object)})
+    expected = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])
+    torch.testing.assert_close(out["image"][0, :, 0, 0], expected)
+
+
+def test_decode_batch_resizes_images_keeps_masks_full_size():
+    img = encode_png(np.zeros((40, 30, 3), np.uint8))
+    mask = encode_png(np.ones((40, 30), np.uint8))
+    batch = {
+        "image": np.array([img, img], dtype=object),
+        "mask": np.array([mask, None], dtype=object),
+        "label": np.array([1, 0]),
+        "image_id": np.array(["p", "q"], dtype=object),
+    }
+    out = decode_batch(batch, 16, with_masks=True)
+    assert out["image"].shape == (2, 16, 16, 3) and out["image"].dtype == np.uint8
+    assert out["mask"][0].shape == (40, 30) and out["mask"][1] is None
