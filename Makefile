@@ -13,10 +13,13 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
 	touch $@
 
+STUDY  ?= studies-runs/quickstart
+
 quickstart: $(BIN)/.installed
 	@test -f $(DATA)/manifest.json || $(BIN)/pixelcam data synth --out $(DATA)
-	$(BIN)/pixelcam data inspect $(DATA)
 	$(BIN)/pixelcam data preview $(DATA) --out data/preview.png
+	@if [ -f $(STUDY)/state.json ]; then $(BIN)/pixelcam study resume $(STUDY); \
+	else $(BIN)/pixelcam study run studies/quickstart.yaml; fi
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check pixelcam tests benchmarks
@@ -26,4 +29,4 @@ bench: $(BIN)/.installed
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache studies-runs runs mlflow.db mlartifacts

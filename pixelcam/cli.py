@@ -1,4 +1,4 @@
-"""The `pixelcam` command line: `pixelcam data ...` (synth, ingest, inspect, preview); more groups follow."""
+"""The `pixelcam` command line: `pixelcam data|train|evaluate|study ...`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pixelcam import __version__
 from pixelcam.config import ConfigError
 from pixelcam.data.errors import DatasetError
+from pixelcam.study.runner import StudyError
 from pixelcam.train.checkpoint import CheckpointError
 from pixelcam.train.runner import TrainError
 
@@ -136,6 +137,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from pixelcam.study.runner import resume_study, run_study
+
+    if args.command == "run":
+        directory, _ = run_study(args.spec, storage=args.storage, early_stopping=not args.no_early_stopping)
+    else:
+        directory, _ = resume_study(args.dir)
+    from pixelcam.train.tracking import tracking_uri
+
+    print(f"study directory: {directory} (ood.json, ood.csv)")
+    print(f"MLflow: mlflow ui --backend-store-uri {tracking_uri()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pixelcam",
@@ -224,6 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.set_defaults(fn=cmd_train)
 
+    st = groups.add_parser("study", help="tune, select and evaluate models over source->target pairings")
+    ssub = st.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    r = ssub.add_parser("run", help="run a study spec (YAML, see studies/)")
+    r.add_argument("spec")
+    r.add_argument("--storage", help="parent of the study directory (default: the spec's storage)")
+    r.add_argument("--no-early-stopping", action="store_true", help="FIFO instead of ASHA")
+    r.set_defaults(fn=cmd_study)
+    r = ssub.add_parser("resume", help="continue an interrupted study from its directory")
+    r.add_argument("dir")
+    r.set_defaults(fn=cmd_study)
+
     e = groups.add_parser("evaluate", help="PxAP, CL and TP*/FN*/TN*/FP* of a checkpoint on test splits")
     e.add_argument("--checkpoint", required=True, help="checkpoint dir or run dir (its selected checkpoint)")
     e.add_argument("--data", required=True, help="dataset directory")
@@ -239,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (DatasetError, ConfigError, CheckpointError, TrainError) as exc:
+    except (DatasetError, ConfigError, CheckpointError, TrainError, StudyError) as exc:
         print(f"pixelcam: error: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:  # registry look-ups name the known choices

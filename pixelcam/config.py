@@ -36,6 +36,7 @@ class TrainConfig:
     # flipped for training; evaluation uses the whole `resize` image.
     resize: int = 128
     crop: int = 112
+    cache_decoded: bool | None = None  # keep decoded train images in Ray's object store; None: when they fit
     # Optimisation: SGD with momentum, weight decay, step decay of the learning rate every `lr_step` epochs.
     epochs: int = 10
     batch_size: int = 32  # per worker

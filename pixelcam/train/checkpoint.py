@@ -128,3 +128,26 @@ def resolve_pseudo_label_source(ref: str) -> Path:
             f"{ref}: not a checkpoint or run directory, and no MLflow run with that id has a checkpoint tag"
         )
     return resolve_checkpoint_dir(found)
+
+
+def selected_in_run(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The selected checkpoint of a run directory: `selected.json` when the run finished, else (a run stopped
+    early, e.g. by ASHA after its last report) the best epoch recorded in its latest checkpoint."""
+    d = Path(run_dir)
+    if (d / SELECTED_FILE).is_file():
+        return json.loads((d / SELECTED_FILE).read_text())
+    epochs = sorted(p for p in d.glob("epoch_*") if (p / META_FILE).is_file())
+    if not epochs:
+        return None
+    best = json.loads((epochs[-1] / META_FILE).read_text())["best"]
+    chosen = d / f"epoch_{best['epoch']:03d}"
+    if not (chosen / META_FILE).is_file():
+        return None
+    meta = json.loads((chosen / META_FILE).read_text())
+    return {
+        "checkpoint": str(chosen),
+        "epoch": meta["epoch"],
+        "metrics": meta["metrics"],
+        "tau": meta["tau"],
+        "selection": meta.get("selection"),
+    }

@@ -31,6 +31,7 @@ from pixelcam.train.data import check_splits, train_dataset
 
 RUN_FILE = "pixelcam_run.json"
 CPU_FOR_DATA = 1.0  # CPUs left to Ray Data's decode tasks when workers are sized automatically
+CACHE_FRACTION = 0.25  # decoded train images are cached when they take at most this share of the object store
 
 
 class TrainError(RuntimeError):
@@ -112,7 +113,14 @@ def _prepare_pixelcam(cfg: TrainConfig, num_classes: int) -> tuple[TrainConfig, 
     return cfg, str(ckpt.resolve())
 
 
-def _mlflow_run(cfg: TrainConfig, run_dir: Path, ds_hash: str, resume: bool) -> tuple[str, str]:
+def _mlflow_run(
+    cfg: TrainConfig,
+    run_dir: Path,
+    ds_hash: str,
+    resume: bool,
+    parent_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> tuple[str, str]:
     from pixelcam.train.tracking import RunLogger, ensure_experiment, flat_params, start_run, tracking_uri
 
     uri = tracking_uri()
@@ -131,10 +139,11 @@ def _mlflow_run(cfg: TrainConfig, run_dir: Path, ds_hash: str, resume: bool) -> 
         "dataset_hash": ds_hash,
         "pixelcam.run_dir": str(run_dir),
         **cfg.tags,
+        **(extra_tags or {}),
     }
     params = flat_params({k: v for k, v in cfg.to_dict().items() if k != "tags"})
     params["dataset_hash"] = ds_hash
-    run_id = start_run(exp, cfg.run_name(), tags, params, uri)
+    run_id = start_run(exp, cfg.run_name(), tags, params, uri, parent_run_id=parent_run_id)
     log = RunLogger(run_id, uri)
     log.text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config.yaml")
     log.text((Path(cfg.data) / "manifest.json").read_text(), "dataset_manifest.json")
@@ -142,8 +151,19 @@ def _mlflow_run(cfg: TrainConfig, run_dir: Path, ds_hash: str, resume: bool) -> 
     return uri, run_id
 
 
-def train(cfg: TrainConfig, resume: bool = False, mlflow: bool = True) -> TrainResult:
-    """Run (or resume) one training run on Ray Train; returns the selected checkpoint and its metrics."""
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    mlflow: bool = True,
+    callbacks: list | None = None,
+    parent_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> TrainResult:
+    """Run (or resume) one training run on Ray Train; returns the selected checkpoint and its metrics.
+
+    `callbacks` go to Ray Train (a Tune trial passes TuneReportCallback); `parent_run_id` and `extra_tags`
+    nest the MLflow run under a study.
+    """
     import ray.train
     from ray.data import ExecutionOptions
     from ray.train.torch import TorchTrainer
@@ -168,7 +188,9 @@ def train(cfg: TrainConfig, resume: bool = False, mlflow: bool = True) -> TrainR
     need = worker_resources(cfg, ray.cluster_resources())
     check_schedulable(need, cfg.num_workers, ray.cluster_resources())
 
-    uri, run_id = _mlflow_run(cfg, run_dir, ds.hash, resume) if mlflow else (None, None)
+    uri, run_id = (
+        _mlflow_run(cfg, run_dir, ds.hash, resume, parent_run_id, extra_tags) if mlflow else (None, None)
+    )
     payload = {
         "config": cfg.to_dict(),
         "mlflow_uri": uri,
@@ -189,8 +211,9 @@ def train(cfg: TrainConfig, resume: bool = False, mlflow: bool = True) -> TrainR
                 num_to_keep=1, checkpoint_score_attribute="selection_rank", checkpoint_score_order="max"
             ),
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+            callbacks=callbacks,
         ),
-        datasets={"train": train_dataset(ds, cfg.source, cfg.resize)},
+        datasets={"train": train_dataset(ds, cfg.source, cfg.resize, cache=_cache(cfg, ds))},
         dataset_config=ray.train.DataConfig(
             datasets_to_split=["train"], execution_options=ExecutionOptions(preserve_order=True)
         ),
@@ -213,6 +236,18 @@ def train(cfg: TrainConfig, resume: bool = False, mlflow: bool = True) -> TrainR
     if run_id:
         _log_selected(uri, run_id, selected)
     return selected
+
+
+def _cache(cfg: TrainConfig, ds) -> bool:
+    """Cache decoded train images when asked, or (auto) when they fit in a quarter of the object store."""
+    import ray
+
+    from pixelcam.train.data import decoded_bytes
+
+    if cfg.cache_decoded is not None:
+        return cfg.cache_decoded
+    store = ray.available_resources().get("object_store_memory", 0.0)
+    return decoded_bytes(ds, cfg.source, cfg.resize) <= CACHE_FRACTION * store
 
 
 def _entry(payload: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,8 @@ from pixelcam.train.pseudo_labels import PseudoLabeler
 from pixelcam.train.steps import NonFiniteLossError, train_epoch, validate
 from pixelcam.train.transforms import Augment
 
-SHUFFLE_BUFFER = 256
+SHUFFLE_BATCHES = 4  # local shuffle buffer, in batches: big enough to mix classes, small enough to stream
+PREFETCH_BATCHES = 2  # batches decoded ahead of the training step
 OVERLAY_IMAGES = 4
 EPOCH_METRICS = ("loss", "ce", "pixel_ce", "train_cl", "valpx_pxap", "tau", "valcl_cl", "lr", "images_per_s")
 
@@ -137,8 +138,9 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
         batches = shard.iter_torch_batches(
             batch_size=cfg.batch_size,
             collate_fn=Augment(cfg.crop, cfg.seed, epoch),
-            local_shuffle_buffer_size=SHUFFLE_BUFFER,
+            local_shuffle_buffer_size=SHUFFLE_BATCHES * cfg.batch_size,
             local_shuffle_seed=derived_seed(cfg.seed, "shuffle", rank, epoch),
+            prefetch_batches=PREFETCH_BATCHES,
         )
         try:
             stats = train_epoch(model, batches, optimizer, epoch, device, labeler, cfg.lam)
@@ -179,6 +181,7 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
         score = metrics[cfg.selection_metric]
         if score > best["score"]:  # strictly better: ties keep the earlier epoch
             best = {"epoch": epoch, "score": score, "metric": cfg.selection_metric, "tau": val.tau}
+        metrics["selected_score"] = best["score"]  # best so far: what a tuner compares across trials
         # Ray keeps the best checkpoint by this rank; ties go to the earlier epoch.
         metrics["selection_rank"] = score - 1e-9 * epoch
 

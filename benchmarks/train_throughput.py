@@ -1,0 +1,127 @@
+"""Ray Train overhead and worker scaling: the same training epochs as a bare PyTorch loop, on Ray Train with
+1 worker, and on Ray Train with 2 workers, measured side by side in one run.
+
+All three train the same model (same config, seed) on the same Parquet `train` split. Epoch time covers
+input (decode + augment) and SGD, measured inside the loop; the first epoch (pipeline and allocator warm-up)
+is left out. Ray's fixed start-up (cluster, workers, DDP setup) is printed separately: it is paid once per
+run, not per epoch. Target: Ray Train (1 worker) / bare loop <= 1.15.
+
+Run: `.venv/bin/python benchmarks/train_throughput.py [--data data/synth] [--epochs 4]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pixelcam.config import TrainConfig
+from pixelcam.data.reader import open_dataset
+from pixelcam.train.steps import train_epoch
+from pixelcam.train.transforms import Augment, decode_batch
+from pixelcam.train.worker import build_model
+
+
+def bare_loop(cfg: TrainConfig) -> list[float]:
+    """Seconds per epoch of a single-process loop: pyarrow batches -> decode -> augment -> SGD."""
+    ds = open_dataset(cfg.data)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, len(ds.class_names(cfg.source)))
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    times = []
+    for epoch in range(cfg.epochs):
+
+        def batches(epoch: int = epoch):
+            for rb in ds.iter_batches(
+                [cfg.source], ["train"], ["image_id", "label", "image"], cfg.batch_size
+            ):
+                cols = {k: np.asarray(rb.column(k).to_pylist(), dtype=object) for k in rb.schema.names}
+                dec = decode_batch(cols, cfg.resize)
+                yield Augment(cfg.crop, cfg.seed, epoch)(dec)
+
+        stats = train_epoch(model, batches(), opt, epoch)
+        times.append(stats.seconds)
+    return times
+
+
+def ray_run(cfg: TrainConfig, workers: int, root: Path) -> tuple[list[float], float]:
+    """Seconds per epoch (from the images/s each epoch reports) and the whole run's wall time."""
+    from mlflow.tracking import MlflowClient
+
+    from pixelcam.train.runner import train
+
+    # Same compute threads as the bare loop (all CPUs split over the workers); Ray Data gets one more logical
+    # CPU for its decode tasks, which share the cores exactly as the bare loop's inline decoding does.
+    cpus = os.cpu_count() or 1
+    start = time.perf_counter()
+    res = train(
+        cfg.replace(
+            num_workers=workers,
+            cpus_per_worker=cpus / workers,
+            name=f"bench-{workers}w",
+            storage=str(root / "runs"),
+        )
+    )
+    wall = time.perf_counter() - start
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    ips = [
+        m.value
+        for m in sorted(client.get_metric_history(res.mlflow_run_id, "images_per_s"), key=lambda m: m.step)
+    ]
+    n = sum(open_dataset(cfg.data).counts(cfg.source)["train"].values())
+    n -= n % workers  # equal shards drop the remainder
+    return [n / v for v in ips], wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="data/synth")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--backbone", default="resnet18")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="pixelcam-bench-"))
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    cfg = TrainConfig(
+        method="cam",
+        backbone=args.backbone,
+        data=str(Path(args.data).resolve()),
+        epochs=args.epochs,
+        batch_size=16,
+        lr=0.01,
+        resize=128,
+        crop=112,
+    )
+    print(
+        f"data {cfg.data}, {cfg.backbone} at {cfg.crop}px, batch {cfg.batch_size}, {cfg.epochs} epochs, "
+        f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
+    )
+    bare = bare_loop(cfg)
+    import ray
+
+    ray.init(
+        address="local", num_cpus=(os.cpu_count() or 1) + 1, include_dashboard=False, logging_level="ERROR"
+    )
+    ray1, wall1 = ray_run(cfg, 1, root)
+    ray2, wall2 = ray_run(cfg, 2, root)
+    b, r1, r2 = (statistics.mean(t[1:]) for t in (bare, ray1, ray2))
+    n = sum(open_dataset(cfg.data).counts(cfg.source)["train"].values())
+    print(f"{'':24}{'s/epoch':>10}{'images/s':>10}")
+    print(f"{'bare PyTorch loop':24}{b:>10.2f}{n / b:>10.1f}")
+    print(f"{'Ray Train, 1 worker':24}{r1:>10.2f}{n / r1:>10.1f}   run wall {wall1:.1f} s")
+    print(f"{'Ray Train, 2 workers':24}{r2:>10.2f}{n / r2:>10.1f}   run wall {wall2:.1f} s")
+    print(f"Ray Train overhead (1 worker / bare): {r1 / b:.2f}x   (target <= 1.15)")
+    print(f"scaling 1 -> 2 workers: {r1 / r2:.2f}x faster per epoch")
+    print(
+        f"Ray fixed start-up per run (wall - epochs): 1 worker {wall1 - sum(ray1):.1f} s, "
+        f"2 workers {wall2 - sum(ray2):.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

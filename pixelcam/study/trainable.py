@@ -1,0 +1,41 @@
+"""The Tune function trainable: one trial = one Ray Train run (TorchTrainer) of the trial's config.
+
+Runs inside the trial's actor. Rank 0's per-epoch report reaches Tune through TuneReportCallback (one Tune
+result per epoch, so ASHA's time unit is the epoch). The Train run is named after the trial id, so a restored
+trial continues from its own checkpoints, and its MLflow run (a child of the study's parent run) is reused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TRIAL_RESOURCES = {"CPU": 0.01}  # the trial driver only waits on its Train run; Train workers hold the CPUs
+
+
+def trial_name(trial_id: str) -> str:
+    return f"trial-{trial_id}"
+
+
+def trial_driver(config: dict[str, Any]) -> None:
+    """Tune trainable. `config`: {"base": TrainConfig dict, "searched": [keys], "train_storage",
+    "mlflow_parent", "tags"} plus the searched values (merged in by OptunaSearch)."""
+    import ray.tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from pixelcam.config import TrainConfig
+    from pixelcam.train.runner import train
+
+    trial_id = ray.tune.get_context().get_trial_id()
+    values = {k: config[k] for k in config["searched"]}
+    cfg = TrainConfig.from_dict(config["base"]).replace(
+        **values, name=trial_name(trial_id), storage=config["train_storage"]
+    )
+    run_dir = Path(cfg.storage) / cfg.run_name()
+    train(
+        cfg,
+        resume=run_dir.exists(),
+        callbacks=[TuneReportCallback()],
+        parent_run_id=config.get("mlflow_parent"),
+        extra_tags={**config.get("tags", {}), "trial_id": trial_id},
+    )

@@ -1,0 +1,139 @@
+"""A tiny study end to end on a real local Ray instance and a real MLflow store: the driver is killed after
+the first experiment, `pixelcam study resume` finishes it, and the MLflow records are read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.e2e
+
+SPEC = """\
+name: tiny
+data: {data}
+sources: [synth-colon]
+targets: [synth-colon, synth-lymph]
+methods: [cam]
+pixelcam: true
+backbone: resnet10t
+search:
+  lr: {{low: 1.0e-3, high: 3.0e-2, log: true}}
+  lam: {{low: 0.1, high: 1.0, log: true}}
+  n: {{low: 1, high: 10, int: true}}
+budget: {{trials: 2, epochs: 2, grace_period: 1}}
+resources: {{workers: 1}}
+train: {{resize: 64, crop: 56, batch_size: 8}}
+storage: {storage}
+"""
+
+
+def cli(*args: str, env: dict, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pixelcam.cli", *args], env=env, text=True, **kw)
+
+
+def test_study_killed_resumed_and_recorded(tmp_path: Path, synth_dir: Path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC.format(data=synth_dir, storage=tmp_path / "studies"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    study_dir = tmp_path / "studies" / "tiny"
+    log = open(tmp_path / "run.log", "w")
+    proc = cli(
+        "study", "run", str(spec), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.time() + 400
+    while time.time() < deadline and proc.poll() is None:
+        state = study_dir / "state.json"
+        if state.is_file() and "synth-colon__cam" in json.loads(state.read_text())["experiments"]:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    proc.wait()
+    client = MlflowClient(uri)
+    cam_trials_before = {
+        r.data.tags["trial_id"]
+        for r in client.search_runs(
+            [e.experiment_id for e in client.search_experiments()],
+            "tags.experiment_key = 'synth-colon__cam' and tags.kind = 'trial'",
+        )
+    }
+    assert len(cam_trials_before) == 2
+
+    res = cli("study", "resume", str(study_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = res.communicate(timeout=600)
+    (tmp_path / "resume.log").write_text(out)
+    assert res.returncode == 0, out[-3000:]
+    assert "[synth-colon__cam] done earlier" in out
+    assert "mlflow ui --backend-store-uri" in out
+
+    matrix = json.loads((study_dir / "ood.json").read_text())
+    rows = {r["method"]: r for r in matrix["rows"]}
+    assert set(rows) == {"cam", "pixelcam-cam"}
+    for row in rows.values():
+        assert set(row["pxap"]) == {"synth-colon", "synth-lymph"} and 0 < row["pxap"]["synth-lymph"] <= 100
+    assert (study_dir / "ood.csv").read_text().count("\n") == 5
+
+    exps = [e.experiment_id for e in client.search_experiments()]
+    parents = client.search_runs(exps, "tags.kind = 'study'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0].info.run_id
+    children = client.search_runs(exps, f"tags.mlflow.parentRunId = '{parent}'")
+    trials = [r for r in children if r.data.tags.get("kind") == "trial"]
+    cam_trials = [r for r in trials if r.data.tags["experiment_key"] == "synth-colon__cam"]
+    assert {r.data.tags["trial_id"] for r in cam_trials} == cam_trials_before and len(
+        cam_trials
+    ) == 2  # not rerun
+    assert len({r.data.tags["trial_id"] for r in trials}) == len(trials)  # no duplicate runs
+    assert all(
+        r.data.tags["method"] in ("cam", "pixelcam") and r.data.tags["source"] == "synth-colon"
+        for r in trials
+    )
+    running = [(r.info.run_name, dict(r.data.tags)) for r in children if r.info.status == "RUNNING"]
+    assert not running
+    evals = {r.data.tags["method"]: r for r in children if r.data.tags.get("kind") == "evaluation"}
+    assert set(evals) == {"cam", "pixelcam-cam"}
+    for method, run in evals.items():
+        m = run.data.metrics
+        assert m["pxap__synth-colon__to__synth-lymph"] == pytest.approx(rows[method]["pxap"]["synth-lymph"])
+        assert "cl__synth-colon__to__synth-colon" in m
+    artifacts = {a.path for a in client.list_artifacts(parent)}
+    assert {
+        "study_spec.yaml",
+        "dataset_manifest.json",
+        "code_version.json",
+        "ood.json",
+        "ood.csv",
+    } <= artifacts
+    some_trial = trials[0]
+    assert "valpx_pxap" in some_trial.data.metrics and "lr" in some_trial.data.params
+
+
+def test_unschedulable_study_fails_at_once(tmp_path: Path, synth_dir: Path):
+    spec = tmp_path / "big.yaml"
+    spec.write_text(
+        SPEC.format(data=synth_dir, storage=tmp_path / "s").replace(
+            "workers: 1", "workers: 4, gpus_per_worker: 1"
+        )
+    )
+    start = time.time()
+    res = cli(
+        "study",
+        "run",
+        str(spec),
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = res.communicate(timeout=120)
+    assert res.returncode == 2, err
+    assert "a trial needs" in err and "GPU: 4" in err and "GPU: 0" in err
+    assert time.time() - start < 60
