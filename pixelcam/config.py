@@ -182,14 +182,20 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def read_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
+    """Parsed YAML; ConfigError naming the file when it is missing or not YAML."""
+    p = Path(path)
+    try:
+        return yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: {what} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+
+
 def load_config(path: str | os.PathLike, **overrides: Any) -> TrainConfig:
     """Read a YAML training config, apply non-None `overrides` and validate it."""
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+    raw = read_yaml(p)
     cfg = TrainConfig.from_dict(raw or {}, where=str(p)).replace(**overrides)
     return cfg.validate(where=str(p))

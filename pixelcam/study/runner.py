@@ -93,8 +93,7 @@ class Study:
         from pixelcam.train.tracking import RunLogger, ensure_experiment, start_run, tracking_uri
 
         uri = tracking_uri()
-        name = self.spec.experiment or f"pixelcam-study-{self.spec.name}"
-        exp = ensure_experiment(name, uri)
+        exp = ensure_experiment(self.spec.mlflow_experiment(), uri)
         if not self.state["parent_run_id"]:
             ds = open_dataset(self.spec.data)
             tags = {"kind": "study", "study": self.spec.name, "dataset_hash": ds.hash}

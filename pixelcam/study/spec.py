@@ -33,9 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pixelcam.config import SELECTIONS, ConfigError, TrainConfig
+from pixelcam.config import SELECTIONS, ConfigError, TrainConfig, read_yaml
 
 PIXELCAM_ONLY = ("lam", "n", "sampler", "bg_area", "pixel_head_depth")
 NOT_SEARCHABLE = (
@@ -108,6 +106,10 @@ class StudySpec:
         """Labels of every tuned model: the baselines, then `pixelcam-<baseline>` for each."""
         return list(self.methods) + ([f"pixelcam-{m}" for m in self.methods] if self.pixelcam else [])
 
+    def mlflow_experiment(self) -> str:
+        """The MLflow experiment of the study's parent run and of all its trial and evaluation runs."""
+        return self.experiment or f"pixelcam-study-{self.name}"
+
     def base_config(self, method: str, source: str) -> TrainConfig:
         """The fixed part of every trial's TrainConfig for `method` on `source`."""
         cfg = TrainConfig.from_dict(dict(self.train), where=f"{self.source_file}: train")
@@ -122,6 +124,7 @@ class StudySpec:
             num_workers=self.resources.workers,
             use_gpu=self.resources.gpus_per_worker > 0,
             cpus_per_worker=self.resources.cpus_per_worker,
+            experiment=self.mlflow_experiment(),
         )
 
     def searched(self, pixelcam: bool) -> dict[str, Range | Choice]:
@@ -197,15 +200,7 @@ class _RangeRaw:
 
 def load_spec(path: str | os.PathLike) -> StudySpec:
     """Read and validate a study spec; ConfigError names the file and the key path."""
-    p = Path(path)
-    where = str(p)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: study spec not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
-    return spec_from_dict(raw, where)
+    return spec_from_dict(read_yaml(path, "study spec"), str(Path(path)))
 
 
 def spec_from_dict(raw: Any, where: str = "study") -> StudySpec:
@@ -243,7 +238,7 @@ def spec_from_dict(raw: Any, where: str = "study") -> StudySpec:
     train = raw.get("train") or {}
     if not isinstance(train, dict):
         raise _err(where, "train", f"expected a mapping of TrainConfig fields, got {train!r}")
-    for key in NOT_SEARCHABLE:
+    for key in NOT_SEARCHABLE + ("experiment",):
         if key in train:
             raise _err(where, f"train.{key}", "is set by the study itself (sources, methods, resources)")
     TrainConfig.from_dict(train, where=f"{where}: train")  # unknown keys / types

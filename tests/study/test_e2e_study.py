@@ -97,6 +97,7 @@ def test_study_killed_resumed_and_recorded(tmp_path: Path, synth_dir: Path):
         r.data.tags["method"] in ("cam", "pixelcam") and r.data.tags["source"] == "synth-colon"
         for r in trials
     )
+    assert {r.info.experiment_id for r in children} == {parents[0].info.experiment_id}  # nested in the UI
     running = [(r.info.run_name, dict(r.data.tags)) for r in children if r.info.status == "RUNNING"]
     assert not running
     evals = {r.data.tags["method"]: r for r in children if r.data.tags.get("kind") == "evaluation"}
