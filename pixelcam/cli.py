@@ -67,6 +67,15 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from pixelcam.data.merge import merge_datasets
+    from pixelcam.data.reader import open_dataset
+
+    out = merge_datasets(args.dirs, args.out, overwrite=args.overwrite)
+    print(f"wrote {out}: domains {', '.join(open_dataset(out).domains)}")
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from pixelcam.data.ingest import ingest
 
@@ -137,6 +146,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stain_sweep(args: argparse.Namespace) -> int:
+    from pixelcam.train.stain_sweep import format_sweep, stain_sweep
+
+    try:
+        report = stain_sweep(
+            args.checkpoint,
+            args.data,
+            args.domain,
+            args.reference,
+            args.stain,
+            levels=args.levels,
+            max_strength=args.max_strength,
+            fit_images=args.fit_images,
+        )
+    except ValueError as exc:  # reference == domain, levels or strength out of range
+        raise ConfigError(str(exc)) from exc
+    print(format_sweep(report))
+    if args.json:
+        from pathlib import Path
+
+        from pixelcam.train.checkpoint import write_json_atomic
+
+        write_json_atomic(Path(args.json), report)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from pixelcam.study.runner import resume_study, run_study
 
@@ -183,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", required=True, help="PNG file to write")
     v.add_argument("--per-class", type=int, default=4)
     v.set_defaults(fn=cmd_preview)
+
+    mg = dsub.add_parser("merge", help="combine datasets (e.g. glas + camelyon16) into one for OOD studies")
+    mg.add_argument("dirs", nargs="+", help="dataset directories (domain names must not repeat)")
+    mg.add_argument("--out", required=True, help="dataset directory to create")
+    mg.add_argument("--overwrite", action="store_true")
+    mg.set_defaults(fn=cmd_merge)
 
     g = dsub.add_parser("ingest", help="convert a real dataset (glas, camelyon16, folder) into the schema")
     fsub = g.add_subparsers(dest="format", required=True, metavar="FORMAT")
@@ -258,6 +300,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=32, dest="batch_size")
     e.add_argument("--json", help="also write the report as JSON here")
     e.set_defaults(fn=cmd_evaluate)
+
+    from pixelcam.data.stain import list_stain_transforms
+
+    sw = groups.add_parser(
+        "stain-sweep", help="PxAP and CL of a checkpoint under stain-shift levels 0..L (paper Fig. 4/5)"
+    )
+    sw.add_argument("--checkpoint", required=True, help="checkpoint dir or run dir (its selected checkpoint)")
+    sw.add_argument("--data", required=True, help="dataset directory")
+    sw.add_argument("--domain", required=True, help="domain whose test split is shifted")
+    sw.add_argument("--reference", required=True, help="domain whose stain the images move toward")
+    sw.add_argument("--stain", default="reinhard", choices=list_stain_transforms())
+    sw.add_argument("--levels", type=int, default=10)
+    sw.add_argument("--max-strength", type=float, default=1.0, dest="max_strength")
+    sw.add_argument("--fit-images", type=int, default=64, dest="fit_images")
+    sw.add_argument("--json", help="also write the report as JSON here")
+    sw.set_defaults(fn=cmd_stain_sweep)
     return p
 
 

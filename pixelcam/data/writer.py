@@ -154,11 +154,7 @@ class DatasetWriter:
                 "masked": self._masked[domain],
                 "files": files,
             }
-        digest = hashlib.sha256()
-        for d in sorted(domains):
-            for rel, sha in sorted(domains[d]["files"].items()):
-                digest.update(f"{rel}:{sha}\n".encode())
-        manifest = {"schema_version": SCHEMA_VERSION, "hash": digest.hexdigest(), "domains": domains}
+        manifest = {"schema_version": SCHEMA_VERSION, "hash": manifest_hash(domains), "domains": domains}
         (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
     def _install(self) -> None:
@@ -183,3 +179,12 @@ class DatasetWriter:
                 w.close()
             if self._tmp is not None and self._tmp.exists():
                 shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def manifest_hash(domains: dict) -> str:
+    """The dataset hash: sha256 over every (file, file sha256) of every domain, in sorted order."""
+    digest = hashlib.sha256()
+    for d in sorted(domains):
+        for rel, sha in sorted(domains[d]["files"].items()):
+            digest.update(f"{rel}:{sha}\n".encode())
+    return digest.hexdigest()

@@ -10,8 +10,6 @@ skipped, unfinished Tune experiments are restored (finished trials are not rerun
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Callable
@@ -22,10 +20,12 @@ import yaml
 
 from pixelcam.config import ConfigError
 from pixelcam.data.reader import open_dataset
+from pixelcam.study.ood import experiment_key, format_ood, ood_csv, ood_matrix
 from pixelcam.study.search import TUNE_METRIC, make_scheduler, make_searcher
 from pixelcam.study.spec import StudySpec, load_spec, spec_from_dict
+from pixelcam.study.stain import format_stain, run_stain_step, stain_csv, stain_rows
 from pixelcam.study.trainable import TRIAL_RESOURCES, trial_driver, trial_name
-from pixelcam.train.checkpoint import selected_in_run, write_json_atomic
+from pixelcam.train.checkpoint import selected_in_run, write_json_atomic, write_text_atomic
 from pixelcam.train.runner import CPU_FOR_DATA, init_ray, worker_resources
 
 STATE_FILE = "state.json"
@@ -34,10 +34,6 @@ SPEC_FILE = "spec.yaml"
 
 class StudyError(RuntimeError):
     """The study cannot run (unschedulable, directory conflict, nothing to resume)."""
-
-
-def experiment_key(source: str, method: str) -> str:
-    return f"{source}__{method}"
 
 
 def trial_requirements(spec: StudySpec, cluster: dict[str, float]) -> dict[str, float]:
@@ -81,7 +77,12 @@ class Study:
         self.spec = spec
         self.dir = directory
         self.log = log
-        self.state: dict[str, Any] = {"experiments": {}, "evaluations": {}, "parent_run_id": None}
+        self.state: dict[str, Any] = {
+            "experiments": {},
+            "evaluations": {},
+            "stain": {},
+            "parent_run_id": None,
+        }
         if (directory / STATE_FILE).is_file():
             self.state = json.loads((directory / STATE_FILE).read_text())
 
@@ -130,17 +131,18 @@ class Study:
         if done is not None:
             self.log(f"[{key}] done earlier: best trial {done.get('best_trial')}")
             return done
-        pixelcam = method.startswith("pixelcam-")
+        baseline, fixed = self.spec.variant(method)
+        pixelcam = baseline is not None
         base = self.spec.base_config("pixelcam" if pixelcam else method, source)
         if pixelcam:
-            parent = self.state["experiments"].get(experiment_key(source, method[len("pixelcam-") :]), {})
+            parent = self.state["experiments"].get(experiment_key(source, baseline), {})
             if not parent.get("checkpoint"):
-                rec = {"status": "skipped", "reason": f"baseline {method[len('pixelcam-') :]} has no model"}
+                rec = {"status": "skipped", "reason": f"baseline {baseline} has no model"}
                 self.state["experiments"][key] = rec
                 self.save()
                 return rec
-            base = base.replace(pseudo_labels_from=parent["checkpoint"])
-        dims = self.spec.searched(pixelcam)
+            base = base.replace(pseudo_labels_from=parent["checkpoint"], **fixed)
+        dims = {k: v for k, v in self.spec.searched(pixelcam).items() if k not in fixed}
         train_storage = self.dir / "train" / key
         tune_root = self.dir / "tune"
         constants = {
@@ -296,6 +298,24 @@ class Study:
         self.save()
         return report
 
+    # -- staining robustness ---------------------------------------------------------------------------------
+    def stain_step(self) -> str:
+        """Sweep every selected model over the stain-shift levels (spec.stain_shift); returns the table."""
+        if self.spec.stain_shift is None:
+            return ""
+        for source in self.spec.sources:
+            for method in self.spec.all_methods():
+                key = experiment_key(source, method)
+                if key not in self.state.get("stain", {}):
+                    self.log(f"[{key}] stain-shift sweep ({self.spec.stain_shift.method})")
+                run_stain_step(self, source, method)
+        reports = stain_rows(self.state)
+        write_json_atomic(self.dir / "stain.json", reports)
+        write_text_atomic(self.dir / "stain.csv", stain_csv(reports))
+        table = format_stain(reports)
+        self.log(table)
+        return table
+
     # -- the whole study ----------------------------------------------------------------------------------
     def run(self, early_stopping: bool = True) -> dict[str, Any]:
         import ray
@@ -314,14 +334,16 @@ class Study:
                     self.tune(source, method, concurrency)
                 if self.spec.pixelcam:
                     for method in self.spec.methods:
-                        self.tune(source, f"pixelcam-{method}", concurrency)
+                        for label in self.spec.pixelcam_labels(method):
+                            self.tune(source, label, concurrency)
             for source in self.spec.sources:
                 for method in self.spec.all_methods():
                     self.evaluate(source, method, targets)
             self._close_killed_children()  # trials stopped at their last report, now surely gone
+            stain_table = self.stain_step()
             matrix = ood_matrix(self.spec, self.state, targets)
             write_json_atomic(self.dir / "ood.json", matrix)
-            (self.dir / "ood.csv").write_text(ood_csv(matrix))
+            write_text_atomic(self.dir / "ood.csv", ood_csv(matrix))
             table = format_ood(matrix, self.spec.published)
             self.log(table)
             if parent:
@@ -331,6 +353,10 @@ class Study:
                 log.text(json.dumps(matrix, indent=2), "ood.json")
                 log.text(ood_csv(matrix), "ood.csv")
                 log.text(table, "ood_table.txt")
+                if stain_table:
+                    log.text(json.dumps(stain_rows(self.state), indent=2), "stain.json")
+                    log.text(stain_csv(stain_rows(self.state)), "stain.csv")
+                    log.text(stain_table, "stain_table.txt")
                 log.finish()
         except BaseException:
             if parent:
@@ -358,74 +384,6 @@ def _code_version() -> dict[str, str]:
     return out
 
 
-def ood_matrix(spec: StudySpec, state: dict[str, Any], targets: list[str]) -> dict[str, Any]:
-    """{"targets": [...], "rows": [{"method", "source", "status", "pxap": {tgt: v}, "cl": {tgt: v}, ...}]}."""
-    rows = []
-    for source in spec.sources:
-        for method in spec.all_methods():
-            key = experiment_key(source, method)
-            exp = state["experiments"].get(key, {})
-            rep = state["evaluations"].get(key)
-            row: dict[str, Any] = {"method": method, "source": source, "status": exp.get("status", "missing")}
-            if rep is not None:
-                row["pxap"] = {t: r["pxap"] for t, r in rep["results"].items()}
-                row["cl"] = {t: r["cl"] for t, r in rep["results"].items()}
-                row["params"] = exp.get("params", {})
-                row["valpx_pxap"] = exp["metrics"]["valpx_pxap"]
-            rows.append(row)
-    return {"study": spec.name, "targets": list(targets), "rows": rows}
-
-
-def ood_csv(matrix: dict[str, Any]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["method", "source", "target", "pxap", "cl", "status"])
-    for row in matrix["rows"]:
-        for t in matrix["targets"]:
-            w.writerow(
-                [
-                    row["method"],
-                    row["source"],
-                    t,
-                    _num(row.get("pxap", {}).get(t)),
-                    _num(row.get("cl", {}).get(t)),
-                    row["status"],
-                ]
-            )
-    return buf.getvalue()
-
-
-def _num(v: float | None) -> str:
-    return "" if v is None else f"{v:.4f}"
-
-
-def format_ood(matrix: dict[str, Any], published: dict[str, Any] | None = None) -> str:
-    """The OOD matrix as text: one block per metric, rows (method, source), columns targets (* = in-domain).
-
-    `published` ({method: {"pxap": {"src->tgt": v}, "cl": {...}}}) adds the paper's value in brackets.
-    """
-    targets = matrix["targets"]
-    lines = []
-    for metric, title in (("pxap", "PxAP"), ("cl", "CL")):
-        lines.append(f"{title} on test splits (rows: model <- source; columns: target; * in-domain)")
-        lines.append(f"{'':34}" + "".join(f"{t:>20}" for t in targets))
-        for row in matrix["rows"]:
-            label = f"{row['method']} <- {row['source']}"
-            cells = []
-            for t in targets:
-                v = row.get(metric, {}).get(t)
-                cell = "failed" if v is None else f"{v:.2f}{'*' if t == row['source'] else ''}"
-                pub = (published or {}).get(row["method"], {}).get(metric, {}).get(f"{row['source']}->{t}")
-                if pub is not None and v is not None:
-                    cell += f" [{pub}]"
-                cells.append(f"{cell:>20}")
-            lines.append(f"{label:34}" + "".join(cells))
-        lines.append("")
-    if published:
-        lines.append("[x]: the paper's published value for the same pairing")
-    return "\n".join(lines)
-
-
 def run_study(
     path: str, storage: str | None = None, early_stopping: bool = True, log: Callable[[str], None] = print
 ) -> tuple[Path, dict[str, Any]]:
@@ -444,7 +402,7 @@ def run_study(
     spec.data = str(Path(spec.data).resolve())
     raw = yaml.safe_load(Path(path).read_text())
     raw["data"] = spec.data
-    (directory / SPEC_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
+    write_text_atomic(directory / SPEC_FILE, yaml.safe_dump(raw, sort_keys=False))
     study = Study(spec, directory, log)
     study.save()
     return directory, study.run(early_stopping)

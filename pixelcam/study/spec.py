@@ -19,6 +19,8 @@ budget: {trials: 2, epochs: 3, grace_period: 2}
 resources: {workers: 2, cpus_per_worker: null, gpus_per_worker: 0}
 train: {resize: 64, crop: 56, batch_size: 16}   # any other TrainConfig field, fixed for every trial
 seed: 0
+stain_shift: {method: reinhard, reference: synth-lymph, levels: 10}   # optional staining-robustness sweep
+ablation: {field: lam, values: [0.001, 0.01, 0.1, 1.0]}  # optional: one PixelCAM model per value
 published: {...}                         # the paper's numbers, printed beside ours
 ```
 Every key is checked; errors name the file and the key path (e.g. `studies/x.yaml: budget.trials`).
@@ -82,6 +84,32 @@ class Resources:
 
 
 @dataclass
+class StainShift:
+    """The staining-robustness sweep run on every selected model after the OOD evaluation."""
+
+    method: str = "reinhard"  # a registered stain transform: reinhard, macenko, hed
+    reference: str | None = None  # domain whose stain is approached; default: the first other domain
+    domains: list[str] | None = None  # test splits to shift; default: each model's own source
+    levels: int = 10
+    max_strength: float = 1.0  # strength of the last level (1 = the reference's full stain)
+    fit_images: int = 64
+
+
+ABLATABLE = PIXELCAM_ONLY + ("selection", "lr", "lr_decay", "threshold_criterion")
+
+
+@dataclass
+class Ablation:
+    """One PixelCAM model per value of `field` (fixed, not searched), e.g. lambda for the paper's Table 17."""
+
+    field: str = ""
+    values: list[Any] = dataclasses.field(default_factory=list)
+
+    def label(self, baseline: str, value: Any) -> str:
+        return f"pixelcam-{baseline}.{self.field}-{value}"
+
+
+@dataclass
 class StudySpec:
     name: str
     data: str = "data/synth"
@@ -98,13 +126,34 @@ class StudySpec:
     seed: int = 0
     storage: str = "studies-runs"
     experiment: str | None = None  # MLflow experiment (default: pixelcam-study-<name>)
+    stain_shift: StainShift | None = None
+    ablation: Ablation | None = None
     published: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     source_file: str = ""
 
     def all_methods(self) -> list[str]:
-        """Labels of every tuned model: the baselines, then `pixelcam-<baseline>` for each."""
-        return list(self.methods) + ([f"pixelcam-{m}" for m in self.methods] if self.pixelcam else [])
+        """Labels of every tuned model: the baselines, then the PixelCAM model(s) of each."""
+        return list(self.methods) + [label for m in self.methods for label in self.pixelcam_labels(m)]
+
+    def pixelcam_labels(self, baseline: str) -> list[str]:
+        """`pixelcam-<baseline>`, or one `pixelcam-<baseline>.<field>-<value>` per ablation value."""
+        if not self.pixelcam:
+            return []
+        if self.ablation is None:
+            return [f"pixelcam-{baseline}"]
+        return [self.ablation.label(baseline, v) for v in self.ablation.values]
+
+    def variant(self, label: str) -> tuple[str | None, dict[str, Any]]:
+        """(baseline, fixed overrides) of a PixelCAM label; (None, {}) for a baseline label."""
+        for baseline in self.methods:
+            if self.ablation is None and label == f"pixelcam-{baseline}":
+                return baseline, {}
+            if self.ablation is not None:
+                for v in self.ablation.values:
+                    if label == self.ablation.label(baseline, v):
+                        return baseline, {self.ablation.field: v}
+        return None, {}
 
     def mlflow_experiment(self) -> str:
         """The MLflow experiment of the study's parent run and of all its trial and evaluation runs."""
@@ -198,6 +247,70 @@ class _RangeRaw:
     int: bool = False
 
 
+def _stain_shift(raw: Any, where: str) -> StainShift:
+    from pixelcam.data.stain import list_stain_transforms
+
+    st = _section(raw, StainShift, where, "stain_shift")
+    if st.method not in list_stain_transforms():
+        raise _err(
+            where, "stain_shift.method", f"unknown {st.method!r}; expected one of {list_stain_transforms()}"
+        )
+    if st.reference is not None and not isinstance(st.reference, str):
+        raise _err(where, "stain_shift.reference", f"expected a domain name, got {st.reference!r}")
+    if st.domains is not None and (
+        not isinstance(st.domains, list) or not st.domains or not all(isinstance(d, str) for d in st.domains)
+    ):
+        raise _err(where, "stain_shift.domains", f"expected a non-empty list of domains, got {st.domains!r}")
+    if st.levels is None or not 1 <= st.levels <= 50:
+        raise _err(where, "stain_shift.levels", f"must be in 1..50, got {st.levels}")
+    if st.max_strength is None or not 0 < st.max_strength <= 3:
+        raise _err(where, "stain_shift.max_strength", f"must be in (0, 3], got {st.max_strength}")
+    if st.fit_images is None or st.fit_images < 1:
+        raise _err(where, "stain_shift.fit_images", f"must be >= 1, got {st.fit_images}")
+    return st
+
+
+def _ablation(raw: Any, where: str) -> Ablation:
+    if not isinstance(raw, dict) or set(raw) != {"field", "values"}:
+        raise _err(where, "ablation", f"expected {{field: NAME, values: [...]}}, got {raw!r}")
+    if raw["field"] not in ABLATABLE:
+        raise _err(
+            where, "ablation.field", f"{raw['field']!r} cannot be ablated; expected one of {list(ABLATABLE)}"
+        )
+    values = raw["values"]
+    if not isinstance(values, list) or len(values) < 2 or len(set(map(str, values))) != len(values):
+        raise _err(where, "ablation.values", f"expected a list of >= 2 distinct values, got {values!r}")
+    return Ablation(raw["field"], list(values))
+
+
+PUBLISHED_METRICS = ("pxap", "cl")
+
+
+def _published(raw: Any, where: str) -> dict[str, Any]:
+    """{model label: {pxap|cl: {"<source>-><target>": number}}}, plus optional `source`/`note` strings."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _err(where, "published", f"expected a mapping, got {raw!r}")
+    for label, block in raw.items():
+        if label in ("source", "note"):
+            if not isinstance(block, str):
+                raise _err(where, f"published.{label}", f"expected text, got {block!r}")
+            continue
+        if not isinstance(block, dict):
+            raise _err(where, f"published.{label}", f"expected {{pxap: {{src->tgt: value}}}}, got {block!r}")
+        for metric, cells in block.items():
+            key = f"published.{label}.{metric}"
+            if metric not in PUBLISHED_METRICS or not isinstance(cells, dict):
+                raise _err(
+                    where, key, f"expected one of {list(PUBLISHED_METRICS)} mapping 'src->tgt' to a value"
+                )
+            for pair, v in cells.items():
+                if "->" not in str(pair) or isinstance(v, bool) or not isinstance(v, int | float):
+                    raise _err(where, f"{key}.{pair}", f"expected 'source->target': number, got {v!r}")
+    return dict(raw)
+
+
 def load_spec(path: str | os.PathLike) -> StudySpec:
     """Read and validate a study spec; ConfigError names the file and the key path."""
     return spec_from_dict(read_yaml(path, "study spec"), str(Path(path)))
@@ -234,7 +347,11 @@ def spec_from_dict(raw: Any, where: str = "study") -> StudySpec:
         kw["seed"] = _typed(raw["seed"], int, where, "seed")
     kw["budget"] = _section(raw.get("budget"), Budget, where, "budget")
     kw["resources"] = _section(raw.get("resources"), Resources, where, "resources")
-    kw["published"] = dict(raw.get("published") or {})
+    kw["published"] = _published(raw.get("published"), where)
+    if raw.get("ablation") is not None:
+        kw["ablation"] = _ablation(raw["ablation"], where)
+    if raw.get("stain_shift") is not None:
+        kw["stain_shift"] = _stain_shift(raw["stain_shift"], where)
     train = raw.get("train") or {}
     if not isinstance(train, dict):
         raise _err(where, "train", f"expected a mapping of TrainConfig fields, got {train!r}")
@@ -276,4 +393,14 @@ def spec_from_dict(raw: Any, where: str = "study") -> StudySpec:
         raise _err(where, "resources.workers", f"must be >= 1, got {spec.resources.workers}")
     for method in spec.methods:  # every trial config must be valid at the range ends
         spec.base_config(method, spec.sources[0]).validate(where=f"{where}: train")
+    if spec.ablation is not None:
+        ab = spec.ablation
+        if ab.field in spec.search:
+            raise _err(where, "ablation.field", f"{ab.field!r} is also in search: an ablated field is fixed")
+        for v in ab.values:
+            try:
+                cfg = spec.base_config("pixelcam", spec.sources[0])
+                cfg.replace(pseudo_labels_from="<baseline>", **{ab.field: v}).validate(where="value")
+            except (ConfigError, TypeError, ValueError) as exc:
+                raise _err(where, f"ablation.values[{v!r}]", str(exc)) from exc
     return spec

@@ -54,13 +54,22 @@ class LoadedCheckpoint:
         return model.eval()
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary sibling and rename it into place."""
+def write_text_atomic(path: Path, text: str | bytes) -> None:
+    """Write to a temporary sibling and rename it into place: readers never see a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary sibling and rename it into place."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def save_checkpoint(

@@ -93,6 +93,20 @@ def to_tensor(images: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
     return (x - mean) / std
 
 
+def normalize(x01: torch.Tensor) -> torch.Tensor:
+    """float RGB (B, 3, H, W) in [0, 1] -> ImageNet-normalised."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=x01.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=x01.dtype).view(1, 3, 1, 1)
+    return (x01 - mean) / std
+
+
+def unnormalize(images: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalised (B, 3, H, W) -> float RGB in [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images * std + mean).clamp(0, 1)
+
+
 try:  # Ray Data's collate interface (a plain callable works too, with a deprecation warning)
     from ray.data.collate_fn import NumpyBatchCollateFn as _CollateBase
 except ImportError:  # pragma: no cover - ray is a dependency; keeps the transforms importable without it

@@ -31,6 +31,7 @@ search:
 budget: {{trials: 2, epochs: 2, grace_period: 1}}
 resources: {{workers: 1}}
 train: {{resize: 64, crop: 56, batch_size: 8}}
+stain_shift: {{method: reinhard, levels: 2, fit_images: 8}}
 storage: {storage}
 """
 
@@ -114,6 +115,21 @@ def test_study_killed_resumed_and_recorded(tmp_path: Path, synth_dir: Path):
         "ood.json",
         "ood.csv",
     } <= artifacts
+    assert {"stain.json", "stain.csv", "stain_table.txt"} <= artifacts
+    sweeps = json.loads((study_dir / "stain.json").read_text())
+    assert {(r["label"], r["domain"], r["reference"]) for r in sweeps} == {
+        ("cam", "synth-colon", "synth-lymph"),
+        ("pixelcam-cam", "synth-colon", "synth-lymph"),
+    }
+    for rep in sweeps:  # level 0 is the unshifted test split: the OOD matrix's in-domain cell
+        assert [r["level"] for r in rep["rows"]] == [0, 1, 2]
+        assert rep["rows"][0]["pxap"] == pytest.approx(rows[rep["label"]]["pxap"]["synth-colon"])
+    stain_runs = {r.data.tags["method"]: r for r in children if r.data.tags.get("kind") == "stain_sweep"}
+    assert set(stain_runs) == {"cam", "pixelcam-cam"}
+    hist = client.get_metric_history(
+        stain_runs["cam"].info.run_id, "stain_pxap__synth-colon__to__synth-colon"
+    )
+    assert sorted(m.step for m in hist) == [0, 1, 2]
     some_trial = trials[0]
     assert "valpx_pxap" in some_trial.data.metrics and "lr" in some_trial.data.params
 

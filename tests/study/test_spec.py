@@ -21,7 +21,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_shipped_specs_validate():
-    files = sorted((ROOT / "studies").glob("*.yaml"))
+    files = sorted(f for f in (ROOT / "studies").rglob("*.yaml") if f.parent.name != "train")
     assert any(f.name == "quickstart.yaml" for f in files)
     for f in files:
         spec = load_spec(f)
@@ -58,6 +58,13 @@ def test_parsed_search_space_and_methods(tmp_path: Path):
         ("train: {method: cam}\n", "train.method: is set by the study itself"),
         ("resources: {workers: two}\n", "resources.workers: expected int"),
         ("selection: best\n", "selection: unknown value 'best'"),
+        ("stain_shift: {method: vahadane}\n", "stain_shift.method: unknown 'vahadane'"),
+        ("stain_shift: {levels: 0}\n", "stain_shift.levels: must be in 1..50"),
+        ("stain_shift: {max_strength: 5}\n", "stain_shift.max_strength: must be in (0, 3]"),
+        ("stain_shift: {domains: synth-colon}\n", "stain_shift.domains: expected a non-empty list"),
+        ("stain_shift: {levls: 3}\n", "stain_shift: unknown key(s) ['levls']"),
+        ("published: {cam: {pxap: {a->b: high}}}\n", "published.cam.pxap.a->b: expected 'source->target'"),
+        ("published: {cam: {iou: {a->b: 1}}}\n", "published.cam.iou: expected one of ['pxap', 'cl']"),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, extra: str, message: str):
@@ -67,6 +74,19 @@ def test_errors_name_file_and_key(tmp_path: Path, extra: str, message: str):
     assert str(p) in str(err.value) and message in str(err.value)
 
 
+def test_stain_shift_defaults(tmp_path: Path):
+    spec = load_spec(write(tmp_path, BASE + "stain_shift: {method: macenko}\n"))
+    st = spec.stain_shift
+    assert (st.method, st.reference, st.domains, st.levels, st.max_strength) == (
+        "macenko",
+        None,
+        None,
+        10,
+        1.0,
+    )
+    assert load_spec(write(tmp_path, BASE)).stain_shift is None
+
+
 def test_bad_methods_and_names(tmp_path: Path):
     with pytest.raises(ConfigError, match="methods: unknown baseline 'pixelcam'"):
         load_spec(write(tmp_path, "name: t\nmethods: [pixelcam]\n"))
@@ -74,3 +94,35 @@ def test_bad_methods_and_names(tmp_path: Path):
         load_spec(write(tmp_path, "name: a b\n"))
     with pytest.raises(ConfigError, match="study spec not found"):
         load_spec(tmp_path / "none.yaml")
+
+
+def test_ablation_labels_and_variants(tmp_path: Path):
+    spec = load_spec(
+        write(
+            tmp_path,
+            BASE + "search:\n  lr: {low: 1.0e-4, high: 1.0e-2, log: true}\n"
+            "  lam: {low: 1.0e-3, high: 1.0, log: true}\n"
+            "ablation: {field: n, values: [1, 10]}\n",
+        )
+    )
+    assert spec.all_methods() == ["cam", "pixelcam-cam.n-1", "pixelcam-cam.n-10"]
+    assert spec.variant("pixelcam-cam.n-10") == ("cam", {"n": 10})
+    assert spec.variant("cam") == (None, {})
+    assert spec.variant("pixelcam-cam") == (None, {})  # not a label of this study
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("ablation: {field: epochs, values: [1, 2]}\n", "ablation.field: 'epochs' cannot be ablated"),
+        ("ablation: {field: lam, values: [0.1]}\n", "ablation.values: expected a list of >= 2 distinct"),
+        ("ablation: {field: lam}\n", "ablation: expected {field: NAME, values: [...]}"),
+        ("ablation: {field: n, values: [1, -3]}\n", "ablation.values[-3]"),
+        ("ablation: {field: sampler, values: [pb, xx]}\n", "ablation.values['xx']"),
+        ("search:\n  lam: {low: 0.1, high: 1}\nablation: {field: lam, values: [0.1, 1]}\n", "also in search"),
+    ],
+)
+def test_ablation_errors(tmp_path: Path, extra: str, message: str):
+    with pytest.raises(ConfigError) as err:
+        load_spec(write(tmp_path, BASE + extra))
+    assert message in str(err.value)

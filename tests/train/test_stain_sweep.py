@@ -1,0 +1,77 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixelcam.cli import main
+from pixelcam.data import open_dataset
+from pixelcam.data.stain import create_stain_transform, delta_e
+from pixelcam.metrics import pxap
+from pixelcam.models import create_wsol_model
+from pixelcam.train.checkpoint import save_checkpoint
+from pixelcam.train.data import iter_split
+from pixelcam.train.evaluate import evaluate
+from pixelcam.train.stain_sweep import format_sweep, reference_images, stain_sweep
+from pixelcam.train.transforms import normalize, unnormalize
+
+
+@pytest.fixture(scope="module")
+def cam_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(2)
+    meta = {
+        "method": "cam",
+        "backbone": "resnet10t",
+        "class_names": ["normal", "cancer"],
+        "source": "synth-colon",
+        "resize": 64,
+        "epoch": 0,
+        "tau": 0.5,
+        "metrics": {},
+    }
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "ck", create_wsol_model("cam", "resnet10t"), meta)
+
+
+def test_sweep_level_zero_is_plain_evaluation_and_levels_follow_the_shift(cam_ckpt: Path, synth_dir: Path):
+    rep = stain_sweep(cam_ckpt, synth_dir, "synth-colon", "synth-lymph", "reinhard", levels=4, fit_images=8)
+    plain = evaluate(cam_ckpt, synth_dir, ["synth-colon"])["results"]["synth-colon"]
+    rows = rep["rows"]
+    assert [r["level"] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r["strength"] for r in rows] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert rows[0]["pxap"] == pytest.approx(plain["pxap"], abs=1e-9)
+    assert rows[0]["cl"] == pytest.approx(plain["cl"], abs=1e-9) and rows[0]["delta_e"] == 0
+    assert all(b["delta_e"] > a["delta_e"] for a, b in zip(rows, rows[1:]))
+    assert rep["images"] == plain["images"] and "synth-lymph" in format_sweep(rep)
+
+    # level 4 recomputed by hand: shift with an independently fitted transform, then PxAP of the model's CAMs
+    ds = open_dataset(synth_dir)
+    t = create_stain_transform("reinhard").fit(reference_images(synth_dir, "synth-lymph", 64, 8))
+    model = create_wsol_model("cam", "resnet10t")
+    model.load_state_dict(torch.load(cam_ckpt / "model.pt", weights_only=True))
+    model.eval()
+    maps, masks, de = [], [], []
+    for b in iter_split(ds, "synth-colon", "test", 64):
+        x = unnormalize(b.images)
+        shifted = t(x, 1.0)
+        de.append(delta_e(x, shifted))
+        with torch.no_grad():
+            maps += list(model.cam(normalize(shifted).float(), b.labels))
+        masks += [torch.from_numpy(m) for m in b.masks]
+    assert rows[4]["pxap"] == pytest.approx(pxap(maps, masks), abs=1e-6)
+    assert rows[4]["delta_e"] == pytest.approx(float(torch.cat(de).mean()), rel=1e-5)
+
+
+def test_sweep_errors_and_cli(cam_ckpt: Path, synth_dir: Path, tmp_path: Path, capsys):
+    with pytest.raises(ValueError, match="nothing would shift"):
+        stain_sweep(cam_ckpt, synth_dir, "synth-colon", "synth-colon")
+    out = tmp_path / "sweep.json"
+    args = ["stain-sweep", "--checkpoint", str(cam_ckpt), "--data", str(synth_dir), "--domain", "synth-lymph"]
+    assert (
+        main([*args, "--reference", "synth-colon", "--levels", "2", "--stain", "hed", "--json", str(out)])
+        == 0
+    )
+    rep = json.loads(out.read_text())
+    assert rep["stain"] == "hed" and len(rep["rows"]) == 3
+    assert main([*args, "--reference", "synth-lymph"]) == 2
+    assert "nothing would shift" in capsys.readouterr().err
+    assert main([*args, "--reference", "no-such-domain"]) == 2
