@@ -5,7 +5,7 @@ VENV   ?= .venv
 DATA   ?= data/synth
 BIN     = $(VENV)/bin
 
-.PHONY: quickstart test lint bench clean
+.PHONY: quickstart test lint bench clean browser
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,14 @@ quickstart: $(BIN)/.installed
 	@if [ -f $(STUDY)/state.json ]; then $(BIN)/pixelcam study resume $(STUDY); \
 	else $(BIN)/pixelcam study run studies/quickstart.yaml; fi
 
-test: $(BIN)/.installed
+# The dashboard test renders in headless Chromium: Debian's chromium + chromium-driver (root or sudo).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver >/dev/null; }
+
+test: $(BIN)/.installed browser
 	$(BIN)/ruff check pixelcam tests benchmarks
 	$(BIN)/python -m pytest
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pixelcam import __version__
 from pixelcam.config import ConfigError
 from pixelcam.data.errors import DatasetError
+from pixelcam.report.records import ReportError
 from pixelcam.study.runner import StudyError
 from pixelcam.train.checkpoint import CheckpointError
 from pixelcam.train.runner import TrainError
@@ -177,13 +178,25 @@ def cmd_study(args: argparse.Namespace) -> int:
     from pixelcam.study.runner import resume_study, run_study
 
     if args.command == "run":
-        directory, _ = run_study(args.spec, storage=args.storage, early_stopping=not args.no_early_stopping)
+        directory, _ = run_study(
+            args.spec, storage=args.storage, early_stopping=not args.no_early_stopping, data=args.data
+        )
     else:
         directory, _ = resume_study(args.dir)
     from pixelcam.train.tracking import tracking_uri
 
     print(f"study directory: {directory} (ood.json, ood.csv)")
+    if (directory / "dashboard.html").is_file():
+        print(f"dashboard: {directory / 'dashboard.html'} (open it in a browser; works offline)")
     print(f"MLflow: mlflow ui --backend-store-uri {tracking_uri()}")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from pixelcam.report import build_dashboard
+
+    out = build_dashboard(args.study, args.out, log_to_mlflow=not args.no_mlflow)
+    print(f"wrote {out}")
     return 0
 
 
@@ -285,12 +298,23 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = st.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     r = ssub.add_parser("run", help="run a study spec (YAML, see studies/)")
     r.add_argument("spec")
-    r.add_argument("--storage", help="parent of the study directory (default: the spec's storage)")
+    r.add_argument(
+        "--storage",
+        help="parent of the study directory (default: the spec's storage); on a cluster a path "
+        "mounted on every node (NFS/EFS/PVC)",
+    )
+    r.add_argument("--data", help="dataset directory or URI (s3://, gs://) overriding the spec's `data`")
     r.add_argument("--no-early-stopping", action="store_true", help="FIFO instead of ASHA")
     r.set_defaults(fn=cmd_study)
     r = ssub.add_parser("resume", help="continue an interrupted study from its directory")
     r.add_argument("dir")
     r.set_defaults(fn=cmd_study)
+
+    d = groups.add_parser("dashboard", help="a study's self-contained HTML dashboard, built from MLflow")
+    d.add_argument("study", help="study directory (studies-runs/NAME) or the study's MLflow parent run id")
+    d.add_argument("--out", required=True, help="HTML file to write")
+    d.add_argument("--no-mlflow", action="store_true", help="do not log the figures to the parent run")
+    d.set_defaults(fn=cmd_dashboard)
 
     e = groups.add_parser("evaluate", help="PxAP, CL and TP*/FN*/TN*/FP* of a checkpoint on test splits")
     e.add_argument("--checkpoint", required=True, help="checkpoint dir or run dir (its selected checkpoint)")
@@ -323,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (DatasetError, ConfigError, CheckpointError, TrainError, StudyError) as exc:
+    except (DatasetError, ConfigError, CheckpointError, TrainError, StudyError, ReportError) as exc:
         print(f"pixelcam: error: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:  # registry look-ups name the known choices

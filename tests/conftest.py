@@ -23,3 +23,11 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "ds"
     generate_synthetic(out, SynthConfig(per_class=12, size=64, seed=3), workers=1)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path):
+    """The e2e tiny study (killed and resumed), run once for the study and dashboard tests (~3 min)."""
+    from tests.tiny_study import run_killed_and_resumed
+
+    return run_killed_and_resumed(tmp_path_factory.mktemp("tiny-study"), synth_dir)

@@ -9,18 +9,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.schema import MANIFEST, SCHEMA, SCHEMA_VERSION, SPLITS
 
 
+def is_uri(path: str | os.PathLike) -> bool:
+    """True for `scheme://...` locations (s3://, gs://, hdfs://, file://) read through pyarrow filesystems."""
+    return "://" in str(path)
+
+
 @dataclass(frozen=True)
 class PatchDataset:
-    """A validated dataset directory: its manifest and the Parquet files per (split, domain)."""
+    """A validated dataset directory: its manifest and the Parquet files per (split, domain).
+
+    Local directories have `filesystem=None`; a URI (`s3://bucket/ds`, `gs://...`, `file:///...`) is opened
+    with `pyarrow.fs.FileSystem.from_uri` (credentials from the usual environment variables or instance
+    roles), and `root` is then the path inside that filesystem.
+    """
 
     root: Path
     manifest: dict
+    filesystem: pafs.FileSystem | None = None
+    uri: str = ""
+
+    @property
+    def location(self) -> str:
+        """Where the dataset is, as the user gave it (for messages and provenance)."""
+        return self.uri or str(self.root)
 
     @property
     def hash(self) -> str:
@@ -47,7 +65,8 @@ class PatchDataset:
             ) from None
 
     def files(self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None) -> list[Path]:
-        """Parquet files holding the given domains (all when None) and splits (all when None)."""
+        """Parquet files holding the given domains (all when None) and splits (all when None); paths inside
+        `filesystem` for a remote dataset (see `uris`)."""
         splits = list(SPLITS if splits is None else splits)
         for s in splits:
             if s not in SPLITS:
@@ -68,7 +87,18 @@ class PatchDataset:
         files = self.files(domains, splits)
         if not files:
             return SCHEMA.empty_table() if columns is None else SCHEMA.empty_table().select(list(columns))
-        return pa.concat_tables(pq.read_table(f, columns=columns, schema=SCHEMA) for f in files)
+        return pa.concat_tables(
+            pq.read_table(str(f), columns=columns, schema=SCHEMA, filesystem=self.filesystem) for f in files
+        )
+
+    def uris(self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None) -> list[str]:
+        """The files as strings a reader elsewhere (a Ray Data task on another node) can open: local paths,
+        or `scheme://` URIs for a remote dataset."""
+        files = self.files(domains, splits)
+        if self.filesystem is None:
+            return [str(f) for f in files]
+        scheme = self.uri.split("://", 1)[0]
+        return [f"{scheme}://{f}" if scheme != "file" else f"file://{f}" for f in files]
 
     def iter_batches(
         self,
@@ -79,11 +109,17 @@ class PatchDataset:
     ) -> Iterator[pa.RecordBatch]:
         """Stream record batches (bounded memory, for evaluation over large splits)."""
         for f in self.files(domains, splits):
-            yield from pq.ParquetFile(f).iter_batches(batch_size=batch_size, columns=columns)
+            if self.filesystem is None:
+                yield from pq.ParquetFile(f).iter_batches(batch_size=batch_size, columns=columns)
+            else:
+                with self.filesystem.open_input_file(str(f)) as fh:
+                    yield from pq.ParquetFile(fh).iter_batches(batch_size=batch_size, columns=columns)
 
 
 def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
-    """Open and validate a dataset directory; `verify=True` also checks every file's SHA-256."""
+    """Open and validate a dataset directory or URI; `verify=True` also checks every file's SHA-256."""
+    if is_uri(path):
+        return _open_remote(str(path), verify)
     root = Path(path)
     mpath = root / MANIFEST
     if not mpath.is_file():
@@ -120,3 +156,49 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
                 if file_sha256(f) != sha:
                     raise DatasetError(f"{f}: content changed since it was written (SHA-256 mismatch)")
     return PatchDataset(root=root, manifest=manifest)
+
+
+def _open_remote(uri: str, verify: bool) -> PatchDataset:
+    """A dataset behind a pyarrow filesystem URI: the manifest and every file's schema are checked there."""
+    try:
+        fs, base = pafs.FileSystem.from_uri(uri.rstrip("/"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise DatasetError(f"{uri}: cannot open this location through pyarrow ({exc})") from exc
+    mpath = f"{base}/{MANIFEST}"
+    try:
+        with fs.open_input_stream(mpath) as fh:
+            manifest = json.loads(fh.read().decode())
+    except FileNotFoundError:
+        raise DatasetError(f"{uri}: not a pixelcam dataset ({MANIFEST} missing)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{uri}/{MANIFEST}: cannot be read ({exc})") from exc
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise DatasetError(
+            f"{uri}/{MANIFEST}: schema_version {manifest.get('schema_version')!r}, this pixelcam reads "
+            f"version {SCHEMA_VERSION}"
+        )
+    for domain, info in manifest.get("domains", {}).items():
+        for rel, sha in info.get("files", {}).items():
+            where = f"{uri.rstrip('/')}/{rel}"
+            try:
+                with fs.open_input_file(f"{base}/{rel}") as fh:
+                    schema = pq.read_schema(fh)
+            except FileNotFoundError:
+                raise DatasetError(
+                    f"{where}: listed in the manifest for domain {domain!r} but missing"
+                ) from None
+            except Exception as exc:
+                raise DatasetError(f"{where}: not a readable Parquet file ({exc})") from exc
+            missing = [n for n in SCHEMA.names if n not in schema.names]
+            if missing:
+                raise DatasetError(f"{where}: columns {missing} missing; expected the pixelcam schema")
+            if verify:
+                import hashlib
+
+                digest = hashlib.sha256()
+                with fs.open_input_stream(f"{base}/{rel}") as fh:
+                    while chunk := fh.read(1 << 20):
+                        digest.update(chunk)
+                if digest.hexdigest() != sha:
+                    raise DatasetError(f"{where}: content changed since it was written (SHA-256 mismatch)")
+    return PatchDataset(root=Path(base), manifest=manifest, filesystem=fs, uri=uri.rstrip("/"))

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from pixelcam.config import ConfigError
-from pixelcam.data.reader import open_dataset
+from pixelcam.data.reader import is_uri, open_dataset
 from pixelcam.study.ood import experiment_key, format_ood, ood_csv, ood_matrix
 from pixelcam.study.search import TUNE_METRIC, make_scheduler, make_searcher
 from pixelcam.study.spec import StudySpec, load_spec, spec_from_dict
@@ -109,9 +109,7 @@ class Study:
             run_id = start_run(exp, f"study-{self.spec.name}", tags, params, uri)
             log = RunLogger(run_id, uri)
             log.text((self.dir / SPEC_FILE).read_text(), "study_spec.yaml")
-            log.text(
-                (open_dataset(self.spec.data).root / "manifest.json").read_text(), "dataset_manifest.json"
-            )
+            log.text(json.dumps(ds.manifest, indent=2, sort_keys=True), "dataset_manifest.json")
             log.text(json.dumps(_code_version(), indent=2), "code_version.json")
             self.state["parent_run_id"] = run_id
             self.save()
@@ -254,6 +252,7 @@ class Study:
 
     # -- evaluation ---------------------------------------------------------------------------------------
     def evaluate(self, source: str, method: str, targets: list[str]) -> dict[str, Any] | None:
+        from pixelcam.train.details import gallery_bytes, image_details
         from pixelcam.train.evaluate import evaluate
         from pixelcam.train.tracking import RunLogger, start_run, tracking_uri
 
@@ -292,11 +291,29 @@ class Study:
                 metrics[f"cl__{source}__to__{tgt}"] = row["cl"]
             log.metrics(metrics)
             log.text(json.dumps(report, indent=2), "evaluation.json")
+            for tgt in report["results"]:  # per-image PxAP and J, and a gallery of maps, for the dashboard
+                details, gallery = image_details(rec["checkpoint"], self.spec.data, tgt)
+                log.text(json.dumps(details), f"details/{tgt}.json")
+                log.data(gallery_bytes(gallery), f"gallery/{tgt}.npz")
             log.finish()
             RunLogger(parent, uri).metrics({f"{method}__{k}": v for k, v in metrics.items()})
         self.state["evaluations"][key] = report
         self.save()
         return report
+
+    def dashboard(self) -> Path | None:
+        """Write `dashboard.html` in the study directory and log its figures to the parent run."""
+        from pixelcam.report import build_dashboard
+
+        try:
+            out = build_dashboard(self.state["parent_run_id"], self.dir / "dashboard.html")
+        except Exception as exc:  # the results are already saved; a broken figure must not fail the study
+            self.log(
+                f"dashboard not built ({type(exc).__name__}: {exc}); retry: pixelcam dashboard {self.dir}"
+            )
+            return None
+        self.log(f"dashboard: {out}")
+        return out
 
     # -- staining robustness ---------------------------------------------------------------------------------
     def stain_step(self) -> str:
@@ -357,6 +374,7 @@ class Study:
                     log.text(json.dumps(stain_rows(self.state), indent=2), "stain.json")
                     log.text(stain_csv(stain_rows(self.state)), "stain.csv")
                     log.text(stain_table, "stain_table.txt")
+                self.dashboard()
                 log.finish()
         except BaseException:
             if parent:
@@ -385,12 +403,18 @@ def _code_version() -> dict[str, str]:
 
 
 def run_study(
-    path: str, storage: str | None = None, early_stopping: bool = True, log: Callable[[str], None] = print
+    path: str,
+    storage: str | None = None,
+    early_stopping: bool = True,
+    log: Callable[[str], None] = print,
+    data: str | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """`pixelcam study run FILE`: a new study directory `<storage>/<name>`."""
+    """`pixelcam study run FILE`: a new study directory `<storage>/<name>` (`data` overrides the spec's)."""
     spec = load_spec(path)
     if storage:
         spec.storage = storage
+    if data:
+        spec.data = data
     directory = Path(spec.storage).resolve() / spec.name
     if (directory / STATE_FILE).exists():
         raise StudyError(f"{directory} exists: `pixelcam study resume {directory}` continues it")
@@ -399,9 +423,11 @@ def run_study(
     init_ray()
     check_resources(spec, ray.cluster_resources())  # fail before anything is written
     directory.mkdir(parents=True, exist_ok=True)
-    spec.data = str(Path(spec.data).resolve())
+    if not is_uri(spec.data):  # a shared URI (s3://, gs://) stays as given
+        spec.data = str(Path(spec.data).resolve())
     raw = yaml.safe_load(Path(path).read_text())
     raw["data"] = spec.data
+    raw["storage"] = str(directory.parent)
     write_text_atomic(directory / SPEC_FILE, yaml.safe_dump(raw, sort_keys=False))
     study = Study(spec, directory, log)
     study.save()

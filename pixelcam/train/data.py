@@ -34,11 +34,13 @@ def check_splits(ds: PatchDataset, domain: str, splits: tuple[str, ...], where: 
     ds.class_names(domain)  # unknown domain -> DatasetError listing the known ones
     for split in splits:
         if split_size(ds, domain, split) == 0:
-            raise DatasetError(f"{ds.root}: {where} domain {domain!r} has an empty {split!r} split")
+            raise DatasetError(f"{ds.location}: {where} domain {domain!r} has an empty {split!r} split")
     if "valpx" in splits:
         masked = ds.manifest["domains"][domain].get("masked", {}).get("valpx")
         if masked == 0:
-            raise DatasetError(f"{ds.root}: domain {domain!r}: no valpx image has a mask; B-LOC needs them")
+            raise DatasetError(
+                f"{ds.location}: domain {domain!r}: no valpx image has a mask; B-LOC needs them"
+            )
 
 
 def decoded_bytes(ds: PatchDataset, domain: str, resize: int) -> int:
@@ -56,9 +58,9 @@ def train_dataset(ds: PatchDataset, domain: str, resize: int, cache: bool = Fals
     """
     import ray.data
 
-    files = [str(f) for f in ds.files([domain], ["train"])]
+    files = ds.uris([domain], ["train"])  # URIs for a remote dataset: read tasks may run on other nodes
     if not files:
-        raise DatasetError(f"{ds.root}: domain {domain!r} has no train split")
+        raise DatasetError(f"{ds.location}: domain {domain!r} has no train split")
     # Half a CPU per read/decode task: they still run when a Tune trial holds a sliver of a CPU next to
     # the Train workers (a whole-CPU request would wait forever on a fully booked small machine).
     rd = ray.data.read_parquet(files, shuffle=None, num_cpus=DATA_TASK_CPUS).select_columns(TRAIN_COLUMNS)

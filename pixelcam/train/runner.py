@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from pixelcam.config import ConfigError, TrainConfig
-from pixelcam.data.reader import open_dataset
+from pixelcam.data.reader import is_uri, open_dataset
 from pixelcam.models.factory import BASELINES
 from pixelcam.train.checkpoint import (
     SELECTED_FILE,
@@ -146,7 +146,7 @@ def _mlflow_run(
     run_id = start_run(exp, cfg.run_name(), tags, params, uri, parent_run_id=parent_run_id)
     log = RunLogger(run_id, uri)
     log.text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config.yaml")
-    log.text((Path(cfg.data) / "manifest.json").read_text(), "dataset_manifest.json")
+    log.text(json.dumps(open_dataset(cfg.data).manifest, indent=2, sort_keys=True), "dataset_manifest.json")
     write_json_atomic(state_file, {"mlflow_run_id": run_id, "tracking_uri": uri})
     return uri, run_id
 
@@ -168,7 +168,8 @@ def train(
     from ray.data import ExecutionOptions
     from ray.train.torch import TorchTrainer
 
-    cfg = cfg.replace(data=str(Path(cfg.data).resolve()), storage=str(Path(cfg.storage).resolve()))
+    data = cfg.data if is_uri(cfg.data) else str(Path(cfg.data).resolve())
+    cfg = cfg.replace(data=data, storage=str(Path(cfg.storage).resolve()))
     cfg.validate()
     ds = open_dataset(cfg.data)
     check_splits(ds, cfg.source, ("train", "valcl", "valpx"))

@@ -118,6 +118,16 @@ class RunLogger:
     def text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
+    def data(self, payload: bytes, artifact_file: str) -> None:
+        """Store raw bytes (a PNG, an .npz, an HTML page) at `artifact_file`."""
+        path = Path(artifact_file)
+        with tempfile.TemporaryDirectory() as tmp:
+            f = Path(tmp) / path.name
+            f.write_bytes(payload)
+            self.client.log_artifact(
+                self.run_id, str(f), str(path.parent) if str(path.parent) != "." else None
+            )
+
     def tags(self, values: Mapping[str, str]) -> None:
         for k, v in values.items():
             self.client.set_tag(self.run_id, k, v)

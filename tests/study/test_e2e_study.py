@@ -5,76 +5,27 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.tiny_study import SPEC, TinyStudy, cli
+
 pytestmark = pytest.mark.e2e
 
-SPEC = """\
-name: tiny
-data: {data}
-sources: [synth-colon]
-targets: [synth-colon, synth-lymph]
-methods: [cam]
-pixelcam: true
-backbone: resnet10t
-search:
-  lr: {{low: 1.0e-3, high: 3.0e-2, log: true}}
-  lam: {{low: 0.1, high: 1.0, log: true}}
-  n: {{low: 1, high: 10, int: true}}
-budget: {{trials: 2, epochs: 2, grace_period: 1}}
-resources: {{workers: 1}}
-train: {{resize: 64, crop: 56, batch_size: 8}}
-stain_shift: {{method: reinhard, levels: 2, fit_images: 8}}
-storage: {storage}
-"""
 
-
-def cli(*args: str, env: dict, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pixelcam.cli", *args], env=env, text=True, **kw)
-
-
-def test_study_killed_resumed_and_recorded(tmp_path: Path, synth_dir: Path):
-    spec = tmp_path / "tiny.yaml"
-    spec.write_text(SPEC.format(data=synth_dir, storage=tmp_path / "studies"))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    study_dir = tmp_path / "studies" / "tiny"
-    log = open(tmp_path / "run.log", "w")
-    proc = cli(
-        "study", "run", str(spec), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    deadline = time.time() + 400
-    while time.time() < deadline and proc.poll() is None:
-        state = study_dir / "state.json"
-        if state.is_file() and "synth-colon__cam" in json.loads(state.read_text())["experiments"]:
-            break
-        time.sleep(0.5)
-    assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
-    proc.wait()
-    client = MlflowClient(uri)
-    cam_trials_before = {
-        r.data.tags["trial_id"]
-        for r in client.search_runs(
-            [e.experiment_id for e in client.search_experiments()],
-            "tags.experiment_key = 'synth-colon__cam' and tags.kind = 'trial'",
-        )
-    }
+def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
+    study_dir, uri, out = tiny_study.study_dir, tiny_study.uri, tiny_study.resume_output
+    cam_trials_before = tiny_study.cam_trials_before_kill
     assert len(cam_trials_before) == 2
-
-    res = cli("study", "resume", str(study_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out, _ = res.communicate(timeout=600)
-    (tmp_path / "resume.log").write_text(out)
-    assert res.returncode == 0, out[-3000:]
+    assert tiny_study.resume_returncode == 0, out[-3000:]
     assert "[synth-colon__cam] done earlier" in out
     assert "mlflow ui --backend-store-uri" in out
+    assert f"dashboard: {study_dir / 'dashboard.html'}" in out
+    client = MlflowClient(uri)
 
     matrix = json.loads((study_dir / "ood.json").read_text())
     rows = {r["method"]: r for r in matrix["rows"]}
@@ -115,7 +66,13 @@ def test_study_killed_resumed_and_recorded(tmp_path: Path, synth_dir: Path):
         "ood.json",
         "ood.csv",
     } <= artifacts
-    assert {"stain.json", "stain.csv", "stain_table.txt"} <= artifacts
+    assert {"stain.json", "stain.csv", "stain_table.txt", "dashboard"} <= artifacts
+    pngs = {a.path for a in client.list_artifacts(parent, "dashboard")}
+    assert {"dashboard/ood.png", "dashboard/stain-shift.png", "dashboard/index.html"} <= pngs
+    for run in evals.values():
+        assert {"details", "gallery", "evaluation.json"} <= {
+            a.path for a in client.list_artifacts(run.info.run_id)
+        }
     sweeps = json.loads((study_dir / "stain.json").read_text())
     assert {(r["label"], r["domain"], r["reference"]) for r in sweeps} == {
         ("cam", "synth-colon", "synth-lymph"),

@@ -1,0 +1,210 @@
+"""`pixelcam dashboard STUDY`: the study's dashboard (DESIGN.md 6) as one offline HTML file, with the same
+figures logged as PNG artifacts of the study's MLflow parent run (`dashboard/*.png`, `dashboard/index.html`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pixelcam.report import plots
+from pixelcam.report.html import Section, render, table
+from pixelcam.report.records import StudyRecords, load_records
+
+SECTION_IDS = (
+    "ood",
+    "pixelcam-vs-baseline",
+    "stain-shift",
+    "hyperparameters",
+    "optuna-history",
+    "cam-gallery",
+    "separability",
+)
+
+
+def build_sections(rec: StudyRecords) -> list[Section]:
+    """Every section of the dashboard, in page order (a section without data says so)."""
+    ood = Section(
+        "ood",
+        "OOD matrix: PxAP and CL",
+        "Each selected model on every target's test split; the "
+        "diagonal (source = target) is the in-distribution result.",
+    )
+    for metric in ("pxap", "cl"):
+        png = plots.ood_heatmap(rec, metric)
+        if png:
+            ood.images.append((f"{metric.upper()} heat map per method", png))
+    if rec.evaluations:
+        rows = [
+            [f"{e.method} <- {e.source}"]
+            + [e.pxap.get(t) for t in rec.targets]
+            + [e.cl.get(t) for t in rec.targets]
+            for e in rec.evaluations
+        ]
+        ood.tables.append(
+            table(
+                ["model <- source"] + [f"PxAP {t}" for t in rec.targets] + [f"CL {t}" for t in rec.targets],
+                rows,
+            )
+        )
+
+    tests = plots.paired_tests(rec)
+    bars = Section(
+        "pixelcam-vs-baseline",
+        "Baseline vs PixelCAM",
+        "Test PxAP of each baseline and its PixelCAM variant per source -> target pairing; p is the "
+        "two-sided paired t-test of per-image PxAP (images with both ROI and background).",
+    )
+    png = plots.paired_bars(rec, tests)
+    if png:
+        bars.images.append(("baseline vs PixelCAM bars with paired t-test p-values", png))
+        bars.tables.append(
+            table(
+                [
+                    "pairing",
+                    "baseline",
+                    "PixelCAM",
+                    "PxAP base",
+                    "PxAP PixelCAM",
+                    "mean diff / image",
+                    "t",
+                    "p",
+                    "images",
+                ],
+                [
+                    [
+                        f"{t['source']} -> {t['target']}",
+                        t["baseline"],
+                        t["pixelcam"],
+                        t["baseline_pxap"],
+                        t["pixelcam_pxap"],
+                        t.get("mean_diff"),
+                        t.get("t"),
+                        t.get("p"),
+                        t.get("n"),
+                    ]
+                    for t in tests
+                ],
+                ["win" if (t["pixelcam_pxap"] or 0) > (t["baseline_pxap"] or 0) else "" for t in tests],
+            )
+        )
+    bars.empty = "the study has no baseline with a PixelCAM variant"
+
+    stain = Section(
+        "stain-shift",
+        "Staining robustness",
+        "PxAP and CL as the test images move toward another "
+        "domain's stain (level 0 = original, 10 = the reference's full stain); dE is the mean CIE76 "
+        "colour difference to the original images.",
+    )
+    png = plots.stain_curves(rec)
+    if png:
+        stain.images.append(("PxAP and CL against stain-shift level", png))
+        levels = [r["level"] for r in rec.stain[0]["rows"]]
+        stain.tables.append(
+            table(
+                ["model <- source on domain (PxAP)"] + [str(lv) for lv in levels],
+                [
+                    [f"{r.get('label', r['method'])} <- {r['source']} on {r['domain']}"]
+                    + [x["pxap"] for x in r["rows"]]
+                    for r in rec.stain
+                ],
+            )
+        )
+    stain.empty = "no stain_shift section in this study's spec"
+
+    hyper = Section(
+        "hyperparameters",
+        "Hyperparameters: lambda and n",
+        "Best valpx PxAP (B-LOC) reached by every "
+        "PixelCAM trial against its pixel-loss weight lambda and its number n of sampled pixels.",
+    )
+    png = plots.hyper_scatter(rec)
+    if png:
+        hyper.images.append(("valpx PxAP against lambda and n", png))
+    hyper.empty = "no PixelCAM trial searched lambda or n"
+
+    hist = Section(
+        "optuna-history",
+        "Optuna optimisation history",
+        "Per Tune experiment: each trial's best valpx "
+        "PxAP in launch order and the best so far; trials stopped by ASHA show their score at stopping.",
+    )
+    png = plots.optuna_history(rec)
+    if png:
+        hist.images.append(("Optuna optimisation history per experiment", png))
+        hist.tables.append(
+            table(
+                ["experiment", "trial", "status", "epochs", "best valpx PxAP", "params"],
+                [
+                    [
+                        t.key,
+                        t.trial_id,
+                        t.status,
+                        t.epochs,
+                        t.score,
+                        ", ".join(
+                            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in t.params.items()
+                        ),
+                    ]
+                    for t in rec.trials
+                ],
+            )
+        )
+
+    gallery = Section(
+        "cam-gallery",
+        "CAM gallery",
+        "Normal and cancer test images with the ground-truth ROI "
+        "(yellow), each baseline's CAM and each PixelCAM map, per source -> target pairing.",
+    )
+    for src in rec.sources:
+        for tgt in rec.targets:
+            png = plots.cam_gallery(rec, src, tgt)
+            if png:
+                gallery.images.append((f"CAM gallery {src} -> {tgt}", png))
+
+    sep = Section(
+        "separability",
+        "FG/BG separability (J)",
+        "Per-image J = tr(S_B)/tr(S_W) of foreground vs "
+        "background encoder features on the in-domain test split, baseline vs PixelCAM (paper Fig. 3).",
+    )
+    png = plots.separability_hist(rec)
+    if png:
+        sep.images.append(("separability histograms baseline vs PixelCAM", png))
+    return [ood, bars, stain, hyper, hist, gallery, sep]
+
+
+def build_dashboard(
+    study: str | Path, out: str | Path, uri: str | None = None, log_to_mlflow: bool = True
+) -> Path:
+    """Write the dashboard HTML to `out` (atomically); by default also log it and its PNGs to MLflow."""
+    from pixelcam.train.checkpoint import write_text_atomic
+
+    rec = load_records(study, uri)
+    sections = build_sections(rec)
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = render(
+        f"pixelcam study: {rec.name}",
+        [
+            f"sources {', '.join(rec.sources)}; targets {', '.join(rec.targets)}; "
+            f"baselines {', '.join(rec.methods)}",
+            f"{len(rec.trials)} trials, {len(rec.evaluations)} selected models; "
+            f"MLflow parent run {rec.parent_run_id}",
+            f"built {now} from {rec.tracking_uri}",
+        ],
+        sections,
+    )
+    out = Path(out)
+    write_text_atomic(out, page)
+    if log_to_mlflow:
+        from pixelcam.train.tracking import RunLogger
+
+        log = RunLogger(rec.parent_run_id, rec.tracking_uri)
+        for s in sections:
+            for i, (_, png) in enumerate(s.images):
+                log.data(png, f"dashboard/{s.id}{'' if i == 0 else f'-{i + 1}'}.png")
+        log.data(page.encode(), "dashboard/index.html")
+    return out

@@ -1,0 +1,263 @@
+"""The dashboard's figures, drawn with matplotlib's object API (no pyplot state) from `StudyRecords`.
+
+Every function returns PNG bytes, or None when the study has nothing to show for it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from pixelcam.metrics import paired_ttest
+from pixelcam.report.records import StudyRecords
+
+DPI = 90
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def ood_heatmap(rec: StudyRecords, metric: str) -> bytes | None:
+    """One panel per model label: source (rows) x target (columns) of PxAP or CL, values annotated."""
+    labels = rec.labels()
+    if not labels or not rec.targets:
+        return None
+    cols = min(4, len(labels))
+    rows = math.ceil(len(labels) / cols)
+    fig = Figure(
+        figsize=(3.2 * cols, 0.9 + 0.75 * len(rec.sources) * rows + 0.6 * rows), layout="constrained"
+    )
+    for i, label in enumerate(labels):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        grid = np.full((len(rec.sources), len(rec.targets)), np.nan)
+        for r, src in enumerate(rec.sources):
+            ev = rec.evaluation(label, src)
+            for c, tgt in enumerate(rec.targets):
+                if ev is not None and tgt in getattr(ev, metric):
+                    grid[r, c] = getattr(ev, metric)[tgt]
+        ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        for r in range(grid.shape[0]):
+            for c in range(grid.shape[1]):
+                txt = "-" if np.isnan(grid[r, c]) else f"{grid[r, c]:.1f}"
+                color = "white" if np.isnan(grid[r, c]) or grid[r, c] < 55 else "black"
+                ax.text(c, r, txt, ha="center", va="center", color=color, fontsize=10, fontweight="bold")
+        ax.set_xticks(range(len(rec.targets)), rec.targets, rotation=20, fontsize=8)
+        ax.set_yticks(range(len(rec.sources)), rec.sources, fontsize=8)
+        ax.set_title(label, fontsize=9)
+    fig.suptitle(f"{metric.upper()} (%): rows source, columns target (test split)", fontsize=10)
+    return _png(fig)
+
+
+def paired_tests(rec: StudyRecords) -> list[dict[str, Any]]:
+    """Baseline vs its PixelCAM variant(s), per source->target: mean PxAPs and the paired t-test of per-image
+    PxAP (images whose mask has both FG and BG)."""
+    out = []
+    for src in rec.sources:
+        for base in rec.methods:
+            b = rec.evaluation(base, src)
+            for label in rec.labels():
+                if not label.startswith(f"pixelcam-{base}"):
+                    continue
+                p = rec.evaluation(label, src)
+                if b is None or p is None:
+                    continue
+                for tgt in rec.targets:
+                    row: dict[str, Any] = {
+                        "source": src,
+                        "target": tgt,
+                        "baseline": base,
+                        "pixelcam": label,
+                        "baseline_pxap": b.pxap.get(tgt),
+                        "pixelcam_pxap": p.pxap.get(tgt),
+                    }
+                    db, dp = b.details.get(tgt), p.details.get(tgt)
+                    if db and dp and db["image_ids"] == dp["image_ids"]:
+                        try:
+                            t = paired_ttest(np.asarray(db["pxap"], float), np.asarray(dp["pxap"], float))
+                            row.update(t=t.t, p=t.p, n=t.n, mean_diff=t.mean_diff)
+                        except ValueError:
+                            pass  # fewer than 2 images with both FG and BG
+                    out.append(row)
+    return out
+
+
+def paired_bars(rec: StudyRecords, tests: list[dict[str, Any]]) -> bytes | None:
+    """Grouped bars: baseline vs PixelCAM PxAP per pairing, the t-test p-value above each pair."""
+    rows = [t for t in tests if t["baseline_pxap"] is not None and t["pixelcam_pxap"] is not None]
+    if not rows:
+        return None
+    fig = Figure(figsize=(max(6.0, 1.1 * len(rows) + 2), 3.8), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["baseline_pxap"] for r in rows], 0.4, label="baseline", color="#8c8c8c")
+    ax.bar(x + 0.2, [r["pixelcam_pxap"] for r in rows], 0.4, label="+ PixelCAM", color="#d6604d")
+    for i, r in enumerate(rows):
+        top = max(r["baseline_pxap"], r["pixelcam_pxap"])
+        ax.text(i, top + 1.5, f"p={r['p']:.2g}" if "p" in r else "p=n/a", ha="center", fontsize=8)
+    ax.set_xticks(
+        x, [f"{r['pixelcam']}\n{r['source']}\n-> {r['target']}" for r in rows], fontsize=7, rotation=0
+    )
+    ax.set_ylabel("test PxAP (%)")
+    ax.set_ylim(0, min(100, max(max(r["baseline_pxap"], r["pixelcam_pxap"]) for r in rows) * 1.25 + 5))
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title("Baseline vs PixelCAM (paired t-test of per-image PxAP)", fontsize=10)
+    return _png(fig)
+
+
+def stain_curves(rec: StudyRecords) -> bytes | None:
+    """PxAP and CL against the stain-shift level, one line per model (and evaluated domain)."""
+    if not rec.stain:
+        return None
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    axes = [fig.add_subplot(1, 2, i + 1) for i in range(2)]
+    for rep in rec.stain:
+        lv = [r["level"] for r in rep["rows"]]
+        style = "-" if rep.get("label", "").startswith("pixelcam") else "--"
+        name = f"{rep.get('label', rep['method'])} <- {rep['source']} on {rep['domain']}"
+        for ax, metric in zip(axes, ("pxap", "cl")):
+            ax.plot(lv, [r[metric] for r in rep["rows"]], style, marker="o", ms=3, label=name)
+    for ax, title in zip(axes, ("PxAP (%)", "CL (%)")):
+        ax.set_xlabel("stain-shift level (0 = original stain)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    rep0 = rec.stain[0]
+    fig.suptitle(f"Stain shift ({rep0['stain']}) toward {rep0['reference']}'s stain", fontsize=10)
+    return _png(fig)
+
+
+def hyper_scatter(rec: StudyRecords) -> bytes | None:
+    """Best valpx PxAP of every PixelCAM trial against lambda (log scale) and n."""
+    trials = [
+        t
+        for t in rec.trials
+        if isinstance(t.params.get("lam"), float) or isinstance(t.params.get("n"), float)
+    ]
+    if not trials:
+        return None
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    for i, (param, log) in enumerate((("lam", True), ("n", False))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for key in dict.fromkeys(t.key for t in trials):
+            pts = [
+                (t.params[param], t.score)
+                for t in trials
+                if t.key == key and isinstance(t.params.get(param), float)
+            ]
+            if pts:
+                ax.scatter(*zip(*pts), s=28, label=key.replace("__", " / "))
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel("lambda" if param == "lam" else "n (pixels per class)")
+        ax.set_ylabel("best valpx PxAP (%)")
+        ax.grid(alpha=0.3)
+    fig.axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle("PixelCAM sensitivity: B-LOC PxAP of each trial", fontsize=10)
+    return _png(fig)
+
+
+def optuna_history(rec: StudyRecords) -> bytes | None:
+    """Per Tune experiment: each trial's best valpx PxAP in launch order and the best so far."""
+    keys = list(dict.fromkeys(t.key for t in rec.trials))
+    if not keys:
+        return None
+    cols = min(4, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    fig = Figure(figsize=(3.2 * cols, 2.6 * rows), layout="constrained")
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        scores = [t.score for t in rec.trials if t.key == key]
+        ax.plot(range(1, len(scores) + 1), scores, "o", ms=4, label="trial")
+        ax.step(range(1, len(scores) + 1), np.maximum.accumulate(scores), where="post", label="best so far")
+        ax.set_title(key.replace("__", " / "), fontsize=8)
+        ax.set_xlabel("trial", fontsize=8)
+        ax.set_ylabel("valpx PxAP", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize=7)
+    fig.suptitle("Optuna optimisation history (TPE + ASHA)", fontsize=10)
+    return _png(fig)
+
+
+def _heat(maps: np.ndarray) -> np.ndarray:
+    import matplotlib
+
+    return matplotlib.colormaps["jet"](np.clip(maps.astype(np.float32), 0, 1))[..., :3]
+
+
+def cam_gallery(rec: StudyRecords, source: str, target: str) -> bytes | None:
+    """Rows: gallery images of `target`'s test split; columns: input, ground truth, then each baseline's CAM
+    and its PixelCAM map (models trained on `source`)."""
+    models = [
+        label for label in rec.labels() if (ev := rec.evaluation(label, source)) and target in ev.gallery
+    ]
+    if not models:
+        return None
+    gal0 = rec.evaluation(models[0], source).gallery[target]
+    n = len(gal0["label"])
+    if n == 0:
+        return None
+    cols = 2 + len(models)
+    fig = Figure(figsize=(1.55 * cols, 1.6 * n), layout="constrained")
+    for r in range(n):
+        img = gal0["image"][r]
+        panels = [
+            ("input", img),
+            ("ground truth", np.where(gal0["mask"][r][..., None] > 0, [1.0, 0.9, 0.1], img / 255.0)),
+        ]
+        for label in models:
+            g = rec.evaluation(label, source).gallery[target]
+            panels.append((label, 0.55 * _heat(g["map"][r]) + 0.45 * img / 255.0))
+        for c, (title, arr) in enumerate(panels):
+            ax = fig.add_subplot(n, cols, r * cols + c + 1)
+            ax.imshow(arr)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=7)
+            if c == 0:
+                ax.set_ylabel("cancer" if int(gal0["label"][r]) == 1 else "normal", fontsize=7)
+    fig.suptitle(f"CAMs: trained on {source}, {target} test images", fontsize=9)
+    return _png(fig)
+
+
+def separability_hist(rec: StudyRecords) -> bytes | None:
+    """Per-image FG/BG separability J of the encoder features, baseline vs PixelCAM, in-domain test splits."""
+    pairs = []
+    for src in rec.sources:
+        for base in rec.methods:
+            b = rec.evaluation(base, src)
+            for label in rec.labels():
+                p = rec.evaluation(label, src) if label.startswith(f"pixelcam-{base}") else None
+                if b and p and src in b.details and src in p.details:
+                    pairs.append((src, base, label, b.details[src]["j"], p.details[src]["j"]))
+    if not pairs:
+        return None
+    cols = min(4, len(pairs))
+    rows = math.ceil(len(pairs) / cols)
+    fig = Figure(figsize=(3.4 * cols, 2.8 * rows), layout="constrained")
+    for i, (src, base, label, jb, jp) in enumerate(pairs):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        jb = np.asarray([v for v in jb if v is not None and math.isfinite(v)])
+        jp = np.asarray([v for v in jp if v is not None and math.isfinite(v)])
+        both = np.concatenate([jb, jp]) if jb.size + jp.size else np.zeros(1)
+        bins = np.linspace(0, max(float(both.max()), 1e-6), 16)
+        ax.hist(jb, bins=bins, alpha=0.6, label=f"{base} (mean {jb.mean() if jb.size else float('nan'):.3f})")
+        ax.hist(
+            jp, bins=bins, alpha=0.6, label=f"{label} (mean {jp.mean() if jp.size else float('nan'):.3f})"
+        )
+        ax.set_title(f"{src} (in-domain test)", fontsize=8)
+        ax.set_xlabel("J = tr(S_B) / tr(S_W)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    fig.suptitle(
+        "FG/BG separability of the encoder's pixel features (higher = easier to separate)", fontsize=9
+    )
+    return _png(fig)

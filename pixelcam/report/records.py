@@ -1,0 +1,186 @@
+"""Read a study back from MLflow: its parent run, evaluation runs (metrics, per-image details, galleries),
+trial runs (params and best B-LOC score) and stain-sweep runs. The dashboard is drawn from this alone."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BASELINE_PARAMS = ("lr", "lr_decay")
+PIXELCAM_PARAMS = ("lr", "lr_decay", "lam", "n", "sampler", "pixel_head_depth", "bg_area")
+
+
+class ReportError(RuntimeError):
+    """The study's MLflow records cannot be found or are incomplete."""
+
+
+@dataclass
+class Evaluation:
+    method: str
+    source: str
+    run_id: str
+    pxap: dict[str, float]  # target -> PxAP
+    cl: dict[str, float]
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> per-image details
+    gallery: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # target -> gallery arrays
+
+
+@dataclass
+class Trial:
+    key: str  # experiment key <source>__<method label>
+    method: str  # method label (cam, pixelcam-cam, ...)
+    source: str
+    trial_id: str
+    params: dict[str, float | str]
+    score: float  # best valpx PxAP reached
+    epochs: int
+    start_time: int
+    status: str
+
+
+@dataclass
+class StudyRecords:
+    name: str
+    parent_run_id: str
+    sources: list[str]
+    methods: list[str]  # baselines, in spec order
+    targets: list[str]
+    evaluations: list[Evaluation]
+    trials: list[Trial]
+    stain: list[dict[str, Any]]
+    tracking_uri: str
+
+    def evaluation(self, method: str, source: str) -> Evaluation | None:
+        return next((e for e in self.evaluations if e.method == method and e.source == source), None)
+
+    def labels(self) -> list[str]:
+        """Every model label with an evaluation, baselines first, in spec order."""
+        seen = [e.method for e in self.evaluations]
+        return list(dict.fromkeys(m for m in self.methods if m in seen)) + list(
+            dict.fromkeys(m for m in seen if m not in self.methods)
+        )
+
+
+def parent_run_of(study: str | Path) -> str:
+    """A study directory (its state.json) or an MLflow run id -> the parent run id."""
+    p = Path(study)
+    if (p / "state.json").is_file():
+        run_id = json.loads((p / "state.json").read_text()).get("parent_run_id")
+        if not run_id:
+            raise ReportError(f"{p / 'state.json'}: the study has no MLflow parent run yet")
+        return run_id
+    if p.exists():
+        raise ReportError(f"{p}: not a study directory (state.json expected)")
+    return str(study)
+
+
+def _artifact_json(client: Any, run_id: str, path: str, tmp: Path) -> Any:
+    return json.loads(Path(client.download_artifacts(run_id, path, str(tmp))).read_text())
+
+
+def load_records(study: str | Path, uri: str | None = None) -> StudyRecords:
+    """Everything the dashboard shows, read from the study's MLflow parent run and its children."""
+    from mlflow.exceptions import MlflowException
+
+    from pixelcam.train.details import read_gallery
+    from pixelcam.train.tracking import _client, tracking_uri
+
+    uri = uri or tracking_uri()
+    client = _client(uri)
+    parent_id = parent_run_of(study)
+    try:
+        parent = client.get_run(parent_id)
+    except MlflowException as exc:
+        raise ReportError(f"no MLflow run {parent_id!r} in {uri}: {exc.message}") from None
+    if parent.data.tags.get("kind") != "study":
+        raise ReportError(
+            f"MLflow run {parent_id} is not a study's parent run (tag kind={parent.data.tags.get('kind')})"
+        )
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=5000
+    )
+    params = parent.data.params
+    sources = params.get("sources", "").split(",")
+    all_labels = params.get("methods", "").split(",")
+    baselines = [m for m in all_labels if not m.startswith("pixelcam-")]
+    evaluations, trials, stain, targets = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        for run in children:
+            tags, rid = run.data.tags, run.info.run_id
+            kind = tags.get("kind")
+            if kind == "evaluation":
+                pxap, cl = {}, {}
+                for k, v in run.data.metrics.items():
+                    metric, tgt = k.split("__", 1)[0], k.rsplit("__to__", 1)[-1]
+                    if metric == "pxap":
+                        pxap[tgt] = v
+                    elif metric == "cl":
+                        cl[tgt] = v
+                ev = Evaluation(tags["method"], tags["source"], rid, pxap, cl)
+                for tgt in pxap:
+                    targets.append(tgt)
+                    try:
+                        ev.details[tgt] = _artifact_json(client, rid, f"details/{tgt}.json", tmp)
+                        ev.gallery[tgt] = read_gallery(
+                            client.download_artifacts(rid, f"gallery/{tgt}.npz", str(tmp))
+                        )
+                    except (MlflowException, OSError):
+                        pass  # an evaluation from before details were recorded: no bars/gallery for it
+                evaluations.append(ev)
+            elif kind == "trial":
+                hist = client.get_metric_history(rid, "valpx_pxap")
+                if not hist:
+                    continue
+                p = {}
+                label = tags.get("method_label", tags.get("method", ""))
+                names = PIXELCAM_PARAMS if label.startswith("pixelcam") else BASELINE_PARAMS
+                for k in names:
+                    if k in run.data.params:
+                        v = run.data.params[k]
+                        try:
+                            p[k] = float(v)
+                        except ValueError:
+                            p[k] = v
+                trials.append(
+                    Trial(
+                        key=tags.get("experiment_key", ""),
+                        method=label,
+                        source=tags.get("source", ""),
+                        trial_id=tags.get("trial_id", rid[:8]),
+                        params=p,
+                        score=max(m.value for m in hist),
+                        epochs=len({m.step for m in hist}),
+                        start_time=run.info.start_time,
+                        status=run.info.status,
+                    )
+                )
+            elif kind == "stain_sweep":
+                try:
+                    stain.extend(_artifact_json(client, rid, "stain_sweep.json", tmp))
+                except (MlflowException, OSError):
+                    pass
+    order = {label: i for i, label in enumerate(all_labels)}
+    evaluations.sort(
+        key=lambda e: (sources.index(e.source) if e.source in sources else 99, order.get(e.method, 99))
+    )
+    trials.sort(key=lambda t: t.start_time)
+    stain.sort(key=lambda r: (r["source"], order.get(r.get("label", ""), 99), r["domain"]))
+    return StudyRecords(
+        name=parent.data.tags.get("study", parent.info.run_name),
+        parent_run_id=parent_id,
+        sources=sources,
+        methods=baselines,
+        targets=sorted(
+            set(targets), key=lambda t: (t not in sources, sources.index(t) if t in sources else t)
+        ),
+        evaluations=evaluations,
+        trials=trials,
+        stain=stain,
+        tracking_uri=uri,
+    )

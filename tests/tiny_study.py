@@ -1,0 +1,84 @@
+"""The tiny study shared by the end-to-end tests: run on a real local Ray and a real SQLite MLflow store,
+its driver SIGKILLed after the first Tune experiment, then finished by `pixelcam study resume`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+SPEC = """\
+name: tiny
+data: {data}
+sources: [synth-colon]
+targets: [synth-colon, synth-lymph]
+methods: [cam]
+pixelcam: true
+backbone: resnet10t
+search:
+  lr: {{low: 1.0e-3, high: 3.0e-2, log: true}}
+  lam: {{low: 0.1, high: 1.0, log: true}}
+  n: {{low: 1, high: 10, int: true}}
+budget: {{trials: 2, epochs: 2, grace_period: 1}}
+resources: {{workers: 1}}
+train: {{resize: 64, crop: 56, batch_size: 8}}
+stain_shift: {{method: reinhard, levels: 2, fit_images: 8}}
+storage: {storage}
+"""
+
+
+def cli(*args: str, env: dict, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pixelcam.cli", *args], env=env, text=True, **kw)
+
+
+@dataclass
+class TinyStudy:
+    root: Path
+    study_dir: Path
+    uri: str
+    cam_trials_before_kill: set[str]
+    resume_output: str
+    resume_returncode: int
+
+
+def run_killed_and_resumed(root: Path, synth_dir: Path) -> TinyStudy:
+    spec = root / "tiny.yaml"
+    spec.write_text(SPEC.format(data=synth_dir, storage=root / "studies"))
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    study_dir = root / "studies" / "tiny"
+    with open(root / "run.log", "w") as log:
+        proc = cli(
+            "study", "run", str(spec), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.time() + 400
+        while time.time() < deadline and proc.poll() is None:
+            state = study_dir / "state.json"
+            if state.is_file() and "synth-colon__cam" in json.loads(state.read_text())["experiments"]:
+                break
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            raise AssertionError(
+                "the study ended before it could be killed:\n" + (root / "run.log").read_text()[-3000:]
+            )
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        proc.wait()
+    client = MlflowClient(uri)
+    before = {
+        r.data.tags["trial_id"]
+        for r in client.search_runs(
+            [e.experiment_id for e in client.search_experiments()],
+            "tags.experiment_key = 'synth-colon__cam' and tags.kind = 'trial'",
+        )
+    }
+    res = cli("study", "resume", str(study_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = res.communicate(timeout=600)
+    (root / "resume.log").write_text(out)
+    return TinyStudy(root, study_dir, uri, before, out, res.returncode)
