@@ -29,7 +29,7 @@ browser:
 	    --no-install-recommends chromium chromium-driver >/dev/null; }
 
 test: $(BIN)/.installed browser
-	$(BIN)/ruff check pixelcam tests benchmarks
+	$(BIN)/ruff check pixelcam tests benchmarks cluster
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed

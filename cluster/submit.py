@@ -3,7 +3,8 @@
 
     export RAY_ADDRESS=http://127.0.0.1:8265          # the head's dashboard (port-forwarded: `ray dashboard`)
     export MLFLOW_TRACKING_URI=http://127.0.0.1:5000   # the tracking server every node can reach
-    python cluster/submit.py studies/paper/table3-ood.yaml --data s3://bucket/histology --storage /mnt/shared/runs
+    python cluster/submit.py studies/paper/table3-ood.yaml --data s3://bucket/histology \
+        --storage /mnt/shared/runs --wait
 
 What travels: the repository directory as `working_dir` (Ray honours .gitignore: no .venv, data, runs or
 MLflow files are uploaded), so `python -m pixelcam.cli` on the cluster runs exactly this checkout. The
@@ -42,8 +43,11 @@ def runtime_env(extra_env: dict[str, str] | None = None) -> dict:
 
 
 def entrypoint(spec: str, python: str = "python", data: str | None = None, storage: str | None = None) -> str:
+    """The job's command line; the spec must exist in this checkout (it travels as the working_dir)."""
     if not (ROOT / spec).is_file():
-        raise SystemExit(f"submit: {spec}: no such study spec in {ROOT} (paths are relative to the repository)")
+        raise SystemExit(
+            f"submit: {spec}: no such study spec in {ROOT} (paths are relative to the repository)"
+        )
     parts = [python, "-m", "pixelcam.cli", "study", "run", spec]
     if data:
         parts += ["--data", data]
@@ -75,15 +79,28 @@ def submit(
     )
 
 
-def wait(submission_id: str, address: str | None = None, timeout: float = 24 * 3600, poll: float = 2.0) -> str:
-    """Poll until the job ends; returns its final status (SUCCEEDED, FAILED or STOPPED)."""
-    from ray.job_submission import JobStatus, JobSubmissionClient
+def wait(
+    submission_id: str,
+    address: str | None = None,
+    timeout: float = 7 * 24 * 3600,
+    poll: float = 2.0,
+    out=None,
+) -> str:
+    """Poll until the job ends, copying its new log lines to `out` when given; returns the final status
+    (SUCCEEDED, FAILED or STOPPED)."""
+    from ray.job_submission import JobSubmissionClient
 
     client = JobSubmissionClient(address or os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"))
     deadline = time.time() + timeout
+    printed = 0
     while time.time() < deadline:
-        status = client.get_job_status(submission_id)
-        if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+        status = client.get_job_status(submission_id)  # read before the logs: no line is missed at the end
+        if out is not None:
+            logs = client.get_job_logs(submission_id)
+            out.write(logs[printed:])
+            out.flush()
+            printed = len(logs)
+        if status.is_terminal():
             return str(status.value)
         time.sleep(poll)
     raise TimeoutError(f"job {submission_id} still running after {timeout:.0f} s")
@@ -102,20 +119,9 @@ def main() -> int:
     print(f"submitted {sid}: ray job logs -f {sid} | ray job status {sid} | ray job stop {sid}")
     if not args.wait:
         return 0
-    from ray.job_submission import JobSubmissionClient
-
-    client = JobSubmissionClient(args.address or os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"))
-    printed = 0
-    while True:
-        logs = client.get_job_logs(sid)
-        sys.stdout.write(logs[printed:])
-        sys.stdout.flush()
-        printed = len(logs)
-        status = client.get_job_status(sid)
-        if status.is_terminal():
-            print(f"job {sid}: {status.value}")
-            return 0 if status.value == "SUCCEEDED" else 1
-        time.sleep(2)
+    status = wait(sid, args.address, out=sys.stdout)
+    print(f"job {sid}: {status}")
+    return 0 if status == "SUCCEEDED" else 1
 
 
 if __name__ == "__main__":

@@ -188,7 +188,11 @@ def cmd_study(args: argparse.Namespace) -> int:
     print(f"study directory: {directory} (ood.json, ood.csv)")
     if (directory / "dashboard.html").is_file():
         print(f"dashboard: {directory / 'dashboard.html'} (open it in a browser; works offline)")
-    print(f"MLflow: mlflow ui --backend-store-uri {tracking_uri()}")
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        print(f"MLflow: open {uri} (experiment pixelcam-study-<name>)")
+    else:
+        print(f"MLflow: mlflow ui --backend-store-uri {uri}")
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pixelcam.metrics import paired_ttest
 from pixelcam.report.records import StudyRecords
@@ -125,6 +126,7 @@ def stain_curves(rec: StudyRecords) -> bytes | None:
             ax.plot(lv, [r[metric] for r in rep["rows"]], style, marker="o", ms=3, label=name)
     for ax, title in zip(axes, ("PxAP (%)", "CL (%)")):
         ax.set_xlabel("stain-shift level (0 = original stain)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # levels are whole numbers
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
@@ -155,6 +157,8 @@ def hyper_scatter(rec: StudyRecords) -> bytes | None:
                 ax.scatter(*zip(*pts), s=28, label=key.replace("__", " / "))
         if log:
             ax.set_xscale("log")
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # n is a count
         ax.set_xlabel("lambda" if param == "lam" else "n (pixels per class)")
         ax.set_ylabel("best valpx PxAP (%)")
         ax.grid(alpha=0.3)
@@ -178,6 +182,7 @@ def optuna_history(rec: StudyRecords) -> bytes | None:
         ax.step(range(1, len(scores) + 1), np.maximum.accumulate(scores), where="post", label="best so far")
         ax.set_title(key.replace("__", " / "), fontsize=8)
         ax.set_xlabel("trial", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("valpx PxAP", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -256,7 +261,9 @@ def separability_hist(rec: StudyRecords) -> bytes | None:
         ax.set_title(f"{src} (in-domain test)", fontsize=8)
         ax.set_xlabel("J = tr(S_B) / tr(S_W)", fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6)
+        ax.set_ylabel("images", fontsize=8)
+        # below the axes: inside, the legend hides the bars of small splits
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncols=1, frameon=False)
     fig.suptitle(
         "FG/BG separability of the encoder's pixel features (higher = easier to separate)", fontsize=9
     )

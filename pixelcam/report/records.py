@@ -4,6 +4,7 @@ trial runs (params and best B-LOC score) and stain-sweep runs. The dashboard is 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,7 @@ def load_records(study: str | Path, uri: str | None = None) -> StudyRecords:
     from pixelcam.train.details import read_gallery
     from pixelcam.train.tracking import _client, tracking_uri
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file otherwise
     uri = uri or tracking_uri()
     client = _client(uri)
     parent_id = parent_run_of(study)

@@ -1,0 +1,183 @@
+"""A real Ray cluster and a real MLflow tracking server on loopback: `ray start --head` and `mlflow server`
+(SQLite backend), the smoke study submitted twice at once (the `ray job submit` CLI and the
+JobSubmissionClient through cluster/submit.py), both awaited to SUCCEEDED, their runs read back from the
+server; everything started here is stopped by its process group id."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SPEC = "studies/cluster-smoke.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, what: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.time() + timeout
+    last: Exception | None = None
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"{what}: the process exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
+            )
+        try:
+            if check():
+                return
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(1)
+    tail = log.read_text()[-1500:]
+    raise AssertionError(f"{what} not ready after {timeout:.0f} s ({last!r}):\n{tail}")
+
+
+def listening_hosts(port: int) -> set[str]:
+    return {
+        c.laddr.ip for c in psutil.net_connections("inet") if c.status == "LISTEN" and c.laddr.port == port
+    }
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the process group started for `proc` (ray start --block drains for 30 s on SIGTERM)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    """(env for clients, dashboard address, MLflow URI); torn down by process group after the test."""
+    gcs, dash, mlf = free_port(), free_port(), free_port()
+    # the secure default: token authentication, every API call carrying the cluster's token. A token of this
+    # test's own (as `ray get-auth-token --generate` makes one), so that a fresh machine needs none in ~/.ray
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlf}",
+    }
+    env.pop("RAY_AUTH_TOKEN", None)
+    env.pop("RAY_ADDRESS", None)
+    procs: list[subprocess.Popen] = []
+    ray_log, mlflow_log = tmp_path / "ray.log", tmp_path / "mlflow.log"
+    try:
+        with open(ray_log, "w") as log:
+            head = subprocess.Popen(
+                [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=4",
+                 "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        procs.append(head)
+        with open(mlflow_log, "w") as log:
+            server = subprocess.Popen(
+                [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                 "--artifacts-destination", str(tmp_path / "mlartifacts"), "--host", "127.0.0.1",
+                 "--port", str(mlf), "--workers", "1"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        procs.append(server)
+        address = f"http://127.0.0.1:{dash}"
+        wait_for(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{mlf}/health", timeout=2).status == 200,
+            "mlflow server", 90, server, mlflow_log,
+        )  # fmt: skip
+        # clients run as subprocesses, as a user's would: Ray reads RAY_AUTH_MODE once per process
+        wait_for(
+            lambda: subprocess.run(
+                [str(BIN / "ray"), "job", "list", "--address", address],
+                env=env, capture_output=True, timeout=60,
+            ).returncode == 0,
+            "ray head", 120, head, ray_log,
+        )  # fmt: skip
+        # secure defaults: both servers listen on loopback only
+        assert listening_hosts(dash) == {"127.0.0.1"} and listening_hosts(mlf) == {"127.0.0.1"}
+        yield env, address, env["MLFLOW_TRACKING_URI"]
+    finally:
+        for p in reversed(procs):
+            stop_group(p)
+        marker = Path(
+            "/tmp/ray/ray_current_cluster"
+        )  # a killed head leaves it; later ray.init() would follow it
+        if marker.is_file() and str(gcs) in marker.read_text():
+            marker.unlink()
+    for p in procs:
+        assert not psutil.pid_exists(p.pid) or psutil.Process(p.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_study_submitted_to_a_local_cluster(cluster, tmp_path: Path, synth_dir: Path):
+    from mlflow.tracking import MlflowClient
+
+    env, address, uri = cluster
+    shared = tmp_path / "shared"  # the "shared storage" every node sees
+    # 1. the `ray job submit` CLI, exactly as cluster/README.md shows it (it follows the job to its end)
+    cli = subprocess.Popen(
+        [str(BIN / "ray"), "job", "submit", "--address", address, "--submission-id", "smoke-cli",
+         "--working-dir", str(ROOT),
+         "--runtime-env-json", json.dumps({"env_vars": {"MLFLOW_TRACKING_URI": uri}}),
+         "--", sys.executable, "-m", "pixelcam.cli", "study", "run", SPEC,
+         "--data", str(synth_dir), "--storage", str(shared / "cli")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    # 2. the JobSubmissionClient, through the project's helper (submit, then poll and tail until the end)
+    api = subprocess.Popen(
+        [sys.executable, str(ROOT / "cluster" / "submit.py"), SPEC, "--address", address,
+         "--python", sys.executable, "--data", str(synth_dir), "--storage", str(shared / "api"), "--wait"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    cli_out, _ = cli.communicate(timeout=600)
+    api_out, _ = api.communicate(timeout=600)
+    assert cli.returncode == 0 and "Job 'smoke-cli' succeeded" in cli_out, cli_out[-4000:]
+    assert api.returncode == 0 and ": SUCCEEDED" in api_out, api_out[-4000:]
+    for out in (cli_out, api_out):
+        assert "PxAP on test splits" in out and "MLflow: open http://127.0.0.1:" in out
+    status = subprocess.run(
+        [str(BIN / "ray"), "job", "status", "smoke-cli", "--address", address], env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert "'smoke-cli' succeeded" in status.stdout + status.stderr
+
+    # the results on the shared storage, and in the tracking server
+    for d in ("cli", "api"):
+        assert (shared / d / "cluster-smoke" / "ood.json").is_file()
+        assert (shared / d / "cluster-smoke" / "dashboard.html").is_file()
+    ml = MlflowClient(uri)
+    exp = ml.get_experiment_by_name("pixelcam-study-cluster-smoke")
+    parents = ml.search_runs([exp.experiment_id], "tags.kind = 'study'")
+    assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
+    for parent in parents:
+        evals = ml.search_runs(
+            [exp.experiment_id],
+            f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.kind = 'evaluation'",
+        )
+        assert {r.data.tags["method"] for r in evals} == {"cam", "pixelcam-cam"}
+        for r in evals:
+            for tgt in ("synth-colon", "synth-lymph"):
+                assert 0 <= r.data.metrics[f"pxap__synth-colon__to__{tgt}"] <= 100
+                assert 0 <= r.data.metrics[f"cl__synth-colon__to__{tgt}"] <= 100
+        arts = {a.path for a in ml.list_artifacts(parent.info.run_id)}
+        assert {"ood.json", "dashboard"} <= arts  # artifacts went through the server (mlflow-artifacts:)
