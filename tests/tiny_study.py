@@ -51,12 +51,21 @@ class TinyStudy:
 def run_killed_and_resumed(root: Path, synth_dir: Path) -> TinyStudy:
     spec = root / "tiny.yaml"
     spec.write_text(SPEC.format(data=synth_dir, storage=root / "studies"))
+    # the embedded default, as the README's main command uses it: no MLFLOW_TRACKING_URI, so the store is
+    # ./mlflow.db of the working directory (Tune trials run elsewhere and must still log into it)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     study_dir = root / "studies" / "tiny"
     with open(root / "run.log", "w") as log:
         proc = cli(
-            "study", "run", str(spec), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            "study",
+            "run",
+            str(spec),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=root,
         )
         deadline = time.time() + 400
         while time.time() < deadline and proc.poll() is None:
@@ -78,7 +87,9 @@ def run_killed_and_resumed(root: Path, synth_dir: Path) -> TinyStudy:
             "tags.experiment_key = 'synth-colon__cam' and tags.kind = 'trial'",
         )
     }
-    res = cli("study", "resume", str(study_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    res = cli(
+        "study", "resume", str(study_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=root
+    )
     out, _ = res.communicate(timeout=600)
     (root / "resume.log").write_text(out)
     return TinyStudy(root, study_dir, uri, before, out, res.returncode)

@@ -124,6 +124,8 @@ class Study:
         """Tune one (source, method) experiment; returns its record (best trial, checkpoint, metrics)."""
         import ray.tune
 
+        from pixelcam.train.tracking import tracking_uri
+
         key = experiment_key(source, method)
         done = self.state["experiments"].get(key)
         if done is not None:
@@ -147,6 +149,7 @@ class Study:
             "base": base.to_dict(),
             "searched": sorted(dims),
             "train_storage": str(train_storage),
+            "mlflow_uri": tracking_uri(),
             "mlflow_parent": self.state["parent_run_id"],
             "tags": {"study": self.spec.name, "experiment_key": key, "kind": "trial", "method_label": method},
         }
@@ -312,7 +315,6 @@ class Study:
                 f"dashboard not built ({type(exc).__name__}: {exc}); retry: pixelcam dashboard {self.dir}"
             )
             return None
-        self.log(f"dashboard: {out}")
         return out
 
     # -- staining robustness ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ def trial_name(trial_id: str) -> str:
 
 def trial_driver(config: dict[str, Any]) -> None:
     """Tune trainable. `config`: {"base": TrainConfig dict, "searched": [keys], "train_storage",
-    "mlflow_parent", "tags"} plus the searched values (merged in by OptunaSearch)."""
+    "mlflow_uri", "mlflow_parent", "tags"} plus the searched values (merged in by OptunaSearch)."""
     import ray.tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -37,5 +37,6 @@ def trial_driver(config: dict[str, Any]) -> None:
         resume=run_dir.exists(),
         callbacks=[TuneReportCallback()],
         parent_run_id=config.get("mlflow_parent"),
+        mlflow_uri=config.get("mlflow_uri"),  # the study's store, not one in the trial's own directory
         extra_tags={**config.get("tags", {}), "trial_id": trial_id},
     )

@@ -120,10 +120,11 @@ def _mlflow_run(
     resume: bool,
     parent_run_id: str | None = None,
     extra_tags: dict[str, str] | None = None,
+    uri: str | None = None,
 ) -> tuple[str, str]:
     from pixelcam.train.tracking import RunLogger, ensure_experiment, flat_params, start_run, tracking_uri
 
-    uri = tracking_uri()
+    uri = uri or tracking_uri()
     state_file = run_dir / RUN_FILE
     if resume and state_file.is_file():
         run_id = json.loads(state_file.read_text())["mlflow_run_id"]
@@ -158,11 +159,13 @@ def train(
     callbacks: list | None = None,
     parent_run_id: str | None = None,
     extra_tags: dict[str, str] | None = None,
+    mlflow_uri: str | None = None,
 ) -> TrainResult:
     """Run (or resume) one training run on Ray Train; returns the selected checkpoint and its metrics.
 
     `callbacks` go to Ray Train (a Tune trial passes TuneReportCallback); `parent_run_id` and `extra_tags`
-    nest the MLflow run under a study.
+    nest the MLflow run under a study, whose tracking URI a trial passes as `mlflow_uri` (a Tune trial runs
+    in a directory of its own, where the default store `./mlflow.db` would be another one).
     """
     import ray.train
     from ray.data import ExecutionOptions
@@ -190,7 +193,9 @@ def train(
     check_schedulable(need, cfg.num_workers, ray.cluster_resources())
 
     uri, run_id = (
-        _mlflow_run(cfg, run_dir, ds.hash, resume, parent_run_id, extra_tags) if mlflow else (None, None)
+        _mlflow_run(cfg, run_dir, ds.hash, resume, parent_run_id, extra_tags, mlflow_uri)
+        if mlflow
+        else (None, None)
     )
     payload = {
         "config": cfg.to_dict(),
