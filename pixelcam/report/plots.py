@@ -184,6 +184,7 @@ def optuna_history(rec: StudyRecords) -> bytes | None:
         ax.set_xlabel("trial", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("valpx PxAP", fontsize=8)
+        ax.ticklabel_format(axis="y", useOffset=False)  # PxAP values, not offsets from 17.5
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize=7)

@@ -21,10 +21,12 @@ from pixelcam.config import ConfigError, TrainConfig
 from pixelcam.data.reader import is_uri, open_dataset
 from pixelcam.models.factory import BASELINES
 from pixelcam.train.checkpoint import (
+    META_FILE,
     SELECTED_FILE,
     CheckpointError,
     load_checkpoint,
     resolve_pseudo_label_source,
+    selected_in_run,
     write_json_atomic,
 )
 from pixelcam.train.data import check_splits, train_dataset
@@ -233,11 +235,9 @@ def train(
         if "error" in out:
             raise TrainError(f"training run {cfg.run_name()} stopped: {out['error']}")
         selected = _selected(result, run_dir)
-    except BaseException:
+    except BaseException as exc:
         if run_id:
-            from pixelcam.train.tracking import RunLogger
-
-            RunLogger(run_id, uri).finish("FAILED")
+            _close_interrupted(uri, run_id, run_dir, cfg.epochs, exc)
         raise
     if run_id:
         _log_selected(uri, run_id, selected)
@@ -301,6 +301,25 @@ def _selected(result: Any, run_dir: Path) -> TrainResult:
         },
     )
     return sel
+
+
+def _close_interrupted(uri: str, run_id: str, run_dir: Path, epochs: int, exc: BaseException) -> None:
+    """End the MLflow run of a run that did not return. An error: FAILED. A stop (Tune's scheduler stops a
+    trial with SystemExit at a report; Ctrl-C): FINISHED with its selection when every epoch was done, else
+    KILLED, so that `status = 'KILLED'` means exactly "stopped early"."""
+    from pixelcam.train.tracking import RunLogger
+
+    if isinstance(exc, Exception):
+        RunLogger(run_id, uri).finish("FAILED")
+        return
+    info = selected_in_run(run_dir)
+    metas = [p / META_FILE for p in run_dir.glob("epoch_*") if (p / META_FILE).is_file()]
+    done = [json.loads(m.read_text())["epoch"] for m in metas]
+    if info is None or max(done, default=-1) + 1 < epochs:
+        RunLogger(run_id, uri).finish("KILLED")
+        return
+    sel = TrainResult(run_dir, Path(info["checkpoint"]), info["epoch"], info["metrics"], info["tau"], run_id)
+    _log_selected(uri, run_id, sel)
 
 
 def _log_selected(uri: str, run_id: str, sel: TrainResult) -> None:

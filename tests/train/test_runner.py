@@ -69,3 +69,42 @@ def test_cli_reports_config_errors(tmp_path: Path, capsys):
     cfg.write_text("method: cam\nepochs: 0\n")
     assert main(["train", "baseline", "--config", str(cfg)]) == 2
     assert "epochs: must be > 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("exc", "epochs_done", "status"),
+    [
+        (RuntimeError("worker crashed"), 2, "FAILED"),  # an error, even after the last epoch
+        (SystemExit(0), 1, "KILLED"),  # Tune's scheduler stopped the trial early (sys.exit at a report)
+        (KeyboardInterrupt(), 0, "KILLED"),  # Ctrl-C before the first checkpoint
+        (SystemExit(0), 2, "FINISHED"),  # stopped at its last report: every epoch done, selection logged
+    ],
+)
+def test_interrupted_runs_are_closed_by_what_stopped_them(
+    tmp_path: Path, exc: BaseException, epochs_done: int, status: str
+):
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from pixelcam.train.runner import _close_interrupted
+    from pixelcam.train.tracking import ensure_experiment, start_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = start_run(ensure_experiment("t", uri), "trial-x", {}, {}, uri)
+    run_dir = tmp_path / "run"
+    metrics = [{"valpx_pxap": 30.0, "valcl_cl": 60.0}, {"valpx_pxap": 20.0, "valcl_cl": 70.0}]
+    for e in range(epochs_done):  # epoch 0 stays the best (B-LOC)
+        d = run_dir / f"epoch_{e:03d}"
+        d.mkdir(parents=True)
+        meta = {"epoch": e, "metrics": metrics[e], "tau": 0.4, "best": {"epoch": 0}}
+        (d / "meta.json").write_text(json.dumps(meta))
+    run_dir.mkdir(exist_ok=True)
+    _close_interrupted(uri, run_id, run_dir, 2, exc)
+    run = MlflowClient(uri).get_run(run_id)
+    assert run.info.status == status
+    if status == "FINISHED":
+        assert run.data.metrics["selected_epoch"] == 0 and run.data.metrics["selected_valpx_pxap"] == 30.0
+        assert run.data.tags["pixelcam.checkpoint"] == str(run_dir / "epoch_000")
+    else:
+        assert "selected_epoch" not in run.data.metrics
