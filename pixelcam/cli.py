@@ -178,11 +178,11 @@ def cmd_study(args: argparse.Namespace) -> int:
     from pixelcam.study.runner import resume_study, run_study
 
     if args.command == "run":
-        directory, _ = run_study(
+        directory, _, spec = run_study(
             args.spec, storage=args.storage, early_stopping=not args.no_early_stopping, data=args.data
         )
     else:
-        directory, _ = resume_study(args.dir)
+        directory, _, spec = resume_study(args.dir)
     from pixelcam.train.tracking import tracking_uri
 
     print(f"study directory: {directory} (ood.json, ood.csv)")
@@ -190,7 +190,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"dashboard: {directory / 'dashboard.html'} (open it in a browser; works offline)")
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
-        print(f"MLflow: open {uri} (experiment pixelcam-study-<name>)")
+        print(f"MLflow: open {uri} (experiment {spec.mlflow_experiment()})")
     else:
         print(f"MLflow: mlflow ui --backend-store-uri {uri}")
     return 0

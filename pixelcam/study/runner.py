@@ -410,8 +410,9 @@ def run_study(
     early_stopping: bool = True,
     log: Callable[[str], None] = print,
     data: str | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """`pixelcam study run FILE`: a new study directory `<storage>/<name>` (`data` overrides the spec's)."""
+) -> tuple[Path, dict[str, Any], StudySpec]:
+    """`pixelcam study run FILE`: a new study directory `<storage>/<name>` (`data` overrides the spec's);
+    returns (directory, OOD matrix, resolved spec)."""
     spec = load_spec(path)
     if storage:
         spec.storage = storage
@@ -433,11 +434,13 @@ def run_study(
     write_text_atomic(directory / SPEC_FILE, yaml.safe_dump(raw, sort_keys=False))
     study = Study(spec, directory, log)
     study.save()
-    return directory, study.run(early_stopping)
+    return directory, study.run(early_stopping), spec
 
 
-def resume_study(directory: str, log: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]]:
-    """`pixelcam study resume DIR`: continue a study from its directory."""
+def resume_study(
+    directory: str, log: Callable[[str], None] = print
+) -> tuple[Path, dict[str, Any], StudySpec]:
+    """`pixelcam study resume DIR`: continue a study from its directory; returns what `run_study` does."""
     d = Path(directory).resolve()
     if not (d / SPEC_FILE).is_file() or not (d / STATE_FILE).is_file():
         raise StudyError(f"{d}: not a study directory ({SPEC_FILE} and {STATE_FILE} expected)")
@@ -446,4 +449,4 @@ def resume_study(directory: str, log: Callable[[str], None] = print) -> tuple[Pa
     except ConfigError as exc:
         raise StudyError(str(exc)) from exc
     spec.storage = str(d.parent)
-    return d, Study(spec, d, log).run()
+    return d, Study(spec, d, log).run(), spec

@@ -154,7 +154,8 @@ def test_study_submitted_to_a_local_cluster(cluster, tmp_path: Path, synth_dir: 
     assert cli.returncode == 0 and "Job 'smoke-cli' succeeded" in cli_out, cli_out[-4000:]
     assert api.returncode == 0 and ": SUCCEEDED" in api_out, api_out[-4000:]
     for out in (cli_out, api_out):
-        assert "PxAP on test splits" in out and "MLflow: open http://127.0.0.1:" in out
+        assert "PxAP on test splits" in out
+        assert "MLflow: open http://127.0.0.1:" in out and "(experiment pixelcam-study-cluster-smoke)" in out
     status = subprocess.run(
         [str(BIN / "ray"), "job", "status", "smoke-cli", "--address", address], env=env, capture_output=True,
         text=True, timeout=60,
