@@ -304,22 +304,37 @@ def _selected(result: Any, run_dir: Path) -> TrainResult:
 
 
 def _close_interrupted(uri: str, run_id: str, run_dir: Path, epochs: int, exc: BaseException) -> None:
-    """End the MLflow run of a run that did not return. An error: FAILED. A stop (Tune's scheduler stops a
-    trial with SystemExit at a report; Ctrl-C): FINISHED with its selection when every epoch was done, else
-    KILLED, so that `status = 'KILLED'` means exactly "stopped early"."""
+    """End the MLflow run of a run that did not return: FAILED on an error, else (a stop: Ctrl-C, or Tune's
+    scheduler with SystemExit at a report) as `close_stopped_run` does."""
     from pixelcam.train.tracking import RunLogger
 
     if isinstance(exc, Exception):
         RunLogger(run_id, uri).finish("FAILED")
-        return
+    else:
+        close_stopped_run(run_dir, epochs, uri)
+
+
+def close_stopped_run(run_dir: str | os.PathLike, epochs: int, uri: str | None = None) -> str | None:
+    """Close the MLflow run of a run stopped from outside (an ASHA-stopped Tune trial): FINISHED with its
+    selection logged when all `epochs` ran, else KILLED, so that `status = 'KILLED'` means exactly "stopped
+    early". Returns the status, or None when the run has no MLflow run."""
+    from pixelcam.train.tracking import RunLogger
+
+    run_dir = Path(run_dir)
+    state = run_dir / RUN_FILE
+    if not state.is_file():
+        return None
+    rec = json.loads(state.read_text())
+    uri, run_id = uri or rec["tracking_uri"], rec["mlflow_run_id"]
     info = selected_in_run(run_dir)
     metas = [p / META_FILE for p in run_dir.glob("epoch_*") if (p / META_FILE).is_file()]
     done = [json.loads(m.read_text())["epoch"] for m in metas]
     if info is None or max(done, default=-1) + 1 < epochs:
         RunLogger(run_id, uri).finish("KILLED")
-        return
+        return "KILLED"
     sel = TrainResult(run_dir, Path(info["checkpoint"]), info["epoch"], info["metrics"], info["tau"], run_id)
     _log_selected(uri, run_id, sel)
+    return "FINISHED"
 
 
 def _log_selected(uri: str, run_id: str, sel: TrainResult) -> None:

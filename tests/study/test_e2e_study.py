@@ -52,6 +52,11 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     assert {r.info.experiment_id for r in children} == {parents[0].info.experiment_id}  # nested in the UI
     running = [(r.info.run_name, dict(r.data.tags)) for r in children if r.info.status == "RUNNING"]
     assert not running
+    state = json.loads((study_dir / "state.json").read_text())
+    assert all(e["trials_failed"] == 0 for e in state["experiments"].values())
+    for r in trials:  # no trial failed in Tune: ASHA-stopped runs are KILLED, complete ones FINISHED
+        epochs = {m.step for m in client.get_metric_history(r.info.run_id, "valpx_pxap")}
+        assert r.info.status == ("FINISHED" if len(epochs) == 2 else "KILLED"), (r.data.tags, r.info.status)
     evals = {r.data.tags["method"]: r for r in children if r.data.tags.get("kind") == "evaluation"}
     assert set(evals) == {"cam", "pixelcam-cam"}
     for method, run in evals.items():

@@ -74,7 +74,7 @@ def test_cli_reports_config_errors(tmp_path: Path, capsys):
 @pytest.mark.parametrize(
     ("exc", "epochs_done", "status"),
     [
-        (RuntimeError("worker crashed"), 2, "FAILED"),  # an error, even after the last epoch
+        (RuntimeError("worker torn down"), 2, "FAILED"),  # an error, even after the last epoch
         (SystemExit(0), 1, "KILLED"),  # Tune's scheduler stopped the trial early (sys.exit at a report)
         (KeyboardInterrupt(), 0, "KILLED"),  # Ctrl-C before the first checkpoint
         (SystemExit(0), 2, "FINISHED"),  # stopped at its last report: every epoch done, selection logged
@@ -87,7 +87,7 @@ def test_interrupted_runs_are_closed_by_what_stopped_them(
 
     from mlflow.tracking import MlflowClient
 
-    from pixelcam.train.runner import _close_interrupted
+    from pixelcam.train.runner import RUN_FILE, _close_interrupted, close_stopped_run
     from pixelcam.train.tracking import ensure_experiment, start_run
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -100,9 +100,14 @@ def test_interrupted_runs_are_closed_by_what_stopped_them(
         meta = {"epoch": e, "metrics": metrics[e], "tau": 0.4, "best": {"epoch": 0}}
         (d / "meta.json").write_text(json.dumps(meta))
     run_dir.mkdir(exist_ok=True)
+    (run_dir / RUN_FILE).write_text(json.dumps({"mlflow_run_id": run_id, "tracking_uri": uri}))
     _close_interrupted(uri, run_id, run_dir, 2, exc)
     run = MlflowClient(uri).get_run(run_id)
     assert run.info.status == status
+    if status == "FAILED":  # the study's reconciliation when Tune says the trial was only stopped
+        assert close_stopped_run(run_dir, 2) == "FINISHED"
+        run = MlflowClient(uri).get_run(run_id)
+        status = run.info.status
     if status == "FINISHED":
         assert run.data.metrics["selected_epoch"] == 0 and run.data.metrics["selected_valpx_pxap"] == 30.0
         assert run.data.tags["pixelcam.checkpoint"] == str(run_dir / "epoch_000")
