@@ -86,7 +86,8 @@ def test_dashboard_renders_in_headless_chromium(tiny_study: TinyStudy, tmp_path:
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
         height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1400, min(int(height), 16000))
+        chrome = driver.execute_script("return window.outerHeight - window.innerHeight")  # the window's frame
+        driver.set_window_size(1400, min(int(height) + int(chrome), 16000))  # the whole page in one shot
         shot = tmp_path / "dashboard.png"
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 50_000
         keep = os.environ.get("PIXELCAM_KEEP_SCREENSHOT")
