@@ -49,9 +49,7 @@ def per_image_histograms(checkpoint: str, data: str, domain: str) -> tuple[np.nd
 
 
 def split_pxap(fg: np.ndarray, bg: np.ndarray) -> float:
-    st = PxAP(fg.shape[-1])
-    st.fg, st.bg = torch.from_numpy(fg), torch.from_numpy(bg)
-    return st.compute()
+    return PxAP().load_state_dict({"fg": torch.from_numpy(fg), "bg": torch.from_numpy(bg)}).compute()
 
 
 def paired_bootstrap(a: tuple, b: tuple, reps: int = 1000, seed: int = 0) -> tuple[float, float]:

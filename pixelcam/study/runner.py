@@ -26,7 +26,7 @@ from pixelcam.study.spec import StudySpec, load_spec, spec_from_dict
 from pixelcam.study.stain import format_stain, run_stain_step, stain_csv, stain_rows
 from pixelcam.study.trainable import TRIAL_RESOURCES, trial_driver, trial_name
 from pixelcam.train.checkpoint import selected_in_run, write_json_atomic, write_text_atomic
-from pixelcam.train.runner import CPU_FOR_DATA, RUN_FILE, close_stopped_run, init_ray, worker_resources
+from pixelcam.train.runner import CPU_FOR_DATA, close_stopped_run, init_ray, worker_resources
 
 STATE_FILE = "state.json"
 SPEC_FILE = "spec.yaml"
@@ -242,20 +242,10 @@ class Study:
         """Tune is the judge of how a trial ended: a trial it reports without error was stopped by the
         scheduler (or finished), whatever its Train run's exception looked like while it was being torn down.
         Its MLflow run ends KILLED (stopped early) or FINISHED (every epoch ran), never FAILED."""
-        from pixelcam.train.tracking import _client
-
-        client = _client()
         for r in grid:
             trial_id = (r.metrics or {}).get("trial_id")
-            if r.error is not None or not trial_id:
-                continue
-            run_dir = train_storage / trial_name(str(trial_id))
-            state = run_dir / RUN_FILE
-            if not state.is_file():
-                continue
-            run_id = json.loads(state.read_text())["mlflow_run_id"]
-            if client.get_run(run_id).info.status in ("RUNNING", "FAILED"):
-                close_stopped_run(run_dir, self.spec.budget.epochs)
+            if r.error is None and trial_id:
+                close_stopped_run(train_storage / trial_name(str(trial_id)), self.spec.budget.epochs)
 
     def _close_killed_children(self) -> None:
         """Trials stopped by ASHA never finish their MLflow runs: mark them KILLED."""

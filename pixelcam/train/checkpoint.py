@@ -139,16 +139,22 @@ def resolve_pseudo_label_source(ref: str) -> Path:
     return resolve_checkpoint_dir(found)
 
 
+def latest_meta(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """Meta of a run directory's latest complete checkpoint (`epoch_NNN/meta.json`), None before the first."""
+    epochs = sorted(p for p in Path(run_dir).glob("epoch_*") if (p / META_FILE).is_file())
+    return json.loads((epochs[-1] / META_FILE).read_text()) if epochs else None
+
+
 def selected_in_run(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The selected checkpoint of a run directory: `selected.json` when the run finished, else (a run stopped
     early, e.g. by ASHA after its last report) the best epoch recorded in its latest checkpoint."""
     d = Path(run_dir)
     if (d / SELECTED_FILE).is_file():
         return json.loads((d / SELECTED_FILE).read_text())
-    epochs = sorted(p for p in d.glob("epoch_*") if (p / META_FILE).is_file())
-    if not epochs:
+    latest = latest_meta(d)
+    if latest is None:
         return None
-    best = json.loads((epochs[-1] / META_FILE).read_text())["best"]
+    best = latest["best"]
     chosen = d / f"epoch_{best['epoch']:03d}"
     if not (chosen / META_FILE).is_file():
         return None

@@ -21,9 +21,9 @@ from pixelcam.config import ConfigError, TrainConfig
 from pixelcam.data.reader import is_uri, open_dataset
 from pixelcam.models.factory import BASELINES
 from pixelcam.train.checkpoint import (
-    META_FILE,
     SELECTED_FILE,
     CheckpointError,
+    latest_meta,
     load_checkpoint,
     resolve_pseudo_label_source,
     selected_in_run,
@@ -315,9 +315,10 @@ def _close_interrupted(uri: str, run_id: str, run_dir: Path, epochs: int, exc: B
 
 
 def close_stopped_run(run_dir: str | os.PathLike, epochs: int, uri: str | None = None) -> str | None:
-    """Close the MLflow run of a run stopped from outside (an ASHA-stopped Tune trial): FINISHED with its
-    selection logged when all `epochs` ran, else KILLED, so that `status = 'KILLED'` means exactly "stopped
-    early". Returns the status, or None when the run has no MLflow run."""
+    """Close the MLflow run of a run stopped from outside (an ASHA-stopped Tune trial) that is still RUNNING
+    or was marked FAILED while torn down: FINISHED with its selection logged when all `epochs` ran, else
+    KILLED, so that `status = 'KILLED'` means exactly "stopped early". Returns the new status, or None when
+    the run has no MLflow run or already ended FINISHED/KILLED."""
     from pixelcam.train.tracking import RunLogger
 
     run_dir = Path(run_dir)
@@ -326,11 +327,12 @@ def close_stopped_run(run_dir: str | os.PathLike, epochs: int, uri: str | None =
         return None
     rec = json.loads(state.read_text())
     uri, run_id = uri or rec["tracking_uri"], rec["mlflow_run_id"]
-    info = selected_in_run(run_dir)
-    metas = [p / META_FILE for p in run_dir.glob("epoch_*") if (p / META_FILE).is_file()]
-    done = [json.loads(m.read_text())["epoch"] for m in metas]
-    if info is None or max(done, default=-1) + 1 < epochs:
-        RunLogger(run_id, uri).finish("KILLED")
+    log = RunLogger(run_id, uri)
+    if log.client.get_run(run_id).info.status not in ("RUNNING", "FAILED"):
+        return None
+    info, latest = selected_in_run(run_dir), latest_meta(run_dir)
+    if info is None or latest is None or latest["epoch"] + 1 < epochs:
+        log.finish("KILLED")
         return "KILLED"
     sel = TrainResult(run_dir, Path(info["checkpoint"]), info["epoch"], info["metrics"], info["tau"], run_id)
     _log_selected(uri, run_id, sel)
