@@ -89,7 +89,7 @@ def main() -> None:
         study.early_stopping = mode == "asha"
         import ray
 
-        from pixelcam.train.runner import init_ray
+        from pixelcam.train.cluster import init_ray
 
         init_ray()
         study._mlflow()

@@ -21,8 +21,9 @@ import tempfile
 from pathlib import Path
 
 from pixelcam.config import TrainConfig
-from pixelcam.train.checkpoint import load_checkpoint, write_json_atomic
-from pixelcam.train.evaluate import evaluate
+from pixelcam.evaluation.evaluate import evaluate
+from pixelcam.io import write_json_atomic
+from pixelcam.train.checkpoint import load_checkpoint
 from pixelcam.train.runner import train
 
 READOUTS = ("gradcampp", "layercam")  # other post-hoc maps of the trained CAM classifier

@@ -4,204 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 
-from pixelcam import __version__
-from pixelcam.config import ConfigError
-from pixelcam.data.errors import DatasetError
-from pixelcam.report.records import ReportError
-from pixelcam.study.runner import StudyError
-from pixelcam.train.checkpoint import CheckpointError
-from pixelcam.train.runner import TrainError
-
-
-def _progress(total: int, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", disable=None, file=sys.stderr)
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    from pixelcam.data.synth import SynthConfig, generate_synthetic
-
-    cfg = SynthConfig(
-        per_class=args.per_class,
-        size=args.size,
-        seed=args.seed,
-        **({"domains": args.domains} if args.domains else {}),
-    )
-    cfg.validate()
-    total = cfg.per_class * 2 * len(cfg.domains)
-    start = time.perf_counter()
-    with _progress(total, "synth") as bar:
-        generate_synthetic(
-            args.out,
-            cfg,
-            overwrite=args.overwrite,
-            progress=lambda p: bar.update(len(p)),
-            workers=args.workers,
-        )
-    dt = time.perf_counter() - start
-    print(
-        f"wrote {total} images of {cfg.domains} ({cfg.size} px) to {args.out} in {dt:.1f} s "
-        f"({total / dt:.0f} images/s)"
-    )
-    return 0
-
-
-def cmd_inspect(args: argparse.Namespace) -> int:
-    from pixelcam.data.inspect import format_summary, summarize
-    from pixelcam.data.reader import open_dataset
-
-    ds = open_dataset(args.dir, verify=args.verify)
-    print(format_summary(ds, summarize(ds, decode_images=args.verify)))
-    return 0
-
-
-def cmd_preview(args: argparse.Namespace) -> int:
-    from pixelcam.data.preview import preview_grid
-    from pixelcam.data.reader import open_dataset
-
-    preview_grid(open_dataset(args.dir), args.out, per_class=args.per_class)
-    print(f"wrote {args.out}")
-    return 0
-
-
-def cmd_merge(args: argparse.Namespace) -> int:
-    from pixelcam.data.merge import merge_datasets
-    from pixelcam.data.reader import open_dataset
-
-    out = merge_datasets(args.dirs, args.out, overwrite=args.overwrite)
-    print(f"wrote {out}: domains {', '.join(open_dataset(out).domains)}")
-    return 0
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from pixelcam.data.ingest import ingest
-
-    options = {
-        k: getattr(args, k)
-        for k in ("root", "folds", "labels", "domain", "classes", "seed", "valcl_fraction")
-        if getattr(args, k, None) is not None
-    }
-    bar = None
-
-    def progress(i: int, n: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = _progress(n, f"ingest {args.format}")
-        bar.update(1)
-
-    try:
-        source = ingest(args.format, args.out, overwrite=args.overwrite, progress=progress, **options)
-    finally:
-        if bar is not None:
-            bar.close()
-    print(f"ingested {len(source.entries)} images of domain {source.domain!r} into {args.out}")
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from pixelcam.config import ConfigError, load_config
-    from pixelcam.train.runner import train
-
-    overrides = {
-        "name": args.name,
-        "storage": args.storage,
-        "data": args.data,
-        "source": args.source,
-        "epochs": args.epochs,
-        "num_workers": args.num_workers,
-        "seed": args.seed,
-    }
-    if args.kind == "pixelcam":
-        overrides.update(method="pixelcam", pseudo_labels_from=args.pseudo_labels_from)
-    cfg = load_config(args.config, **overrides)
-    if args.kind == "baseline" and cfg.method == "pixelcam":
-        raise ConfigError(f"{args.config}: method: 'pixelcam' is trained with `pixelcam train pixelcam`")
-    res = train(cfg, resume=args.resume)
-    m = res.metrics
-    print(
-        f"selected epoch {res.epoch + 1} ({cfg.selection}): valpx PxAP {m['valpx_pxap']:.2f}, "
-        f"valcl CL {m['valcl_cl']:.1f}, tau {res.tau:.3f}\n"
-        f"checkpoint: {res.checkpoint}\nrun: {res.run_dir}"
-        + (f"\nMLflow run {res.mlflow_run_id}" if res.mlflow_run_id else "")
-    )
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-
-    from pixelcam.train.evaluate import evaluate, format_table
-
-    report = evaluate(args.checkpoint, args.data, args.domains, split=args.split, batch_size=args.batch_size)
-    print(format_table(report))
-    if args.json:
-        from pathlib import Path
-
-        from pixelcam.train.checkpoint import write_json_atomic
-
-        write_json_atomic(Path(args.json), report)
-        print(f"wrote {args.json}")
-    return 0
-
-
-def cmd_stain_sweep(args: argparse.Namespace) -> int:
-    from pixelcam.train.stain_sweep import format_sweep, stain_sweep
-
-    try:
-        report = stain_sweep(
-            args.checkpoint,
-            args.data,
-            args.domain,
-            args.reference,
-            args.stain,
-            levels=args.levels,
-            max_strength=args.max_strength,
-            fit_images=args.fit_images,
-        )
-    except ValueError as exc:  # reference == domain, levels or strength out of range
-        raise ConfigError(str(exc)) from exc
-    print(format_sweep(report))
-    if args.json:
-        from pathlib import Path
-
-        from pixelcam.train.checkpoint import write_json_atomic
-
-        write_json_atomic(Path(args.json), report)
-        print(f"wrote {args.json}")
-    return 0
-
-
-def cmd_study(args: argparse.Namespace) -> int:
-    from pixelcam.study.runner import resume_study, run_study
-
-    if args.command == "run":
-        directory, _, spec = run_study(
-            args.spec, storage=args.storage, early_stopping=not args.no_early_stopping, data=args.data
-        )
-    else:
-        directory, _, spec = resume_study(args.dir)
-    from pixelcam.train.tracking import tracking_uri
-
-    print(f"study directory: {directory} (ood.json, ood.csv)")
-    if (directory / "dashboard.html").is_file():
-        print(f"dashboard: {directory / 'dashboard.html'} (open it in a browser; works offline)")
-    uri = tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        print(f"MLflow: open {uri} (experiment {spec.mlflow_experiment()})")
-    else:
-        print(f"MLflow: mlflow ui --backend-store-uri {uri}")
-    return 0
-
-
-def cmd_dashboard(args: argparse.Namespace) -> int:
-    from pixelcam.report import build_dashboard
-
-    out = build_dashboard(args.study, args.out, log_to_mlflow=not args.no_mlflow)
-    print(f"wrote {out}")
-    return 0
+from pixelcam import __version__, commands
+from pixelcam.errors import USER_ERRORS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,24 +30,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing dataset directory")
-    s.set_defaults(fn=cmd_synth)
+    s.set_defaults(fn=commands.cmd_synth)
 
     i = dsub.add_parser("inspect", help="counts per domain/split/class, mask coverage, image sizes")
     i.add_argument("dir")
     i.add_argument("--verify", action="store_true", help="also check file hashes and decode every image")
-    i.set_defaults(fn=cmd_inspect)
+    i.set_defaults(fn=commands.cmd_inspect)
 
     v = dsub.add_parser("preview", help="write a PNG grid of example patches with their ROI outlined")
     v.add_argument("dir")
     v.add_argument("--out", required=True, help="PNG file to write")
     v.add_argument("--per-class", type=int, default=4)
-    v.set_defaults(fn=cmd_preview)
+    v.set_defaults(fn=commands.cmd_preview)
 
     mg = dsub.add_parser("merge", help="combine datasets (e.g. glas + camelyon16) into one for OOD studies")
     mg.add_argument("dirs", nargs="+", help="dataset directories (domain names must not repeat)")
     mg.add_argument("--out", required=True, help="dataset directory to create")
     mg.add_argument("--overwrite", action="store_true")
-    mg.set_defaults(fn=cmd_merge)
+    mg.set_defaults(fn=commands.cmd_merge)
 
     g = dsub.add_parser("ingest", help="convert a real dataset (glas, camelyon16, folder) into the schema")
     fsub = g.add_subparsers(dest="format", required=True, metavar="FORMAT")
@@ -271,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--classes", default=None, help="comma-separated class names, label 0 first (default normal,cancer)"
     )
-    g.set_defaults(fn=cmd_ingest)
+    g.set_defaults(fn=commands.cmd_ingest)
 
     t = groups.add_parser("train", help="train a baseline WSOL model or PixelCAM on Ray Train")
     tsub = t.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -288,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     tcommon.add_argument("--num-workers", type=int, dest="num_workers")
     tcommon.add_argument("--seed", type=int)
     b = tsub.add_parser("baseline", parents=[tcommon], help="CAM, DeepMIL, GradCAM++, LayerCAM or SAT")
-    b.set_defaults(fn=cmd_train)
+    b.set_defaults(fn=commands.cmd_train)
     b = tsub.add_parser("pixelcam", parents=[tcommon], help="PixelCAM on pseudo-labels of a trained baseline")
     b.add_argument(
         "--pseudo-labels-from",
@@ -296,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="pseudo_labels_from",
         help="the baseline: a checkpoint dir, a run dir (its selected checkpoint) or an MLflow run id",
     )
-    b.set_defaults(fn=cmd_train)
+    b.set_defaults(fn=commands.cmd_train)
 
     st = groups.add_parser("study", help="tune, select and evaluate models over source->target pairings")
     ssub = st.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
@@ -309,16 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--data", help="dataset directory or URI (s3://, gs://) overriding the spec's `data`")
     r.add_argument("--no-early-stopping", action="store_true", help="FIFO instead of ASHA")
-    r.set_defaults(fn=cmd_study)
+    r.set_defaults(fn=commands.cmd_study)
     r = ssub.add_parser("resume", help="continue an interrupted study from its directory")
     r.add_argument("dir")
-    r.set_defaults(fn=cmd_study)
+    r.set_defaults(fn=commands.cmd_study)
 
     d = groups.add_parser("dashboard", help="a study's self-contained HTML dashboard, built from MLflow")
     d.add_argument("study", help="study directory (studies-runs/NAME) or the study's MLflow parent run id")
     d.add_argument("--out", required=True, help="HTML file to write")
     d.add_argument("--no-mlflow", action="store_true", help="do not log the figures to the parent run")
-    d.set_defaults(fn=cmd_dashboard)
+    d.set_defaults(fn=commands.cmd_dashboard)
 
     e = groups.add_parser("evaluate", help="PxAP, CL and TP*/FN*/TN*/FP* of a checkpoint on test splits")
     e.add_argument("--checkpoint", required=True, help="checkpoint dir or run dir (its selected checkpoint)")
@@ -327,9 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test")
     e.add_argument("--batch-size", type=int, default=32, dest="batch_size")
     e.add_argument("--json", help="also write the report as JSON here")
-    e.set_defaults(fn=cmd_evaluate)
-
-    from pixelcam.data.stain import list_stain_transforms
+    e.set_defaults(fn=commands.cmd_evaluate)
 
     sw = groups.add_parser(
         "stain-sweep", help="PxAP and CL of a checkpoint under stain-shift levels 0..L (paper Fig. 4/5)"
@@ -338,12 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--data", required=True, help="dataset directory")
     sw.add_argument("--domain", required=True, help="domain whose test split is shifted")
     sw.add_argument("--reference", required=True, help="domain whose stain the images move toward")
-    sw.add_argument("--stain", default="reinhard", choices=list_stain_transforms())
+    sw.add_argument(  # checked against the stain-transform registry when the command runs (fast --help)
+        "--stain", default="reinhard", help="stain transform: reinhard (default), macenko or hed"
+    )
     sw.add_argument("--levels", type=int, default=10)
     sw.add_argument("--max-strength", type=float, default=1.0, dest="max_strength")
     sw.add_argument("--fit-images", type=int, default=64, dest="fit_images")
     sw.add_argument("--json", help="also write the report as JSON here")
-    sw.set_defaults(fn=cmd_stain_sweep)
+    sw.set_defaults(fn=commands.cmd_stain_sweep)
     return p
 
 
@@ -351,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (DatasetError, ConfigError, CheckpointError, TrainError, StudyError, ReportError) as exc:
+    except USER_ERRORS as exc:
         print(f"pixelcam: error: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:  # registry look-ups name the known choices

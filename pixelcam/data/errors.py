@@ -1,5 +1,5 @@
-"""The one exception type for bad datasets and bad input files."""
+"""The one exception type for bad datasets and bad input files (defined in `pixelcam.errors`)."""
 
+from pixelcam.errors import DatasetError
 
-class DatasetError(ValueError):
-    """Bad input data; the message names the file, row or field and what was expected."""
+__all__ = ["DatasetError"]

@@ -116,6 +116,11 @@ class PatchDataset:
                     yield from pq.ParquetFile(fh).iter_batches(batch_size=batch_size, columns=columns)
 
 
+def as_dataset(data: PatchDataset | str | os.PathLike) -> PatchDataset:
+    """An opened dataset as is; a path or URI opened (the edges of the API take either)."""
+    return data if isinstance(data, PatchDataset) else open_dataset(data)
+
+
 def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
     """Open and validate a dataset directory or URI; `verify=True` also checks every file's SHA-256."""
     if is_uri(path):

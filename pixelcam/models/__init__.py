@@ -3,12 +3,11 @@ pseudo-label samplers and losses, each behind a registry with a `create_*` facto
 
 from pixelcam.models.backbones import Backbone, create_backbone, list_backbones
 from pixelcam.models.base import WSOLModel, minmax_normalize
-from pixelcam.models.factory import BASELINES, create_wsol_model, list_methods
+from pixelcam.models.factory import create_wsol_model, list_methods, method_class
 from pixelcam.models.losses import partial_cross_entropy, pixelcam_loss
 from pixelcam.models.samplers import create_sampler, list_samplers
 
 __all__ = [
-    "BASELINES",
     "Backbone",
     "WSOLModel",
     "create_backbone",
@@ -17,6 +16,7 @@ __all__ = [
     "list_backbones",
     "list_methods",
     "list_samplers",
+    "method_class",
     "minmax_normalize",
     "partial_cross_entropy",
     "pixelcam_loss",

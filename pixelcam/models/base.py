@@ -41,8 +41,15 @@ class WSOLModel(nn.Module, ABC):
     and, when `normalize` is set (baselines, as in wsolevaluation), min-max normalises each image.
     """
 
+    # Method metadata, read by configs, studies, checkpoints and reports instead of hand-kept lists.
     method: str = ""
-    normalize: bool = True  # PixelCAM's map is a probability already
+    kind: str = (
+        "baseline"  # "baseline" (a WSOL method of its own) or "pseudo_labels" (trained on a baseline's)
+    )
+    normalize: bool = True  # baselines' maps are min-max normalised per image; PixelCAM's is a probability
+    default_backbone: str = "resnet50"
+    model_kwargs: tuple[str, ...] = ()  # TrainConfig fields passed to the constructor (kept in checkpoints)
+    train_params: tuple[str, ...] = ()  # TrainConfig fields only this method reads (searched only for it)
 
     def __init__(self, backbone: Backbone, num_classes: int) -> None:
         super().__init__()
@@ -56,6 +63,15 @@ class WSOLModel(nn.Module, ABC):
     @abstractmethod
     def raw_cam(self, features: torch.Tensor, targets: torch.Tensor, differentiable: bool) -> torch.Tensor:
         """Unnormalised maps (B, h, w) for per-image `targets` (B,); grad mode is `differentiable`."""
+
+    @classmethod
+    def normalization(cls) -> str:
+        """How `cam` scales maps: "minmax" (per image) or "none" (recorded with checkpoints and reports)."""
+        return "minmax" if cls.normalize else "none"
+
+    @classmethod
+    def is_baseline(cls) -> bool:
+        return cls.kind == "baseline"
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.backbone(images)

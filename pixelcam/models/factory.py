@@ -1,6 +1,11 @@
-"""The WSOL method registry: `list_methods()` and `create_wsol_model(method, backbone, num_classes, ...)`."""
+"""The WSOL method registry: `list_methods(kind=...)`, `method_class(name)` and
+`create_wsol_model(method, backbone, num_classes, ...)`. What a method is (a baseline or a pseudo-label
+method, its normalisation, its extra settings, its default backbone) is declared on its class."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from pixelcam.models.backbones import Backbone, create_backbone
 from pixelcam.models.base import WSOLModel
@@ -13,15 +18,26 @@ from pixelcam.models.methods.sat import SAT
 from pixelcam.registry import Registry
 
 WSOL_METHODS: Registry[type[WSOLModel]] = Registry("WSOL method")
-BASELINES = ("cam", "deepmil", "gradcampp", "layercam", "sat")
-DEFAULT_BACKBONE = {"sat": "deit_tiny_patch16_224"}
+METHOD_KINDS = ("baseline", "pseudo_labels")
 for _cls in (CAM, DeepMIL, GradCAMpp, LayerCAM, SAT, PixelCAM):
     WSOL_METHODS.register(_cls.method)(_cls)
 
 
-def list_methods() -> list[str]:
-    """Registered method names: the baselines and `pixelcam`."""
-    return WSOL_METHODS.names()
+def list_methods(kind: str | None = None) -> list[str]:
+    """Registered method names, all or those of one kind (`baseline`, `pseudo_labels`)."""
+    if kind is not None and kind not in METHOD_KINDS:
+        raise ValueError(f"unknown method kind {kind!r}; expected one of {METHOD_KINDS}")
+    return [n for n in WSOL_METHODS.names() if kind is None or WSOL_METHODS.get(n).kind == kind]
+
+
+def method_class(method: str) -> type[WSOLModel]:
+    """The class registered as `method` (its metadata: kind, normalisation, defaults); KeyError otherwise."""
+    return WSOL_METHODS.get(method)
+
+
+def model_kwargs(method: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor settings `method` declares, taken from `settings` (a config or checkpoint meta)."""
+    return {k: settings[k] for k in method_class(method).model_kwargs if k in settings}
 
 
 def create_wsol_model(
@@ -31,15 +47,14 @@ def create_wsol_model(
     pretrained: bool = False,
     **kwargs: object,
 ) -> WSOLModel:
-    """Build `method` on `backbone` (a registered name or a built `Backbone`; default resnet50, DeiT-Tiny
-    for SAT).
+    """Build `method` on `backbone` (a registered name or a built `Backbone`; default: the method's own).
 
     kwargs go to the method (e.g. `pixel_head_depth` for pixelcam, `hidden` for deepmil); None values are
     dropped.
     """
     cls = WSOL_METHODS.get(method)
     if backbone is None:
-        backbone = DEFAULT_BACKBONE.get(method, "resnet50")
+        backbone = cls.default_backbone
     if isinstance(backbone, str):
         backbone = create_backbone(backbone, pretrained=pretrained)
     return cls(backbone, num_classes, **{k: v for k, v in kwargs.items() if v is not None})

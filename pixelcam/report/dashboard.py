@@ -181,7 +181,7 @@ def build_dashboard(
     study: str | Path, out: str | Path, uri: str | None = None, log_to_mlflow: bool = True
 ) -> Path:
     """Write the dashboard HTML to `out` (atomically); by default also log it and its PNGs to MLflow."""
-    from pixelcam.train.checkpoint import write_text_atomic
+    from pixelcam.io import write_text_atomic
 
     rec = load_records(study, uri)
     sections = build_sections(rec)
@@ -200,7 +200,7 @@ def build_dashboard(
     out = Path(out)
     write_text_atomic(out, page)
     if log_to_mlflow:
-        from pixelcam.train.tracking import RunLogger
+        from pixelcam.tracking import RunLogger
 
         log = RunLogger(rec.parent_run_id, rec.tracking_uri)
         for s in sections:

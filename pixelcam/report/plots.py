@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from pixelcam.metrics import paired_ttest
+from pixelcam.models.factory import method_class
 from pixelcam.report.records import StudyRecords
 
 DPI = 90
@@ -120,7 +121,7 @@ def stain_curves(rec: StudyRecords) -> bytes | None:
     axes = [fig.add_subplot(1, 2, i + 1) for i in range(2)]
     for rep in rec.stain:
         lv = [r["level"] for r in rep["rows"]]
-        style = "-" if rep.get("label", "").startswith("pixelcam") else "--"
+        style = "--" if method_class(rep["method"]).is_baseline() else "-"
         name = f"{rep.get('label', rep['method'])} <- {rep['source']} on {rep['domain']}"
         for ax, metric in zip(axes, ("pxap", "cl")):
             ax.plot(lv, [r[metric] for r in rep["rows"]], style, marker="o", ms=3, label=name)

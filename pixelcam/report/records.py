@@ -12,12 +12,11 @@ from typing import Any
 
 import numpy as np
 
-BASELINE_PARAMS = ("lr", "lr_decay")
-PIXELCAM_PARAMS = ("lr", "lr_decay", "lam", "n", "sampler", "pixel_head_depth", "bg_area")
+from pixelcam.errors import ReportError
+from pixelcam.models.factory import list_methods, method_class
+from pixelcam.tracking import RunKind, child_runs, client, parse_pair_metric, tracking_uri
 
-
-class ReportError(RuntimeError):
-    """The study's MLflow records cannot be found or are incomplete."""
+SHARED_PARAMS = ("lr", "lr_decay")  # searched for every method; a method adds its own `train_params`
 
 
 @dataclass
@@ -80,68 +79,64 @@ def parent_run_of(study: str | Path) -> str:
     return str(study)
 
 
-def _artifact_json(client: Any, run_id: str, path: str, tmp: Path) -> Any:
-    return json.loads(Path(client.download_artifacts(run_id, path, str(tmp))).read_text())
+def _artifact_json(store: Any, run_id: str, path: str, tmp: Path) -> Any:
+    return json.loads(Path(store.download_artifacts(run_id, path, str(tmp))).read_text())
 
 
 def load_records(study: str | Path, uri: str | None = None) -> StudyRecords:
     """Everything the dashboard shows, read from the study's MLflow parent run and its children."""
     from mlflow.exceptions import MlflowException
 
-    from pixelcam.train.details import read_gallery
-    from pixelcam.train.tracking import _client, tracking_uri
+    from pixelcam.evaluation.details import read_gallery
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file otherwise
     uri = uri or tracking_uri()
-    client = _client(uri)
+    store = client(uri)
     parent_id = parent_run_of(study)
     try:
-        parent = client.get_run(parent_id)
+        parent = store.get_run(parent_id)
     except MlflowException as exc:
         raise ReportError(f"no MLflow run {parent_id!r} in {uri}: {exc.message}") from None
-    if parent.data.tags.get("kind") != "study":
+    if parent.data.tags.get("kind") != RunKind.STUDY:
         raise ReportError(
             f"MLflow run {parent_id} is not a study's parent run (tag kind={parent.data.tags.get('kind')})"
         )
-    children = client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=5000
-    )
+    children = child_runs(parent_id, uri)
     params = parent.data.params
     sources = params.get("sources", "").split(",")
     all_labels = params.get("methods", "").split(",")
-    baselines = [m for m in all_labels if not m.startswith("pixelcam-")]
+    baselines = [m for m in all_labels if m in list_methods(kind="baseline")]
     evaluations, trials, stain, targets = [], [], [], []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for run in children:
             tags, rid = run.data.tags, run.info.run_id
             kind = tags.get("kind")
-            if kind == "evaluation":
-                pxap, cl = {}, {}
+            if kind == RunKind.EVALUATION:
+                by_metric: dict[str, dict[str, float]] = {"pxap": {}, "cl": {}}
                 for k, v in run.data.metrics.items():
-                    metric, tgt = k.split("__", 1)[0], k.rsplit("__to__", 1)[-1]
-                    if metric == "pxap":
-                        pxap[tgt] = v
-                    elif metric == "cl":
-                        cl[tgt] = v
+                    name = parse_pair_metric(k, ("pxap", "cl"))
+                    if name is not None:
+                        by_metric[name.metric][name.target] = v
+                pxap, cl = by_metric["pxap"], by_metric["cl"]
                 ev = Evaluation(tags["method"], tags["source"], rid, pxap, cl)
                 for tgt in pxap:
                     targets.append(tgt)
                     try:
-                        ev.details[tgt] = _artifact_json(client, rid, f"details/{tgt}.json", tmp)
+                        ev.details[tgt] = _artifact_json(store, rid, f"details/{tgt}.json", tmp)
                         ev.gallery[tgt] = read_gallery(
-                            client.download_artifacts(rid, f"gallery/{tgt}.npz", str(tmp))
+                            store.download_artifacts(rid, f"gallery/{tgt}.npz", str(tmp))
                         )
                     except (MlflowException, OSError):
                         pass  # an evaluation from before details were recorded: no bars/gallery for it
                 evaluations.append(ev)
-            elif kind == "trial":
-                hist = client.get_metric_history(rid, "valpx_pxap")
+            elif kind == RunKind.TRIAL:
+                hist = store.get_metric_history(rid, "valpx_pxap")
                 if not hist:
                     continue
                 p = {}
                 label = tags.get("method_label", tags.get("method", ""))
-                names = PIXELCAM_PARAMS if label.startswith("pixelcam") else BASELINE_PARAMS
+                names = SHARED_PARAMS + method_class(tags["method"]).train_params
                 for k in names:
                     if k in run.data.params:
                         v = run.data.params[k]
@@ -162,9 +157,9 @@ def load_records(study: str | Path, uri: str | None = None) -> StudyRecords:
                         status=run.info.status,
                     )
                 )
-            elif kind == "stain_sweep":
+            elif kind == RunKind.STAIN_SWEEP:
                 try:
-                    stain.extend(_artifact_json(client, rid, "stain_sweep.json", tmp))
+                    stain.extend(_artifact_json(store, rid, "stain_sweep.json", tmp))
                 except (MlflowException, OSError):
                     pass
     order = {label: i for i, label in enumerate(all_labels)}

@@ -7,11 +7,8 @@ import csv
 import io
 from typing import Any
 
+from pixelcam.study.context import experiment_key
 from pixelcam.study.spec import StudySpec
-
-
-def experiment_key(source: str, method: str) -> str:
-    return f"{source}__{method}"
 
 
 def ood_matrix(spec: StudySpec, state: dict[str, Any], targets: list[str]) -> dict[str, Any]:

@@ -23,21 +23,24 @@ stain_shift: {method: reinhard, reference: synth-lymph, levels: 10}   # optional
 ablation: {field: lam, values: [0.001, 0.01, 0.1, 1.0]}  # optional: one PixelCAM model per value
 published: {...}                         # the paper's numbers, printed beside ours
 ```
-Every key is checked; errors name the file and the key path (e.g. `studies/x.yaml: budget.trials`).
+Validated by `pixelcam.validation` (the mechanism TrainConfig uses); errors name the file and the key path
+(e.g. `studies/x.yaml: budget.trials`). Every search range is checked at both ends against TrainConfig's
+limits when the spec loads, so a bad range never reaches a Tune trial.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pixelcam.config import SELECTIONS, ConfigError, TrainConfig, read_yaml
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-PIXELCAM_ONLY = ("lam", "n", "sampler", "bg_area", "pixel_head_depth")
+from pixelcam.config import SELECTIONS, TrainConfig
+from pixelcam.study.dimensions import Choice, Dimension, Range, published_values
+from pixelcam.validation import ConfigError, ConfigModel, field_error, parse, read_yaml
+
+# Set by the study itself (sources, methods, resources); neither fixed in `train` nor searched.
 NOT_SEARCHABLE = (
     "method",
     "data",
@@ -50,87 +53,138 @@ NOT_SEARCHABLE = (
 )
 
 
-@dataclass(frozen=True)
-class Range:
-    """A numeric search dimension: uniform (or log-uniform) on [low, high], integers when `int`."""
+def pixelcam_params() -> tuple[str, ...]:
+    """TrainConfig fields only PixelCAM reads (declared on the method class)."""
+    from pixelcam.models.factory import method_class
 
-    low: float
-    high: float
-    log: bool = False
-    int: bool = False
+    return method_class("pixelcam").train_params
 
 
-@dataclass(frozen=True)
-class Choice:
-    """A categorical search dimension."""
-
-    values: tuple[Any, ...]
+def ablatable() -> tuple[str, ...]:
+    return pixelcam_params() + ("selection", "lr", "lr_decay", "threshold_criterion")
 
 
-@dataclass
-class Budget:
-    trials: int = 4
-    epochs: int = 10
-    grace_period: int = 2
-    reduction_factor: int = 2
-    max_concurrent: int | None = None  # default: as many as the cluster fits
+class Budget(ConfigModel):
+    trials: Annotated[int, Field(ge=1)] = 4
+    epochs: Annotated[int, Field(ge=1)] = 10
+    grace_period: Annotated[int, Field(ge=1)] = 2
+    reduction_factor: Annotated[int, Field(ge=2)] = 2
+    max_concurrent: Annotated[int, Field(ge=1)] | None = None  # default: as many as the cluster fits
+
+    @model_validator(mode="after")
+    def _grace_within_epochs(self) -> Budget:
+        if self.grace_period > self.epochs:
+            raise field_error("grace_period", f"{self.grace_period} exceeds budget.epochs={self.epochs}")
+        return self
 
 
-@dataclass
-class Resources:
-    workers: int = 2
-    cpus_per_worker: float | None = None
-    gpus_per_worker: float = 0.0
+class Resources(ConfigModel):
+    workers: Annotated[int, Field(ge=1)] = 2
+    cpus_per_worker: Annotated[float, Field(gt=0)] | None = None
+    gpus_per_worker: Annotated[float, Field(ge=0)] = 0.0
 
 
-@dataclass
-class StainShift:
+class StainShift(ConfigModel):
     """The staining-robustness sweep run on every selected model after the OOD evaluation."""
 
     method: str = "reinhard"  # a registered stain transform: reinhard, macenko, hed
     reference: str | None = None  # domain whose stain is approached; default: the first other domain
-    domains: list[str] | None = None  # test splits to shift; default: each model's own source
-    levels: int = 10
-    max_strength: float = 1.0  # strength of the last level (1 = the reference's full stain)
-    fit_images: int = 64
+    domains: Annotated[list[str], Field(min_length=1)] | None = None  # default: each model's own source
+    levels: Annotated[int, Field(ge=1, le=50)] = 10
+    max_strength: Annotated[float, Field(gt=0, le=3)] = 1.0  # strength of the last level (1 = full stain)
+    fit_images: Annotated[int, Field(ge=1)] = 64
+
+    @field_validator("method")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from pixelcam.data.stain import list_stain_transforms
+
+        if value not in list_stain_transforms():
+            raise ValueError(f"unknown value {value!r}; expected one of {list_stain_transforms()}")
+        return value
 
 
-ABLATABLE = PIXELCAM_ONLY + ("selection", "lr", "lr_decay", "threshold_criterion")
-
-
-@dataclass
-class Ablation:
+class Ablation(ConfigModel):
     """One PixelCAM model per value of `field` (fixed, not searched), e.g. lambda for the paper's Table 17."""
 
-    field: str = ""
-    values: list[Any] = dataclasses.field(default_factory=list)
+    field: str
+    values: list[Any]
+
+    @field_validator("field")
+    @classmethod
+    def _ablatable(cls, value: str) -> str:
+        if value not in ablatable():
+            raise ValueError(f"{value!r} cannot be ablated; expected one of {list(ablatable())}")
+        return value
+
+    @field_validator("values")
+    @classmethod
+    def _distinct(cls, values: list[Any]) -> list[Any]:
+        if len(values) < 2 or len(set(map(str, values))) != len(values):
+            raise ValueError(f"expected a list of >= 2 distinct values, got {values!r}")
+        return values
 
     def label(self, baseline: str, value: Any) -> str:
         return f"pixelcam-{baseline}.{self.field}-{value}"
 
 
-@dataclass
-class StudySpec:
+Names = Annotated[list[str], Field(min_length=1)]
+
+
+class StudySpec(ConfigModel):
     name: str
     data: str = "data/synth"
-    sources: list[str] = field(default_factory=lambda: ["synth-colon"])
-    targets: list[str] | None = None
-    methods: list[str] = field(default_factory=lambda: ["cam"])
+    sources: Names = Field(default_factory=lambda: ["synth-colon"])
+    targets: Names | None = None
+    methods: Names = Field(default_factory=lambda: ["cam"])
     pixelcam: bool = True
     backbone: str | None = None
     selection: str = "b-loc"
-    search: dict[str, Range | Choice] = field(default_factory=dict)
-    budget: Budget = field(default_factory=Budget)
-    resources: Resources = field(default_factory=Resources)
-    train: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Dimension] = Field(default_factory=dict)
+    budget: Budget = Field(default_factory=Budget)
+    resources: Resources = Field(default_factory=Resources)
+    train: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     storage: str = "studies-runs"
     experiment: str | None = None  # MLflow experiment (default: pixelcam-study-<name>)
     stain_shift: StainShift | None = None
     ablation: Ablation | None = None
-    published: dict[str, Any] = field(default_factory=dict)
+    published: Annotated[dict[str, Any], BeforeValidator(published_values)] = Field(default_factory=dict)
     description: str = ""
-    source_file: str = ""
+    source_file: str = Field(default="", exclude=True)  # where the spec was read from (messages)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c in "-_" for c in value):
+            raise ValueError(f"{value!r} may only contain letters, digits, - and _")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _baselines(cls, value: list[str]) -> list[str]:
+        from pixelcam.models.factory import list_methods
+
+        for m in value:
+            if m not in list_methods(kind="baseline"):
+                raise ValueError(f"unknown baseline {m!r}; expected some of {list_methods(kind='baseline')}")
+        return value
+
+    @field_validator("selection")
+    @classmethod
+    def _selection(cls, value: str) -> str:
+        if value not in SELECTIONS:
+            raise ValueError(f"unknown value {value!r}; expected one of {list(SELECTIONS)}")
+        return value
+
+    @field_validator("backbone")
+    @classmethod
+    def _backbone(cls, value: str | None) -> str | None:
+        from pixelcam.models.backbones import list_backbones
+
+        if value is not None and value not in list_backbones():
+            raise ValueError(f"unknown value {value!r}; expected one of {list_backbones()}")
+        return value
 
     def all_methods(self) -> list[str]:
         """Labels of every tuned model: the baselines, then the PixelCAM model(s) of each."""
@@ -163,6 +217,7 @@ class StudySpec:
         """The fixed part of every trial's TrainConfig for `method` on `source`."""
         cfg = TrainConfig.from_dict(dict(self.train), where=f"{self.source_file}: train")
         return cfg.replace(
+            f"{self.source_file}: train",
             method=method,
             backbone=self.backbone,
             data=self.data,
@@ -177,138 +232,52 @@ class StudySpec:
         )
 
     def searched(self, pixelcam: bool) -> dict[str, Range | Choice]:
-        return {k: v for k, v in self.search.items() if pixelcam or k not in PIXELCAM_ONLY}
+        return {k: v for k, v in self.search.items() if pixelcam or k not in pixelcam_params()}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
-
-def _err(where: str, key: str, msg: str) -> ConfigError:
-    return ConfigError(f"{where}: {key}: {msg}")
-
-
-def _typed(value: Any, kind: type, where: str, key: str) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise _err(where, key, f"expected {kind.__name__}, got {value!r}")
-    return value
-
-
-def _section(raw: Any, cls: type, where: str, key: str) -> Any:
-    if raw is None:
-        return cls()
-    if not isinstance(raw, dict):
-        raise _err(where, key, f"expected a mapping, got {raw!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise _err(where, key, f"unknown key(s) {unknown}; expected some of {sorted(fields)}")
-    out = {}
-    for k, v in raw.items():
-        default = getattr(cls(), k)
-        if v is None:
-            out[k] = None
-        elif isinstance(default, bool):
-            out[k] = _typed(v, bool, where, f"{key}.{k}")
-        elif isinstance(default, float) or k == "cpus_per_worker":
-            out[k] = _typed(v, float, where, f"{key}.{k}")
-        elif isinstance(default, int) or k == "max_concurrent":
-            out[k] = _typed(v, int, where, f"{key}.{k}")
-        elif isinstance(default, list):
-            out[k] = list(_typed(v, list, where, f"{key}.{k}"))
-        else:
-            out[k] = v
-    return cls(**out)
-
-
-def _dimension(raw: Any, where: str, key: str) -> Range | Choice:
-    if isinstance(raw, list):
-        if not raw:
-            raise _err(where, key, "an empty list of choices")
-        return Choice(tuple(raw))
-    if not isinstance(raw, dict):
-        raise _err(where, key, f"expected {{low, high[, log, int]}} or a list of choices, got {raw!r}")
-    r = _section(raw, _RangeRaw, where, key)
-    if r.low is None or r.high is None:
-        raise _err(where, key, "needs both low and high")
-    if not r.low < r.high:
-        raise _err(where, key, f"low ({r.low}) must be < high ({r.high})")
-    if r.log and r.low <= 0:
-        raise _err(where, key, f"a log range needs low > 0, got {r.low}")
-    return Range(float(r.low), float(r.high), bool(r.log), bool(r.int))
-
-
-@dataclass
-class _RangeRaw:
-    low: float = math.nan
-    high: float = math.nan
-    log: bool = False
-    int: bool = False
-
-
-def _stain_shift(raw: Any, where: str) -> StainShift:
-    from pixelcam.data.stain import list_stain_transforms
-
-    st = _section(raw, StainShift, where, "stain_shift")
-    if st.method not in list_stain_transforms():
-        raise _err(
-            where, "stain_shift.method", f"unknown {st.method!r}; expected one of {list_stain_transforms()}"
-        )
-    if st.reference is not None and not isinstance(st.reference, str):
-        raise _err(where, "stain_shift.reference", f"expected a domain name, got {st.reference!r}")
-    if st.domains is not None and (
-        not isinstance(st.domains, list) or not st.domains or not all(isinstance(d, str) for d in st.domains)
-    ):
-        raise _err(where, "stain_shift.domains", f"expected a non-empty list of domains, got {st.domains!r}")
-    if st.levels is None or not 1 <= st.levels <= 50:
-        raise _err(where, "stain_shift.levels", f"must be in 1..50, got {st.levels}")
-    if st.max_strength is None or not 0 < st.max_strength <= 3:
-        raise _err(where, "stain_shift.max_strength", f"must be in (0, 3], got {st.max_strength}")
-    if st.fit_images is None or st.fit_images < 1:
-        raise _err(where, "stain_shift.fit_images", f"must be >= 1, got {st.fit_images}")
-    return st
-
-
-def _ablation(raw: Any, where: str) -> Ablation:
-    if not isinstance(raw, dict) or set(raw) != {"field", "values"}:
-        raise _err(where, "ablation", f"expected {{field: NAME, values: [...]}}, got {raw!r}")
-    if raw["field"] not in ABLATABLE:
-        raise _err(
-            where, "ablation.field", f"{raw['field']!r} cannot be ablated; expected one of {list(ABLATABLE)}"
-        )
-    values = raw["values"]
-    if not isinstance(values, list) or len(values) < 2 or len(set(map(str, values))) != len(values):
-        raise _err(where, "ablation.values", f"expected a list of >= 2 distinct values, got {values!r}")
-    return Ablation(raw["field"], list(values))
-
-
-PUBLISHED_METRICS = ("pxap", "cl")
-
-
-def _published(raw: Any, where: str) -> dict[str, Any]:
-    """{model label: {pxap|cl: {"<source>-><target>": number}}}, plus optional `source`/`note` strings."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise _err(where, "published", f"expected a mapping, got {raw!r}")
-    for label, block in raw.items():
-        if label in ("source", "note"):
-            if not isinstance(block, str):
-                raise _err(where, f"published.{label}", f"expected text, got {block!r}")
-            continue
-        if not isinstance(block, dict):
-            raise _err(where, f"published.{label}", f"expected {{pxap: {{src->tgt: value}}}}, got {block!r}")
-        for metric, cells in block.items():
-            key = f"published.{label}.{metric}"
-            if metric not in PUBLISHED_METRICS or not isinstance(cells, dict):
-                raise _err(
-                    where, key, f"expected one of {list(PUBLISHED_METRICS)} mapping 'src->tgt' to a value"
+    def check(self, where: str) -> StudySpec:
+        """What depends on TrainConfig: the fixed `train` fields, the searchable keys, every search range at
+        both ends and every ablation value, each as the trial configs that will use them."""
+        for key in NOT_SEARCHABLE + ("experiment",):
+            if key in self.train:
+                raise ConfigError(
+                    f"{where}: train.{key}: is set by the study itself (sources, methods, resources)"
                 )
-            for pair, v in cells.items():
-                if "->" not in str(pair) or isinstance(v, bool) or not isinstance(v, int | float):
-                    raise _err(where, f"{key}.{pair}", f"expected 'source->target': number, got {v!r}")
-    return dict(raw)
+        TrainConfig.from_dict(self.train, where=f"{where}: train")
+        for key in self.search:
+            if key not in TrainConfig.model_fields or key in NOT_SEARCHABLE:
+                raise ConfigError(f"{where}: search.{key}: not a searchable TrainConfig field")
+        methods = list(self.methods) + (["pixelcam"] if self.pixelcam else [])
+        configs = {m: self.base_config(m, self.sources[0]) for m in methods}
+        for key, dim in self.search.items():
+            users = ["pixelcam"] if key in pixelcam_params() else methods
+            for value in dim.ends():
+                for m in (u for u in users if u in configs):
+                    try:
+                        configs[m].replace("value", **{key: value})
+                    except ConfigError as exc:
+                        raise ConfigError(
+                            f"{where}: search.{key}: {value!r} is not a valid {key} ({_reason(exc, key)})"
+                        ) from None
+        if self.ablation is not None:
+            ab = self.ablation
+            if ab.field in self.search:
+                raise ConfigError(
+                    f"{where}: ablation.field: {ab.field!r} is also in search: an ablated field is fixed"
+                )
+            for v in ab.values:
+                try:
+                    configs.get("pixelcam", configs[methods[0]]).replace("value", **{ab.field: v})
+                except ConfigError as exc:
+                    raise ConfigError(f"{where}: ablation.values[{v!r}]: {_reason(exc, ab.field)}") from None
+        return self
+
+
+def _reason(exc: ConfigError, key: str) -> str:
+    """What was wrong with one value, without the location prefixes of the trial config's error."""
+    return str(exc).removeprefix("value: ").removeprefix(f"{key}: ")
 
 
 def load_spec(path: str | os.PathLike) -> StudySpec:
@@ -316,91 +285,14 @@ def load_spec(path: str | os.PathLike) -> StudySpec:
     return spec_from_dict(read_yaml(path, "study spec"), str(Path(path)))
 
 
+_SECTIONS = ("search", "budget", "resources", "train", "published")
+
+
 def spec_from_dict(raw: Any, where: str = "study") -> StudySpec:
-    from pixelcam.models.backbones import list_backbones
-    from pixelcam.models.factory import BASELINES
-
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    fields = {f.name for f in dataclasses.fields(StudySpec)} - {"source_file"}
-    unknown = sorted(set(raw) - fields)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
-    if not raw.get("name") or not isinstance(raw["name"], str):
-        raise _err(where, "name", "a study needs a name (letters, digits, - and _)")
-    name = raw["name"]
-    if not all(c.isalnum() or c in "-_" for c in name):
-        raise _err(where, "name", f"{name!r} may only contain letters, digits, - and _")
-    kw: dict[str, Any] = {"name": name, "source_file": where}
-    for key in ("data", "backbone", "selection", "storage", "experiment", "description"):
-        if raw.get(key) is not None:
-            kw[key] = _typed(raw[key], str, where, key)
-    for key in ("sources", "targets", "methods"):
-        if raw.get(key) is not None:
-            v = raw[key]
-            if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
-                raise _err(where, key, f"expected a non-empty list of names, got {v!r}")
-            kw[key] = list(v)
-    if "pixelcam" in raw:
-        kw["pixelcam"] = _typed(raw["pixelcam"], bool, where, "pixelcam")
-    if "seed" in raw:
-        kw["seed"] = _typed(raw["seed"], int, where, "seed")
-    kw["budget"] = _section(raw.get("budget"), Budget, where, "budget")
-    kw["resources"] = _section(raw.get("resources"), Resources, where, "resources")
-    kw["published"] = _published(raw.get("published"), where)
-    if raw.get("ablation") is not None:
-        kw["ablation"] = _ablation(raw["ablation"], where)
-    if raw.get("stain_shift") is not None:
-        kw["stain_shift"] = _stain_shift(raw["stain_shift"], where)
-    train = raw.get("train") or {}
-    if not isinstance(train, dict):
-        raise _err(where, "train", f"expected a mapping of TrainConfig fields, got {train!r}")
-    for key in NOT_SEARCHABLE + ("experiment",):
-        if key in train:
-            raise _err(where, f"train.{key}", "is set by the study itself (sources, methods, resources)")
-    TrainConfig.from_dict(train, where=f"{where}: train")  # unknown keys / types
-    kw["train"] = dict(train)
-    search = raw.get("search") or {}
-    if not isinstance(search, dict):
-        raise _err(where, "search", f"expected a mapping, got {search!r}")
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    dims = {}
-    for key, dim in search.items():
-        if key not in train_fields or key in NOT_SEARCHABLE:
-            raise _err(where, f"search.{key}", "not a searchable TrainConfig field")
-        dims[key] = _dimension(dim, where, f"search.{key}")
-    kw["search"] = dims
-    spec = StudySpec(**kw)
-
-    if spec.selection not in SELECTIONS:
-        raise _err(
-            where, "selection", f"unknown value {spec.selection!r}; expected one of {list(SELECTIONS)}"
-        )
-    for m in spec.methods:
-        if m not in BASELINES:
-            raise _err(where, "methods", f"unknown baseline {m!r}; expected some of {list(BASELINES)}")
-    if spec.backbone is not None and spec.backbone not in list_backbones():
-        raise _err(where, "backbone", f"unknown value {spec.backbone!r}; expected one of {list_backbones()}")
-    b = spec.budget
-    for key in ("trials", "epochs", "grace_period"):
-        if getattr(b, key) < 1:
-            raise _err(where, f"budget.{key}", f"must be >= 1, got {getattr(b, key)}")
-    if b.grace_period > b.epochs:
-        raise _err(where, "budget.grace_period", f"{b.grace_period} exceeds budget.epochs={b.epochs}")
-    if b.reduction_factor < 2:
-        raise _err(where, "budget.reduction_factor", f"must be >= 2, got {b.reduction_factor}")
-    if spec.resources.workers < 1:
-        raise _err(where, "resources.workers", f"must be >= 1, got {spec.resources.workers}")
-    for method in spec.methods:  # every trial config must be valid at the range ends
-        spec.base_config(method, spec.sources[0]).validate(where=f"{where}: train")
-    if spec.ablation is not None:
-        ab = spec.ablation
-        if ab.field in spec.search:
-            raise _err(where, "ablation.field", f"{ab.field!r} is also in search: an ablated field is fixed")
-        for v in ab.values:
-            try:
-                cfg = spec.base_config("pixelcam", spec.sources[0])
-                cfg.replace(pseudo_labels_from="<baseline>", **{ab.field: v}).validate(where="value")
-            except (ConfigError, TypeError, ValueError) as exc:
-                raise _err(where, f"ablation.values[{v!r}]", str(exc)) from exc
-    return spec
+    if isinstance(raw, dict) and "source_file" in raw:
+        raise ConfigError(f"{where}: unknown key(s) ['source_file']")
+    if isinstance(raw, dict):  # an empty section (`search:` with nothing under it) means its defaults
+        raw = {k: v for k, v in raw.items() if v is not None or k not in _SECTIONS}
+    spec = parse(StudySpec, raw, where)
+    spec.source_file = where
+    return spec.check(where)

@@ -1,15 +1,13 @@
-"""The study's staining-robustness step: every selected model swept over stain-shift levels on its source's
-(or the listed domains') test split, recorded in `stain.json`/`stain.csv`, MLflow and a printed table."""
+"""The staining-robustness results of a study as tables: which (domain, reference) pairs a model is swept on,
+and the sweep reports as rows, CSV and printed text (the step that runs the sweeps is `steps/stain.py`)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any
 
-from pixelcam.data.reader import open_dataset
-from pixelcam.study.spec import StainShift, StudySpec
+from pixelcam.study.spec import StudySpec
 
 
 def sweep_plan(spec: StudySpec, domains_in_data: list[str], source: str) -> list[tuple[str, str]]:
@@ -26,61 +24,6 @@ def sweep_plan(spec: StudySpec, domains_in_data: list[str], source: str) -> list
             ref = others[0]
         out.append((domain, ref))
     return out
-
-
-def run_stain_step(study: Any, source: str, method: str) -> list[dict[str, Any]] | None:
-    """Sweep one selected model (skipped when it has no checkpoint or was swept before)."""
-    from pixelcam.study.runner import experiment_key
-    from pixelcam.train.stain_sweep import stain_sweep
-
-    spec: StudySpec = study.spec
-    st: StainShift = spec.stain_shift
-    key = experiment_key(source, method)
-    done = study.state.setdefault("stain", {})
-    if key in done:
-        return done[key]
-    rec = study.state["experiments"].get(key, {})
-    if not rec.get("checkpoint"):
-        return None
-    ds = open_dataset(spec.data)
-    reports = []
-    for domain, ref in sweep_plan(spec, ds.domains, source):
-        rep = stain_sweep(
-            rec["checkpoint"], spec.data, domain, ref, st.method, st.levels, st.max_strength, st.fit_images
-        )
-        rep["label"] = method
-        reports.append(rep)
-    _log_mlflow(study, source, method, reports)
-    done[key] = reports
-    study.save()
-    return reports
-
-
-def _log_mlflow(study: Any, source: str, method: str, reports: list[dict[str, Any]]) -> None:
-    from pixelcam.train.tracking import RunLogger, _client, start_run, tracking_uri
-
-    parent = study.state.get("parent_run_id")
-    if not parent:
-        return
-    uri = tracking_uri()
-    exp = _client(uri).get_run(parent).info.experiment_id
-    tags = {"kind": "stain_sweep", "study": study.spec.name, "method": method, "source": source}
-    params = {"stain": study.spec.stain_shift.method, "levels": str(study.spec.stain_shift.levels)}
-    run_id = start_run(exp, f"stain-{source}__{method}", tags, params, uri, parent_run_id=parent)
-    log = RunLogger(run_id, uri)
-    for rep in reports:
-        pair = f"{source}__to__{rep['domain']}"
-        for row in rep["rows"]:
-            log.metrics(
-                {
-                    f"stain_pxap__{pair}": row["pxap"],
-                    f"stain_cl__{pair}": row["cl"],
-                    f"stain_delta_e__{pair}": row["delta_e"],
-                },
-                step=row["level"],
-            )
-    log.text(json.dumps(reports, indent=2), "stain_sweep.json")
-    log.finish()
 
 
 def stain_rows(state: dict[str, Any]) -> list[dict[str, Any]]:

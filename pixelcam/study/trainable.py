@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pixelcam.data.reader import PatchDataset
+
 TRIAL_RESOURCES = {"CPU": 0.01}  # the trial driver only waits on its Train run; Train workers hold the CPUs
 
 
@@ -17,13 +19,15 @@ def trial_name(trial_id: str) -> str:
     return f"trial-{trial_id}"
 
 
-def trial_driver(config: dict[str, Any]) -> None:
+def trial_driver(config: dict[str, Any], dataset: PatchDataset | None = None) -> None:
     """Tune trainable. `config`: {"base": TrainConfig dict, "searched": [keys], "train_storage",
-    "mlflow_uri", "mlflow_parent", "tags"} plus the searched values (merged in by OptunaSearch)."""
+    "mlflow_uri", "mlflow_parent", "tags"} plus the searched values (merged in by OptunaSearch); `dataset`:
+    the study's opened dataset (through `tune.with_parameters`)."""
     import ray.tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from pixelcam.config import TrainConfig
+    from pixelcam.tracking import RunKind
     from pixelcam.train.runner import train
 
     trial_id = ray.tune.get_context().get_trial_id()
@@ -39,4 +43,6 @@ def trial_driver(config: dict[str, Any]) -> None:
         parent_run_id=config.get("mlflow_parent"),
         mlflow_uri=config.get("mlflow_uri"),  # the study's store, not one in the trial's own directory
         extra_tags={**config.get("tags", {}), "trial_id": trial_id},
+        dataset=dataset,
+        kind=RunKind.TRIAL,
     )

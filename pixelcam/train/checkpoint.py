@@ -11,24 +11,21 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pixelcam.errors import CheckpointError
+from pixelcam.io import write_json_atomic
 from pixelcam.models.base import WSOLModel
-from pixelcam.models.factory import create_wsol_model
+from pixelcam.models.factory import create_wsol_model, model_kwargs
 
 MODEL_FILE = "model.pt"
 OPTIM_FILE = "optim.pt"
 META_FILE = "meta.json"
 SELECTED_FILE = "selected.json"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, or of the wrong kind; the message names the path."""
 
 
 @dataclass
@@ -48,28 +45,10 @@ class LoadedCheckpoint:
             m["method"],
             m["backbone"],
             num_classes=len(m["class_names"]),
-            **({"pixel_head_depth": m["pixel_head_depth"]} if m["method"] == "pixelcam" else {}),
+            **model_kwargs(m["method"], m.get("model_kwargs", m)),  # older checkpoints: the keys at top level
         )
         model.load_state_dict(self.model_state)
         return model.eval()
-
-
-def write_text_atomic(path: Path, text: str | bytes) -> None:
-    """Write to a temporary sibling and rename it into place: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary sibling and rename it into place."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def save_checkpoint(
@@ -129,7 +108,7 @@ def resolve_pseudo_label_source(ref: str) -> Path:
     p = Path(ref)
     if p.exists():
         return resolve_checkpoint_dir(p)
-    from pixelcam.train.tracking import checkpoint_of_run
+    from pixelcam.tracking import checkpoint_of_run
 
     found = checkpoint_of_run(ref)
     if found is None:

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from pixelcam.config import TrainConfig
-from pixelcam.data.reader import open_dataset
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.factory import create_wsol_model
 from pixelcam.train.checkpoint import load_checkpoint, load_optim_state, save_checkpoint
@@ -39,9 +38,12 @@ def derived_seed(*parts: int | str) -> int:
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> WSOLModel:
-    kwargs = {"pixel_head_depth": cfg.pixel_head_depth} if cfg.is_pixelcam else {}
     return create_wsol_model(
-        cfg.method, cfg.resolved_backbone(), num_classes=num_classes, pretrained=cfg.pretrained, **kwargs
+        cfg.method,
+        cfg.resolved_backbone(),
+        num_classes=num_classes,
+        pretrained=cfg.pretrained,
+        **cfg.model_kwargs(),
     )
 
 
@@ -59,7 +61,7 @@ def make_meta(
     return {
         "method": cfg.method,
         "backbone": cfg.resolved_backbone(),
-        "pixel_head_depth": cfg.pixel_head_depth,
+        "model_kwargs": cfg.model_kwargs(),
         "class_names": class_names,
         "source": cfg.source,
         "resize": cfg.resize,
@@ -69,14 +71,15 @@ def make_meta(
         "tau": metrics["tau"],
         "best": best,
         "selection": cfg.selection,
-        "normalization": "minmax" if cfg.method != "pixelcam" else "none",
+        "normalization": cfg.method_class.normalization(),
         "config": cfg.to_dict(),
     }
 
 
 def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
     """Ray Train entry point. `payload`: {"config": TrainConfig dict, "mlflow_uri", "mlflow_run_id",
-    "baseline_dir"}. Returns (rank 0) {"best": ..., "epochs": ...} or {"error": ...} on a non-finite loss."""
+    "baseline_dir", "dataset" (the driver's opened PatchDataset)}. Returns (rank 0) {"best": ..., "epochs":
+    ...} or {"error": ...} on a non-finite loss."""
     import ray.train
     import ray.train.torch
 
@@ -85,7 +88,7 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
-    ds = open_dataset(cfg.data)
+    ds = payload["dataset"]
     class_names = ds.class_names(cfg.source)
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
@@ -125,7 +128,7 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
 
     logger = None
     if rank == 0 and payload.get("mlflow_run_id"):
-        from pixelcam.train.tracking import RunLogger
+        from pixelcam.tracking import RunLogger
 
         logger = RunLogger(payload["mlflow_run_id"], payload["mlflow_uri"])
 

@@ -87,11 +87,11 @@ def test_interrupted_runs_are_closed_by_what_stopped_them(
 
     from mlflow.tracking import MlflowClient
 
-    from pixelcam.train.runner import RUN_FILE, _close_interrupted, close_stopped_run
-    from pixelcam.train.tracking import ensure_experiment, start_run
+    from pixelcam.tracking import RunKind, start_run
+    from pixelcam.train.run_tracking import RUN_FILE, close_interrupted, close_stopped_run
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run_id = start_run(ensure_experiment("t", uri), "trial-x", {}, {}, uri)
+    run_id = start_run(RunKind.TRIAL, "trial-x", experiment="t", uri=uri).run_id
     run_dir = tmp_path / "run"
     metrics = [{"valpx_pxap": 30.0, "valcl_cl": 60.0}, {"valpx_pxap": 20.0, "valcl_cl": 70.0}]
     for e in range(epochs_done):  # epoch 0 stays the best (B-LOC)
@@ -101,7 +101,7 @@ def test_interrupted_runs_are_closed_by_what_stopped_them(
         (d / "meta.json").write_text(json.dumps(meta))
     run_dir.mkdir(exist_ok=True)
     (run_dir / RUN_FILE).write_text(json.dumps({"mlflow_run_id": run_id, "tracking_uri": uri}))
-    _close_interrupted(uri, run_id, run_dir, 2, exc)
+    close_interrupted(uri, run_id, run_dir, 2, exc)
     run = MlflowClient(uri).get_run(run_id)
     assert run.info.status == status
     if status == "FAILED":  # the study's reconciliation when Tune says the trial was only stopped

@@ -33,7 +33,10 @@ class PixelCAM(CAM):
     """CAM's image head g plus the pixel head f; the map comes from f, not from g's weights."""
 
     method = "pixelcam"
+    kind = "pseudo_labels"
     normalize = False
+    model_kwargs = ("pixel_head_depth",)
+    train_params = ("lam", "n", "sampler", "bg_area", "pixel_head_depth")
 
     def __init__(self, backbone: Backbone, num_classes: int, pixel_head_depth: int = 1) -> None:
         super().__init__(backbone, num_classes)

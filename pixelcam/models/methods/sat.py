@@ -20,6 +20,7 @@ from pixelcam.models.methods.attention_pool import AttentionPoolModel
 
 class SAT(AttentionPoolModel):
     method = "sat"
+    default_backbone = "deit_tiny_patch16_224"
 
     def __init__(self, backbone: Backbone, num_classes: int) -> None:
         super().__init__(backbone, num_classes)

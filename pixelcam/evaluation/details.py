@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pixelcam.data.reader import open_dataset
+from pixelcam.data.reader import PatchDataset, as_dataset
 from pixelcam.metrics import pxap, separability_index
 from pixelcam.train.checkpoint import load_checkpoint
 from pixelcam.train.data import check_splits, iter_split
@@ -24,7 +24,7 @@ from pixelcam.train.transforms import unnormalize
 @torch.no_grad()
 def image_details(
     checkpoint: str | Path,
-    data: str | Path,
+    data: PatchDataset | str | Path,
     domain: str,
     split: str = "test",
     per_class: int = 2,
@@ -40,7 +40,7 @@ def image_details(
     """
     ck = load_checkpoint(checkpoint)
     model = ck.build_model().eval()
-    ds = open_dataset(data)
+    ds = as_dataset(data)
     check_splits(ds, domain, (split,), where="target")
     ids, labels, scores, js = [], [], [], []
     picked: dict[int, int] = {}

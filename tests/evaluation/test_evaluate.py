@@ -8,10 +8,10 @@ from sklearn.metrics import average_precision_score
 
 from pixelcam.cli import main
 from pixelcam.data import open_dataset
+from pixelcam.evaluation.evaluate import evaluate, format_table
 from pixelcam.models import create_wsol_model
 from pixelcam.train.checkpoint import save_checkpoint
 from pixelcam.train.data import iter_split
-from pixelcam.train.evaluate import evaluate, format_table
 
 
 @pytest.fixture(scope="module")

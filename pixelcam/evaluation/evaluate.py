@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from pixelcam.data.reader import open_dataset
+from pixelcam.data.reader import PatchDataset, as_dataset
 from pixelcam.metrics import confusion_rates
 from pixelcam.train.checkpoint import load_checkpoint
 from pixelcam.train.data import check_splits, iter_split
@@ -24,7 +24,7 @@ COLUMNS = ("pxap", "cl", "tp_star", "fn_star", "tn_star", "fp_star")
 
 def evaluate(
     checkpoint: str | Path,
-    data: str | Path,
+    data: PatchDataset | str | Path,
     domains: Sequence[str] | None = None,
     split: str = "test",
     batch_size: int = 32,
@@ -34,7 +34,7 @@ def evaluate(
     """Report dict: checkpoint, method, source, tau, normalization, results {domain: {pxap, cl, ...}}."""
     ck = load_checkpoint(checkpoint)
     model = ck.build_model().to(device)
-    ds = open_dataset(data)
+    ds = as_dataset(data)
     domains = list(domains) if domains else ds.domains
     tau = float(ck.meta["tau"])
     results = {}

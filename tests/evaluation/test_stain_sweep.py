@@ -7,12 +7,12 @@ import torch
 from pixelcam.cli import main
 from pixelcam.data import open_dataset
 from pixelcam.data.stain import create_stain_transform, delta_e
+from pixelcam.evaluation.evaluate import evaluate
+from pixelcam.evaluation.stain_sweep import format_sweep, reference_images, stain_sweep
 from pixelcam.metrics import pxap
 from pixelcam.models import create_wsol_model
 from pixelcam.train.checkpoint import save_checkpoint
 from pixelcam.train.data import iter_split
-from pixelcam.train.evaluate import evaluate
-from pixelcam.train.stain_sweep import format_sweep, reference_images, stain_sweep
 from pixelcam.train.transforms import normalize, unnormalize
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from pixelcam.data.reader import open_dataset
+from pixelcam.data.reader import PatchDataset, as_dataset
 from pixelcam.data.stain import create_stain_transform, delta_e, shift_strengths
 from pixelcam.metrics import Accuracy, PxAP
 from pixelcam.train.checkpoint import load_checkpoint
@@ -22,9 +22,9 @@ from pixelcam.train.steps import evaluate_batches
 from pixelcam.train.transforms import normalize, unnormalize
 
 
-def reference_images(data: str | Path, domain: str, resize: int, count: int) -> torch.Tensor:
+def reference_images(data: PatchDataset | str | Path, domain: str, resize: int, count: int) -> torch.Tensor:
     """Up to `count` train images of `domain` as float RGB (B, 3, resize, resize) in [0, 1]."""
-    ds = open_dataset(data)
+    ds = as_dataset(data)
     check_splits(ds, domain, ("train",), where="stain reference")
     parts = [unnormalize(b.images) for b in iter_split(ds, domain, "train", resize, 64, limit=count)]
     return torch.cat(parts)
@@ -32,7 +32,7 @@ def reference_images(data: str | Path, domain: str, resize: int, count: int) -> 
 
 def stain_sweep(
     checkpoint: str | Path,
-    data: str | Path,
+    data: PatchDataset | str | Path,
     domain: str,
     reference: str,
     method: str = "reinhard",
@@ -48,10 +48,10 @@ def stain_sweep(
         raise ValueError(f"stain reference {reference!r} is the evaluated domain itself: nothing would shift")
     ck = load_checkpoint(checkpoint)
     model = ck.build_model().to(device)
-    ds = open_dataset(data)
+    ds = as_dataset(data)
     check_splits(ds, domain, ("test",), where="stain-sweep domain")
     resize = int(ck.meta["resize"])
-    transform = create_stain_transform(method).fit(reference_images(data, reference, resize, fit_images))
+    transform = create_stain_transform(method).fit(reference_images(ds, reference, resize, fit_images))
     strengths = [0.0, *shift_strengths(levels, max_strength)]
     pxs = [PxAP() for _ in strengths]
     accs = [Accuracy() for _ in strengths]

@@ -1,0 +1,97 @@
+"""What every study step works on: the study's state file and a context (spec, directory, the opened
+dataset, the MLflow parent run, logging) handed to each step in turn."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pixelcam.data.reader import PatchDataset
+from pixelcam.io import write_json_atomic
+from pixelcam.study.spec import StudySpec
+from pixelcam.tracking import RunLogger, start_run
+
+STATE_FILE = "state.json"
+SPEC_FILE = "spec.yaml"
+
+
+def experiment_key(source: str, method: str) -> str:
+    """The key of one tuned model: `<source>__<method label>` (state, Tune and Train directories, tags)."""
+    return f"{source}__{method}"
+
+
+class StudyState:
+    """`state.json`: what each step has produced (per-model records by experiment key), the MLflow parent
+    run id and which steps ran. Saved atomically after every unit of work, so a killed study resumes."""
+
+    RECORDS = ("experiments", "evaluations", "stain")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {k: {} for k in self.RECORDS}
+        self.data.update(parent_run_id=None, steps={})
+        if path.is_file():
+            self.data.update(json.loads(path.read_text()))
+            self.data.setdefault("steps", {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def record(self, section: str, key: str, value: Any) -> None:
+        """Store one unit of a step's output (e.g. one experiment's record) and save."""
+        self.data.setdefault(section, {})[key] = value
+        self.save()
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.data)
+
+
+@dataclass
+class StudyContext:
+    """Handed to every step: read the spec, the state and the opened dataset; record into the state."""
+
+    spec: StudySpec
+    dir: Path
+    state: StudyState
+    dataset: PatchDataset
+    targets: list[str]
+    uri: str  # MLflow tracking URI of the study and of all its trials
+    log: Callable[[str], None] = print
+    concurrency: int = 1  # trials at once
+    early_stopping: bool = True
+    outputs: dict[str, Any] = field(default_factory=dict)  # what steps hand to later steps in this process
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return self.state["parent_run_id"]
+
+    def parent_logger(self) -> RunLogger | None:
+        return RunLogger(self.parent_run_id, self.uri) if self.parent_run_id else None
+
+    def child_run(
+        self, kind: str, name: str, tags: dict[str, str], params: dict[str, Any] | None = None
+    ) -> RunLogger | None:
+        """A run of `kind` under the study's parent run (None when the study has no parent run)."""
+        if not self.parent_run_id:
+            return None
+        return start_run(
+            kind,
+            name,
+            parent_run_id=self.parent_run_id,
+            tags={"study": self.spec.name, **tags},
+            params=params,
+            uri=self.uri,
+        )
+
+    def models(self) -> list[tuple[str, str]]:
+        """Every (source, model label) of the study, in the order results are reported."""
+        return [(s, m) for s in self.spec.sources for m in self.spec.all_methods()]

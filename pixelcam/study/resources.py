@@ -1,0 +1,42 @@
+"""What one trial needs from the cluster, checked before a study starts, and how many trials run at once."""
+
+from __future__ import annotations
+
+from pixelcam.errors import StudyError
+from pixelcam.study.spec import StudySpec
+from pixelcam.study.trainable import TRIAL_RESOURCES
+from pixelcam.train.cluster import CPU_FOR_DATA, worker_resources
+
+
+def trial_requirements(spec: StudySpec, cluster: dict[str, float]) -> dict[str, float]:
+    """Total resources of one trial: its Train workers plus the trial driver."""
+    cfg = spec.base_config(spec.methods[0], spec.sources[0])
+    per_worker = worker_resources(cfg, cluster)
+    if spec.resources.gpus_per_worker:
+        per_worker = {**per_worker, "GPU": spec.resources.gpus_per_worker}
+    need = {k: v * spec.resources.workers for k, v in per_worker.items()}
+    need["CPU"] = need.get("CPU", 0.0) + TRIAL_RESOURCES["CPU"]
+    return need
+
+
+def check_resources(spec: StudySpec, cluster: dict[str, float]) -> int:
+    """Raise StudyError when one trial cannot fit the cluster; else return how many trials run at once."""
+    need = trial_requirements(spec, cluster)
+    short = {k: v for k, v in need.items() if v > cluster.get(k, 0.0) + 1e-9}
+    if short:
+        have = {k: cluster.get(k, 0.0) for k in need}
+        raise StudyError(
+            f"{spec.source_file or spec.name}: a trial needs {_fmt(need)} "
+            f"({spec.resources.workers} workers), the cluster has {_fmt(have)}; lower resources.workers or "
+            f"resources.gpus_per_worker/cpus_per_worker, or add nodes"
+        )
+    if spec.budget.max_concurrent:
+        return spec.budget.max_concurrent
+    if need.get("GPU"):
+        return max(1, int(cluster.get("GPU", 0.0) // need["GPU"]))
+    cpu_for_trials = cluster.get("CPU", 1.0) - CPU_FOR_DATA
+    return max(1, int(cpu_for_trials // max(need["CPU"], 1e-9)))
+
+
+def _fmt(res: dict[str, float]) -> str:
+    return "{" + ", ".join(f"{k}: {v:g}" for k, v in sorted(res.items())) + "}"

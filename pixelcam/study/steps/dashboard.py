@@ -1,0 +1,24 @@
+"""Dashboard step: `dashboard.html` in the study directory, drawn from the study's MLflow records, with its
+figures logged to the parent run. A broken figure never fails a study whose results are saved."""
+
+from __future__ import annotations
+
+from pixelcam.study.context import StudyContext
+
+
+class DashboardStep:
+    name = "dashboard"
+    requires = ("evaluations",)
+    produces = ("dashboard",)
+
+    def run(self, ctx: StudyContext) -> None:
+        from pixelcam.report import build_dashboard
+
+        if not ctx.parent_run_id:
+            return
+        try:
+            build_dashboard(ctx.parent_run_id, ctx.dir / "dashboard.html")
+        except Exception as exc:  # the results are already saved; a broken figure must not fail the study
+            ctx.log(f"dashboard not built ({type(exc).__name__}: {exc}); retry: pixelcam dashboard {ctx.dir}")
+            return
+        ctx.state["dashboard"] = "dashboard.html"

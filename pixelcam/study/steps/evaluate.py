@@ -1,0 +1,59 @@
+"""Evaluate step: every selected model on every target's test split (the OOD matrix), each recorded as an
+MLflow `evaluation` run with PxAP/CL per pairing, per-image details (for the paired t-test and J) and a
+gallery of maps. Produces `evaluations`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pixelcam.study.context import StudyContext, experiment_key
+from pixelcam.study.steps.tune import close_killed_children
+from pixelcam.tracking import RunKind, pair_metric
+
+
+class EvaluateStep:
+    name = "evaluate"
+    requires = ("experiments",)
+    produces = ("evaluations",)
+
+    def run(self, ctx: StudyContext) -> None:
+        for source, method in ctx.models():
+            evaluate_model(ctx, source, method)
+        close_killed_children(ctx)  # trials stopped at their last report, now surely gone
+
+
+def evaluate_model(ctx: StudyContext, source: str, method: str) -> dict[str, Any] | None:
+    """Evaluate one selected model (skipped when it has no checkpoint or was evaluated before)."""
+    from pixelcam.evaluation.details import gallery_bytes, image_details
+    from pixelcam.evaluation.evaluate import evaluate
+
+    key = experiment_key(source, method)
+    if key in ctx.state["evaluations"]:
+        return ctx.state["evaluations"][key]
+    rec = ctx.state["experiments"].get(key, {})
+    if not rec.get("checkpoint"):
+        return None
+    report = evaluate(rec["checkpoint"], ctx.dataset, ctx.targets)
+    tags = {"method": method, "source": source, "best_trial": str(rec["best_trial"])}
+    log = ctx.child_run(
+        RunKind.EVALUATION, f"eval-{key}", tags, {k: str(v) for k, v in rec["params"].items()}
+    )
+    if log is not None:
+        metrics = {}
+        for tgt, row in report["results"].items():
+            metrics[pair_metric("pxap", source, tgt)] = row["pxap"]
+            metrics[pair_metric("cl", source, tgt)] = row["cl"]
+        log.metrics(metrics)
+        log.text(json.dumps(report, indent=2), "evaluation.json")
+        for tgt in report["results"]:  # per-image PxAP and J, and a gallery of maps, for the dashboard
+            details, gallery = image_details(rec["checkpoint"], ctx.dataset, tgt)
+            log.text(json.dumps(details), f"details/{tgt}.json")
+            log.data(gallery_bytes(gallery), f"gallery/{tgt}.npz")
+        log.finish()
+        ctx.parent_logger().metrics(
+            {pair_metric("pxap", source, t, model=method): r["pxap"] for t, r in report["results"].items()}
+            | {pair_metric("cl", source, t, model=method): r["cl"] for t, r in report["results"].items()}
+        )
+    ctx.state.record("evaluations", key, report)
+    return report

@@ -1,0 +1,166 @@
+"""Tune step: per source, each baseline, then PixelCAM on each tuned baseline (Ray Tune + Optuna + ASHA,
+every trial a Ray Train run). Produces `experiments`: per model, its best trial's checkpoint, metrics and
+parameters (or why it has none)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pixelcam.study.context import StudyContext, experiment_key
+from pixelcam.study.search import TUNE_METRIC, make_scheduler, make_searcher
+from pixelcam.study.trainable import TRIAL_RESOURCES, trial_driver, trial_name
+from pixelcam.tracking import RunKind, RunLogger, child_runs
+from pixelcam.train.checkpoint import selected_in_run
+from pixelcam.train.run_tracking import close_stopped_run
+
+
+class TuneStep:
+    name = "tune"
+    requires: tuple[str, ...] = ()
+    produces = ("experiments",)
+
+    def run(self, ctx: StudyContext) -> None:
+        spec = ctx.spec
+        for source in spec.sources:
+            for method in spec.methods:
+                tune_experiment(ctx, source, method)
+            if spec.pixelcam:
+                for method in spec.methods:
+                    for label in spec.pixelcam_labels(method):
+                        tune_experiment(ctx, source, label)
+
+
+def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, Any]:
+    """Tune one (source, model label) experiment; returns its record (best trial, checkpoint, metrics)."""
+    import ray.tune
+
+    spec, experiments = ctx.spec, ctx.state["experiments"]
+    key = experiment_key(source, method)
+    done = experiments.get(key)
+    if done is not None:
+        ctx.log(f"[{key}] done earlier: best trial {done.get('best_trial')}")
+        return done
+    baseline, fixed = spec.variant(method)
+    pixelcam = baseline is not None
+    base = spec.base_config("pixelcam" if pixelcam else method, source)
+    if pixelcam:
+        parent = experiments.get(experiment_key(source, baseline), {})
+        if not parent.get("checkpoint"):
+            rec = {"status": "skipped", "reason": f"baseline {baseline} has no model"}
+            ctx.state.record("experiments", key, rec)
+            return rec
+        base = base.replace(pseudo_labels_from=parent["checkpoint"], **fixed)
+    dims = {k: v for k, v in spec.searched(pixelcam).items() if k not in fixed}
+    train_storage = ctx.dir / "train" / key
+    tune_root = ctx.dir / "tune"
+    constants = {
+        "base": base.to_dict(),
+        "searched": sorted(dims),
+        "train_storage": str(train_storage),
+        "mlflow_uri": ctx.uri,
+        "mlflow_parent": ctx.parent_run_id,
+        "tags": {"study": spec.name, "experiment_key": key, "method_label": method},
+    }
+    # The opened dataset reaches every trial through the object store (no trial re-reads the manifest).
+    trainable = ray.tune.with_resources(
+        ray.tune.with_parameters(trial_driver, dataset=ctx.dataset), TRIAL_RESOURCES
+    )
+    path = tune_root / key
+    if ray.tune.Tuner.can_restore(str(path)):
+        ctx.log(f"[{key}] restoring the Tune experiment (finished trials are kept)")
+        tuner = ray.tune.Tuner.restore(
+            str(path), trainable, resume_unfinished=True, resume_errored=False, param_space=constants
+        )
+    else:
+        ctx.log(f"[{key}] tuning {sorted(dims)} over {spec.budget.trials} trials")
+        tuner = ray.tune.Tuner(
+            trainable,
+            param_space=constants,
+            tune_config=ray.tune.TuneConfig(
+                metric=TUNE_METRIC,
+                mode="max",
+                search_alg=make_searcher(dims, spec.seed),
+                scheduler=make_scheduler(spec.budget, ctx.early_stopping),
+                num_samples=spec.budget.trials,
+                max_concurrent_trials=ctx.concurrency,
+            ),
+            run_config=ray.tune.RunConfig(
+                name=key,
+                storage_path=str(tune_root),
+                failure_config=ray.tune.FailureConfig(max_failures=0),
+                verbose=0,
+            ),
+        )
+    grid = tuner.fit()
+    rec = best_trial(grid, train_storage, dims)
+    close_stopped_trials(grid, train_storage, spec.budget.epochs)
+    close_killed_children(ctx)
+    ctx.state.record("experiments", key, rec)
+    if rec.get("checkpoint"):
+        m = rec["metrics"]
+        ctx.log(
+            f"[{key}] best trial {rec['best_trial']}: valpx PxAP {m['valpx_pxap']:.2f}, valcl CL "
+            f"{m['valcl_cl']:.1f} with {rec['params']} ({rec['trials_ok']} ok, "
+            f"{rec['trials_failed']} failed, {rec['trial_epochs']} trial-epochs)"
+        )
+    else:
+        ctx.log(f"[{key}] every trial failed: {rec.get('errors')}")
+    return rec
+
+
+def best_trial(grid: Any, train_storage: Path, dims: dict) -> dict[str, Any]:
+    """The experiment's record from Tune's results: the trial with the best score that has a checkpoint."""
+    best, ok, failed, epochs, errors = None, 0, 0, 0, []
+    for r in grid:
+        if r.error is not None:
+            failed += 1
+            errors.append(str(r.error).strip().splitlines()[-1][:300])
+            continue
+        m = r.metrics or {}
+        epochs += int(m.get("training_iteration", 0))
+        trial_id = m.get("trial_id")
+        info = selected_in_run(train_storage / trial_name(str(trial_id)))
+        if info is None:  # stopped before its first checkpoint
+            continue
+        ok += 1
+        score = m.get(TUNE_METRIC, -math.inf)
+        if best is None or score > best[0]:
+            best = (score, trial_id, info, {k: r.config.get(k) for k in dims})
+    rec: dict[str, Any] = {"trials_ok": ok, "trials_failed": failed, "trial_epochs": epochs, "errors": errors}
+    if best is None:
+        rec["status"] = "failed"
+        return rec
+    score, trial_id, info, params = best
+    rec.update(
+        status="ok",
+        best_trial=trial_id,
+        score=score,
+        checkpoint=info["checkpoint"],
+        metrics=info["metrics"],
+        tau=info["tau"],
+        params=params,
+        mlflow_run_id=info.get("mlflow_run_id"),
+    )
+    return rec
+
+
+def close_stopped_trials(grid: Any, train_storage: Path, epochs: int) -> None:
+    """Tune is the judge of how a trial ended: a trial it reports without error was stopped by the
+    scheduler (or finished), whatever its Train run's exception looked like while it was being torn down.
+    Its MLflow run ends KILLED (stopped early) or FINISHED (every epoch ran), never FAILED."""
+    for r in grid:
+        trial_id = (r.metrics or {}).get("trial_id")
+        if r.error is None and trial_id:
+            close_stopped_run(train_storage / trial_name(str(trial_id)), epochs)
+
+
+def close_killed_children(ctx: StudyContext) -> None:
+    """Trials stopped by ASHA never finish their MLflow runs: mark them KILLED."""
+    if not ctx.parent_run_id:
+        return
+    for run in child_runs(ctx.parent_run_id, ctx.uri, status="RUNNING"):
+        if run.data.tags.get("kind") == RunKind.TRIAL:
+            RunLogger(run.info.run_id, ctx.uri).finish("KILLED")
+            ctx.log(f"closed MLflow run {run.info.run_name} of a stopped trial (KILLED)")

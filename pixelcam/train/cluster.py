@@ -1,0 +1,54 @@
+"""The training side of the cluster: connect to (or start) Ray, size a Train worker, and refuse at once a run
+that can never be scheduled."""
+
+from __future__ import annotations
+
+import math
+import os
+
+from pixelcam.config import TrainConfig
+from pixelcam.errors import TrainError
+
+CPU_FOR_DATA = 1.0  # CPUs left to Ray Data's decode tasks when workers are sized automatically
+
+
+def init_ray(num_cpus: int | None = None) -> None:
+    """Connect to the cluster in RAY_ADDRESS (jobs) or start a local Ray instance; quiet logging defaults."""
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")  # otherwise each worker print shows twice
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    import ray
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = False  # one progress line per epoch instead
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init()
+    else:
+        ray.init(address="local", num_cpus=num_cpus, configure_logging=True, logging_level="WARNING")
+
+
+def worker_resources(cfg: TrainConfig, cluster: dict[str, float]) -> dict[str, float]:
+    """Resources of one Train worker. CPU runs default to sharing all CPUs but one, which Ray Data keeps
+    (workers holding every CPU starve the input pipeline and the run hangs)."""
+    if cfg.use_gpu:
+        res = {"GPU": 1.0}
+        if cfg.cpus_per_worker:
+            res["CPU"] = cfg.cpus_per_worker
+        return res
+    if cfg.cpus_per_worker:
+        return {"CPU": cfg.cpus_per_worker}
+    free = max(cluster.get("CPU", 1.0) - CPU_FOR_DATA, 0.5)
+    return {"CPU": max(0.5, math.floor(2 * free / cfg.num_workers) / 2)}
+
+
+def check_schedulable(need: dict[str, float], num_workers: int, cluster: dict[str, float]) -> None:
+    """Raise TrainError at once when the workers can never fit (instead of Ray retrying forever)."""
+    short = {
+        k: (v * num_workers, cluster.get(k, 0.0))
+        for k, v in need.items()
+        if v * num_workers > cluster.get(k, 0.0)
+    }
+    if short:
+        desc = ", ".join(f"{k}: needs {a:g}, cluster has {b:g}" for k, (a, b) in short.items())
+        raise TrainError(f"cannot schedule {num_workers} workers x {need}: {desc}")

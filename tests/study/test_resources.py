@@ -1,0 +1,27 @@
+"""What a trial needs from the cluster, checked before a study starts (study/resources.py)."""
+
+import pytest
+
+from pixelcam.errors import StudyError
+from pixelcam.study.resources import check_resources
+from pixelcam.study.spec import Resources, StudySpec
+
+
+def test_unschedulable_study_fails_with_need_and_have():
+    spec = StudySpec(name="t", resources=Resources(workers=4, gpus_per_worker=1.0))
+    with pytest.raises(StudyError, match=r"a trial needs .*GPU: 4.* the cluster has .*GPU: 0"):
+        check_resources(spec, {"CPU": 2.0})
+    spec = StudySpec(name="t", resources=Resources(workers=2, cpus_per_worker=2.0))
+    with pytest.raises(StudyError, match="CPU: 4.01"):
+        check_resources(spec, {"CPU": 2.0})
+
+
+def test_concurrency_from_the_cluster():
+    assert check_resources(StudySpec(name="t", resources=Resources(workers=1)), {"CPU": 2.0}) == 1
+    assert (
+        check_resources(
+            StudySpec(name="t", resources=Resources(workers=2, gpus_per_worker=1.0)),
+            {"CPU": 16.0, "GPU": 8.0},
+        )
+        == 4
+    )

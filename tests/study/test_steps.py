@@ -1,0 +1,22 @@
+"""The study pipeline's declared inputs and outputs."""
+
+from pixelcam.study.context import StudyState
+from pixelcam.study.steps import PIPELINE
+
+
+def test_every_step_reads_only_what_an_earlier_step_or_the_state_provides(tmp_path):
+    available = set(StudyState(tmp_path / "state.json").data)
+    names = [s.name for s in PIPELINE]
+    assert names == ["tune", "evaluate", "stain", "ood", "dashboard"] and len(set(names)) == len(names)
+    for step in PIPELINE:
+        missing = set(step.requires) - available
+        assert not missing, f"step {step.name} reads {missing} before any step writes it"
+        available |= set(step.produces)
+
+
+def test_state_round_trips_and_records_units_of_work(tmp_path):
+    state = StudyState(tmp_path / "state.json")
+    state.record("experiments", "synth-colon__cam", {"status": "ok"})
+    again = StudyState(tmp_path / "state.json")
+    assert again["experiments"] == {"synth-colon__cam": {"status": "ok"}}
+    assert again["evaluations"] == {} and again["parent_run_id"] is None and again["steps"] == {}
