@@ -5,7 +5,7 @@ VENV   ?= .venv
 DATA   ?= data/synth
 BIN     = $(VENV)/bin
 
-.PHONY: quickstart test lint bench clean browser
+.PHONY: quickstart test test-fast lint bench clean browser
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,8 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 STUDY  ?= studies-runs/quickstart
 
 quickstart: $(BIN)/.installed
-	@test -f $(DATA)/manifest.json || $(BIN)/pixelcam data synth --out $(DATA)
+	@# (re)generate when missing or written by an older schema (version 2: ROI semantics per domain)
+	@grep -qs '"schema_version": 2' $(DATA)/manifest.json || $(BIN)/pixelcam data synth --out $(DATA) --overwrite
 	$(BIN)/pixelcam data preview $(DATA) --out data/preview.png
 	@if [ -f $(STUDY)/state.json ]; then $(BIN)/pixelcam study resume $(STUDY); \
 	else $(BIN)/pixelcam study run studies/quickstart.yaml; fi
@@ -31,6 +32,11 @@ browser:
 test: $(BIN)/.installed browser
 	$(BIN)/ruff check pixelcam tests benchmarks cluster
 	$(BIN)/python -m pytest
+
+# Quick loop: everything but the end-to-end tests on real Ray/MLflow (those run in `make test` and CI).
+test-fast: $(BIN)/.installed
+	$(BIN)/ruff check pixelcam tests benchmarks cluster
+	$(BIN)/python -m pytest -m "not e2e"
 
 bench: $(BIN)/.installed
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

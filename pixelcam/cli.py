@@ -57,16 +57,26 @@ def build_parser() -> argparse.ArgumentParser:
     f = fsub.add_parser(
         "glas", parents=[common], help="Warwick GlaS release (train_N.bmp, *_anno.bmp, Grade.csv)"
     )
-    f.add_argument("--root", required=True, help="the release directory")
-    f.add_argument("--seed", type=int, default=0, help="fixes the valpx/valcl draw")
+    f.add_argument(
+        "--root", required=True, help="the release directory (or the root the fold files' paths start at)"
+    )
+    f.add_argument(
+        "--folds",
+        default=None,
+        help="a published fold directory (train/ valcl/ valpx/ test/, encoding.yaml beside it); without "
+        "it the split is drawn from the release by --seed",
+    )
+    f.add_argument("--seed", type=int, default=0, help="fixes the valpx/valcl draw (without --folds)")
     f.add_argument("--valcl-fraction", type=float, default=None)
     f.add_argument("--domain", default=None, help="domain name (default glas)")
     f = fsub.add_parser(
         "camelyon16", parents=[common], help="CAMELYON16 512x512 patches with WSOL fold files"
     )
     f.add_argument("--root", required=True, help="directory the fold files' paths are relative to")
-    f.add_argument("--folds", required=True, help="fold directory with train/ valcl/ [valpx/] test/")
-    f.add_argument("--seed", type=int, default=0, help="fixes the valpx draw when the folds have none")
+    f.add_argument(
+        "--folds", required=True, help="published fold directory: train/ [valcl/] [valpx/] test/ (as is)"
+    )
+    f.add_argument("--seed", type=int, default=0, help="fixes the valcl/valpx carve when the folds have none")
     f.add_argument("--domain", default=None, help="domain name (default camelyon16)")
     f = fsub.add_parser(
         "folder", parents=[common], help="images + optional masks + CSV image,label,split[,mask]"

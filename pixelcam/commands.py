@@ -92,6 +92,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    for note in source.notes:
+        print(f"note: {note}")
     print(f"ingested {len(source.entries)} images of domain {source.domain!r} into {args.out}")
     return 0
 

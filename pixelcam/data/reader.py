@@ -13,7 +13,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pixelcam.data.errors import DatasetError
-from pixelcam.data.schema import MANIFEST, SCHEMA, SCHEMA_VERSION, SPLITS
+from pixelcam.data.schema import MANIFEST, OPTIONAL_COLUMNS, READABLE_VERSIONS, SCHEMA, SPLITS
 
 
 def is_uri(path: str | os.PathLike) -> bool:
@@ -52,6 +52,12 @@ class PatchDataset:
     def class_names(self, domain: str) -> list[str]:
         return list(self._domain(domain)["class_names"])
 
+    def roi_classes(self, domain: str) -> list[str]:
+        """The classes whose images carry an ROI (GlaS: every class; CAMELYON16: tumour only). Datasets
+        written before this was recorded: every class but the first."""
+        info = self._domain(domain)
+        return list(info.get("roi_classes", info["class_names"][1:]))
+
     def counts(self, domain: str) -> dict[str, dict[str, int]]:
         """{split: {label_name: n}} for one domain."""
         return self._domain(domain)["counts"]
@@ -83,12 +89,21 @@ class PatchDataset:
         splits: Iterable[str] | None = None,
         columns: Sequence[str] | None = None,
     ) -> pa.Table:
-        """All rows of the given domains and splits as one Arrow table (small datasets, tests, inspection)."""
+        """The stored rows of the given domains and splits as one Arrow table (each image once: a valpx image
+        that is also in valcl is in valpx only; small datasets, tests, inspection)."""
         files = self.files(domains, splits)
+        empty = SCHEMA.empty_table()
         if not files:
-            return SCHEMA.empty_table() if columns is None else SCHEMA.empty_table().select(list(columns))
-        return pa.concat_tables(
-            pq.read_table(str(f), columns=columns, schema=SCHEMA, filesystem=self.filesystem) for f in files
+            return empty if columns is None else empty.select(list(columns))
+        return pa.concat_tables(self._read(f, columns) for f in files)
+
+    def _read(self, f: Path, columns: Sequence[str] | None) -> pa.Table:
+        t = pq.read_table(str(f), filesystem=self.filesystem)
+        for name in OPTIONAL_COLUMNS:  # version-1 files
+            if name not in t.column_names:
+                t = t.append_column(SCHEMA.field(name), pa.array([False] * t.num_rows, pa.bool_()))
+        return t.select(list(columns) if columns is not None else SCHEMA.names).cast(
+            SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in columns])
         )
 
     def uris(self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None) -> list[str]:
@@ -107,13 +122,41 @@ class PatchDataset:
         columns: Sequence[str] | None = None,
         batch_size: int = 64,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream record batches (bounded memory, for evaluation over large splits)."""
-        for f in self.files(domains, splits):
+        """Stream record batches (bounded memory, for evaluation over large splits). `valcl` follows the
+        protocol: its own rows, then the valpx rows that also belong to valcl (B-CL uses all of valcl)."""
+        splits = list(SPLITS if splits is None else splits)
+        for d in self.domains if domains is None else list(domains):
+            for s in splits:
+                yield from self._batches(self.files([d], [s]), columns, batch_size)
+                if s == "valcl" and "valpx" not in splits:
+                    yield from self._batches(
+                        self.files([d], ["valpx"]), columns, batch_size, only_in_valcl=True
+                    )
+
+    def _batches(
+        self, files: list[Path], columns: Sequence[str] | None, batch_size: int, only_in_valcl: bool = False
+    ) -> Iterator[pa.RecordBatch]:
+        for f in files:
             if self.filesystem is None:
-                yield from pq.ParquetFile(f).iter_batches(batch_size=batch_size, columns=columns)
+                yield from _file_batches(pq.ParquetFile(f), columns, batch_size, only_in_valcl)
             else:
                 with self.filesystem.open_input_file(str(f)) as fh:
-                    yield from pq.ParquetFile(fh).iter_batches(batch_size=batch_size, columns=columns)
+                    yield from _file_batches(pq.ParquetFile(fh), columns, batch_size, only_in_valcl)
+
+
+def _file_batches(
+    pf: pq.ParquetFile, columns: Sequence[str] | None, batch_size: int, only_in_valcl: bool
+) -> Iterator[pa.RecordBatch]:
+    if not only_in_valcl:
+        yield from pf.iter_batches(batch_size=batch_size, columns=columns)
+        return
+    if "in_valcl" not in pf.schema_arrow.names:  # version-1 file: valpx was disjoint from valcl
+        return
+    cols = None if columns is None else list(dict.fromkeys([*columns, "in_valcl"]))
+    for rb in pf.iter_batches(batch_size=batch_size, columns=cols):
+        rb = rb.filter(rb.column("in_valcl"))
+        if rb.num_rows:
+            yield rb if columns is None else rb.select(list(columns))
 
 
 def as_dataset(data: PatchDataset | str | os.PathLike) -> PatchDataset:
@@ -137,9 +180,9 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{mpath}: not valid JSON ({exc})") from exc
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise DatasetError(
-            f"{mpath}: schema_version {version!r}, this pixelcam reads version {SCHEMA_VERSION}"
+            f"{mpath}: schema_version {version!r}, this pixelcam reads versions {list(READABLE_VERSIONS)}"
         )
     for domain, info in manifest.get("domains", {}).items():
         for rel, sha in info.get("files", {}).items():
@@ -150,7 +193,7 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
                 schema = pq.read_schema(f)
             except Exception as exc:
                 raise DatasetError(f"{f}: not a readable Parquet file ({exc})") from exc
-            missing = [n for n in SCHEMA.names if n not in schema.names]
+            missing = [n for n in SCHEMA.names if n not in schema.names and n not in OPTIONAL_COLUMNS]
             if missing:
                 raise DatasetError(
                     f"{f}: columns {missing} missing; expected the pixelcam schema {SCHEMA.names}"
@@ -177,10 +220,10 @@ def _open_remote(uri: str, verify: bool) -> PatchDataset:
         raise DatasetError(f"{uri}: not a pixelcam dataset ({MANIFEST} missing)") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise DatasetError(f"{uri}/{MANIFEST}: cannot be read ({exc})") from exc
-    if manifest.get("schema_version") != SCHEMA_VERSION:
+    if manifest.get("schema_version") not in READABLE_VERSIONS:
         raise DatasetError(
             f"{uri}/{MANIFEST}: schema_version {manifest.get('schema_version')!r}, this pixelcam reads "
-            f"version {SCHEMA_VERSION}"
+            f"versions {list(READABLE_VERSIONS)}"
         )
     for domain, info in manifest.get("domains", {}).items():
         for rel, sha in info.get("files", {}).items():
@@ -194,7 +237,7 @@ def _open_remote(uri: str, verify: bool) -> PatchDataset:
                 ) from None
             except Exception as exc:
                 raise DatasetError(f"{where}: not a readable Parquet file ({exc})") from exc
-            missing = [n for n in SCHEMA.names if n not in schema.names]
+            missing = [n for n in SCHEMA.names if n not in schema.names and n not in OPTIONAL_COLUMNS]
             if missing:
                 raise DatasetError(f"{where}: columns {missing} missing; expected the pixelcam schema")
             if verify:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `in_valcl`, `roi_classes` and a content hash; version-1 datasets are still read
+READABLE_VERSIONS = (1, 2)
 SPLITS: tuple[str, ...] = ("train", "valcl", "valpx", "test")
 MANIFEST = "manifest.json"
 
@@ -22,9 +23,12 @@ SCHEMA = pa.schema(
         pa.field("mask", pa.binary(), nullable=True),  # PNG, single channel, 1 = ROI; null = no pixel labels
         pa.field("height", pa.int32(), nullable=False),
         pa.field("width", pa.int32(), nullable=False),
-        pa.field("source_path", pa.string(), nullable=False),
+        pa.field("source_path", pa.string(), nullable=False),  # provenance, relative to the ingest's --root
+        # a valpx image the protocol also counts in valcl (valpx is a subset of valcl): stored once, in valpx
+        pa.field("in_valcl", pa.bool_(), nullable=False),
     ]
 )
+OPTIONAL_COLUMNS = ("in_valcl",)  # absent from version-1 files: read as False
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Patch:
     height: int
     width: int
     source_path: str
+    in_valcl: bool = False
 
 
 def schema_with_metadata(domain: str, class_names: list[str]) -> pa.Schema:

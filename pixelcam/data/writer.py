@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.schema import MANIFEST, SCHEMA_VERSION, SPLITS, Patch, schema_with_metadata
+from pixelcam.io import remove_stale_temporaries, temporary_prefix
 
 _FLUSH_ROWS = 128
 
@@ -53,22 +54,33 @@ class DatasetWriter:
         self._ids: dict[str, str] = {}
         self._counts: dict[str, dict[str, dict[str, int]]] = {}
         self._masked: dict[str, dict[str, int]] = {}
+        self._roi: dict[str, list[str]] = {}
+        self._content: dict[str, list[str]] = defaultdict(list)  # per domain: one digest per row
 
     def __enter__(self) -> DatasetWriter:
+        remove_stale_temporaries(self.out)  # left by a killed earlier write of the same dataset
         if self.out.exists() and not self.overwrite:
             raise DatasetError(f"{self.out}: already exists; pass --overwrite to replace it")
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        self._tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(self.out), dir=self.out.parent))
         self._tmp.chmod(0o755)  # mkdtemp makes 0700; a dataset is shared like any directory
         return self
 
-    def add_domain(self, domain: str, class_names: list[str]) -> None:
-        """Declare a domain and its class names (label id = index in `class_names`)."""
+    def add_domain(self, domain: str, class_names: list[str], roi_classes: list[str] | None = None) -> None:
+        """Declare a domain, its class names (label id = index in `class_names`) and the classes whose images
+        carry an ROI (default: every class but the first; GlaS-like domains: all of them)."""
         if domain in self._class_names:
             raise DatasetError(f"domain {domain!r} added twice")
         if not domain or "/" in domain or domain.startswith("."):
             raise DatasetError(f"domain name {domain!r} is not a valid file name")
         self._class_names[domain] = list(class_names)
+        roi = list(class_names[1:]) if roi_classes is None else list(roi_classes)
+        unknown = sorted(set(roi) - set(class_names))
+        if unknown:
+            raise DatasetError(
+                f"domain {domain!r}: ROI classes {unknown} are not among its classes {class_names}"
+            )
+        self._roi[domain] = roi
         self._counts[domain] = {s: {c: 0 for c in class_names} for s in SPLITS}
         self._masked[domain] = {s: 0 for s in SPLITS}
 
@@ -94,8 +106,13 @@ class DatasetWriter:
             raise DatasetError(
                 f"duplicate image_id {patch.image_id!r}: from {previous} and from {patch.source_path}"
             )
+        if patch.in_valcl and patch.split != "valpx":
+            raise DatasetError(f"{patch.source_path}: only a valpx image can also belong to valcl")
         self._ids[patch.image_id] = patch.source_path
         self._counts[patch.domain][patch.split][patch.label_name] += 1
+        if patch.in_valcl:  # the protocol's valcl lists its valpx images too
+            self._counts[patch.domain]["valcl"][patch.label_name] += 1
+        self._content[patch.domain].append(row_digest(patch))
         self._masked[patch.domain][patch.split] += patch.mask is not None
         key = (patch.split, patch.domain)
         self._buffers[key].append(patch)
@@ -150,6 +167,8 @@ class DatasetWriter:
                     files[rel] = file_sha256(self._tmp / rel)
             domains[domain] = {
                 "class_names": names,
+                "roi_classes": self._roi[domain],
+                "content_sha256": content_digest(self._content[domain]),
                 "counts": self._counts[domain],
                 "masked": self._masked[domain],
                 "files": files,
@@ -181,10 +200,32 @@ class DatasetWriter:
                 shutil.rmtree(self._tmp, ignore_errors=True)
 
 
+def row_digest(patch: Patch) -> str:
+    """What a row contributes to the content hash: its id, split, label, valcl membership, image and mask
+    bytes; not where it was built or read from."""
+    h = hashlib.sha256()
+    for part in (patch.image_id, patch.split, str(patch.label), str(patch.in_valcl)):
+        h.update(part.encode() + b"\0")
+    h.update(hashlib.sha256(patch.image).digest())
+    h.update(hashlib.sha256(patch.mask).digest() if patch.mask is not None else b"no mask")
+    return h.hexdigest()
+
+
+def content_digest(row_digests: list[str]) -> str:
+    """A domain's content digest: its rows' digests in image-id order (independent of write order)."""
+    return hashlib.sha256("\n".join(sorted(row_digests)).encode()).hexdigest()
+
+
 def manifest_hash(domains: dict) -> str:
-    """The dataset hash: sha256 over every (file, file sha256) of every domain, in sorted order."""
+    """The dataset hash, from content only: every domain's name, classes, ROI classes and content digest
+    (datasets written before content digests: the file digests)."""
     digest = hashlib.sha256()
     for d in sorted(domains):
-        for rel, sha in sorted(domains[d]["files"].items()):
-            digest.update(f"{rel}:{sha}\n".encode())
+        info = domains[d]
+        if "content_sha256" in info:
+            head = json.dumps([d, info["class_names"], info.get("roi_classes")])
+            digest.update(f"{head}:{info['content_sha256']}\n".encode())
+        else:
+            for rel, sha in sorted(info["files"].items()):
+                digest.update(f"{rel}:{sha}\n".encode())
     return digest.hexdigest()

@@ -69,10 +69,9 @@ def confusion_rates(state: PxAP, threshold: float) -> ConfusionRates:
     if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     tp, fp, fn, tn = _counts(state)
-    k = min(math.ceil(threshold * state.num_bins - 1e-9), state.num_bins)
+    k = min(math.ceil(threshold * state.num_bins - 1e-9), state.num_bins)  # bin num_bins: values >= 1
     p, n = float(tp[0]), float(fp[0])
-    tpk = float(tp[k]) if k < state.num_bins else 0.0
-    fpk = float(fp[k]) if k < state.num_bins else 0.0
+    tpk, fpk = float(tp[k]), float(fp[k])
 
     def pct(a: float, b: float) -> float:
         return 100.0 * a / b if b > 0 else float("nan")

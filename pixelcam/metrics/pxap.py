@@ -1,7 +1,9 @@
 """PxAP (Choe et al. 2020): pixel average precision over a whole split, from two histograms.
 
-Thresholds are t_k = k / B for k = 0..B-1. A map value s falls in bin floor(s * B) (s = 1 in bin B-1) and is
-predicted foreground at threshold t_k when its bin is >= k. Summing the foreground and background histograms
+Thresholds are t_k = k / B for k = 0..B. A map value s < 1 falls in bin floor(s * B); a value >= 1 has a bin
+of its own (B), as in wsolevaluation (whose last bins are [1, 2) and [2, 3]): a saturated map (PixelCAM's
+float32 softmax is exactly 1.0 once the logit gap is >= 17; every min-max map has its maximum at 1.0) is not
+tied with values in [1 - 1/B, 1). A pixel is predicted foreground at threshold t_k when its bin is >= k. Summing the foreground and background histograms
 over all images (and DDP ranks) gives TP_k and FP_k by reverse cumulative sums, and
 AP = sum_k precision_k * (recall_k - recall_{k+1}) in percent -- sklearn's step-wise AP on the quantised maps.
 """
@@ -71,14 +73,14 @@ _EDGE_TOLERANCE = 1e-4  # in bin widths: a value k/B stored as float32 (e.g. 0.2
 
 
 def binned(scoremap: torch.Tensor, num_bins: int) -> torch.Tensor:
-    """Bin index in [0, num_bins - 1] of every value of a [0, 1] map (int64, same shape)."""
-    return (scoremap.double() * num_bins + _EDGE_TOLERANCE).long().clamp_(0, num_bins - 1)
+    """Bin index in [0, num_bins] of every value of a [0, 1] map (int64, same shape); 1.0 is bin num_bins."""
+    return (scoremap.double() * num_bins + _EDGE_TOLERANCE).long().clamp_(0, num_bins)
 
 
 class PxAP:
     """Streaming PxAP: `update(maps, masks)` per batch, `compute()` at the end.
 
-    State: `fg` and `bg`, int64 histograms of length `num_bins`; states add (`merge`, `+`), which is all
+    State: `fg` and `bg`, int64 histograms of length `num_bins + 1` (the last: values >= 1); states add (`merge`, `+`), which is all
     DDP needs (`sync()` all-reduces them when torch.distributed is initialised).
     """
 
@@ -86,8 +88,8 @@ class PxAP:
         if num_bins < 2:
             raise ValueError(f"num_bins must be >= 2, got {num_bins}")
         self.num_bins = num_bins
-        self.fg = torch.zeros(num_bins, dtype=torch.int64, device=device)
-        self.bg = torch.zeros(num_bins, dtype=torch.int64, device=device)
+        self.fg = torch.zeros(num_bins + 1, dtype=torch.int64, device=device)
+        self.bg = torch.zeros(num_bins + 1, dtype=torch.int64, device=device)
 
     def update(self, scoremaps: MapBatch, masks: MapBatch) -> PxAP:
         """Add a batch: maps in [0, 1] (B, H, W) or a list of (H, W); masks of the same count, > 0.5 = ROI.
@@ -98,8 +100,8 @@ class PxAP:
             m = _resize(_validate_map(m, i), g.shape).to(self.fg.device)
             fg = g.to(self.fg.device) > 0.5 if g.dtype != torch.bool else g.to(self.fg.device)
             bins = binned(m, self.num_bins)
-            self.fg += torch.bincount(bins[fg], minlength=self.num_bins)
-            self.bg += torch.bincount(bins[~fg], minlength=self.num_bins)
+            self.fg += torch.bincount(bins[fg], minlength=self.num_bins + 1)
+            self.bg += torch.bincount(bins[~fg], minlength=self.num_bins + 1)
         return self
 
     def merge(self, other: PxAP) -> PxAP:
@@ -125,14 +127,14 @@ class PxAP:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> PxAP:
         self.fg, self.bg = state["fg"].clone(), state["bg"].clone()
-        self.num_bins = int(self.fg.numel())
+        self.num_bins = int(self.fg.numel()) - 1
         return self
 
     def curves(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(tp, fp, thresholds) per threshold t_k = k / B, as float64 counts."""
+        """(tp, fp, thresholds) per threshold t_k = k / B, k = 0..B, as float64 counts."""
         tp = self.fg.flip(0).cumsum(0).flip(0).double()
         fp = self.bg.flip(0).cumsum(0).flip(0).double()
-        thresholds = torch.arange(self.num_bins, dtype=torch.float64) / self.num_bins
+        thresholds = torch.arange(self.num_bins + 1, dtype=torch.float64) / self.num_bins
         return tp, fp, thresholds
 
     def compute(self) -> float:

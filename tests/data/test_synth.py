@@ -33,7 +33,12 @@ def test_splits_counts_and_masks(synth_dir: Path):
         for r in ds.read_table([d]).to_pylist():
             m = decode_mask(r["mask"])
             assert m.shape == (64, 64) == decode_image(r["image"]).shape[:2]
-            assert (m.sum() > 0) == (r["label"] == 1), r["image_id"]
+            # ROI semantics of the real dataset each stands for: synth-colon ~ GlaS (glands in both
+            # classes), synth-lymph ~ CAMELYON16 (ROI in cancer tiles only)
+            assert (m.sum() > 0) == (r["label_name"] in ds.roi_classes(d)), r["image_id"]
+    assert ds.roi_classes("synth-colon") == ["normal", "cancer"] and ds.roi_classes("synth-lymph") == [
+        "cancer"
+    ]
     schema = pq.read_schema(ds.files(["synth-colon"], ["train"])[0])
     assert schema.metadata[b"pixelcam.class_names"] == b'["normal", "cancer"]'
 
@@ -59,8 +64,9 @@ def test_localization_is_not_the_darkest_pixels(tmp_path: Path):
         smooth = np.stack([ndimage.uniform_filter(m, 9) for m in dark])
         prior = 100 * masks.mean()
         # A darkness detector beats the prior a little at most: it is far from localising the ROI.
-        assert pxap(dark, masks) < 50 and pxap(smooth.clip(0, 1), masks) < 55, d
-        assert prior < 20
+        assert pxap(dark, masks) < prior + 20 and pxap(smooth.clip(0, 1), masks) < prior + 25, d
+        # glands cover a large part of a colon tile (GlaS ~50 %); a metastasis a small part of lymph tiles
+        assert (25 < prior < 55) if d == "synth-colon" else prior < 20, (d, prior)
 
 
 def test_bad_config_is_rejected(tmp_path: Path):

@@ -32,6 +32,30 @@ def test_coarse_bins_and_float32_maps_match_sklearn_on_binned_scores():
     assert pxap(torch.from_numpy(maps), torch.from_numpy(masks), num_bins=10) == pytest.approx(ref, abs=1e-6)
 
 
+def test_saturated_maps_are_not_tied_with_the_top_bin():
+    """FG at exactly 1.0 (a saturated float32 softmax), BG at 0.9995: sklearn and wsolevaluation (its own bin
+    [1, 2) for values >= 1) give 100; one shared top bin [0.999, 1] would give the FG share, 30 here."""
+    maps = np.full((1, 10, 10), 0.9995)
+    masks = np.zeros((1, 10, 10), np.uint8)
+    maps[0, :, :3], masks[0, :, :3] = 1.0, 1  # 30 FG pixels at 1.0
+    maps[0, :, 3:4] = 1.0  # ... and 10 BG pixels at 1.0 too: precision 30/40 at the top threshold
+    ref = 100 * average_precision_score(masks.ravel(), maps.ravel())
+    assert ref == pytest.approx(75.0) and pxap(maps, masks) == pytest.approx(ref, abs=1e-9)
+    maps[0, :, 3:4] = 0.9995
+    assert pxap(maps, masks) == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_matches_sklearn_with_values_at_one(seed: int):
+    rng = np.random.default_rng(seed)
+    maps = rng.integers(0, B + 1, (4, 9, 9)) / B  # k / B for k = 0..B: 1.0 included
+    maps[:, 0, 0] = 1.0
+    masks = (rng.random(maps.shape) < maps).astype(np.uint8)
+    assert pxap(maps, masks) == pytest.approx(
+        100 * average_precision_score(masks.ravel(), maps.ravel()), abs=1e-6
+    )
+
+
 def test_edge_cases():
     rng = np.random.default_rng(0)
     maps = quantised(rng, (3, 8, 8))

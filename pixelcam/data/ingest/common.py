@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import io
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from pixelcam.data.errors import DatasetError
-from pixelcam.data.png import encode_png, read_image_file, read_mask_file
+from pixelcam.data.png import encode_png, read_mask_file
 from pixelcam.data.schema import Patch
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One image to ingest, before loading: where it was listed (`where`) is used in error messages."""
+    """One image to ingest, before loading: where it was listed (`where`) is used in error messages.
+    `also_valcl`: a valpx image that the protocol also counts in valcl (valpx is a subset of valcl)."""
 
     image_id: str
     image_path: Path
@@ -23,29 +26,46 @@ class Entry:
     label: int
     split: str
     where: str
+    also_valcl: bool = False
+
+
+def _png_rgb(raw: bytes, where: Path) -> tuple[np.ndarray, bool]:
+    """(the decoded RGB image, whether `raw` already is an 8-bit RGB PNG that can be stored as is)."""
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            keep = im.format == "PNG" and im.mode == "RGB"
+            return np.asarray(im.convert("RGB")), keep  # a full decode: truncated files fail here
+    except Exception as exc:  # PIL raises several types for corrupt data
+        raise DatasetError(f"{where}: cannot decode image ({exc})") from exc
 
 
 def load_patch(
     entry: Entry,
     domain: str,
     class_names: Sequence[str],
-    negative_means_empty: bool = True,
-    expected_size: tuple[int, int] | None = None,
+    roi_labels: Collection[int] | None = None,
+    expected_size: tuple[int, int, str] | None = None,
+    root: Path | None = None,
 ) -> Patch:
-    """Read, validate and PNG-encode one entry.
+    """Read, validate and PNG-encode one entry (an 8-bit RGB PNG keeps its bytes: no re-encoding).
 
-    A missing mask on a class-0 (normal) image means an all-background mask when `negative_means_empty`.
-    A mask whose size differs from its image, or an image whose size differs from `expected_size` (W, H),
-    is an error naming both files.
+    An image without a mask is all background when its class carries no ROI (`roi_labels`, default: every
+    class but 0), else it has no pixel labels. A mask whose size differs from its image, or an image whose
+    size differs from `expected_size` (W, H, where the folds state it), is an error naming the file that
+    states the wrong fact. `source_path` is kept relative to `root`, so the dataset does not depend on
+    where it was built.
     """
-    if not entry.image_path.is_file():
-        raise DatasetError(f"{entry.image_path}: image file not found (listed in {entry.where})")
-    image = read_image_file(str(entry.image_path))
+    roi = set(range(1, len(class_names))) if roi_labels is None else set(roi_labels)
+    try:
+        raw = entry.image_path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise DatasetError(f"{entry.image_path}: image file not found (listed in {entry.where})") from None
+    image, keep = _png_rgb(raw, entry.image_path)
     h, w = image.shape[:2]
-    if expected_size is not None and expected_size != (w, h):
+    if expected_size is not None and expected_size[:2] != (w, h):
         raise DatasetError(
-            f"{entry.image_path}: image is {w}x{h} but {entry.where} says "
-            f"{expected_size[0]}x{expected_size[1]}"
+            f"{expected_size[2]}: says {entry.image_id} is {expected_size[0]}x{expected_size[1]}, but "
+            f"{entry.image_path} is {w}x{h}"
         )
     mask = None
     if entry.mask_path is not None:
@@ -58,19 +78,23 @@ def load_patch(
                 f"{entry.image_path} is {w}x{h}"
             )
         mask = encode_png(m, compress_level=6)
-    elif entry.label == 0 and negative_means_empty:
+    elif entry.label not in roi:
         mask = encode_png(np.zeros((h, w), np.uint8), compress_level=6)
+    source = entry.image_path
+    if root is not None and entry.image_path.is_relative_to(root):
+        source = entry.image_path.relative_to(root)
     return Patch(
         image_id=entry.image_id,
         domain=domain,
         split=entry.split,
         label=entry.label,
         label_name=class_names[entry.label],
-        image=encode_png(image, compress_level=6),
+        image=raw if keep else encode_png(image, compress_level=6),
         mask=mask,
         height=h,
         width=w,
-        source_path=str(entry.image_path),
+        source_path=str(source),
+        in_valcl=entry.also_valcl,
     )
 
 
@@ -85,13 +109,18 @@ def check_unique(entries: Iterable[Entry]) -> None:
         seen[e.image_id] = e.where
 
 
-def require_masks(entries: Iterable[Entry], splits: Sequence[str] = ("valpx", "test")) -> None:
-    """Positive images in pixel-evaluated splits need a mask."""
+def require_masks(
+    entries: Iterable[Entry],
+    roi_labels: Collection[int] | None = None,
+    splits: Sequence[str] = ("valpx", "test"),
+) -> None:
+    """Images of a class with ROI (default: every class but 0) in pixel-evaluated splits need a mask."""
     for e in entries:
-        if e.split in splits and e.label > 0 and e.mask_path is None:
+        positive = e.label > 0 if roi_labels is None else e.label in roi_labels
+        if e.split in splits and positive and e.mask_path is None:
             raise DatasetError(
-                f"{e.where}: {e.image_id} is a positive image in split {e.split!r} but has no mask; "
-                f"pixel evaluation needs one"
+                f"{e.where}: {e.image_id} (class {e.label}, which has an ROI) is in split {e.split!r} "
+                f"without a mask; pixel evaluation needs one"
             )
 
 

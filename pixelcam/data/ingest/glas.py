@@ -1,8 +1,11 @@
 """GlaS (Warwick QU, 2015/2016 release): `train_N.bmp`, `train_N_anno.bmp`, `testA_*`, `testB_*`, `Grade.csv`.
 
-Classes benign (0) / malignant (1) from Grade.csv's "grade (GlaS)" column; gland annotations (instance labels)
-are binarised. Splits: testA + testB = test; from the train images, 3 per class go to valpx and a seeded,
-stratified fraction to valcl (DESIGN.md 2).
+Classes benign (0) / malignant (1); glands are annotated in benign and malignant images alike, so every class
+carries an ROI. Gland annotations (instance labels) are binarised. Two ways in:
+- `--folds DIR`: the public "WSOL done right" fold files as published (`ingest/folds.py`): the paper's split
+  (fold-0: train 67, valcl 18 including valpx 6 = 3 per class, test 80).
+- the release directory alone: classes from Grade.csv's "grade (GlaS)" column; testA + testB = test; from
+  the train images, 3 per class go to valpx and a seeded, stratified fraction to valcl (DESIGN.md 2).
 """
 
 from __future__ import annotations
@@ -14,8 +17,15 @@ import numpy as np
 
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.ingest.common import Entry, carve_validation, check_unique, require_masks
+from pixelcam.data.ingest.folds import Folds, read_folds
 
 CLASS_NAMES = ["benign", "malignant"]
+ROI_CLASSES = CLASS_NAMES  # glands are the ROI in both classes
+
+
+def glas_folds(root: Path, folds: Path, seed: int = 0, valpx_per_class: int = 3) -> Folds:
+    """The fold's entries with splits, declared sizes, class names (from encoding.yaml) and notes."""
+    return read_folds(root, folds, CLASS_NAMES, ROI_CLASSES, seed=seed, valpx_per_class=valpx_per_class)
 
 
 def glas_entries(
@@ -65,5 +75,5 @@ def glas_entries(
         )
     check_unique(entries)
     entries = carve_validation(entries, np.random.default_rng(seed), valpx_per_class, valcl_fraction, 2)
-    require_masks(entries)
+    require_masks(entries, roi_labels=range(len(CLASS_NAMES)))
     return entries

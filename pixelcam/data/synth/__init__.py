@@ -1,6 +1,8 @@
 """Synthetic histology domains (the embedded default dataset), deterministic for a seed.
 
-Each domain is a renderer `(rng, size, cancer) -> (rgb, roi_mask)` in `SYNTH_DOMAINS`; `generate_synthetic`
+Each domain (`SYNTH_DOMAINS`) is a renderer `(rng, size, cancer) -> (rgb, roi_mask)` with the ROI semantics of
+the real dataset it stands for (synth-colon ~ GlaS: glands in both classes; synth-lymph ~ CAMELYON16: ROI in
+tumour tiles only); `generate_synthetic`
 assigns splits ("WSOL done right": valpx = 3 pixel-labelled images per class) and writes a Parquet dataset.
 """
 
@@ -24,10 +26,22 @@ from pixelcam.data.writer import DatasetWriter
 from pixelcam.registry import Registry
 
 Renderer = Callable[[np.random.Generator, int, bool], tuple[np.ndarray, np.ndarray]]
-SYNTH_DOMAINS: Registry[Renderer] = Registry("synthetic domain")
-SYNTH_DOMAINS.register("synth-colon")(lambda: render_colon)
-SYNTH_DOMAINS.register("synth-lymph")(lambda: render_lymph)
 CLASS_NAMES = ["normal", "cancer"]
+
+
+@dataclass(frozen=True)
+class SynthDomain:
+    """A synthetic domain: its renderer and the ROI semantics of the real dataset it stands for."""
+
+    render: Renderer
+    roi_classes: tuple[str, ...]  # classes whose tiles carry an ROI
+    stands_for: str
+
+
+SYNTH_DOMAINS: Registry[SynthDomain] = Registry("synthetic domain")
+# GlaS: glands annotated in benign and malignant images; CAMELYON16: only tumour patches have an ROI.
+SYNTH_DOMAINS.register("synth-colon")(lambda: SynthDomain(render_colon, tuple(CLASS_NAMES), "GlaS"))
+SYNTH_DOMAINS.register("synth-lymph")(lambda: SynthDomain(render_lymph, ("cancer",), "CAMELYON16"))
 
 
 def list_synth_domains() -> list[str]:
@@ -85,7 +99,7 @@ def _domain_key(domain: str) -> int:
 def render_tile(domain: str, seed: int, index: int, size: int, cancer: bool) -> tuple[np.ndarray, np.ndarray]:
     """One tile, a pure function of (domain, seed, index, size, class)."""
     rng = np.random.default_rng([seed, _domain_key(domain), index, int(cancer)])
-    return SYNTH_DOMAINS.create(domain)(rng, size, cancer)
+    return SYNTH_DOMAINS.create(domain).render(rng, size, cancer)
 
 
 def _make_patches(tasks: list[tuple[str, int, str, int, str, int]]) -> list[Patch]:
@@ -146,7 +160,7 @@ def generate_synthetic(
     cfg.validate()
     with DatasetWriter(out, overwrite=overwrite) as writer:
         for d in cfg.domains:
-            writer.add_domain(d, CLASS_NAMES)
+            writer.add_domain(d, CLASS_NAMES, roi_classes=list(SYNTH_DOMAINS.create(d).roi_classes))
         for patch in iter_patches(cfg, workers=workers):
             writer.write(patch)
             if progress is not None:

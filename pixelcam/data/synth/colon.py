@@ -1,6 +1,7 @@
-"""`synth-colon`: colon-like mucosa, regular glands in pink stroma; cancer = a region of crowded, irregular,
-cribriform glands with stratified, enlarged nuclei (the ROI). Decoys in both classes: lymphoid aggregates
-(darker than the tumour) and tangentially cut solid gland nests (glands without a lumen)."""
+"""`synth-colon`, the GlaS stand-in: colon-like mucosa, regular glands in pink stroma; cancer = a region of
+crowded, irregular, cribriform glands with stratified, enlarged nuclei. As in GlaS, the ROI is the glands in
+both classes (benign glands and tumour glands alike): the class is the glandular architecture, not whether
+there are glands. Decoys: lymphoid aggregates (darker than the tumour, not glands) in both classes."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _gland_nuclei(
 
 
 def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(RGB uint8 (S, S, 3), ROI mask uint8 (S, S)) of one synthetic colon tile."""
+    """(RGB uint8 (S, S, 3), gland mask uint8 (S, S)) of one synthetic colon tile (glands in both classes)."""
     u = size / 128.0
     h = 0.06 + 0.06 * smooth_noise(rng, size, 6 * u)
     e = 0.28 + 0.30 * smooth_noise(rng, size, 4 * u) * smooth_noise(rng, size, 12 * u)
@@ -48,7 +49,8 @@ def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.
     small_y.append(rng.uniform(0, size, n))  # stromal nuclei
     small_x.append(rng.uniform(0, size, n))
 
-    roi = np.zeros((size, size), bool)
+    roi = np.zeros((size, size), bool)  # the tumour region (where tumour glands replace normal ones)
+    glands = np.zeros((size, size), bool)  # the ROI: every gland, normal or tumour, lumen included
     if cancer:
         cx, cy = rng.uniform(0.2, 0.8, 2) * size
         roi = blob_mask(rng, size, cx, cy, rng.uniform(0.2, 0.36) * size, roughness=0.45)
@@ -66,6 +68,7 @@ def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.
         solid_left -= solid
         lumen_frac = 0.0 if solid else rng.uniform(0.3, 0.42)
         epi = (r < 1.0) & (r >= lumen_frac)
+        glands[box] |= r < 1.0
         e[box][epi] = 0.20 + 0.08 * rng.random()  # pale mucin-rich epithelium (goblet cells)
         h[box][epi] += 0.05
         if lumen_frac > 0:
@@ -90,6 +93,7 @@ def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.
             theta = rng.uniform(0, np.pi)
             box, r = ellipse_radius(size, tx, ty, a, b, theta, wobble)
             epi = (r < 1.0) & roi[box]
+            glands[box] |= epi
             e[box][epi] = 0.42
             h[box][epi] += 0.10
             for _ in range(rng.integers(0, 4)):  # cribriform: small punched-out lumens
@@ -115,6 +119,7 @@ def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.
     if rng.random() < 0.5:  # lymphoid aggregate: the darkest structure, and benign
         ay, ax = rng.uniform(0.15, 0.85, 2) * size
         agg = blob_mask(rng, size, ax, ay, rng.uniform(9, 16) * u, roughness=0.3) & ~roi
+        glands &= ~agg  # the aggregate covers what lay beneath it
         ly, lx = jittered_grid(rng, size, 3.0 * u, jitter=0.4)
         sel = points_in(agg, ly, lx)
         h[agg] += 0.3
@@ -129,4 +134,4 @@ def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.
         pleo = rng.random(ty.size) < 0.5
         h += 0.95 * stamp_nuclei(size, ty[pleo], tx[pleo], 1.9 * u, sharpness=3.0)
         h += 1.05 * stamp_nuclei(size, ty[~pleo], tx[~pleo], 1.45 * u, sharpness=3.0)
-    return STAIN.render(h, e, rng), roi.astype(np.uint8)
+    return STAIN.render(h, e, rng), glands.astype(np.uint8)

@@ -29,7 +29,8 @@ def test_camelyon16_draws_valpx_from_valcl_by_seed(tmp_path: Path):
     ingest("camelyon16", tmp_path / "c", seed=2, **kw)
     a, b, c = (open_dataset(tmp_path / x) for x in "abc")
     assert a.counts("camelyon16")["valpx"] == {"normal": 6, "tumor": 6}
-    assert a.counts("camelyon16")["valcl"] == {"normal": 2, "tumor": 2}
+    # valpx is drawn from valcl and stays in it (the protocol: valpx is a subset of valcl)
+    assert a.counts("camelyon16")["valcl"] == {"normal": 8, "tumor": 8}
     ids = {
         x: set(d.read_table(splits=["valpx"]).column("image_id").to_pylist())
         for x, d in zip("abc", (a, b, c))
@@ -54,12 +55,12 @@ def _edit(path: Path, old: str, new: str) -> None:
         ),
         (
             lambda f, r: _edit(f / "valcl/image_sizes.txt", "16,16", "512,512"),
-            r"image is 16x16 but .* says 512x512",
+            r"valcl/image_sizes.txt:1: says patches/normal/valcl_0.png is 512x512, but .* is 16x16",
         ),
         (
             lambda f, r: _edit(f / "test/localization.txt", "masks/test_0.png", ""),
-            r"test/image_ids.txt:2: camelyon16/patches/tumor/test_0.png is a positive image in split 'test' "
-            r"but has no mask",
+            r"test/image_ids.txt:2: patches/tumor/test_0.png \(class 1, which has an ROI\) is in split 'test' "
+            r"without a mask",
         ),
         (
             lambda f, r: [
@@ -69,7 +70,7 @@ def _edit(path: Path, old: str, new: str) -> None:
                     ("class_labels.txt", "patches/normal/train_0.png,0\n"),
                 )
             ],
-            r"duplicate image 'camelyon16/patches/normal/train_0.png': listed in .*train/image_ids.txt:1 "
+            r"duplicate image 'patches/normal/train_0.png': listed in .*train/image_ids.txt:1 "
             r"and in "
             r".*valcl/image_ids.txt:17",
         ),

@@ -1,0 +1,61 @@
+"""Stand-in images and masks at exactly the paths the public fold files in `../shared/real-folds/` list, at
+the sizes their sizes files state, so the published files can be ingested as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REAL_FOLDS = Path(__file__).resolve().parents[4] / "shared" / "real-folds"
+GLAS_FOLDS = sorted((REAL_FOLDS / "GLAS").glob("fold-*"))
+CAMELYON_FOLDS = sorted((REAL_FOLDS / "CAMELYON512").glob("fold-*"))
+SIZE_FILES = ("image_sizes.txt", "images_size.txt")
+
+
+def lines(path: Path) -> list[list[str]]:
+    return [line.split(",") for line in path.read_text().splitlines() if line.strip()]
+
+
+def listed(fold: Path) -> tuple[dict[str, tuple[int, int]], dict[str, str | None]]:
+    """Every image the fold lists with its stated (W, H), and its mask path (None: no ROI)."""
+    sizes, masks = {}, {}
+    for split in fold.iterdir():
+        if not split.is_dir():
+            continue
+        size_file = next(split / n for n in SIZE_FILES if (split / n).is_file())
+        sizes.update({p[0]: (int(p[1]), int(p[2])) for p in lines(size_file)})
+        for p in lines(split / "localization.txt"):
+            masks[p[0]] = p[1] if len(p) > 1 and p[1] not in ("", "None") else None
+    return sizes, masks
+
+
+def build_stand_ins(root: Path, folds: list[Path]) -> Path:
+    """Write an image (BMP for GlaS, PNG otherwise) and its mask for every path the folds list."""
+    done: set[str] = set()
+    for fold in folds:
+        sizes, masks = listed(fold)
+        for k, (rel, (w, h)) in enumerate(sorted(sizes.items())):
+            if rel in done:
+                continue
+            done.add(rel)
+            img = np.empty((h, w, 3), np.uint8)
+            img[:] = (180 + k % 50, 120 + k % 70, 170)  # flat tiles: cheap to write and to encode
+            img[h // 4 : h // 2, w // 4 : w // 2] = (90, 40, 120)
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(path, compress_level=1) if path.suffix == ".png" else Image.fromarray(
+                img
+            ).save(path)
+            if masks.get(rel):
+                m = np.zeros((h, w), np.uint8)
+                m[h // 4 : h // 2, w // 4 : w // 2] = (
+                    255 if path.suffix == ".png" else 3
+                )  # GlaS: instance ids
+                mp = root / masks[rel]
+                mp.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(m).save(mp, compress_level=1) if mp.suffix == ".png" else Image.fromarray(
+                    m
+                ).save(mp)
+    return root
