@@ -3,9 +3,10 @@
 Thresholds are t_k = k / B for k = 0..B. A map value s < 1 falls in bin floor(s * B); a value >= 1 has a bin
 of its own (B), as in wsolevaluation (whose last bins are [1, 2) and [2, 3]): a saturated map (PixelCAM's
 float32 softmax is exactly 1.0 once the logit gap is >= 17; every min-max map has its maximum at 1.0) is not
-tied with values in [1 - 1/B, 1). A pixel is predicted foreground at threshold t_k when its bin is >= k. Summing the foreground and background histograms
-over all images (and DDP ranks) gives TP_k and FP_k by reverse cumulative sums, and
-AP = sum_k precision_k * (recall_k - recall_{k+1}) in percent -- sklearn's step-wise AP on the quantised maps.
+tied with values in [1 - 1/B, 1). A pixel is predicted foreground at threshold t_k when its bin is >= k.
+Summing the foreground and background histograms over all images (and DDP ranks) gives TP_k and FP_k by
+reverse cumulative sums, and AP = sum_k precision_k * (recall_k - recall_{k+1}) in percent -- sklearn's
+step-wise AP on the quantised maps.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def binned(scoremap: torch.Tensor, num_bins: int) -> torch.Tensor:
 class PxAP:
     """Streaming PxAP: `update(maps, masks)` per batch, `compute()` at the end.
 
-    State: `fg` and `bg`, int64 histograms of length `num_bins + 1` (the last: values >= 1); states add (`merge`, `+`), which is all
-    DDP needs (`sync()` all-reduces them when torch.distributed is initialised).
+    State: `fg` and `bg`, int64 histograms of length `num_bins + 1` (the last: values >= 1); states add
+    (`merge`, `+`), which is all DDP needs (`sync()` all-reduces them when torch.distributed is initialised).
     """
 
     def __init__(self, num_bins: int = 1000, device: torch.device | str | None = None) -> None:

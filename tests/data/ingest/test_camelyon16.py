@@ -59,8 +59,8 @@ def _edit(path: Path, old: str, new: str) -> None:
         ),
         (
             lambda f, r: _edit(f / "test/localization.txt", "masks/test_0.png", ""),
-            r"test/image_ids.txt:2: patches/tumor/test_0.png \(class 1, which has an ROI\) is in split 'test' "
-            r"without a mask",
+            r"test/image_ids.txt:2: patches/tumor/test_0.png \(class 1, which has an ROI\) is in split "
+            r"'test' without a mask",
         ),
         (
             lambda f, r: [
