@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -25,10 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = dsub.add_parser("synth", help="generate the bundled synthetic histology domains")
     s.add_argument("--out", required=True, help="dataset directory to create")
     s.add_argument("--domains", nargs="+", help="synthetic domains (default: synth-colon synth-lymph)")
-    s.add_argument("--per-class", type=int, default=150, help="images per class and domain (default 150)")
-    s.add_argument("--size", type=int, default=128, help="tile size in pixels (default 128)")
+    s.add_argument(
+        "--per-class", type=positive_int, default=150, help="images per class and domain (default 150)"
+    )
+    s.add_argument("--size", type=positive_int, default=128, help="tile size in pixels (default 128)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
+    s.add_argument(
+        "--workers", type=positive_int, default=None, help="rendering processes (default: all cores)"
+    )
     s.add_argument("--overwrite", action="store_true", help="replace an existing dataset directory")
     s.set_defaults(fn=commands.cmd_synth)
 
@@ -40,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = dsub.add_parser("preview", help="write a PNG grid of example patches with their ROI outlined")
     v.add_argument("dir")
     v.add_argument("--out", required=True, help="PNG file to write")
-    v.add_argument("--per-class", type=int, default=4)
+    v.add_argument("--per-class", type=positive_int, default=4)
     v.set_defaults(fn=commands.cmd_preview)
 
     mg = dsub.add_parser("merge", help="combine datasets (e.g. glas + camelyon16) into one for OOD studies")
@@ -100,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     tcommon.add_argument("--storage", help="where runs and checkpoints go (default: runs/)")
     tcommon.add_argument("--data", help="dataset directory (overrides the config)")
     tcommon.add_argument("--source", help="source domain (overrides the config)")
-    tcommon.add_argument("--epochs", type=int)
-    tcommon.add_argument("--num-workers", type=int, dest="num_workers")
+    tcommon.add_argument("--epochs", type=positive_int)
+    tcommon.add_argument("--num-workers", type=positive_int, dest="num_workers")
     tcommon.add_argument("--seed", type=int)
     b = tsub.add_parser("baseline", parents=[tcommon], help="CAM, DeepMIL, GradCAM++, LayerCAM or SAT")
     b.set_defaults(fn=commands.cmd_train)
@@ -140,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True, help="checkpoint dir or run dir (its selected checkpoint)")
     e.add_argument("--data", required=True, help="dataset directory")
     e.add_argument("--domains", nargs="+", help="target domains (default: all in the dataset)")
-    e.add_argument("--split", default="test")
-    e.add_argument("--batch-size", type=int, default=32, dest="batch_size")
+    e.add_argument("--split", default="test", choices=["train", "valcl", "valpx", "test"])
+    e.add_argument("--batch-size", type=positive_int, default=32, dest="batch_size")
     e.add_argument("--json", help="also write the report as JSON here")
     e.set_defaults(fn=commands.cmd_evaluate)
 
@@ -155,18 +160,44 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument(  # checked against the stain-transform registry when the command runs (fast --help)
         "--stain", default="reinhard", help="stain transform: reinhard (default), macenko or hed"
     )
-    sw.add_argument("--levels", type=int, default=10)
+    sw.add_argument("--levels", type=positive_int, default=10)
     sw.add_argument("--max-strength", type=float, default=1.0, dest="max_strength")
-    sw.add_argument("--fit-images", type=int, default=64, dest="fit_images")
+    sw.add_argument("--fit-images", type=positive_int, default=64, dest="fit_images")
     sw.add_argument("--json", help="also write the report as JSON here")
     sw.set_defaults(fn=commands.cmd_stain_sweep)
     return p
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that `with` blocks clean up (no half-written output)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.fn(args)
+    except KeyboardInterrupt:
+        print("pixelcam: interrupted (Ctrl-C); nothing half-written was kept", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("pixelcam: terminated (SIGTERM); nothing half-written was kept", file=sys.stderr)
+        return 143
     except USER_ERRORS as exc:
         print(f"pixelcam: error: {exc}", file=sys.stderr)
         return 2

@@ -10,10 +10,37 @@ import time
 from pixelcam.errors import ConfigError
 
 
+class _LineProgress:
+    """Progress for logs (stderr not a terminal): one line per 10 %, instead of a bar that vanishes."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.done, self.shown, self.start = total, desc, 0, -1, time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        tenth = 10 * self.done // max(self.total, 1)
+        if tenth > self.shown:
+            self.shown = tenth
+            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+            print(f"{self.desc}: {self.done}/{self.total} ({rate:.0f} img/s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 def _progress(total: int, desc: str):
+    """A tqdm bar on a terminal, periodic one-line progress in logs."""
+    if not sys.stderr.isatty():
+        return _LineProgress(total, desc)
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img", disable=None, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -127,12 +154,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def _check_output(path: str | None, flag: str = "--json") -> None:
+    """Before any work: an output file must be writable where asked (not a directory, parent existing)."""
+    from pathlib import Path
 
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{flag} {path}: is a directory; give a file name such as {p / 'report.json'}")
+    if not p.parent.is_dir():
+        raise ConfigError(f"{flag} {path}: the directory {p.parent} does not exist")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelcam.evaluation.evaluate import evaluate, format_table
 
+    _check_output(args.json)
     report = evaluate(args.checkpoint, args.data, args.domains, split=args.split, batch_size=args.batch_size)
     print(format_table(report))
+    for warning in report.get("warnings", []):
+        print(f"pixelcam: warning: {warning}", file=sys.stderr)
     if args.json:
         from pathlib import Path
 
@@ -146,6 +188,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_stain_sweep(args: argparse.Namespace) -> int:
     from pixelcam.evaluation.stain_sweep import format_sweep, stain_sweep
 
+    _check_output(args.json)
     try:
         report = stain_sweep(
             args.checkpoint,
@@ -179,7 +222,11 @@ def cmd_study(args: argparse.Namespace) -> int:
         )
     else:
         directory, _, spec = resume_study(args.dir)
+    from pixelcam.study.context import StudyState
     from pixelcam.tracking import tracking_uri
+
+    experiments = StudyState(directory / "state.json")["experiments"]
+    failed = sorted(k for k, rec in experiments.items() if rec.get("status") != "ok")
 
     print(f"study directory: {directory} (ood.json, ood.csv)")
     if (directory / "dashboard.html").is_file():
@@ -189,6 +236,12 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"MLflow: open {uri} (experiment {spec.mlflow_experiment()})")
     else:
         print(f"MLflow: mlflow ui --backend-store-uri {uri}")
+    if failed:
+        print(
+            f"pixelcam: error: no successful trial in {len(failed)} experiment(s): {', '.join(failed)}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -162,4 +162,5 @@ def load_config(path: str | os.PathLike, **overrides: Any) -> TrainConfig:
     where = str(path)
     raw = read_yaml(path)
     cfg = TrainConfig.from_dict(raw if raw is not None else {}, where=where)
-    return cfg.replace(where, **overrides).validate(where=where)
+    # a bad command-line value is the command line's fault, not the file's
+    return cfg.replace("command line", **overrides).validate(where=where)

@@ -96,7 +96,7 @@ def _bounds(cls: type[BaseModel], loc: tuple) -> str:
     """A field's numeric constraints as text: `> 0`, `>= 1`, or an interval `in (0, 1]`."""
     field = _field(cls, loc)
     found: dict[str, Any] = {}
-    for m in getattr(field, "metadata", []) if field is not None else []:
+    for m in _constraints(field):
         for k in ("gt", "ge", "lt", "le"):
             if getattr(m, k, None) is not None:
                 found[k] = getattr(m, k)
@@ -109,6 +109,19 @@ def _bounds(cls: type[BaseModel], loc: tuple) -> str:
     if hi:
         return f"{'<' if hi[1] == ')' else '<='} {hi[0]:g}"
     return "in range"
+
+
+def _constraints(field: Any) -> list[Any]:
+    """A field's constraint objects, also those inside an optional (`Annotated[int, Field(ge=1)] | None`)."""
+    import typing
+
+    if field is None:
+        return []
+    items = list(field.metadata)
+    for arg in typing.get_args(field.annotation):
+        items += list(getattr(arg, "__metadata__", ()))
+        items += [c for m in getattr(arg, "__metadata__", ()) for c in getattr(m, "metadata", [])]
+    return items
 
 
 def _field(cls: type[BaseModel], loc: tuple):

@@ -14,7 +14,7 @@ from pathlib import Path
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.reader import open_dataset
 from pixelcam.data.schema import MANIFEST, SCHEMA_VERSION
-from pixelcam.data.writer import file_sha256, manifest_hash
+from pixelcam.data.writer import check_replaceable, file_sha256, manifest_hash
 
 
 def merge_datasets(
@@ -24,8 +24,7 @@ def merge_datasets(
     out = Path(out)
     if len(inputs) < 2:
         raise DatasetError(f"merge needs at least two datasets, got {len(inputs)}")
-    if out.exists() and not overwrite:
-        raise DatasetError(f"{out}: already exists; pass --overwrite to replace it")
+    check_replaceable(out, overwrite)
     owners: dict[str, Path] = {}
     sets = [open_dataset(p) for p in inputs]
     for ds in sets:

@@ -19,13 +19,22 @@ def encode_png(array: np.ndarray, compress_level: int = 3) -> bytes:
     return buf.getvalue()
 
 
+def decode_reason(exc: Exception) -> str:
+    """Why PIL could not read some bytes, without the in-memory buffer's repr PIL puts in its message."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image format PIL reads"
+    return str(exc).split(" <_io.BytesIO", 1)[0] or type(exc).__name__
+
+
 def decode_image(data: bytes, where: str = "image") -> np.ndarray:
     """(H, W, 3) uint8 RGB from encoded image bytes (any format PIL reads)."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             return np.asarray(im.convert("RGB"))
     except Exception as exc:  # PIL raises several types for corrupt data
-        raise DatasetError(f"{where}: cannot decode image ({exc})") from exc
+        raise DatasetError(f"{where}: cannot decode image ({decode_reason(exc)})") from exc
 
 
 def decode_mask(data: bytes, where: str = "mask") -> np.ndarray:
@@ -34,7 +43,7 @@ def decode_mask(data: bytes, where: str = "mask") -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             arr = np.asarray(im.convert("L") if im.mode not in ("L", "1", "P", "I", "I;16") else im)
     except Exception as exc:
-        raise DatasetError(f"{where}: cannot decode mask ({exc})") from exc
+        raise DatasetError(f"{where}: cannot decode mask ({decode_reason(exc)})") from exc
     return (arr > 0).astype(np.uint8)
 
 

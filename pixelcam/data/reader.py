@@ -159,6 +159,32 @@ def _file_batches(
             yield rb if columns is None else rb.select(list(columns))
 
 
+def _check_manifest(manifest: object, where: str) -> None:
+    """The manifest's shape, so that a hand-edited or foreign file fails with its name, not a KeyError."""
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{where}: expected a JSON object with schema_version, hash and domains")
+    domains = manifest.get("domains")
+    if not isinstance(domains, dict) or not isinstance(manifest.get("hash"), str):
+        raise DatasetError(f"{where}: expected 'hash' (text) and 'domains' (an object of domains)")
+    for name, info in domains.items():
+        need = ("class_names", "counts", "files")
+        if not isinstance(info, dict) or any(k not in info for k in need):
+            raise DatasetError(f"{where}: domains.{name}: expected an object with {list(need)}")
+
+
+def verify_manifest_hash(ds: PatchDataset) -> None:
+    """DatasetError when the manifest's top-level hash (the one logged with every run) does not match its
+    domains' recorded content: a hand-edited or swapped manifest."""
+    from pixelcam.data.writer import manifest_hash
+
+    expected = manifest_hash(ds.manifest["domains"])
+    if ds.manifest["hash"] != expected:
+        raise DatasetError(
+            f"{ds.location}/{MANIFEST}: hash {ds.manifest['hash'][:12]} does not match the recorded content "
+            f"({expected[:12]}): the manifest was changed after the dataset was written"
+        )
+
+
 def as_dataset(data: PatchDataset | str | os.PathLike) -> PatchDataset:
     """An opened dataset as is; a path or URI opened (the edges of the API take either)."""
     return data if isinstance(data, PatchDataset) else open_dataset(data)
@@ -170,6 +196,8 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
         return _open_remote(str(path), verify)
     root = Path(path)
     mpath = root / MANIFEST
+    if not root.exists():
+        raise DatasetError(f"{root}: no such dataset directory")
     if not mpath.is_file():
         raise DatasetError(
             f"{root}: not a pixelcam dataset ({MANIFEST} missing); create one with `pixelcam data synth` "
@@ -179,6 +207,7 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
         manifest = json.loads(mpath.read_text())
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{mpath}: not valid JSON ({exc})") from exc
+    _check_manifest(manifest, str(mpath))
     version = manifest.get("schema_version")
     if version not in READABLE_VERSIONS:
         raise DatasetError(
@@ -203,7 +232,10 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
 
                 if file_sha256(f) != sha:
                     raise DatasetError(f"{f}: content changed since it was written (SHA-256 mismatch)")
-    return PatchDataset(root=root, manifest=manifest)
+    ds = PatchDataset(root=root, manifest=manifest)
+    if verify:
+        verify_manifest_hash(ds)
+    return ds
 
 
 def _open_remote(uri: str, verify: bool) -> PatchDataset:
@@ -220,6 +252,7 @@ def _open_remote(uri: str, verify: bool) -> PatchDataset:
         raise DatasetError(f"{uri}: not a pixelcam dataset ({MANIFEST} missing)") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise DatasetError(f"{uri}/{MANIFEST}: cannot be read ({exc})") from exc
+    _check_manifest(manifest, f"{uri}/{MANIFEST}")
     if manifest.get("schema_version") not in READABLE_VERSIONS:
         raise DatasetError(
             f"{uri}/{MANIFEST}: schema_version {manifest.get('schema_version')!r}, this pixelcam reads "

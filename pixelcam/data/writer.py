@@ -59,8 +59,7 @@ class DatasetWriter:
 
     def __enter__(self) -> DatasetWriter:
         remove_stale_temporaries(self.out)  # left by a killed earlier write of the same dataset
-        if self.out.exists() and not self.overwrite:
-            raise DatasetError(f"{self.out}: already exists; pass --overwrite to replace it")
+        check_replaceable(self.out, self.overwrite)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(self.out), dir=self.out.parent))
         self._tmp.chmod(0o755)  # mkdtemp makes 0700; a dataset is shared like any directory
@@ -198,6 +197,19 @@ class DatasetWriter:
                 w.close()
             if self._tmp is not None and self._tmp.exists():
                 shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def check_replaceable(out: Path, overwrite: bool) -> None:
+    """A dataset may be written at `out` when nothing is there, or (with `overwrite`) a pixelcam dataset is:
+    `--overwrite` never replaces a file or a directory that is not a dataset."""
+    out = Path(out)
+    if not out.exists() and not out.is_symlink():
+        return
+    if not overwrite:
+        raise DatasetError(f"{out}: already exists; pass --overwrite to replace it")
+    if out.is_symlink() or not out.is_dir() or not (out / MANIFEST).is_file():
+        what = "a file" if out.is_file() else "a directory that is not a pixelcam dataset (no manifest.json)"
+        raise DatasetError(f"{out}: is {what}; --overwrite only replaces a dataset, choose another --out")
 
 
 def row_digest(patch: Patch) -> str:

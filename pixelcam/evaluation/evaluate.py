@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from pixelcam.data.reader import PatchDataset, as_dataset
+from pixelcam.errors import CheckpointError
 from pixelcam.metrics import confusion_rates
 from pixelcam.train.checkpoint import load_checkpoint
 from pixelcam.train.data import check_splits, iter_split
@@ -37,13 +38,21 @@ def evaluate(
     ds = as_dataset(data)
     domains = list(domains) if domains else ds.domains
     tau = float(ck.meta["tau"])
+    warnings = []
+    trained_on = ck.meta.get("dataset_hash")
+    if trained_on and trained_on != ds.hash:
+        warnings.append(
+            f"{ds.location} (hash {ds.hash[:12]}) is not the dataset {ck.path} was trained and selected on "
+            f"(hash {trained_on[:12]}): tau and any in-domain reading come from other data"
+        )
     results = {}
     for domain in domains:
         check_splits(ds, domain, (split,), where="target")
         names = ds.class_names(domain)
         if len(names) != len(ck.meta["class_names"]):
-            raise ValueError(
-                f"domain {domain!r} has classes {names}, the checkpoint {ck.meta['class_names']}"
+            raise CheckpointError(
+                f"{ck.path}: trained on classes {ck.meta['class_names']}, but domain {domain!r} of "
+                f"{ds.location} has {len(names)}: {names}"
             )
         px, acc = evaluate_batches(
             model, iter_split(ds, domain, split, ck.meta["resize"], batch_size), device, num_bins
@@ -61,6 +70,7 @@ def evaluate(
         "normalization": ck.meta.get("normalization", "minmax"),
         "dataset_hash": ds.hash,
         "results": results,
+        "warnings": warnings,
     }
 
 

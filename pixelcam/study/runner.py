@@ -9,6 +9,7 @@ again: every step skips the work the state records as done, and unfinished Tune 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,13 @@ def resume_study(
     d = Path(directory).resolve()
     if not (d / SPEC_FILE).is_file() or not (d / STATE_FILE).is_file():
         raise StudyError(f"{d}: not a study directory ({SPEC_FILE} and {STATE_FILE} expected)")
+    # Resuming unpickles Ray Tune's state (tuner.pkl) from this directory: it must be trusted like code.
+    owner, me = d.stat().st_uid, os.getuid()
+    if owner != me:
+        raise StudyError(
+            f"{d}: owned by uid {owner}, not by you (uid {me}); resuming loads pickled Tune state from "
+            f"it, so only a study directory you own (trusted like code) is resumed"
+        )
     try:
         spec = spec_from_dict(yaml.safe_load((d / SPEC_FILE).read_text()), str(d / SPEC_FILE))
     except ConfigError as exc:

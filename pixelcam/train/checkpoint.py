@@ -41,13 +41,22 @@ class LoadedCheckpoint:
     def build_model(self) -> WSOLModel:
         """The model with its weights loaded (in eval mode, on CPU)."""
         m = self.meta
-        model = create_wsol_model(
-            m["method"],
-            m["backbone"],
-            num_classes=len(m["class_names"]),
-            **model_kwargs(m["method"], m.get("model_kwargs", m)),  # older checkpoints: the keys at top level
-        )
-        model.load_state_dict(self.model_state)
+        try:
+            model = create_wsol_model(
+                m["method"],
+                m["backbone"],
+                num_classes=len(m["class_names"]),
+                **model_kwargs(m["method"], m.get("model_kwargs", m)),  # older checkpoints: keys at top level
+            )
+            model.load_state_dict(self.model_state)
+        except KeyError as exc:
+            raise CheckpointError(f"{self.path / META_FILE}: {exc.args[0]}") from None
+        except RuntimeError as exc:  # the weights are of another method, backbone or class count
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(
+                f"{self.path}: the weights do not fit {m['method']} on {m['backbone']} with "
+                f"{len(m['class_names'])} classes, as {META_FILE} says ({first})"
+            ) from None
         return model.eval()
 
 
@@ -93,8 +102,7 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
     if (p / META_FILE).is_file():
         return p
     if (p / SELECTED_FILE).is_file():
-        sel = json.loads((p / SELECTED_FILE).read_text())
-        return resolve_checkpoint_dir(sel["checkpoint"])
+        return resolve_checkpoint_dir(selected_checkpoint(p, read_selected(p)))
     if not p.exists():
         raise CheckpointError(f"{p}: no such checkpoint or run directory")
     raise CheckpointError(
@@ -118,6 +126,24 @@ def resolve_pseudo_label_source(ref: str) -> Path:
     return resolve_checkpoint_dir(found)
 
 
+def read_selected(run_dir: Path) -> dict[str, Any]:
+    """A run directory's `selected.json`; CheckpointError naming it when it is not what a run writes."""
+    f = Path(run_dir) / SELECTED_FILE
+    try:
+        sel = json.loads(f.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{f}: cannot be read as JSON ({exc})") from None
+    if not isinstance(sel, dict) or not isinstance(sel.get("checkpoint"), str):
+        raise CheckpointError(f"{f}: expected an object whose 'checkpoint' names the selected checkpoint")
+    return sel
+
+
+def selected_checkpoint(run_dir: Path, sel: dict[str, Any]) -> Path:
+    """The selected checkpoint's directory: stored relative to the run directory (so a moved run directory
+    still resolves), or absolute in runs written before."""
+    return Path(run_dir) / sel["checkpoint"]
+
+
 def latest_meta(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """Meta of a run directory's latest complete checkpoint (`epoch_NNN/meta.json`), None before the first."""
     epochs = sorted(p for p in Path(run_dir).glob("epoch_*") if (p / META_FILE).is_file())
@@ -129,7 +155,8 @@ def selected_in_run(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     early, e.g. by ASHA after its last report) the best epoch recorded in its latest checkpoint."""
     d = Path(run_dir)
     if (d / SELECTED_FILE).is_file():
-        return json.loads((d / SELECTED_FILE).read_text())
+        sel = read_selected(d)
+        return {**sel, "checkpoint": str(selected_checkpoint(d, sel))}
     latest = latest_meta(d)
     if latest is None:
         return None

@@ -9,6 +9,7 @@ pick the selected checkpoint and record it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +91,11 @@ def train(
         raise TrainError(f"{run_dir} exists: pass --resume to continue that run, or choose another --name")
     if resume and not run_dir.exists():
         raise TrainError(f"{run_dir}: nothing to resume (no such run directory)")
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     init_ray()
     need = worker_resources(cfg, ray.cluster_resources())
     check_schedulable(need, cfg.num_workers, ray.cluster_resources())
+    run_dir.mkdir(parents=True, exist_ok=True)  # only once the run can be scheduled
 
     uri, run_id = (
         open_run(cfg, run_dir, ds, resume, kind, parent_run_id, extra_tags, mlflow_uri)
@@ -195,7 +196,7 @@ def _selected(result: Any, run_dir: Path) -> TrainResult:
     write_json_atomic(
         run_dir / SELECTED_FILE,
         {
-            "checkpoint": str(path),
+            "checkpoint": os.path.relpath(path, run_dir),  # relative: the run directory can move
             "epoch": sel.epoch,
             "metrics": sel.metrics,
             "tau": sel.tau,

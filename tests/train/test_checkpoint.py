@@ -12,6 +12,7 @@ from pixelcam.train.checkpoint import (
     resolve_checkpoint_dir,
     resolve_pseudo_label_source,
     save_checkpoint,
+    selected_in_run,
 )
 
 
@@ -47,6 +48,26 @@ def test_run_directory_resolves_through_selected_json(tmp_path: Path):
     )
     assert resolve_checkpoint_dir(tmp_path / "run") == tmp_path / "run" / "epoch_001"
     assert load_checkpoint(tmp_path / "run").method == "cam"
+
+
+def test_selected_json_is_relative_so_a_moved_run_directory_still_resolves(tmp_path: Path):
+    model = create_wsol_model("cam", "resnet10t")
+    save_checkpoint(tmp_path / "run" / "epoch_001", model, meta("cam"))
+    (tmp_path / "run" / "selected.json").write_text(json.dumps({"checkpoint": "epoch_001", "tau": 0.5}))
+    (tmp_path / "run").rename(tmp_path / "moved")
+    assert resolve_checkpoint_dir(tmp_path / "moved") == tmp_path / "moved" / "epoch_001"
+    assert selected_in_run(tmp_path / "moved")["checkpoint"] == str(tmp_path / "moved" / "epoch_001")
+    (tmp_path / "moved" / "selected.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"selected.json: cannot be read as JSON"):
+        resolve_checkpoint_dir(tmp_path / "moved")
+
+
+def test_weights_of_another_model_are_named(tmp_path: Path):
+    save_checkpoint(
+        tmp_path / "c", create_wsol_model("cam", "resnet10t"), {**meta("cam"), "method": "deepmil"}
+    )
+    with pytest.raises(CheckpointError, match=r"the weights do not fit deepmil on resnet10t with 2 classes"):
+        load_checkpoint(tmp_path / "c").build_model()
 
 
 def test_bad_references(tmp_path: Path):

@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pixelcam.data.errors import DatasetError
 from pixelcam.data.ingest.camelyon16 import CLASS_NAMES as CAMELYON_CLASSES
 from pixelcam.data.ingest.camelyon16 import ROI_CLASSES as CAMELYON_ROI
 from pixelcam.data.ingest.camelyon16 import camelyon16_folds
@@ -81,6 +82,9 @@ def _camelyon16(root: str, folds: str, seed: int = 0, domain: str = "camelyon16"
 @INGEST_FORMATS.register("folder")
 def _folder(root: str, labels: str, domain: str, classes: str = "normal,cancer") -> IngestSource:
     names = [c.strip() for c in classes.split(",") if c.strip()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if len(names) < 2 or repeated:
+        raise DatasetError(f"--classes {classes!r}: expected two or more distinct names, label 0 first")
     return IngestSource(domain, names, folder_entries(Path(root), Path(labels), names), root=Path(root))
 
 

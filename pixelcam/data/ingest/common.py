@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from pixelcam.data.errors import DatasetError
-from pixelcam.data.png import encode_png, read_mask_file
+from pixelcam.data.png import decode_reason, encode_png, read_mask_file
 from pixelcam.data.schema import Patch
 
 
@@ -36,7 +37,7 @@ def _png_rgb(raw: bytes, where: Path) -> tuple[np.ndarray, bool]:
             keep = im.format == "PNG" and im.mode == "RGB"
             return np.asarray(im.convert("RGB")), keep  # a full decode: truncated files fail here
     except Exception as exc:  # PIL raises several types for corrupt data
-        raise DatasetError(f"{where}: cannot decode image ({exc})") from exc
+        raise DatasetError(f"{where}: cannot decode image ({decode_reason(exc)})") from exc
 
 
 def load_patch(
@@ -98,15 +99,38 @@ def load_patch(
     )
 
 
+def listed_path(root: Path, rel: str, where: str, what: str = "image") -> tuple[str, Path]:
+    """(normalised relative path, file) of a path a list names; DatasetError when it is absolute or leads
+    outside `root` (`../`, a symlink out): a list file must not make the ingest read anything else."""
+    norm = os.path.normpath(rel)
+    resolved_root = root.resolve()
+    target = (root / norm).resolve()
+    if os.path.isabs(rel) or not target.is_relative_to(resolved_root):
+        raise DatasetError(
+            f"{where}: {what} path {rel!r} leads outside --root {root}; listed paths must stay inside it"
+        )
+    return norm, root / norm
+
+
 def check_unique(entries: Iterable[Entry]) -> None:
-    """DatasetError naming both places when an image id appears twice."""
+    """DatasetError naming both places when an image is listed twice: the same id, or two spellings of one
+    file (`./img/x.png` and `img/x.png`, a symlink), which would leak an image between splits."""
     seen: dict[str, str] = {}
+    files: dict[Path, tuple[str, str]] = {}
     for e in entries:
         if e.image_id in seen:
             raise DatasetError(
                 f"duplicate image {e.image_id!r}: listed in {seen[e.image_id]} and in {e.where}"
             )
         seen[e.image_id] = e.where
+        real = e.image_path.resolve()
+        if real in files:
+            first_id, first_where = files[real]
+            raise DatasetError(
+                f"duplicate image: {e.image_id!r} ({e.where}) and {first_id!r} ({first_where}) are the same "
+                f"file {real}"
+            )
+        files[real] = (e.image_id, e.where)
 
 
 def require_masks(

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from pixelcam.data.errors import DatasetError
-from pixelcam.data.ingest.common import Entry, check_unique, require_masks
+from pixelcam.data.ingest.common import Entry, check_unique, listed_path, require_masks
 
 FOLD_SPLITS = ("train", "valcl", "valpx", "test")
 SIZE_FILES = ("image_sizes.txt", "images_size.txt")
@@ -97,13 +97,14 @@ def _split(root: Path, fold: Path, split: str, class_names: list[str]):
         if path not in labels:
             raise DatasetError(f"{where}: {path} has no line in {fold / 'class_labels.txt'}")
         lwhere, raw = labels[path]
-        label = int(raw) if raw.isdigit() and int(raw) < len(class_names) else -1
+        label = int(raw) if raw.isascii() and raw.isdecimal() and int(raw) < len(class_names) else -1
         if label < 0:
             expected = ", ".join(f"{i} ({n})" for i, n in enumerate(class_names))
             raise DatasetError(f"{lwhere}: unknown label {raw!r}; expected {expected}")
+        image_id, image = listed_path(root, path, where)
         mask = masks.get(path, "")
-        mask_path = None if mask.lower() in NO_MASK else root / mask
-        entries.append(Entry(path, root / path, mask_path, label, split, where))
+        mask_path = None if mask.lower() in NO_MASK else listed_path(root, mask, where, "mask")[1]
+        entries.append(Entry(image_id, image, mask_path, label, split, where))
     return entries, sizes
 
 

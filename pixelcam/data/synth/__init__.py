@@ -60,6 +60,18 @@ class SynthConfig:
     valcl_fraction: float = 0.1
     test_fraction: float = 0.25
 
+    def min_per_class(self) -> int:
+        """The smallest per_class that fills every split (one image at least in train, valcl and test)."""
+        n = self.valpx_per_class + 1
+        while not self._fills(n):
+            n += 1
+        return n
+
+    def _fills(self, per_class: int) -> bool:
+        rest = per_class - self.valpx_per_class
+        n_valcl, n_test = round(rest * self.valcl_fraction), round(rest * self.test_fraction)
+        return n_valcl >= 1 and n_test >= 1 and rest - n_valcl - n_test >= 1
+
     def validate(self) -> None:
         for d in self.domains:
             if d not in SYNTH_DOMAINS:
@@ -68,6 +80,8 @@ class SynthConfig:
                 )
         if self.size < 32:
             raise DatasetError(f"size: {self.size} px is too small; expected >= 32")
+        if self.seed < 0:
+            raise DatasetError(f"seed: {self.seed} is negative; expected an integer >= 0")
         n_other = self.per_class - self.valpx_per_class
         if (
             round(n_other * self.valcl_fraction) < 1
@@ -76,7 +90,7 @@ class SynthConfig:
         ):
             raise DatasetError(
                 f"per_class: {self.per_class} is too small to fill train/valcl/valpx/test; "
-                f"expected >= {self.valpx_per_class + 8}"
+                f"expected >= {self.min_per_class()}"
             )
 
 

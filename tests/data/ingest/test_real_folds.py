@@ -20,7 +20,14 @@ from pixelcam.data import open_dataset
 from pixelcam.data.ingest import ingest
 from pixelcam.data.png import decode_mask
 from pixelcam.train.data import iter_split, split_size
-from tests.data.ingest.real_folds import CAMELYON_FOLDS, GLAS_FOLDS, build_stand_ins, lines
+from tests.data.ingest.real_folds import CAMELYON_FOLDS, GLAS_FOLDS, REAL_FOLDS, build_stand_ins, lines
+
+
+def test_the_published_folds_are_here():
+    """The fold files come with the team's shared folder beside the checkout; without them the tests below
+    would have nothing to ingest (fail, never skip)."""
+    assert [f.name for f in GLAS_FOLDS] == [f"fold-{i}" for i in range(5)], REAL_FOLDS
+    assert [f.name for f in CAMELYON_FOLDS] == ["fold-5-excerpt", "fold-6"], REAL_FOLDS
 
 
 @pytest.fixture(scope="module")
