@@ -57,6 +57,8 @@ class TrainConfig(ConfigModel):
     sampler: str = "pb"
     bg_area: Annotated[float, Field(gt=0, le=1)] | None = None  # 0.4: BG only among the lowest 40 % of CAM
     pixel_head_depth: Annotated[int, Field(ge=1)] = 1
+    # Images of a class without ROI (CAMELYON16 normal): no pixel loss ("none", official) or BG seeds only
+    no_roi_seeds: str = "none"
     pseudo_labels_from: str | None = None  # baseline checkpoint / run directory / MLflow run id
     # Resources and bookkeeping.
     num_workers: Positive = 2
@@ -68,7 +70,7 @@ class TrainConfig(ConfigModel):
     experiment: str = "pixelcam"
     tags: Annotated[dict[str, str], BeforeValidator(_str_tags)] = Field(default_factory=dict)
 
-    @field_validator("method", "sampler", "selection", "threshold_criterion", "backbone")
+    @field_validator("method", "sampler", "selection", "threshold_criterion", "backbone", "no_roi_seeds")
     @classmethod
     def _registered(cls, value: str | None, info: Any) -> str | None:
         if value is None:
@@ -150,6 +152,8 @@ def _choices(name: str) -> list[str]:
         from pixelcam.models.backbones import list_backbones
 
         return list_backbones()
+    if name == "no_roi_seeds":
+        return ["none", "bg"]
     if name == "threshold_criterion":
         from pixelcam.metrics.confusion import THRESHOLD_CRITERIA
 

@@ -27,8 +27,16 @@ def grid_cams(
     return maps.clamp(0.0, 1.0)
 
 
+NO_ROI_SEEDS = ("none", "bg")
+
+
 class PseudoLabeler:
-    """Draws n FG and n BG locations per image from the baseline CAM at every call (`pb` or `th`)."""
+    """Draws n FG and n BG locations per image from the baseline CAM at every call (`pb` or `th`).
+
+    Images of a class without ROI (`no_roi_labels`: CAMELYON16's normal patches) get no FG seed, since every
+    FG label there would be wrong: `no_roi_seeds="none"` (default, as the official code) leaves them out of
+    the pixel loss; `"bg"` keeps their BG seeds. GlaS-like data (ROI in every class) has no such class.
+    """
 
     def __init__(
         self,
@@ -37,7 +45,13 @@ class PseudoLabeler:
         n: int = 5,
         seed: int = 0,
         bg_area: float | None = None,
+        no_roi_labels: set[int] | frozenset[int] = frozenset(),
+        no_roi_seeds: str = "none",
     ) -> None:
+        if no_roi_seeds not in NO_ROI_SEEDS:
+            raise ValueError(f"no_roi_seeds must be one of {NO_ROI_SEEDS}, got {no_roi_seeds!r}")
+        self.no_roi_labels = frozenset(no_roi_labels)
+        self.no_roi_seeds = no_roi_seeds
         self.baseline = freeze(baseline)
         kwargs = {"n": n, "seed": seed}
         if sampler == "pb":
@@ -51,4 +65,11 @@ class PseudoLabeler:
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """(B, h, w) int64 labels: 1 FG, 0 BG, -1 ignore."""
-        return self.sampler(grid_cams(self.baseline, images, labels, grid))
+        seeds = self.sampler(grid_cams(self.baseline, images, labels, grid))
+        if self.no_roi_labels:
+            no_roi = torch.isin(labels, torch.tensor(sorted(self.no_roi_labels), device=labels.device))
+            drop = (
+                seeds.new_ones(seeds.shape, dtype=torch.bool) if self.no_roi_seeds == "none" else seeds == 1
+            )
+            seeds = torch.where(no_roi[:, None, None] & drop, torch.full_like(seeds, -1), seeds)
+        return seeds

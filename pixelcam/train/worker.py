@@ -48,10 +48,18 @@ def build_model(cfg: TrainConfig, num_classes: int) -> WSOLModel:
 
 
 def build_pseudo_labeler(
-    cfg: TrainConfig, baseline_dir: str, device: torch.device
+    cfg: TrainConfig, baseline_dir: str, device: torch.device, no_roi_labels: set[int] | None = None
 ) -> tuple[PseudoLabeler, dict]:
     base = load_checkpoint(baseline_dir)
-    labeler = PseudoLabeler(base.build_model().to(device), cfg.sampler, cfg.n, cfg.seed, cfg.bg_area)
+    labeler = PseudoLabeler(
+        base.build_model().to(device),
+        cfg.sampler,
+        cfg.n,
+        cfg.seed,
+        cfg.bg_area,
+        no_roi_labels=no_roi_labels or set(),
+        no_roi_seeds=cfg.no_roi_seeds,
+    )
     return labeler, base.model_state
 
 
@@ -95,7 +103,9 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
     model = build_model(cfg, len(class_names))
     labeler = None
     if cfg.is_pixelcam:
-        labeler, base_state = build_pseudo_labeler(cfg, payload["baseline_dir"], device)
+        roi = set(ds.roi_classes(cfg.source))  # the dataset's ROI semantics decide where FG seeds may go
+        no_roi = {i for i, name in enumerate(class_names) if name not in roi}
+        labeler, base_state = build_pseudo_labeler(cfg, payload["baseline_dir"], device, no_roi)
         backbone_state = {
             k[len("backbone.") :]: v for k, v in base_state.items() if k.startswith("backbone.")
         }

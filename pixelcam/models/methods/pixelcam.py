@@ -36,7 +36,7 @@ class PixelCAM(CAM):
     kind = "pseudo_labels"
     normalize = False
     model_kwargs = ("pixel_head_depth",)
-    train_params = ("lam", "n", "sampler", "bg_area", "pixel_head_depth")
+    train_params = ("lam", "n", "sampler", "bg_area", "pixel_head_depth", "no_roi_seeds")
 
     def __init__(self, backbone: Backbone, num_classes: int, pixel_head_depth: int = 1) -> None:
         super().__init__(backbone, num_classes)
