@@ -46,6 +46,7 @@ class Patch:
     width: int
     source_path: str
     in_valcl: bool = False
+    digest: str | None = None  # content digest, when the producer computed it (parallel ingest workers)
 
 
 def schema_with_metadata(domain: str, class_names: list[str]) -> pa.Schema:

@@ -111,7 +111,7 @@ class DatasetWriter:
         self._counts[patch.domain][patch.split][patch.label_name] += 1
         if patch.in_valcl:  # the protocol's valcl lists its valpx images too
             self._counts[patch.domain]["valcl"][patch.label_name] += 1
-        self._content[patch.domain].append(row_digest(patch))
+        self._content[patch.domain].append(patch.digest or row_digest(patch))
         self._masked[patch.domain][patch.split] += patch.mask is not None
         key = (patch.split, patch.domain)
         self._buffers[key].append(patch)
@@ -131,7 +131,8 @@ class DatasetWriter:
             writer = pq.ParquetWriter(
                 self._tmp / split / f"{domain}.parquet",
                 schema,
-                compression="zstd",
+                # PNG bytes are deflate-compressed already: zstd over them costs time and saves nothing
+                compression={f.name: "none" if f.name in ("image", "mask") else "zstd" for f in schema},
                 use_dictionary=["domain", "split", "label_name"],
                 write_statistics=["label"],
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Collection, Iterable, Sequence
@@ -14,6 +15,7 @@ from PIL import Image
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.png import decode_reason, encode_png, read_mask_file
 from pixelcam.data.schema import Patch
+from pixelcam.data.writer import row_digest
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,12 @@ class Entry:
     split: str
     where: str
     also_valcl: bool = False
+
+
+@functools.lru_cache(maxsize=16)
+def empty_mask(h: int, w: int) -> bytes:
+    """The PNG of an all-background (H, W) mask; the same bytes for every image of a size."""
+    return encode_png(np.zeros((h, w), np.uint8), compress_level=6)
 
 
 def _png_rgb(raw: bytes, where: Path) -> tuple[np.ndarray, bool]:
@@ -78,13 +86,13 @@ def load_patch(
                 f"{entry.mask_path}: mask is {m.shape[1]}x{m.shape[0]} but its image "
                 f"{entry.image_path} is {w}x{h}"
             )
-        mask = encode_png(m, compress_level=6)
+        mask = encode_png(m, compress_level=1)  # a binary mask compresses well even at the fastest level
     elif entry.label not in roi:
-        mask = encode_png(np.zeros((h, w), np.uint8), compress_level=6)
+        mask = empty_mask(h, w)
     source = entry.image_path
     if root is not None and entry.image_path.is_relative_to(root):
         source = entry.image_path.relative_to(root)
-    return Patch(
+    patch = Patch(
         image_id=entry.image_id,
         domain=domain,
         split=entry.split,
@@ -97,6 +105,7 @@ def load_patch(
         source_path=str(source),
         in_valcl=entry.also_valcl,
     )
+    return replace(patch, digest=row_digest(patch))  # hashed here, in the worker, not in the writer
 
 
 def listed_path(root: Path, rel: str, where: str, what: str = "image") -> tuple[str, Path]:
