@@ -95,18 +95,21 @@ def ensure_experiment(name: str, uri: str | None = None) -> str:
         location = None
         if uri.startswith("sqlite:///"):
             location = (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
-        try:
-            exp_id = c.create_experiment(name, artifact_location=location)
-        except Exception:  # created concurrently by another process
+        try:  # the kind tag is set with the experiment, atomically
+            return c.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
+        except Exception:  # created concurrently by another process (two jobs of one study at once)
             exp = c.get_experiment_by_name(name)
             if exp is None:
                 raise
-            exp_id = exp.experiment_id
-    else:
-        exp_id = exp.experiment_id
-    if exp is None or exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-        c.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-    return exp_id
+    if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # an experiment made before the tag existed
+        try:
+            c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        except Exception:  # set concurrently: SQL stores insert, so the second writer gets a UNIQUE error
+            if c.get_experiment(exp.experiment_id).tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                raise
+    return exp.experiment_id
 
 
 def flat_params(config: Mapping[str, Any]) -> dict[str, str]:

@@ -46,7 +46,9 @@ def test_ingest_errors_are_one_clear_line(tmp_path: Path):
     (root / "train_4.bmp").write_bytes(b"corrupt")
     r = run("data", "ingest", "glas", "--root", str(root), "--out", str(tmp_path / "out"))
     assert r.returncode == 2
-    assert r.stderr.strip().startswith("pixelcam: error:") and "train_4.bmp: cannot decode image" in r.stderr
+    last = r.stderr.strip().splitlines()[-1]  # progress lines (stderr is not a terminal) come before it
+    assert last.startswith("pixelcam: error:") and "train_4.bmp: cannot decode image" in last
+    assert sum("error:" in line for line in r.stderr.splitlines()) == 1
     assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
     r = run("data", "inspect", str(tmp_path))
     assert r.returncode == 2 and "not a pixelcam dataset" in r.stderr

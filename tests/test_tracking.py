@@ -52,3 +52,21 @@ def test_runs_carry_their_kind_and_experiments_open_on_the_runs_table(tmp_path):
     assert child_runs(parent.run_id, uri, status="RUNNING") == []
     with pytest.raises(ValueError, match="unknown run kind 'eval'"):
         start_run("eval", "x", experiment="exp", uri=uri)
+
+
+def _ensure(uri: str) -> str:
+    from pixelcam.tracking import ensure_experiment
+
+    return ensure_experiment("raced", uri)
+
+
+def test_concurrent_studies_create_one_tagged_experiment(tmp_path):
+    """Two jobs of one study start at once (the local-cluster test does): one experiment, tagged, no error."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()  # create the schema once, as a tracking server would have
+    with ProcessPoolExecutor(4) as pool:
+        ids = list(pool.map(_ensure, [uri] * 4))
+    assert len(set(ids)) == 1
+    assert MlflowClient(uri).get_experiment(ids[0]).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
