@@ -8,6 +8,7 @@ and out-of-range values are rejected before anything starts.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
@@ -17,6 +18,7 @@ from pixelcam.validation import ConfigError, ConfigModel, field_error, parse, re
 __all__ = ["SELECTIONS", "ConfigError", "TrainConfig", "load_config", "read_yaml"]
 
 SELECTIONS = ("b-loc", "b-cl")
+NO_ROI_SEEDS = ("none", "bg")  # see train/pseudo_labels.py
 
 Positive = Annotated[int, Field(gt=0)]
 
@@ -138,27 +140,44 @@ class TrainConfig(ConfigModel):
         return parse(cls, raw, where)
 
 
+def _list_methods() -> list[str]:
+    from pixelcam.models.factory import list_methods
+
+    return list_methods()
+
+
+def _list_samplers() -> list[str]:
+    from pixelcam.models.samplers import list_samplers
+
+    return list_samplers()
+
+
+def _list_backbones() -> list[str]:
+    from pixelcam.models.backbones import list_backbones
+
+    return list_backbones()
+
+
+def _list_threshold_criteria() -> list[str]:
+    from pixelcam.metrics.confusion import THRESHOLD_CRITERIA
+
+    return sorted(THRESHOLD_CRITERIA.names())
+
+
+# The registry (or fixed set) each choice field is checked against; imported lazily: the models pull in torch.
+CHOICES: dict[str, Callable[[], list[str]]] = {
+    "method": _list_methods,
+    "sampler": _list_samplers,
+    "backbone": _list_backbones,
+    "threshold_criterion": _list_threshold_criteria,
+    "selection": lambda: list(SELECTIONS),
+    "no_roi_seeds": lambda: list(NO_ROI_SEEDS),
+}
+
+
 def _choices(name: str) -> list[str]:
     """The registered names a choice field accepts."""
-    if name == "method":
-        from pixelcam.models.factory import list_methods
-
-        return list_methods()
-    if name == "sampler":
-        from pixelcam.models.samplers import list_samplers
-
-        return list_samplers()
-    if name == "backbone":
-        from pixelcam.models.backbones import list_backbones
-
-        return list_backbones()
-    if name == "no_roi_seeds":
-        return ["none", "bg"]
-    if name == "threshold_criterion":
-        from pixelcam.metrics.confusion import THRESHOLD_CRITERIA
-
-        return sorted(THRESHOLD_CRITERIA.names())
-    return list(SELECTIONS)
+    return CHOICES[name]()
 
 
 def load_config(path: str | os.PathLike, **overrides: Any) -> TrainConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from pixelcam.config import NO_ROI_SEEDS
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.samplers import create_sampler
 
@@ -25,9 +26,6 @@ def grid_cams(
     if tuple(maps.shape[-2:]) != tuple(grid):
         maps = F.adaptive_avg_pool2d(maps[:, None], grid)[:, 0]
     return maps.clamp(0.0, 1.0)
-
-
-NO_ROI_SEEDS = ("none", "bg")
 
 
 class PseudoLabeler:
