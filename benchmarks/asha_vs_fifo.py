@@ -24,8 +24,11 @@ import torch
 
 from pixelcam.data.reader import open_dataset
 from pixelcam.metrics import PxAP
-from pixelcam.study.runner import Study
+from pixelcam.study.context import STATE_FILE, StudyContext, StudyState
+from pixelcam.study.runner import open_parent_run, open_study_dataset
 from pixelcam.study.spec import load_spec
+from pixelcam.study.steps.tune import tune_experiment
+from pixelcam.tracking import tracking_uri
 from pixelcam.train.checkpoint import load_checkpoint
 from pixelcam.train.data import iter_split
 
@@ -85,17 +88,21 @@ def main() -> None:
         d = root / spec.name
         d.mkdir()
         (d / "spec.yaml").write_text(Path(args.spec).read_text())
-        study = Study(spec, d, log=lambda s: None)
-        study.early_stopping = mode == "asha"
         import ray
 
         from pixelcam.train.cluster import init_ray
 
+        dataset, targets = open_study_dataset(spec)
         init_ray()
-        study._mlflow()
+        state = StudyState(d / STATE_FILE)
+        ctx = StudyContext(
+            spec, d, state, dataset, targets, tracking_uri(), lambda s: None, 1, early_stopping=mode == "asha"
+        )
+        parent = open_parent_run(ctx)
         start = time.perf_counter()
-        rec = study.tune(spec.sources[0], "cam", concurrency=1)
+        rec = tune_experiment(ctx, spec.sources[0], "cam")
         wall = time.perf_counter() - start
+        parent.finish()
         ray.shutdown()
         hists = per_image_histograms(rec["checkpoint"], spec.data, spec.sources[0])
         test = split_pxap(hists[0].sum(0), hists[1].sum(0))

@@ -40,7 +40,7 @@ def open_study_dataset(spec: StudySpec) -> tuple[PatchDataset, list[str]]:
     return ds, list(targets)
 
 
-def _open_parent_run(ctx: StudyContext) -> RunLogger:
+def open_parent_run(ctx: StudyContext) -> RunLogger:
     """The study's MLflow parent run: created (with the spec, manifest and code version) or reopened."""
     if ctx.parent_run_id:
         log = RunLogger(ctx.parent_run_id, ctx.uri)
@@ -75,7 +75,7 @@ def _open_parent_run(ctx: StudyContext) -> RunLogger:
 def run_pipeline(ctx: StudyContext) -> dict[str, Any]:
     """Every step of `PIPELINE` in order inside the parent run (FAILED if a step raises); returns the OOD
     matrix."""
-    parent = _open_parent_run(ctx)
+    parent = open_parent_run(ctx)
     try:
         for step in PIPELINE:
             missing = [k for k in step.requires if k not in ctx.state.data]
