@@ -43,9 +43,6 @@ class StudyState:
     def __setitem__(self, key: str, value: Any) -> None:
         self.data[key] = value
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
     def record(self, section: str, key: str, value: Any) -> None:
         """Store one unit of a step's output (e.g. one experiment's record) and save."""
         self.data.setdefault(section, {})[key] = value

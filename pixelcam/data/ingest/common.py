@@ -108,13 +108,18 @@ def load_patch(
     return replace(patch, digest=row_digest(patch))  # hashed here, in the worker, not in the writer
 
 
+@functools.lru_cache(maxsize=8)
+def _real(root: Path) -> Path:
+    """`root` with symlinks resolved, once per root (not once per listed image)."""
+    return root.resolve()
+
+
 def listed_path(root: Path, rel: str, where: str, what: str = "image") -> tuple[str, Path]:
     """(normalised relative path, file) of a path a list names; DatasetError when it is absolute or leads
     outside `root` (`../`, a symlink out): a list file must not make the ingest read anything else."""
     norm = os.path.normpath(rel)
-    resolved_root = root.resolve()
     target = (root / norm).resolve()
-    if os.path.isabs(rel) or not target.is_relative_to(resolved_root):
+    if os.path.isabs(rel) or not target.is_relative_to(_real(root)):
         raise DatasetError(
             f"{where}: {what} path {rel!r} leads outside --root {root}; listed paths must stay inside it"
         )
