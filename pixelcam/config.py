@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -19,6 +19,8 @@ __all__ = ["SELECTIONS", "ConfigError", "TrainConfig", "load_config", "read_yaml
 
 SELECTIONS = ("b-loc", "b-cl")
 NO_ROI_SEEDS = ("none", "bg")  # see train/pseudo_labels.py
+SEED_GRIDS = ("image", "feature")  # see train/pseudo_labels.py
+INIT_FROM = ("b-cl", "b-loc", "none")  # which checkpoint of the baseline run PixelCAM starts from
 
 Positive = Annotated[int, Field(gt=0)]
 
@@ -53,15 +55,29 @@ class TrainConfig(ConfigModel):
     selection: str = "b-loc"
     threshold_criterion: str = "f1"  # how tau is chosen on valpx (f1, iou, youden)
     num_bins: Positive = 1000
+    # PxAP resolution: maps (bilinear) and masks (nearest) at eval_size^2 (wsolevaluation and the official
+    # code: 224), or "native": maps at each mask's own size (images then weigh by their pixel count).
+    eval_size: Positive | Literal["native"] = 224
+    # DeepMIL's attention (its model_kwargs): "gated" (Ilse et al. 2018) or "per_class" (the official code)
+    mil_attention: str = "gated"
     # PixelCAM only (declared on the method: `method_class("pixelcam").train_params`).
     lam: Annotated[float, Field(ge=0)] = 1.0
     n: Positive = 5
     sampler: str = "pb"
-    bg_area: Annotated[float, Field(gt=0, le=1)] | None = None  # 0.4: BG only among the lowest 40 % of CAM
+    # BG seeds of `pb`: "inverse" ~ 1 - CAM (paper text) or "area": uniform among the bg_area lowest-CAM
+    # fraction (official code; bg_area defaults to 0.2 there); bg_area with "inverse" restricts the weighted
+    # draws (ours)
+    bg_sampling: str = "inverse"
+    bg_area: Annotated[float, Field(gt=0, le=1)] | None = None
+    seed_grid: str = "image"  # seeds on the image grid (official) or the feature grid
     pixel_head_depth: Annotated[int, Field(ge=1)] = 1
     # Images of a class without ROI (CAMELYON16 normal): no pixel loss ("none", official) or BG seeds only
     no_roi_seeds: str = "none"
     pseudo_labels_from: str | None = None  # baseline checkpoint / run directory / MLflow run id
+    # Which checkpoint of that baseline run gives the CAMs (paper: b-loc; Table 14 varies it) and which
+    # one PixelCAM's backbone and image head start from (official code: b-cl; "none": not at all).
+    pseudo_labels_checkpoint: str = "b-loc"
+    init_from: str = "b-cl"
     # Resources and bookkeeping.
     num_workers: Positive = 2
     use_gpu: bool = False
@@ -72,7 +88,19 @@ class TrainConfig(ConfigModel):
     experiment: str = "pixelcam"
     tags: Annotated[dict[str, str], BeforeValidator(_str_tags)] = Field(default_factory=dict)
 
-    @field_validator("method", "sampler", "selection", "threshold_criterion", "backbone", "no_roi_seeds")
+    @field_validator(
+        "method",
+        "sampler",
+        "selection",
+        "threshold_criterion",
+        "backbone",
+        "no_roi_seeds",
+        "seed_grid",
+        "bg_sampling",
+        "pseudo_labels_checkpoint",
+        "init_from",
+        "mil_attention",
+    )
     @classmethod
     def _registered(cls, value: str | None, info: Any) -> str | None:
         if value is None:
@@ -172,7 +200,24 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "threshold_criterion": _list_threshold_criteria,
     "selection": lambda: list(SELECTIONS),
     "no_roi_seeds": lambda: list(NO_ROI_SEEDS),
+    "seed_grid": lambda: list(SEED_GRIDS),
+    "bg_sampling": lambda: list(_bg_sampling()),
+    "pseudo_labels_checkpoint": lambda: list(SELECTIONS),
+    "init_from": lambda: list(INIT_FROM),
+    "mil_attention": lambda: list(_mil_attention()),
 }
+
+
+def _bg_sampling() -> tuple[str, ...]:
+    from pixelcam.models.samplers import BG_SAMPLING
+
+    return BG_SAMPLING
+
+
+def _mil_attention() -> tuple[str, ...]:
+    from pixelcam.models.methods.deepmil import MIL_ATTENTION
+
+    return MIL_ATTENTION
 
 
 def _choices(name: str) -> list[str]:

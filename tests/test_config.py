@@ -33,6 +33,19 @@ def test_defaults_are_valid_and_overrides_apply(tmp_path: Path):
         ("method: pixelcam\n", "pseudo_labels_from: pixelcam needs a trained baseline"),
         ("use_gpu: 1\n", "use_gpu: expected true or false"),
         ("- a\n- b\n", "expected a mapping of settings"),
+        ("seed_grid: cells\n", "seed_grid: unknown value 'cells'; expected one of ['image', 'feature']"),
+        ("bg_sampling: lowest\n", "bg_sampling: unknown value 'lowest'; expected one of ['inverse', 'area']"),
+        (
+            "init_from: b-best\n",
+            "init_from: unknown value 'b-best'; expected one of ['b-cl', 'b-loc', 'none']",
+        ),
+        ("pseudo_labels_checkpoint: last\n", "pseudo_labels_checkpoint: unknown value 'last'"),
+        (
+            "mil_attention: soft\n",
+            "mil_attention: unknown value 'soft'; expected one of ['gated', 'per_class']",
+        ),
+        ("eval_size: 0\n", "eval_size"),
+        ("eval_size: full\n", "eval_size"),
     ],
 )
 def test_bad_values_name_file_and_key(tmp_path: Path, text: str, message: str):
@@ -40,6 +53,22 @@ def test_bad_values_name_file_and_key(tmp_path: Path, text: str, message: str):
     with pytest.raises(ConfigError) as err:
         load_config(p)
     assert str(p) in str(err.value) and message in str(err.value)
+
+
+def test_fidelity_defaults_and_their_sources():
+    """Defaults of the switches that align with the paper or its official code (README 'Fidelity')."""
+    cfg = TrainConfig()
+    assert cfg.seed_grid == "image"  # official code: seeds on the image grid
+    assert cfg.bg_sampling == "inverse"  # paper text: BG ~ 1 - CAM
+    assert cfg.pseudo_labels_checkpoint == "b-loc"  # paper (Table 14's main rows)
+    assert cfg.init_from == "b-cl"  # official code
+    assert cfg.eval_size == 224  # wsolevaluation / official code
+    assert cfg.no_roi_seeds == "none"  # official code on CAMELYON16
+    assert cfg.mil_attention == "gated"  # Ilse et al. 2018, the DeepMIL the paper cites
+    assert TrainConfig(eval_size="native").eval_size == "native"
+    assert TrainConfig(method="deepmil", mil_attention="per_class").model_kwargs() == {
+        "mil_attention": "per_class"
+    }
 
 
 def test_missing_and_invalid_yaml(tmp_path: Path):

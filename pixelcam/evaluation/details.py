@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from pixelcam.data.reader import PatchDataset, as_dataset
+from pixelcam.evaluation.evaluate import eval_size_of
 from pixelcam.metrics import pxap, separability_index
+from pixelcam.metrics.pxap import at_eval_size
 from pixelcam.train.checkpoint import load_checkpoint
 from pixelcam.train.data import check_splits, iter_split
 from pixelcam.train.transforms import unnormalize
@@ -42,6 +44,7 @@ def image_details(
     model = ck.build_model().eval()
     ds = as_dataset(data)
     check_splits(ds, domain, (split,), where="target")
+    eval_size = eval_size_of(ck.meta)
     ids, labels, scores, js = [], [], [], []
     picked: dict[int, int] = {}
     gal: dict[str, list] = {"image": [], "mask": [], "map": [], "label": [], "image_id": []}
@@ -54,7 +57,11 @@ def image_details(
             ids.append(batch.image_ids[i])
             labels.append(label)
             has_both = mask is not None and 0 < int(mask.sum()) < mask.size
-            scores.append(pxap([maps[i]], [torch.from_numpy(mask)], num_bins) if has_both else float("nan"))
+            if has_both:
+                m, g = at_eval_size(maps[i], torch.from_numpy(mask), eval_size)
+                scores.append(pxap([m], [g], num_bins))
+            else:
+                scores.append(float("nan"))
             js.append(separability_index(features[i], mask) if has_both else float("nan"))
             if picked.get(label, 0) < per_class:
                 picked[label] = picked.get(label, 0) + 1

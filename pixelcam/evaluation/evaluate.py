@@ -1,8 +1,8 @@
 """Single-process evaluation of a checkpoint on the `test` split of one or more domains.
 
-PxAP over the whole split (maps of the true class, resized to each mask), CL, and TP*/FN*/TN*/FP* at the tau
-chosen on the source's valpx and stored with the checkpoint. Baseline maps are min-max normalised per image,
-PixelCAM's are used as is (recorded as `normalization`).
+PxAP over the whole split (maps of the true class vs the masks at the checkpoint's `eval_size`), CL, and
+TP*/FN*/TN*/FP* at the tau chosen on the source's valpx and stored with the checkpoint. Baseline maps are
+min-max normalised per image, PixelCAM's are used as is (recorded as `normalization`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,11 @@ def evaluate(
                 f"{ds.location} has {len(names)}: {names}"
             )
         px, acc = evaluate_batches(
-            model, iter_split(ds, domain, split, ck.meta["resize"], batch_size), device, num_bins
+            model,
+            iter_split(ds, domain, split, ck.meta["resize"], batch_size),
+            device,
+            num_bins,
+            eval_size=eval_size_of(ck.meta),
         )
         row = {"pxap": px.compute(), "cl": acc.compute(), "images": int(acc.total)}
         row.update({k: v for k, v in confusion_rates(px, tau).as_dict().items() if k != "tau"})
@@ -68,10 +72,16 @@ def evaluate(
         "split": split,
         "tau": tau,
         "normalization": ck.meta.get("normalization", "minmax"),
+        "eval_size": eval_size_of(ck.meta),
         "dataset_hash": ds.hash,
         "results": results,
         "warnings": warnings,
     }
+
+
+def eval_size_of(meta: dict[str, Any]) -> int | str:
+    """The PxAP resolution a checkpoint was selected at (runs before `eval_size` existed: native)."""
+    return meta.get("config", {}).get("eval_size", "native")
 
 
 def format_table(report: dict[str, Any]) -> str:

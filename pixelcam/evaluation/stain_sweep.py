@@ -15,6 +15,7 @@ import torch
 
 from pixelcam.data.reader import PatchDataset, as_dataset
 from pixelcam.data.stain import create_stain_transform, delta_e, shift_strengths
+from pixelcam.evaluation.evaluate import eval_size_of
 from pixelcam.metrics import Accuracy, PxAP
 from pixelcam.train.checkpoint import load_checkpoint
 from pixelcam.train.data import EvalBatch, check_splits, iter_split
@@ -51,6 +52,7 @@ def stain_sweep(
     ds = as_dataset(data)
     check_splits(ds, domain, ("test",), where="stain-sweep domain")
     resize = int(ck.meta["resize"])
+    eval_size = eval_size_of(ck.meta)
     transform = create_stain_transform(method).fit(reference_images(ds, reference, resize, fit_images))
     strengths = [0.0, *shift_strengths(levels, max_strength)]
     pxs = [PxAP() for _ in strengths]
@@ -65,7 +67,7 @@ def stain_sweep(
                 shifted = transform(x01, s)
                 de[k] += delta_e(x01, shifted).double().sum()
                 moved = EvalBatch(normalize(shifted).float(), batch.labels, batch.masks, batch.image_ids)
-            px, acc = evaluate_batches(model, [moved], device)
+            px, acc = evaluate_batches(model, [moved], device, eval_size=eval_size)
             pxs[k].merge(px)
             accs[k].merge(acc)
     n = max(accs[0].total, 1)

@@ -70,6 +70,23 @@ def _resize(m: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return out.clamp_(0.0, 1.0)
 
 
+def at_eval_size(
+    scoremap: torch.Tensor, mask: torch.Tensor, size: int | str = "native"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(map, mask) as PxAP scores them: both at size x size (map bilinear, mask nearest, as wsolevaluation
+    at 224), or for "native" unchanged (`update` then resizes the map to the mask)."""
+    if size == "native":
+        return scoremap, mask
+    s = (int(size), int(size))
+    m = _resize(scoremap, torch.Size(s))
+    g = (
+        mask
+        if tuple(mask.shape) == s
+        else F.interpolate(mask[None, None].float(), size=s, mode="nearest")[0, 0]
+    )
+    return m, g
+
+
 _EDGE_TOLERANCE = 1e-4  # in bin widths: a value k/B stored as float32 (e.g. 0.2999999) still lands in bin k
 
 

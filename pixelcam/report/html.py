@@ -17,7 +17,7 @@ margin:16px 0}
 section h2{font-size:17px;margin:4px 0 6px}p.what{font-size:13px;color:#4b5563;margin:0 0 10px}
 img{max-width:100%;height:auto;display:block;margin:8px 0}p.empty{font-style:italic;color:#6b7280}
 table{border-collapse:collapse;font-size:12px;margin:8px 0}th,td{border:1px solid #d1d5db;padding:3px 8px;
-text-align:right}th{background:#f3f4f6}td.l,th.l{text-align:left}.win{color:#047857;font-weight:600}
+text-align:right}th{background:#f3f4f6}td.l,th.l{text-align:left}.win{color:#047857;font-weight:600}.loss{color:#b91c1c;font-weight:600}
 """
 
 

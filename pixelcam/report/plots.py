@@ -15,6 +15,7 @@ from matplotlib.ticker import MaxNLocator
 
 from pixelcam.metrics import paired_ttest
 from pixelcam.models.factory import method_class
+from pixelcam.report.compare import verdict
 from pixelcam.report.records import StudyRecords
 
 DPI = 90
@@ -81,35 +82,59 @@ def paired_tests(rec: StudyRecords) -> list[dict[str, Any]]:
                     }
                     db, dp = b.details.get(tgt), p.details.get(tgt)
                     if db and dp and db["image_ids"] == dp["image_ids"]:
+                        xa, xb = np.asarray(db["pxap"], float), np.asarray(dp["pxap"], float)
+                        both = ~(np.isnan(xa) | np.isnan(xb))
+                        if both.any():
+                            row.update(
+                                baseline_image_pxap=float(xa[both].mean()),
+                                pixelcam_image_pxap=float(xb[both].mean()),
+                            )
                         try:
-                            t = paired_ttest(np.asarray(db["pxap"], float), np.asarray(dp["pxap"], float))
+                            t = paired_ttest(xa, xb)
                             row.update(t=t.t, p=t.p, n=t.n, mean_diff=t.mean_diff)
                         except ValueError:
                             pass  # fewer than 2 images with both FG and BG
+                    row["verdict"] = verdict(row)
                     out.append(row)
     return out
 
 
 def paired_bars(rec: StudyRecords, tests: list[dict[str, Any]]) -> bytes | None:
-    """Grouped bars: baseline vs PixelCAM PxAP per pairing, the t-test p-value above each pair."""
-    rows = [t for t in tests if t["baseline_pxap"] is not None and t["pixelcam_pxap"] is not None]
+    """Grouped bars of the tested quantity, mean per-image PxAP, of baseline vs PixelCAM per pairing, the
+    t-test p-value above each pair; the pooled PxAP of each is a black tick on its bar."""
+    rows = [t for t in tests if "baseline_image_pxap" in t]
     if not rows:
         return None
     fig = Figure(figsize=(max(6.0, 1.1 * len(rows) + 2), 3.8), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["baseline_pxap"] for r in rows], 0.4, label="baseline", color="#8c8c8c")
-    ax.bar(x + 0.2, [r["pixelcam_pxap"] for r in rows], 0.4, label="+ PixelCAM", color="#d6604d")
+    ax.bar(x - 0.2, [r["baseline_image_pxap"] for r in rows], 0.4, label="baseline", color="#8c8c8c")
+    ax.bar(x + 0.2, [r["pixelcam_image_pxap"] for r in rows], 0.4, label="+ PixelCAM", color="#d6604d")
+    pooled = [
+        (i + dx, r[k])
+        for i, r in enumerate(rows)
+        for dx, k in ((-0.2, "baseline_pxap"), (0.2, "pixelcam_pxap"))
+        if r[k] is not None
+    ]
+    if pooled:
+        ax.scatter(
+            *zip(*pooled, strict=True), marker="_", s=300, color="black", label="pooled PxAP", zorder=3
+        )
     for i, r in enumerate(rows):
-        top = max(r["baseline_pxap"], r["pixelcam_pxap"])
+        top = max(
+            r["baseline_image_pxap"],
+            r["pixelcam_image_pxap"],
+            r["baseline_pxap"] or 0,
+            r["pixelcam_pxap"] or 0,
+        )
         ax.text(i, top + 1.5, f"p={r['p']:.2g}" if "p" in r else "p=n/a", ha="center", fontsize=8)
     ax.set_xticks(
         x, [f"{r['pixelcam']}\n{r['source']}\n-> {r['target']}" for r in rows], fontsize=7, rotation=0
     )
-    ax.set_ylabel("test PxAP (%)")
-    ax.set_ylim(0, min(100, max(max(r["baseline_pxap"], r["pixelcam_pxap"]) for r in rows) * 1.25 + 5))
+    ax.set_ylabel("mean per-image test PxAP (%)")
+    ax.set_ylim(0, 105)
     ax.legend(fontsize=8, loc="upper right")
-    ax.set_title("Baseline vs PixelCAM (paired t-test of per-image PxAP)", fontsize=10)
+    ax.set_title("Baseline vs PixelCAM: mean per-image PxAP (paired t-test p above)", fontsize=10)
     return _png(fig)
 
 

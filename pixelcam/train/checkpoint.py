@@ -126,6 +126,50 @@ def resolve_pseudo_label_source(ref: str) -> Path:
     return resolve_checkpoint_dir(found)
 
 
+def run_of_checkpoint(checkpoint: Path) -> Path | None:
+    """The run directory a checkpoint belongs to (`<run>/epoch_NNN`), None for a lone checkpoint."""
+    parent = Path(checkpoint).parent
+    return parent if (parent / SELECTED_FILE).is_file() or latest_meta(parent) is not None else None
+
+
+def run_checkpoints(run_dir: str | os.PathLike) -> dict[str, Path]:
+    """{selection: checkpoint dir} a run keeps: its B-LOC and B-CL bests (`selected.json`'s `by_selection`,
+    or the latest checkpoint's `best_by` while the run has not finished); runs written before both were kept
+    know only their own selection's."""
+    d = Path(run_dir)
+    if (d / SELECTED_FILE).is_file():
+        sel = read_selected(d)
+        found = {k: d / v for k, v in sel.get("by_selection", {}).items()}
+        if sel.get("selection"):
+            found.setdefault(sel["selection"], selected_checkpoint(d, sel))
+    else:
+        latest = latest_meta(d) or {}
+        found = {k: d / f"epoch_{b['epoch']:03d}" for k, b in latest.get("best_by", {}).items()}
+        if latest.get("selection") and "best" in latest:
+            found.setdefault(latest["selection"], d / f"epoch_{latest['best']['epoch']:03d}")
+    return {k: p for k, p in found.items() if (p / META_FILE).is_file()}
+
+
+def baseline_checkpoint(ref: str, selection: str) -> tuple[Path, str]:
+    """(checkpoint dir, how it was found) of baseline `ref` under `selection` (b-loc / b-cl).
+
+    `ref` is a checkpoint dir, run dir or MLflow run id; a checkpoint of a run stands for its run, whose
+    B-LOC or B-CL best is returned. A lone checkpoint (no run around it) is used as is, whatever `selection`.
+    """
+    ckpt = resolve_pseudo_label_source(ref)
+    run = run_of_checkpoint(ckpt)
+    if run is None:
+        return ckpt, "lone checkpoint"
+    kept = run_checkpoints(run)
+    if selection not in kept:
+        raise CheckpointError(
+            f"{run}: the baseline run keeps no {selection.upper()} checkpoint (it keeps "
+            f"{sorted(kept) or 'none'}; runs written before both were kept have only their own selection's): "
+            f"retrain the baseline, or choose another pseudo_labels_checkpoint / init_from"
+        )
+    return kept[selection], f"{selection} of run {run.name}"
+
+
 def read_selected(run_dir: Path) -> dict[str, Any]:
     """A run directory's `selected.json`; CheckpointError naming it when it is not what a run writes."""
     f = Path(run_dir) / SELECTED_FILE

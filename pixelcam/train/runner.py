@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ from pixelcam.tracking import RunKind
 from pixelcam.train.checkpoint import (
     SELECTED_FILE,
     CheckpointError,
+    baseline_checkpoint,
     load_checkpoint,
-    resolve_pseudo_label_source,
 )
 from pixelcam.train.cluster import TrainError, check_schedulable, init_ray, worker_resources
 from pixelcam.train.data import check_splits, train_dataset
@@ -31,9 +32,14 @@ from pixelcam.train.run_tracking import RUN_FILE, TrainResult, close_interrupted
 CACHE_FRACTION = 0.25  # decoded train images are cached when they take at most this share of the object store
 
 
-def _prepare_pixelcam(cfg: TrainConfig, num_classes: int) -> tuple[TrainConfig, str]:
-    """Resolve the baseline checkpoint; its backbone is the default and must match an explicit one."""
-    ckpt = resolve_pseudo_label_source(str(cfg.pseudo_labels_from))
+def _prepare_pixelcam(cfg: TrainConfig, num_classes: int) -> tuple[TrainConfig, str, str | None]:
+    """(cfg, CAM checkpoint, init checkpoint or None) of the baseline `pseudo_labels_from` names.
+
+    The CAMs come from its `pseudo_labels_checkpoint` (B-LOC or B-CL) best; PixelCAM's backbone and image
+    head start from its `init_from` best (official: B-CL). Its backbone is the default and must match an
+    explicit one.
+    """
+    ckpt, how = baseline_checkpoint(str(cfg.pseudo_labels_from), cfg.pseudo_labels_checkpoint)
     base = load_checkpoint(ckpt)
     if not method_class(base.method).is_baseline():
         raise CheckpointError(
@@ -51,7 +57,13 @@ def _prepare_pixelcam(cfg: TrainConfig, num_classes: int) -> tuple[TrainConfig, 
         raise CheckpointError(
             f"{ckpt}: {len(base.meta['class_names'])} classes, the source has {num_classes}"
         )
-    return cfg, str(ckpt.resolve())
+    init = None
+    if cfg.init_from != "none":
+        init, init_how = baseline_checkpoint(str(cfg.pseudo_labels_from), cfg.init_from)
+        init = str(init.resolve())
+        how = f"{how}; init: {init_how}"
+    print(f"[{cfg.method} {cfg.source}] pseudo-labels: {how}", flush=True)
+    return cfg, str(ckpt.resolve()), init
 
 
 def train(
@@ -82,9 +94,9 @@ def train(
     cfg.validate()
     check_splits(ds, cfg.source, ("train", "valcl", "valpx"))
     num_classes = len(ds.class_names(cfg.source))
-    baseline_dir = None
+    baseline_dir = init_dir = None
     if cfg.is_pixelcam:
-        cfg, baseline_dir = _prepare_pixelcam(cfg, num_classes)
+        cfg, baseline_dir, init_dir = _prepare_pixelcam(cfg, num_classes)
 
     run_dir = Path(cfg.storage) / cfg.run_name()
     if run_dir.exists() and not resume:
@@ -107,6 +119,7 @@ def train(
         "mlflow_uri": uri,
         "mlflow_run_id": run_id,
         "baseline_dir": baseline_dir,
+        "init_dir": init_dir,
         "dataset": ds,  # the opened handle: workers read its files without re-reading the manifest
     }
     trainer = TorchTrainer(
@@ -119,8 +132,10 @@ def train(
             name=cfg.run_name(),
             storage_path=cfg.storage,
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures, controller_failure_limit=3),
+            # Workers checkpoint only epochs that improve B-LOC or B-CL; `_selected` prunes all but the two
+            # bests (PixelCAM may take its CAMs from one and its initial weights from the other).
             checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute="selection_rank", checkpoint_score_order="max"
+                num_to_keep=None, checkpoint_score_attribute="selection_rank", checkpoint_score_order="max"
             ),
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
             callbacks=callbacks,
@@ -176,11 +191,21 @@ def _root_message(exc: BaseException) -> str:
 
 
 def _selected(result: Any, run_dir: Path) -> TrainResult:
-    """The kept checkpoint with the best selection rank; recorded in `<run_dir>/selected.json`."""
+    """The kept checkpoint with the best selection rank; recorded in `<run_dir>/selected.json` with the B-LOC
+    and B-CL bests (`by_selection`). Every other checkpoint of the run is deleted."""
     if not result.best_checkpoints:
         raise TrainError(f"{run_dir}: the run reported no checkpoint")
     ckpt, _ = max(result.best_checkpoints, key=lambda cm: cm[1]["selection_rank"])
     path = Path(ckpt.path)
+    by_selection = {
+        sel: Path(max(result.best_checkpoints, key=lambda cm, k=key: (cm[1][k], -cm[1]["epoch"]))[0].path)
+        for sel, key in (("b-loc", "valpx_pxap"), ("b-cl", "valcl_cl"))
+    }
+    keep = {path.resolve(), *(p.resolve() for p in by_selection.values())}
+    for other, _ in result.best_checkpoints:
+        p = Path(other.path)
+        if p.resolve() not in keep and p.resolve().parent == run_dir.resolve() and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
     meta = load_checkpoint(path).meta
     sel = TrainResult(
         run_dir=run_dir,
@@ -201,6 +226,7 @@ def _selected(result: Any, run_dir: Path) -> TrainResult:
             "metrics": sel.metrics,
             "tau": sel.tau,
             "selection": meta["selection"],
+            "by_selection": {k: os.path.relpath(p, run_dir) for k, p in by_selection.items()},
             "mlflow_run_id": sel.mlflow_run_id,
         },
     )

@@ -16,10 +16,11 @@ import torch
 import torch.distributed as dist
 
 from pixelcam.metrics import Accuracy, PxAP, best_threshold
+from pixelcam.metrics.pxap import at_eval_size
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.losses import classification_loss, pixelcam_loss
 from pixelcam.train.data import EvalBatch
-from pixelcam.train.pseudo_labels import PseudoLabeler
+from pixelcam.train.pseudo_labels import PseudoLabeler, pixel_logits_on_grid
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -79,10 +80,12 @@ def train_epoch(
         labels = batch["label"].to(device, non_blocking=True)
         out = model(images)
         if pseudo_labeler is not None:
-            grid = tuple(out["pixel_logits"].shape[-2:])
+            pixel_logits = pixel_logits_on_grid(
+                out["pixel_logits"], pseudo_labeler.seed_grid, tuple(images.shape[-2:])
+            )
             with torch.no_grad():
-                pseudo = pseudo_labeler(images, labels, grid)
-            loss, parts = pixelcam_loss(out["logits"], labels, out["pixel_logits"], pseudo, lam=lam)
+                pseudo = pseudo_labeler(images, labels, tuple(pixel_logits.shape[-2:]))
+            loss, parts = pixelcam_loss(out["logits"], labels, pixel_logits, pseudo, lam=lam)
         else:
             loss = classification_loss(out["logits"], labels)
             parts = {"ce": float(loss.detach()), "pixel_ce": 0.0}
@@ -122,8 +125,10 @@ def evaluate_batches(
     device: torch.device | str = "cpu",
     num_bins: int = 1000,
     localization: bool = True,
+    eval_size: int | str = "native",
 ) -> tuple[PxAP, Accuracy]:
-    """PxAP state (maps of the true class vs masks; rows without a mask are skipped) and CL state.
+    """PxAP state (maps of the true class vs masks at `eval_size`; rows without a mask are skipped) and CL
+    state.
 
     Not synced: call `.sync()` on both under DDP. Train/eval mode is set to eval for the pass and restored.
     """
@@ -143,7 +148,8 @@ def evaluate_batches(
                 continue
             idx = torch.tensor(keep, device=device)
             maps = net.cam(images[idx], labels[idx]).float().cpu()
-            px.update(list(maps), [torch.from_numpy(batch.masks[i]) for i in keep])
+            pairs = [at_eval_size(m, torch.from_numpy(batch.masks[i]), eval_size) for m, i in zip(maps, keep)]
+            px.update([m for m, _ in pairs], [g for _, g in pairs])
     finally:
         net.train(was_training)
     return px, acc
@@ -166,9 +172,10 @@ def validate(
     device: torch.device | str = "cpu",
     num_bins: int = 1000,
     criterion: str = "f1",
+    eval_size: int | str = "native",
 ) -> Validation:
     """B-LOC PxAP and tau on valpx, B-CL accuracy on valcl; states summed over ranks before computing."""
-    px, _ = evaluate_batches(model, valpx, device, num_bins)
+    px, _ = evaluate_batches(model, valpx, device, num_bins, eval_size=eval_size)
     _, acc = evaluate_batches(model, valcl, device, num_bins, localization=False)
     px.sync()
     acc.sync()

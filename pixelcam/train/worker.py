@@ -29,6 +29,7 @@ from pixelcam.train.transforms import Augment
 SHUFFLE_BATCHES = 4  # local shuffle buffer, in batches: big enough to mix classes, small enough to stream
 PREFETCH_BATCHES = 2  # batches decoded ahead of the training step
 OVERLAY_IMAGES = 4
+SELECTION_METRICS = {"b-loc": "valpx_pxap", "b-cl": "valcl_cl"}  # what each selection maximises
 EPOCH_METRICS = ("loss", "ce", "pixel_ce", "train_cl", "valpx_pxap", "tau", "valcl_cl", "lr", "images_per_s")
 
 
@@ -49,9 +50,9 @@ def build_model(cfg: TrainConfig, num_classes: int) -> WSOLModel:
 
 def build_pseudo_labeler(
     cfg: TrainConfig, baseline_dir: str, device: torch.device, no_roi_labels: set[int] | None = None
-) -> tuple[PseudoLabeler, dict]:
+) -> PseudoLabeler:
     base = load_checkpoint(baseline_dir)
-    labeler = PseudoLabeler(
+    return PseudoLabeler(
         base.build_model().to(device),
         cfg.sampler,
         cfg.n,
@@ -59,12 +60,50 @@ def build_pseudo_labeler(
         cfg.bg_area,
         no_roi_labels=no_roi_labels or set(),
         no_roi_seeds=cfg.no_roi_seeds,
+        seed_grid=cfg.seed_grid,
+        bg_sampling=cfg.bg_sampling,
     )
-    return labeler, base.model_state
+
+
+INIT_PARTS = (
+    "backbone",
+    "head",
+)  # PixelCAM's encoder and image head g (CAM-family baselines share g's shape)
+
+
+def init_from_baseline(model: WSOLModel, state: dict[str, torch.Tensor]) -> list[str]:
+    """Copy the baseline's backbone and, when its shapes match, image head into `model`; returns the parts
+    copied. The backbone must match (same architecture); a head of another form (DeepMIL, SAT) is skipped."""
+    own = model.state_dict()
+    done = []
+    for part in INIT_PARTS:
+        sub = {k: v for k, v in state.items() if k.startswith(part + ".")}
+        fits = bool(sub) and all(k in own and own[k].shape == v.shape for k, v in sub.items())
+        mine = [k for k in own if k.startswith(part + ".")]
+        if part == "backbone" and not (fits and len(sub) == len(mine)):
+            raise ValueError("the baseline's backbone weights do not fit PixelCAM's backbone")
+        if fits and len(sub) == len(mine):
+            model.load_state_dict(sub, strict=False)
+            done.append(part)
+    return done
+
+
+def _best(metrics: dict[str, float], key: str, epoch: int, tau: float, best: dict) -> dict:
+    """`best` updated when `metrics[key]` is strictly better (ties keep the earlier epoch)."""
+    if metrics[key] > best["score"]:
+        return {"epoch": epoch, "score": metrics[key], "metric": key, "tau": tau}
+    return best
 
 
 def make_meta(
-    cfg: TrainConfig, class_names: list[str], dataset_hash: str, epoch: int, metrics: dict, best: dict
+    cfg: TrainConfig,
+    class_names: list[str],
+    dataset_hash: str,
+    epoch: int,
+    metrics: dict,
+    best: dict,
+    best_by: dict | None = None,
+    init: dict | None = None,
 ) -> dict[str, Any]:
     return {
         "method": cfg.method,
@@ -78,6 +117,8 @@ def make_meta(
         "metrics": metrics,
         "tau": metrics["tau"],
         "best": best,
+        "best_by": best_by or {},
+        "init": init,
         "selection": cfg.selection,
         "normalization": cfg.method_class.normalization(),
         "config": cfg.to_dict(),
@@ -101,17 +142,17 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     model = build_model(cfg, len(class_names))
-    labeler = None
+    labeler, init = None, None
     if cfg.is_pixelcam:
         roi = set(ds.roi_classes(cfg.source))  # the dataset's ROI semantics decide where FG seeds may go
         no_roi = {i for i, name in enumerate(class_names) if name not in roi}
-        labeler, base_state = build_pseudo_labeler(cfg, payload["baseline_dir"], device, no_roi)
-        backbone_state = {
-            k[len("backbone.") :]: v for k, v in base_state.items() if k.startswith("backbone.")
-        }
-        model.backbone.load_state_dict(backbone_state)
+        labeler = build_pseudo_labeler(cfg, payload["baseline_dir"], device, no_roi)
+        init = {"from": cfg.init_from, "checkpoint": payload.get("init_dir"), "parts": []}
+        if payload.get("init_dir"):
+            init["parts"] = init_from_baseline(model, load_checkpoint(payload["init_dir"]).model_state)
 
     start_epoch, best = 0, {"epoch": -1, "score": float("-inf")}
+    best_by = {sel: {"epoch": -1, "score": float("-inf")} for sel in SELECTION_METRICS}
     resumed_meta = None
     ckpt = ray.train.get_checkpoint()
     optim_state = None
@@ -126,6 +167,7 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
             optim_state = load_optim_state(d)
             resumed_meta = loaded.meta
         start_epoch, best = resumed_meta["epoch"] + 1, resumed_meta["best"]
+        best_by = resumed_meta.get("best_by") or best_by
 
     model = ray.train.torch.prepare_model(model)
     optimizer = torch.optim.SGD(
@@ -181,6 +223,7 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
             device,
             cfg.num_bins,
             cfg.threshold_criterion,
+            cfg.eval_size,
         )
         metrics = {
             "loss": stats.loss,
@@ -192,8 +235,9 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
             "images_per_s": float(totals[0] / max(float(totals[1]), 1e-9)),
         }
         score = metrics[cfg.selection_metric]
-        if score > best["score"]:  # strictly better: ties keep the earlier epoch
-            best = {"epoch": epoch, "score": score, "metric": cfg.selection_metric, "tau": val.tau}
+        best = _best(metrics, cfg.selection_metric, epoch, val.tau, best)  # ties keep the earlier epoch
+        improved = [s for s, k in SELECTION_METRICS.items() if metrics[k] > best_by[s]["score"]]
+        best_by = {s: _best(metrics, k, epoch, val.tau, best_by[s]) for s, k in SELECTION_METRICS.items()}
         metrics["selected_score"] = best["score"]  # best so far: what a tuner compares across trials
         # Ray keeps the best checkpoint by this rank; ties go to the earlier epoch.
         metrics["selection_rank"] = score - 1e-9 * epoch
@@ -206,9 +250,16 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
 
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
-            if rank == 0:
+            if rank == 0 and improved:  # only the B-LOC and B-CL bests are kept: skip other epochs' writes
                 meta = make_meta(
-                    cfg, class_names, ds.hash, epoch, {k: metrics[k] for k in EPOCH_METRICS}, best
+                    cfg,
+                    class_names,
+                    ds.hash,
+                    epoch,
+                    {k: metrics[k] for k in EPOCH_METRICS},
+                    best,
+                    best_by,
+                    init,
                 )
                 save_checkpoint(tmp, net, meta, optimizer, scheduler)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)

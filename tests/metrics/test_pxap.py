@@ -105,3 +105,28 @@ def test_merged_states_equal_one_pass():
     restored = PxAP().load_state_dict(one.state_dict())
     assert restored.compute() == one.compute()
     assert int(one.fg.sum() + one.bg.sum()) == 10 * 16 * 16
+
+
+def test_eval_size_224_resizes_maps_bilinearly_and_masks_nearest():
+    """wsolevaluation's protocol: both at 224 x 224 before scoring. Reference: skimage resizes (order 1 for
+    the map, order 0 for the mask) and sklearn's AP on the quantised result."""
+    from skimage.transform import resize
+
+    from pixelcam.metrics.pxap import at_eval_size
+
+    rng = np.random.default_rng(4)
+    m = rng.random((96, 80)).astype(np.float32)
+    g = np.zeros((96, 80), np.uint8)
+    g[20:70, 10:50] = 1
+    sm, sg = at_eval_size(torch.from_numpy(m), torch.from_numpy(g), 224)
+    assert sm.shape == sg.shape == (224, 224) and set(np.unique(sg.numpy())) <= {0, 1}
+    ref_m = resize(m, (224, 224), order=1, mode="edge", anti_aliasing=False)
+    ref_g = resize(g, (224, 224), order=0, preserve_range=True, anti_aliasing=False).astype(np.uint8)
+    np.testing.assert_allclose(sm.numpy(), ref_m, atol=1e-5)
+    assert (sg.numpy() != ref_g).mean() < 0.01  # nearest: at most a boundary row/column differs
+    q = np.floor(ref_m * B) / B
+    assert pxap([sm], [sg]) == pytest.approx(
+        100 * average_precision_score(sg.numpy().ravel(), q.ravel()), abs=0.5
+    )
+    same_m, same_g = at_eval_size(torch.from_numpy(m), torch.from_numpy(g), "native")
+    assert same_m.shape == (96, 80) and same_g.shape == (96, 80)

@@ -81,3 +81,31 @@ def test_per_sample_targets_in_one_batch():
     maps = m.raw_cam(batch, torch.tensor([0, 1]), False)
     assert torch.allclose(maps[0], m.raw_cam(A, torch.tensor([0]), False)[0])
     assert torch.allclose(maps[1], m.raw_cam(A, torch.tensor([1]), False)[0])
+
+
+def test_deepmil_per_class_attention_by_hand():
+    """The official code's DeepMIL: per class c, a_c = softmax_i(w_c^T tanh(V h_i)), z_c = sum_i a_ci h_i,
+    logit_c = <u_c, z_c> + b_c; the map of class c is a_c. Derived with V = I, w_0 = (1, 0), w_1 = (0, 1)."""
+    from pixelcam.models.methods.deepmil import DeepMIL
+
+    m = DeepMIL(Identity(), 2, hidden=2, mil_attention="per_class")
+    with torch.no_grad():
+        m.v.weight.copy_(torch.eye(2))
+        m.v.bias.zero_()
+        m.w.weight.copy_(torch.eye(2))
+        m.w.bias.zero_()
+        m.fc.weight.copy_(W)
+        m.fc.bias.copy_(torch.tensor([0.1, -0.2]))
+    h = A[0].flatten(1).T  # (4 locations, 2 channels)
+    a = torch.softmax(torch.tanh(h), dim=0)  # column c: attention of class c over the 4 locations
+    z = a.T @ h  # (2 classes, 2 channels)
+    logits = (z * W).sum(1) + torch.tensor([0.1, -0.2])
+    torch.testing.assert_close(m(A)["logits"][0], logits)
+    for c in (0, 1):
+        raw = m.raw_cam(A, torch.tensor([c]), False)[0]
+        torch.testing.assert_close(raw, a[:, c].view(2, 2))
+    assert not torch.allclose(m.raw_cam(A, torch.tensor([0]), False), m.raw_cam(A, torch.tensor([1]), False))
+    gated = DeepMIL(Identity(), 2, hidden=2)  # Ilse's: one map for every class
+    torch.testing.assert_close(
+        gated.raw_cam(A, torch.tensor([0]), False), gated.raw_cam(A, torch.tensor([1]), False)
+    )

@@ -86,3 +86,22 @@ def test_n_is_capped_and_validated():
     assert (lab == 1).sum() == 4 and (lab == 0).sum() == 4
     with pytest.raises(ValueError, match="n must be >= 1"):
         create_sampler("pb", n=0)
+
+
+def test_area_variant_draws_background_uniformly_among_the_lowest_fifth():
+    """The official code's BG variant: uniform among the 20 % lowest-CAM locations (its default fraction)."""
+    cam = torch.linspace(0, 1, 100).view(1, 10, 10)  # strictly increasing: the lowest 20 are indices 0..19
+    s = create_sampler("pb", n=1, seed=3, bg_sampling="area")
+    assert s.bg_area == pytest.approx(0.2)
+    labels = s(cam.expand(20000, 10, 10).contiguous())
+    bg = (labels == 0).sum(0).flatten().double()
+    assert bg[20:].sum() == 0  # never above the lowest fifth
+    # uniform, not ~ 1 - CAM: location 0 (1 - CAM = 1) and 19 (0.81) are equally frequent
+    assert stats.chisquare(bg[:20].numpy()).pvalue > 1e-3
+    inverse = create_sampler("pb", n=1, seed=3)(cam.expand(20000, 10, 10).contiguous())
+    assert (inverse == 0).sum(0).flatten()[80:].sum() > 0  # the paper's default reaches the whole image
+
+
+def test_unknown_bg_sampling_is_refused():
+    with pytest.raises(ValueError, match="bg_sampling must be one of"):
+        create_sampler("pb", bg_sampling="lowest")

@@ -122,7 +122,22 @@ def test_missing_data_is_said_not_drawn():
     sections = {s.id: s for s in build_sections(records(with_details=False, stain=False))}
     assert not sections["stain-shift"].images and "stain_shift" in sections["stain-shift"].empty
     assert not sections["cam-gallery"].images and not sections["separability"].images
-    # bars still drawn (test PxAP is known) but without a t-test: p is n/a in the table
-    assert sections["pixelcam-vs-baseline"].images
+    # without per-image PxAP no bars (they show the tested quantity); the table keeps the pooled PxAP
+    bars = sections["pixelcam-vs-baseline"]
+    assert not bars.images and bars.tables and "no test" in bars.tables[0]
     page = render("t", [], list(sections.values()))
     assert page.count('class="empty"') == 3
+
+
+def test_paired_rows_carry_per_image_means_and_a_verdict():
+    rec = records()
+    for row in paired_tests(rec):
+        a = np.asarray(rec.evaluation("cam", "colon").details[row["target"]]["pxap"])
+        b = np.asarray(rec.evaluation("pixelcam-cam", "colon").details[row["target"]]["pxap"])
+        keep = ~np.isnan(a) & ~np.isnan(b)
+        assert row["baseline_image_pxap"] == pytest.approx(a[keep].mean())
+        assert row["pixelcam_image_pxap"] == pytest.approx(b[keep].mean())
+        assert row["mean_diff"] == pytest.approx((b[keep] - a[keep]).mean())
+        assert row["verdict"] in {"PixelCAM better", "baseline better", "not significant"} or row[
+            "verdict"
+        ].startswith("mixed")

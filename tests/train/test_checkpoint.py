@@ -8,9 +8,11 @@ import torch
 from pixelcam.models import create_wsol_model
 from pixelcam.train.checkpoint import (
     CheckpointError,
+    baseline_checkpoint,
     load_checkpoint,
     resolve_checkpoint_dir,
     resolve_pseudo_label_source,
+    run_checkpoints,
     save_checkpoint,
     selected_in_run,
 )
@@ -92,3 +94,66 @@ def test_weights_are_loaded_without_running_pickled_code(tmp_path: Path):
         pickle.dump({"x": Evil()}, fh)
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         load_checkpoint(d)
+
+
+def baseline_run(tmp_path: Path, by_selection: bool = True) -> Path:
+    """A finished baseline run keeping its B-LOC best (epoch 3) and its B-CL best (epoch 1)."""
+    model = create_wsol_model("cam", "resnet10t")
+    run = tmp_path / "cam-run"
+    for epoch in (1, 3):
+        save_checkpoint(run / f"epoch_{epoch:03d}", model, {**meta("cam"), "epoch": epoch})
+    sel = {"checkpoint": "epoch_003", "selection": "b-loc", "tau": 0.5}
+    if by_selection:
+        sel["by_selection"] = {"b-loc": "epoch_003", "b-cl": "epoch_001"}
+    (run / "selected.json").write_text(json.dumps(sel))
+    return run
+
+
+def test_baseline_checkpoint_picks_the_runs_b_loc_or_b_cl_best(tmp_path: Path):
+    run = baseline_run(tmp_path)
+    assert run_checkpoints(run) == {"b-loc": run / "epoch_003", "b-cl": run / "epoch_001"}
+    # a run directory, or any checkpoint of the run (what a study passes), stands for the run
+    for ref in (run, run / "epoch_003", run / "epoch_001"):
+        assert baseline_checkpoint(str(ref), "b-loc")[0] == run / "epoch_003"
+        assert baseline_checkpoint(str(ref), "b-cl")[0] == run / "epoch_001"
+
+
+def test_an_unfinished_run_resolves_through_its_latest_best_by(tmp_path: Path):
+    run = baseline_run(tmp_path)
+    (run / "selected.json").unlink()
+    latest = json.loads((run / "epoch_003" / "meta.json").read_text())
+    latest.update(selection="b-loc", best={"epoch": 3}, best_by={"b-loc": {"epoch": 3}, "b-cl": {"epoch": 1}})
+    (run / "epoch_003" / "meta.json").write_text(json.dumps(latest))
+    assert run_checkpoints(run) == {"b-loc": run / "epoch_003", "b-cl": run / "epoch_001"}
+
+
+def test_an_older_run_without_a_b_cl_checkpoint_is_named(tmp_path: Path):
+    run = baseline_run(tmp_path, by_selection=False)
+    assert baseline_checkpoint(str(run), "b-loc")[0] == run / "epoch_003"
+    with pytest.raises(
+        CheckpointError, match=r"keeps no B-CL checkpoint .*pseudo_labels_checkpoint / init_from"
+    ):
+        baseline_checkpoint(str(run), "b-cl")
+
+
+def test_a_lone_checkpoint_is_used_for_either_selection(tmp_path: Path):
+    save_checkpoint(tmp_path / "lone", create_wsol_model("cam", "resnet10t"), meta("cam"))
+    assert baseline_checkpoint(str(tmp_path / "lone"), "b-cl") == (tmp_path / "lone", "lone checkpoint")
+
+
+def test_init_from_baseline_copies_backbone_and_a_matching_head():
+    from pixelcam.train.worker import init_from_baseline
+
+    torch.manual_seed(0)
+    cam = create_wsol_model("cam", "resnet10t")
+    pc = create_wsol_model("pixelcam", "resnet10t")
+    assert init_from_baseline(pc, cam.state_dict()) == ["backbone", "head"]
+    for k, v in cam.state_dict().items():
+        torch.testing.assert_close(pc.state_dict()[k], v)
+    mil = create_wsol_model("deepmil", "resnet10t")  # attention head: not PixelCAM's g, backbone only
+    pc2 = create_wsol_model("pixelcam", "resnet10t")
+    head = pc2.head.fc.weight.clone()
+    assert init_from_baseline(pc2, mil.state_dict()) == ["backbone"]
+    assert torch.equal(pc2.head.fc.weight, head)
+    with pytest.raises(ValueError, match="backbone weights do not fit"):
+        init_from_baseline(create_wsol_model("pixelcam", "resnet18"), cam.state_dict())

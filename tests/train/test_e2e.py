@@ -87,6 +87,12 @@ def test_baseline_then_pixelcam_then_evaluation(env, baseline: Path, capsys):
         "dataset_manifest.json",
     }
     assert 0.0 <= sel["tau"] < 1.0
+    # the run keeps exactly its B-LOC and B-CL bests (PixelCAM may use either), every other epoch pruned
+    assert set(sel["by_selection"]) == {"b-loc", "b-cl"} and sel["by_selection"]["b-loc"] == sel["checkpoint"]
+    cl = history(client, run.info.run_id, "valcl_cl")
+    best_cl = max(cl, key=lambda sv: (sv[1], -sv[0]))
+    assert sel["by_selection"]["b-cl"] == f"epoch_{best_cl[0]:03d}"
+    assert {p.name for p in baseline.glob("epoch_*")} == set(sel["by_selection"].values())
 
     # PixelCAM from the baseline run directory (its selected checkpoint), by MLflow run id as well
     assert (
@@ -111,6 +117,17 @@ def test_baseline_then_pixelcam_then_evaluation(env, baseline: Path, capsys):
     pc_run = client.get_run(pc_sel["mlflow_run_id"])
     assert pc_run.data.tags["method"] == "pixelcam" and pc_run.data.params["lam"] == "1.0"
     assert all(v > 0 for _, v in history(client, pc_run.info.run_id, "pixel_ce"))
+    # recorded with the run: where seeds were drawn, which baseline checkpoints gave CAMs and weights
+    params = pc_run.data.params
+    assert (params["seed_grid"], params["pseudo_labels_checkpoint"], params["init_from"]) == (
+        "image",
+        "b-loc",
+        "b-cl",
+    )
+    assert (params["bg_sampling"], params["eval_size"]) == ("inverse", "224")
+    pc_meta = json.loads((pc_dir / pc_sel["checkpoint"] / "meta.json").read_text())
+    assert pc_meta["init"]["parts"] == ["backbone", "head"]
+    assert pc_meta["init"]["checkpoint"] == str((baseline / sel["by_selection"]["b-cl"]).resolve())
 
     # evaluation of both selected models on both domains' test splits
     for name, run_dir in (("cam", baseline), ("pixelcam", pc_dir)):

@@ -36,7 +36,18 @@ class PixelCAM(CAM):
     kind = "pseudo_labels"
     normalize = False
     model_kwargs = ("pixel_head_depth",)
-    train_params = ("lam", "n", "sampler", "bg_area", "pixel_head_depth", "no_roi_seeds")
+    train_params = (
+        "lam",
+        "n",
+        "sampler",
+        "bg_sampling",
+        "bg_area",
+        "seed_grid",
+        "pixel_head_depth",
+        "no_roi_seeds",
+        "pseudo_labels_checkpoint",
+        "init_from",
+    )
 
     def __init__(self, backbone: Backbone, num_classes: int, pixel_head_depth: int = 1) -> None:
         super().__init__(backbone, num_classes)
