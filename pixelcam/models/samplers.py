@@ -24,6 +24,7 @@ import torch
 
 from pixelcam.registry import Registry
 
+_FLOOR = 1e-9  # weight of a zero-weight location, relative to the row's total: drawn only once positives run out
 SAMPLERS: Registry[Callable[[torch.Tensor], torch.Tensor]] = Registry("pseudo-label sampler")
 
 
@@ -55,10 +56,17 @@ class _Sampler(ABC):
             self._gen = torch.Generator(device=device).manual_seed(self.seed)
         return self._gen
 
-    def _draw(self, weights: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-        """k indices per row without replacement; rows without positive weight fall back to uniform."""
-        empty = weights.sum(1, keepdim=True) <= 0
-        w = torch.where(empty, torch.ones_like(weights), weights)
+    def _draw(
+        self, weights: torch.Tensor, k: int, gen: torch.Generator, allowed: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """k indices per row without replacement, only among `allowed` locations (default: all). Rows with
+        fewer than k positive weights take the rest uniformly among the allowed locations left (a tiny
+        floor weight), so a draw never lands on a disallowed location such as one FG already took."""
+        allowed = torch.ones_like(weights, dtype=torch.bool) if allowed is None else allowed
+        w = weights.masked_fill(~allowed, 0.0)
+        total = w.sum(1, keepdim=True)
+        floor = torch.where(total > 0, total * _FLOOR, torch.ones_like(total))
+        w = torch.where(allowed & (w <= 0), floor.expand_as(w), w)
         return torch.multinomial(w, k, replacement=False, generator=gen)
 
     @abstractmethod
@@ -77,10 +85,7 @@ class _Sampler(ABC):
         fg_w, bg_w = self.weights(flat)
         fg = self._draw(fg_w, k, gen)
         taken = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, fg, True)
-        bg_w = bg_w.masked_fill(taken, 0.0)
-        no_bg = bg_w.sum(1, keepdim=True) <= 0
-        bg_w = torch.where(no_bg, (~taken).float(), bg_w)
-        bg = self._draw(bg_w, k, gen)
+        bg = self._draw(bg_w, k, gen, allowed=~taken)
         labels = torch.full_like(flat, -1, dtype=torch.long)
         labels.scatter_(1, fg, 1)
         labels.scatter_(1, bg, 0)

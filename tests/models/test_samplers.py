@@ -105,3 +105,14 @@ def test_area_variant_draws_background_uniformly_among_the_lowest_fifth():
 def test_unknown_bg_sampling_is_refused():
     with pytest.raises(ValueError, match="bg_sampling must be one of"):
         create_sampler("pb", bg_sampling="lowest")
+
+
+@pytest.mark.parametrize("bg_sampling", ["inverse", "area"])
+def test_seeds_never_collide_when_positive_weights_run_out(bg_sampling: str):
+    """A 2x2 grid with one non-zero CAM cell and k = 2: FG must take a zero-weight cell, and BG (whose area
+    variant admits only the single lowest cell) must still never relabel a FG location."""
+    cams = torch.zeros(500, 2, 2)
+    cams[:, 0, 0] = 1.0
+    labels = create_sampler("pb", n=2, seed=0, bg_sampling=bg_sampling)(cams)
+    assert ((labels == 1).sum((1, 2)) == 2).all() and ((labels == 0).sum((1, 2)) == 2).all()
+    assert (labels[:, 0, 0] == 1).all()  # the only positive FG weight is always drawn
