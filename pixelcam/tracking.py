@@ -33,7 +33,8 @@ class RunKind:
     TRAIN = "train"  # a training run started with `pixelcam train`
     EVALUATION = "evaluation"  # a selected model on every target's test split (child of the study)
     STAIN_SWEEP = "stain_sweep"  # a selected model under stain-shift levels (child of the study)
-    ALL = (STUDY, TRIAL, TRAIN, EVALUATION, STAIN_SWEEP)
+    SEED = "seed"  # a selected configuration retrained with another seed (child of the study)
+    ALL = (STUDY, TRIAL, TRAIN, EVALUATION, STAIN_SWEEP, SEED)
 
 
 class PairMetric(NamedTuple):

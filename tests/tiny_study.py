@@ -30,6 +30,7 @@ budget: {{trials: 2, epochs: 2, grace_period: 1}}
 resources: {{workers: 1}}
 train: {{resize: 64, crop: 56, batch_size: 8}}
 stain_shift: {{method: reinhard, levels: 2, fit_images: 8}}
+seeds: [0, 1]
 storage: {storage}
 """
 

@@ -5,9 +5,11 @@ from pixelcam.metrics.accuracy import Accuracy, accuracy
 from pixelcam.metrics.confusion import ConfusionRates, best_threshold, confusion_rates
 from pixelcam.metrics.pxap import PxAP, pxap
 from pixelcam.metrics.separability import separability_index
-from pixelcam.metrics.stats import PairedTTest, paired_ttest
+from pixelcam.metrics.stats import MeanCI, PairedTTest, mean_ci, paired_ttest
 
 __all__ = [
+    "MeanCI",
+    "mean_ci",
     "Accuracy",
     "ConfusionRates",
     "PairedTTest",

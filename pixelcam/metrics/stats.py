@@ -36,3 +36,31 @@ def paired_ttest(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarra
         return PairedTTest(t, 1.0 if mean == 0 else 0.0, mean, n)
     t = mean / (sd / math.sqrt(n))
     return PairedTTest(t, float(2 * stats.t.sf(abs(t), df=n - 1)), mean, n)
+
+
+@dataclass(frozen=True)
+class MeanCI:
+    """Mean of n values and the half-width of its two-sided confidence interval (Student t, n - 1 df);
+    NaN half-width for a single value."""
+
+    mean: float
+    half_width: float
+    n: int
+
+    def __str__(self) -> str:
+        if self.n < 2:
+            return f"{self.mean:.2f}"
+        return f"{self.mean:.2f} ± {self.half_width:.2f}"
+
+
+def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> MeanCI:
+    """Mean ± t_{(1+level)/2, n-1} * sd / sqrt(n) over seeds (or any repeated runs); NaNs are dropped."""
+    x = np.asarray(values, np.float64)
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        raise ValueError("mean_ci needs at least one value")
+    if x.size == 1:
+        return MeanCI(float(x[0]), float("nan"), 1)
+    sd = float(x.std(ddof=1))
+    hw = float(stats.t.ppf((1 + level) / 2, df=x.size - 1) * sd / math.sqrt(x.size))
+    return MeanCI(float(x.mean()), hw, int(x.size))

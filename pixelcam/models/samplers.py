@@ -24,7 +24,7 @@ import torch
 
 from pixelcam.registry import Registry
 
-_FLOOR = 1e-9  # weight of a zero-weight location, relative to the row's total: drawn only once positives run out
+_FLOOR = 1e-9  # weight of a zero-weight location relative to the row total: drawn once positives run out
 SAMPLERS: Registry[Callable[[torch.Tensor], torch.Tensor]] = Registry("pseudo-label sampler")
 
 

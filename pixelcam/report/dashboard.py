@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from pixelcam.metrics.stats import mean_ci
 from pixelcam.report import plots
 from pixelcam.report.compare import VERDICT_CLASS
 from pixelcam.report.html import Section, render, table
 from pixelcam.report.records import StudyRecords, load_records
+from pixelcam.study.ood import near_chance
 
 SECTION_IDS = (
     "ood",
@@ -21,6 +23,15 @@ SECTION_IDS = (
     "cam-gallery",
     "separability",
 )
+
+
+def _over_seeds(rec: StudyRecords, e, metric: str, target: str) -> object:
+    """A cell: mean ± 95 % CI over the model's seeds when it has >= 2, else its single value."""
+    values = [getattr(x, metric).get(target) for x in rec.seed_evaluations(e.method, e.source)]
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return getattr(e, metric).get(target)
+    return str(mean_ci(values))
 
 
 def build_sections(rec: StudyRecords) -> list[Section]:
@@ -36,18 +47,36 @@ def build_sections(rec: StudyRecords) -> list[Section]:
         if png:
             ood.images.append((f"{metric.upper()} heat map per method", png))
     if rec.evaluations:
+        seeds = max(len(rec.seed_evaluations(e.method, e.source)) for e in rec.evaluations)
         rows = [
             [f"{e.method} <- {e.source}"]
-            + [e.pxap.get(t) for t in rec.targets]
-            + [e.cl.get(t) for t in rec.targets]
+            + [_over_seeds(rec, e, "pxap", t) for t in rec.targets]
+            + [_over_seeds(rec, e, "cl", t) for t in rec.targets]
             for e in rec.evaluations
         ]
+        if seeds >= 2:
+            ood.what += f" Cells: mean ± 95 % CI over {seeds} seeds."
         ood.tables.append(
             table(
                 ["model <- source"] + [f"PxAP {t}" for t in rec.targets] + [f"CL {t}" for t in rec.targets],
                 rows,
             )
         )
+        warnings = [
+            w
+            for e in rec.evaluations
+            if e.valcl_cl is not None
+            and (w := near_chance(e.method, e.source, e.valcl_cl, round(100 / (e.chance_cl or 50.0))))
+        ]
+        if warnings:
+            ood.tables.insert(
+                0,
+                table(
+                    ["WARNING: selected models near chance"],
+                    [[w] for w in warnings],
+                    ["loss"] * len(warnings),
+                ),
+            )
 
     tests = plots.paired_tests(rec)
     bars = Section(

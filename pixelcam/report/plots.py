@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from pixelcam.metrics import paired_ttest
+from pixelcam.metrics import mean_ci, paired_ttest
 from pixelcam.models.factory import method_class
 from pixelcam.report.compare import verdict
 from pixelcam.report.records import StudyRecords
@@ -58,18 +58,28 @@ def ood_heatmap(rec: StudyRecords, metric: str) -> bytes | None:
     return _png(fig)
 
 
+def _seed_mean_images(evals: list, target: str) -> tuple[list[str], np.ndarray] | None:
+    """(image ids, per-image PxAP averaged over the seeds' evaluations) on `target`, or None."""
+    dets = [e.details.get(target) for e in evals]
+    if not dets or any(d is None for d in dets) or any(d["image_ids"] != dets[0]["image_ids"] for d in dets):
+        return None
+    with np.errstate(all="ignore"):
+        return dets[0]["image_ids"], np.nanmean(np.asarray([d["pxap"] for d in dets], float), axis=0)
+
+
 def paired_tests(rec: StudyRecords) -> list[dict[str, Any]]:
-    """Baseline vs its PixelCAM variant(s), per source->target: mean PxAPs and the paired t-test of per-image
-    PxAP (images whose mask has both FG and BG)."""
+    """Baseline vs its PixelCAM variant(s), per source->target: pooled PxAP (mean over seeds with `seeds`,
+    with its 95 % CI), mean per-image PxAP, the paired t-test of per-image PxAP (images whose mask has both
+    FG and BG; with seeds, each image's PxAP averaged over the seeds first) and the verdict."""
     out = []
     for src in rec.sources:
         for base in rec.methods:
-            b = rec.evaluation(base, src)
+            bs = rec.seed_evaluations(base, src)
             for label in rec.labels():
                 if not label.startswith(f"pixelcam-{base}"):
                     continue
-                p = rec.evaluation(label, src)
-                if b is None or p is None:
+                ps = rec.seed_evaluations(label, src)
+                if not bs or not ps:
                     continue
                 for tgt in rec.targets:
                     row: dict[str, Any] = {
@@ -77,12 +87,16 @@ def paired_tests(rec: StudyRecords) -> list[dict[str, Any]]:
                         "target": tgt,
                         "baseline": base,
                         "pixelcam": label,
-                        "baseline_pxap": b.pxap.get(tgt),
-                        "pixelcam_pxap": p.pxap.get(tgt),
+                        "seeds": min(len(bs), len(ps)),
                     }
-                    db, dp = b.details.get(tgt), p.details.get(tgt)
-                    if db and dp and db["image_ids"] == dp["image_ids"]:
-                        xa, xb = np.asarray(db["pxap"], float), np.asarray(dp["pxap"], float)
+                    for side, evals in (("baseline", bs), ("pixelcam", ps)):
+                        values = [e.pxap[tgt] for e in evals if tgt in e.pxap]
+                        ci = mean_ci(values) if values else None
+                        row[f"{side}_pxap"] = ci.mean if ci else None
+                        row[f"{side}_pxap_ci"] = ci.half_width if ci and ci.n >= 2 else None
+                    a, b = _seed_mean_images(bs, tgt), _seed_mean_images(ps, tgt)
+                    if a is not None and b is not None and a[0] == b[0]:
+                        xa, xb = a[1], b[1]
                         both = ~(np.isnan(xa) | np.isnan(xb))
                         if both.any():
                             row.update(

@@ -28,6 +28,9 @@ class Evaluation:
     cl: dict[str, float]
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> per-image details
     gallery: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # target -> gallery arrays
+    seed: int | None = None  # set when the study retrains per seed (`seeds`)
+    valcl_cl: float | None = None  # the selected model's valcl CL (near-chance warning)
+    chance_cl: float | None = None  # 100 / number of classes of its source
 
 
 @dataclass
@@ -54,9 +57,20 @@ class StudyRecords:
     trials: list[Trial]
     stain: list[dict[str, Any]]
     tracking_uri: str
+    seed: int | None = None  # the study's own seed (its tuned models)
+    # every seed's evaluation (`seeds` in the spec); `evaluations` holds the tuned models' only
+    seeded: list[Evaluation] = field(default_factory=list)
 
     def evaluation(self, method: str, source: str) -> Evaluation | None:
+        """The tuned model's evaluation (the run of the study's seed)."""
         return next((e for e in self.evaluations if e.method == method and e.source == source), None)
+
+    def seed_evaluations(self, method: str, source: str) -> list[Evaluation]:
+        """Every seed's evaluation of one model, by seed (the tuned model alone without `seeds`)."""
+        found = [e for e in self.seeded if e.method == method and e.source == source]
+        if not found:
+            return [e for e in [self.evaluation(method, source)] if e is not None]
+        return sorted(found, key=lambda e: -1 if e.seed is None else e.seed)
 
     def labels(self) -> list[str]:
         """Every model label with an evaluation, baselines first, in spec order."""
@@ -120,6 +134,9 @@ def load_records(study: str | Path, uri: str | None = None) -> StudyRecords:
                         by_metric[name.metric][name.target] = v
                 pxap, cl = by_metric["pxap"], by_metric["cl"]
                 ev = Evaluation(tags["method"], tags["source"], rid, pxap, cl)
+                ev.seed = int(tags["seed"]) if "seed" in tags else None
+                ev.valcl_cl = run.data.metrics.get("selected_valcl_cl")
+                ev.chance_cl = run.data.metrics.get("chance_cl")
                 for tgt in pxap:
                     targets.append(tgt)
                     try:
@@ -167,6 +184,9 @@ def load_records(study: str | Path, uri: str | None = None) -> StudyRecords:
         key=lambda e: (sources.index(e.source) if e.source in sources else 99, order.get(e.method, 99))
     )
     trials.sort(key=lambda t: t.start_time)
+    study_seed = int(params["seed"]) if "seed" in params else None
+    seeded = [e for e in evaluations if e.seed is not None]
+    evaluations = [e for e in evaluations if e.seed is None or e.seed == study_seed]
     stain.sort(key=lambda r: (r["source"], order.get(r.get("label", ""), 99), r["domain"]))
     return StudyRecords(
         name=parent.data.tags.get("study", parent.info.run_name),
@@ -180,4 +200,6 @@ def load_records(study: str | Path, uri: str | None = None) -> StudyRecords:
         trials=trials,
         stain=stain,
         tracking_uri=uri,
+        seed=study_seed,
+        seeded=seeded,
     )

@@ -23,11 +23,16 @@ def experiment_key(source: str, method: str) -> str:
     return f"{source}__{method}"
 
 
+def seed_key(source: str, method: str, seed: int) -> str:
+    """The key of one model retrained with `seed`: `<experiment key>@seed<seed>`."""
+    return f"{experiment_key(source, method)}@seed{seed}"
+
+
 class StudyState:
     """`state.json`: what each step has produced (per-model records by experiment key), the MLflow parent
     run id and which steps ran. Saved atomically after every unit of work, so a killed study resumes."""
 
-    RECORDS = ("experiments", "evaluations", "stain")
+    RECORDS = ("experiments", "seeds", "evaluations", "stain")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -88,6 +93,13 @@ class StudyContext:
             params=params,
             uri=self.uri,
         )
+
+    def seed_checkpoint(self, source: str, method: str, seed: int) -> str | None:
+        """The checkpoint of `method` on `source` trained with `seed` (the tuned one for the study's seed)."""
+        rec = self.state["seeds"].get(seed_key(source, method, seed))
+        if rec is None and seed == self.spec.seed:
+            rec = self.state["experiments"].get(experiment_key(source, method))
+        return (rec or {}).get("checkpoint")
 
     def models(self) -> list[tuple[str, str]]:
         """Every (source, model label) of the study, in the order results are reported."""

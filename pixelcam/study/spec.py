@@ -19,6 +19,7 @@ budget: {trials: 2, epochs: 3, grace_period: 2}
 resources: {workers: 2, cpus_per_worker: null, gpus_per_worker: 0}
 train: {resize: 64, crop: 56, batch_size: 16}   # any other TrainConfig field, fixed for every trial
 seed: 0
+seeds: [0, 1, 2]                         # optional: retrain each selected model per seed (mean ± 95 % CI)
 stain_shift: {method: reinhard, reference: synth-lymph, levels: 10}   # optional staining-robustness sweep
 ablation: {field: lam, values: [0.001, 0.01, 0.1, 1.0]}  # optional: one PixelCAM model per value
 published: {...}                         # the paper's numbers, printed beside ours
@@ -145,6 +146,9 @@ class StudySpec(ConfigModel):
     resources: Resources = Field(default_factory=Resources)
     train: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
+    # Each selected configuration retrained once per seed (the tuned run is the run of `seed`); tables then
+    # show mean ± 95 % CI over seeds. A PixelCAM model of seed s takes its CAMs from its baseline of seed s.
+    seeds: list[int] = Field(default_factory=list)
     storage: str = "studies-runs"
     experiment: str | None = None  # MLflow experiment (default: pixelcam-study-<name>)
     stain_shift: StainShift | None = None
@@ -168,6 +172,13 @@ class StudySpec(ConfigModel):
         for m in value:
             if m not in list_methods(kind="baseline"):
                 raise ValueError(f"unknown baseline {m!r}; expected some of {list_methods(kind='baseline')}")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"seeds must be distinct, got {value}")
         return value
 
     @field_validator("selection")

@@ -17,3 +17,18 @@ def test_paired_ttest_matches_scipy_and_hand_values():
     assert paired_ttest([1, 2], [1, 2]).p == 1.0
     with pytest.raises(ValueError, match=">= 2 pairs"):
         paired_ttest([1.0], [2.0])
+
+
+def test_mean_ci_matches_scipy_t_interval():
+    from pixelcam.metrics import mean_ci
+
+    values = [61.2, 58.4, 64.9]
+    ci = mean_ci(values)
+    lo, hi = stats.t.interval(0.95, df=2, loc=np.mean(values), scale=stats.sem(values))
+    assert ci.mean == pytest.approx(np.mean(values)) and ci.n == 3
+    assert (ci.mean - ci.half_width, ci.mean + ci.half_width) == pytest.approx((lo, hi))
+    assert str(ci) == f"{np.mean(values):.2f} ± {(hi - lo) / 2:.2f}"
+    one = mean_ci([70.0, float("nan")])  # NaN dropped; one value has no interval
+    assert one.n == 1 and one.mean == 70.0 and np.isnan(one.half_width) and str(one) == "70.00"
+    with pytest.raises(ValueError, match="at least one value"):
+        mean_ci([])

@@ -9,8 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
+from scipy import stats
 
 from tests.tiny_study import SPEC, TinyStudy, cli
 
@@ -33,6 +35,25 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     for row in rows.values():
         assert set(row["pxap"]) == {"synth-colon", "synth-lymph"} and 0 < row["pxap"]["synth-lymph"] <= 100
     assert (study_dir / "ood.csv").read_text().count("\n") == 5
+    # seeds [0, 1]: seed 0 is the tuned run; seed 1 retrains cam, then PixelCAM on cam *of seed 1*
+    state = json.loads((study_dir / "state.json").read_text())
+    assert set(state["seeds"]) == {"synth-colon__cam@seed1", "synth-colon__pixelcam-cam@seed1"}
+    pc1 = json.loads(
+        (Path(state["seeds"]["synth-colon__pixelcam-cam@seed1"]["checkpoint"]) / "meta.json").read_text()
+    )
+    assert (
+        pc1["config"]["seed"] == 1 and "seeds/synth-colon__cam/seed-1" in pc1["config"]["pseudo_labels_from"]
+    )
+    for row in rows.values():
+        assert row["seeds_run"] == [0, 1]
+        for t in ("synth-colon", "synth-lymph"):
+            values = row["seeds"]["pxap"][t]
+            assert values[0] == pytest.approx(row["pxap"][t]) and len(values) == 2
+            ref = stats.t.interval(0.95, 1, loc=np.mean(values), scale=stats.sem(values))
+            ci = row["ci"]["pxap"][t]
+            assert ci["mean"] == pytest.approx(np.mean(values)) and ci["n"] == 2
+            assert ci["mean"] + ci["half_width"] == pytest.approx(ref[1])
+    assert "± " in out  # the printed OOD table shows mean ± CI
 
     exps = [e.experiment_id for e in client.search_experiments()]
     parents = client.search_runs(exps, "tags.kind = 'study'")
@@ -52,12 +73,23 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     assert {r.info.experiment_id for r in children} == {parents[0].info.experiment_id}  # nested in the UI
     running = [(r.info.run_name, dict(r.data.tags)) for r in children if r.info.status == "RUNNING"]
     assert not running
-    state = json.loads((study_dir / "state.json").read_text())
     assert all(e["trials_failed"] == 0 for e in state["experiments"].values())
     for r in trials:  # no trial failed in Tune: ASHA-stopped runs are KILLED, complete ones FINISHED
         epochs = {m.step for m in client.get_metric_history(r.info.run_id, "valpx_pxap")}
         assert r.info.status == ("FINISHED" if len(epochs) == 2 else "KILLED"), (r.data.tags, r.info.status)
-    evals = {r.data.tags["method"]: r for r in children if r.data.tags.get("kind") == "evaluation"}
+    seed_runs = [r for r in children if r.data.tags.get("kind") == "seed"]
+    assert sorted((r.data.tags["method_label"], r.data.tags["seed"], r.info.status) for r in seed_runs) == [
+        ("cam", "1", "FINISHED"),
+        ("pixelcam-cam", "1", "FINISHED"),
+    ]
+    all_evals = [r for r in children if r.data.tags.get("kind") == "evaluation"]
+    assert sorted((r.data.tags["method"], r.data.tags["seed"]) for r in all_evals) == [
+        ("cam", "0"),
+        ("cam", "1"),
+        ("pixelcam-cam", "0"),
+        ("pixelcam-cam", "1"),
+    ]
+    evals = {r.data.tags["method"]: r for r in all_evals if r.data.tags["seed"] == "0"}
     assert set(evals) == {"cam", "pixelcam-cam"}
     for method, run in evals.items():
         m = run.data.metrics

@@ -10,6 +10,7 @@ from pixelcam.study.context import StudyContext
 from pixelcam.study.steps.dashboard import DashboardStep
 from pixelcam.study.steps.evaluate import EvaluateStep
 from pixelcam.study.steps.ood import OODStep
+from pixelcam.study.steps.seeds import SeedsStep
 from pixelcam.study.steps.stain import StainStep
 from pixelcam.study.steps.tune import TuneStep
 
@@ -22,6 +23,13 @@ class Step(Protocol):
     def run(self, ctx: StudyContext) -> None: ...
 
 
-PIPELINE: tuple[Step, ...] = (TuneStep(), EvaluateStep(), StainStep(), OODStep(), DashboardStep())
+PIPELINE: tuple[Step, ...] = (
+    TuneStep(),
+    SeedsStep(),
+    EvaluateStep(),
+    StainStep(),
+    OODStep(),
+    DashboardStep(),
+)
 
 __all__ = ["PIPELINE", "Step"]

@@ -7,7 +7,7 @@ import json
 
 from pixelcam.io import write_json_atomic, write_text_atomic
 from pixelcam.study.context import StudyContext
-from pixelcam.study.ood import format_ood, ood_csv, ood_matrix
+from pixelcam.study.ood import chance_warnings, format_ood, ood_csv, ood_matrix
 
 
 class OODStep:
@@ -17,9 +17,13 @@ class OODStep:
 
     def run(self, ctx: StudyContext) -> None:
         matrix = ood_matrix(ctx.spec, ctx.state.data, ctx.targets)
+        classes = {s: len(ctx.dataset.class_names(s)) for s in ctx.spec.sources}
+        matrix["warnings"] = chance_warnings(matrix, classes)
         write_json_atomic(ctx.dir / "ood.json", matrix)
         write_text_atomic(ctx.dir / "ood.csv", ood_csv(matrix))
         table = format_ood(matrix, ctx.spec.published)
+        if matrix["warnings"]:
+            table += "\n\nWARNING (near chance):\n" + "\n".join(f"  {w}" for w in matrix["warnings"])
         ctx.log(table)
         ctx.state["ood"] = {"json": "ood.json", "csv": "ood.csv"}
         ctx.outputs["ood"] = matrix
