@@ -21,8 +21,9 @@ def trial_name(trial_id: str) -> str:
 
 def trial_driver(config: dict[str, Any], dataset: PatchDataset | None = None) -> None:
     """Tune trainable. `config`: {"base": TrainConfig dict, "searched": [keys], "train_storage",
-    "mlflow_uri", "mlflow_parent", "tags"} plus the searched values (merged in by OptunaSearch); `dataset`:
-    the study's opened dataset (through `tune.with_parameters`)."""
+    "mlflow_uri", "mlflow_parent", "tags", optional "overrides" (fixed settings of a grid) and "kind" (the
+    MLflow run kind, default trial)} plus the searched values (merged in by OptunaSearch); `dataset`: the
+    study's opened dataset (through `tune.with_parameters`)."""
     import ray.tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -32,6 +33,7 @@ def trial_driver(config: dict[str, Any], dataset: PatchDataset | None = None) ->
 
     trial_id = ray.tune.get_context().get_trial_id()
     values = {k: config[k] for k in config["searched"]}
+    values.update(config.get("overrides", {}))  # a grid of fixed settings (the seeds step: seed, baseline)
     cfg = TrainConfig.from_dict(config["base"]).replace(
         **values, name=trial_name(trial_id), storage=config["train_storage"]
     )
@@ -42,7 +44,8 @@ def trial_driver(config: dict[str, Any], dataset: PatchDataset | None = None) ->
         callbacks=[TuneReportCallback()],
         parent_run_id=config.get("mlflow_parent"),
         mlflow_uri=config.get("mlflow_uri"),  # the study's store, not one in the trial's own directory
-        extra_tags={**config.get("tags", {}), "trial_id": trial_id},
+        extra_tags={**config.get("tags", {}), "trial_id": trial_id}
+        | ({"seed": str(values["seed"])} if "seed" in values else {}),
         dataset=dataset,
-        kind=RunKind.TRIAL,
+        kind=config.get("kind", RunKind.TRIAL),
     )

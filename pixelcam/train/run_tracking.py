@@ -15,7 +15,7 @@ from pixelcam.config import TrainConfig
 from pixelcam.data.reader import PatchDataset
 from pixelcam.io import write_json_atomic
 from pixelcam.tracking import CHECKPOINT_TAG, RUN_DIR_TAG, RunLogger, flat_params, start_run, tracking_uri
-from pixelcam.train.checkpoint import latest_meta, selected_in_run
+from pixelcam.train.checkpoint import selected_in_run
 
 RUN_FILE = "pixelcam_run.json"
 
@@ -96,8 +96,9 @@ def close_stopped_run(run_dir: str | os.PathLike, epochs: int, uri: str | None =
     log = RunLogger(run_id, uri)
     if log.status() not in ("RUNNING", "FAILED"):
         return None
-    info, latest = selected_in_run(run_dir), latest_meta(run_dir)
-    if info is None or latest is None or latest["epoch"] + 1 < epochs:
+    # epochs that ran = epochs logged (each exactly once); checkpoints exist only for improving epochs
+    info, ran = selected_in_run(run_dir), len(log.logged_steps("valpx_pxap"))
+    if info is None or ran < epochs:
         log.finish("KILLED")
         return "KILLED"
     sel = TrainResult(run_dir, Path(info["checkpoint"]), info["epoch"], info["metrics"], info["tau"], run_id)

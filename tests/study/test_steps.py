@@ -7,7 +7,9 @@ from pixelcam.study.steps import PIPELINE
 def test_every_step_reads_only_what_an_earlier_step_or_the_state_provides(tmp_path):
     available = set(StudyState(tmp_path / "state.json").data)
     names = [s.name for s in PIPELINE]
-    assert names == ["tune", "seeds", "evaluate", "stain", "ood", "dashboard"] and len(set(names)) == len(names)
+    assert names == ["tune", "seeds", "evaluate", "stain", "ood", "dashboard"] and len(set(names)) == len(
+        names
+    )
     for step in PIPELINE:
         missing = set(step.requires) - available
         assert not missing, f"step {step.name} reads {missing} before any step writes it"

@@ -94,7 +94,8 @@ def test_interrupted_runs_are_closed_by_what_stopped_them(
     run_id = start_run(RunKind.TRIAL, "trial-x", experiment="t", uri=uri).run_id
     run_dir = tmp_path / "run"
     metrics = [{"valpx_pxap": 30.0, "valcl_cl": 60.0}, {"valpx_pxap": 20.0, "valcl_cl": 70.0}]
-    for e in range(epochs_done):  # epoch 0 stays the best (B-LOC)
+    for e in range(epochs_done):  # epoch 0 stays the best (B-LOC); every epoch ran is logged once
+        MlflowClient(uri).log_metric(run_id, "valpx_pxap", metrics[e]["valpx_pxap"], step=e)
         d = run_dir / f"epoch_{e:03d}"
         d.mkdir(parents=True)
         meta = {"epoch": e, "metrics": metrics[e], "tau": 0.4, "best": {"epoch": 0}}

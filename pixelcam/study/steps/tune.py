@@ -74,14 +74,19 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
             str(path), trainable, resume_unfinished=True, resume_errored=False, param_space=constants
         )
     else:
-        ctx.log(f"[{key}] tuning {sorted(dims)} over {spec.budget.trials} trials")
+        what = (
+            f"tuning {sorted(dims)} over {spec.budget.trials} trials"
+            if dims
+            else "training the fixed configuration"
+        )
+        ctx.log(f"[{key}] {what}")
         tuner = ray.tune.Tuner(
             trainable,
             param_space=constants,
             tune_config=ray.tune.TuneConfig(
                 metric=TUNE_METRIC,
                 mode="max",
-                search_alg=make_searcher(dims, spec.seed),
+                search_alg=make_searcher(dims, spec.seed) if dims else None,  # nothing searched: the config
                 scheduler=make_scheduler(spec.budget, ctx.early_stopping),
                 num_samples=spec.budget.trials,
                 max_concurrent_trials=ctx.concurrency,
