@@ -22,10 +22,11 @@ targets: [synth-colon, synth-lymph]
 methods: [cam]
 pixelcam: true
 backbone: resnet10t
+searcher: grid
 search:
-  lr: {{low: 1.0e-3, high: 3.0e-2, log: true}}
-  lam: {{low: 0.1, high: 1.0, log: true}}
-  n: {{low: 1, high: 10, int: true}}
+  lr: [1.0e-3, 3.0e-2]
+  lam: [0.5]
+  n: [3]
 budget: {{trials: 2, epochs: 2, grace_period: 1}}
 resources: {{workers: 1}}
 train: {{resize: 64, crop: 56, batch_size: 8}}

@@ -65,8 +65,11 @@ def ablatable() -> tuple[str, ...]:
     return pixelcam_params() + ("selection", "lr", "lr_decay", "threshold_criterion")
 
 
+SEARCHERS = ("optuna", "grid")
+
+
 class Budget(ConfigModel):
-    trials: Annotated[int, Field(ge=1)] = 4
+    trials: Annotated[int, Field(ge=1)] = 4  # optuna: trials per experiment; grid: every combination once
     epochs: Annotated[int, Field(ge=1)] = 10
     grace_period: Annotated[int, Field(ge=1)] = 2
     reduction_factor: Annotated[int, Field(ge=2)] = 2
@@ -142,6 +145,9 @@ class StudySpec(ConfigModel):
     backbone: str | None = None
     selection: str = "b-loc"
     search: dict[str, Dimension] = Field(default_factory=dict)
+    # "optuna" (TPE over `search`, `budget.trials` trials) or "grid" (every combination of list-valued
+    # dimensions once: the paper's protocol, lr in {1e-4, 1e-3, 1e-2} x lr_decay in {0.1, 0.4, 0.9})
+    searcher: str = "optuna"
     budget: Budget = Field(default_factory=Budget)
     resources: Resources = Field(default_factory=Resources)
     train: dict[str, Any] = Field(default_factory=dict)
@@ -173,6 +179,21 @@ class StudySpec(ConfigModel):
             if m not in list_methods(kind="baseline"):
                 raise ValueError(f"unknown baseline {m!r}; expected some of {list_methods(kind='baseline')}")
         return value
+
+    @field_validator("searcher")
+    @classmethod
+    def _searcher(cls, value: str) -> str:
+        if value not in SEARCHERS:
+            raise ValueError(f"unknown value {value!r}; expected one of {list(SEARCHERS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _grid_needs_lists(self) -> StudySpec:
+        if self.searcher == "grid":
+            for key, dim in self.search.items():
+                if not isinstance(dim, Choice):
+                    raise field_error(f"search.{key}", "a grid search takes a list of values, not a range")
+        return self
 
     @field_validator("seeds")
     @classmethod

@@ -65,6 +65,7 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
         cam_trials
     ) == 2  # not rerun
     assert len({r.data.tags["trial_id"] for r in trials}) == len(trials)  # no duplicate runs
+    assert {float(r.data.params["lr"]) for r in cam_trials} == {1e-3, 3e-2}  # the grid: each value once
     assert all(
         r.data.tags["method"] in ("cam", "pixelcam") and r.data.tags["source"] == "synth-colon"
         for r in trials

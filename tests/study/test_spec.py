@@ -73,6 +73,13 @@ def test_parsed_search_space_and_methods(tmp_path: Path):
         ("search:\n  n: {low: 0, high: 5, int: true}\n", "search.n: 0 is not a valid n (must be > 0, got 0)"),
         ("search:\n  lr_decay: {low: 0.5, high: 2}\n", "search.lr_decay: 2.0 is not a valid lr_decay"),
         ("search:\n  sampler: [pb, random]\n", "search.sampler: 'random' is not a valid sampler"),
+        ("searcher: random\n", "searcher: unknown value 'random'; expected one of ['optuna', 'grid']"),
+        (
+            "searcher: grid\nsearch:\n  lr: {low: 0.001, high: 0.01}\n",
+            "search.lr: a grid search takes a list of values, not a range",
+        ),
+        ("searcher: grid\nsearch:\n  lr: [0.001, -1]\n", "search.lr: -1 is not a valid lr"),
+        ("seeds: [0, 1, 0]\n", "seeds: seeds must be distinct, got [0, 1, 0]"),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, extra: str, message: str):

@@ -55,9 +55,11 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
     dims = {k: v for k, v in spec.searched(pixelcam).items() if k not in fixed}
     train_storage = ctx.dir / "train" / key
     tune_root = ctx.dir / "tune"
+    grid = spec.searcher == "grid"
     constants = {
         "base": base.to_dict(),
         "searched": sorted(dims),
+        **({k: ray.tune.grid_search(list(d.values)) for k, d in dims.items()} if grid else {}),
         "train_storage": str(train_storage),
         "mlflow_uri": ctx.uri,
         "mlflow_parent": ctx.parent_run_id,
@@ -86,9 +88,10 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
             tune_config=ray.tune.TuneConfig(
                 metric=TUNE_METRIC,
                 mode="max",
-                search_alg=make_searcher(dims, spec.seed) if dims else None,  # nothing searched: the config
+                # nothing searched: the fixed config; grid: every combination once (no searcher)
+                search_alg=make_searcher(dims, spec.seed) if dims and not grid else None,
                 scheduler=make_scheduler(spec.budget, ctx.early_stopping),
-                num_samples=spec.budget.trials,
+                num_samples=1 if grid else spec.budget.trials,
                 max_concurrent_trials=ctx.concurrency,
             ),
             run_config=ray.tune.RunConfig(
