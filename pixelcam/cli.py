@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--stain", default="reinhard", help="stain transform: reinhard (default), macenko or hed"
     )
     sw.add_argument("--levels", type=positive_int, default=10)
+    sw.add_argument(
+        "--mode",
+        choices=("styles", "interpolate"),
+        default="styles",
+        help="styles: L distinct styles from L reference images, ordered by distance (the paper, default); "
+        "interpolate: one fitted stain approached in L steps up to --max-strength",
+    )
     sw.add_argument("--max-strength", type=float, default=1.0, dest="max_strength")
     sw.add_argument("--fit-images", type=positive_int, default=64, dest="fit_images")
     sw.add_argument("--json", help="also write the report as JSON here")

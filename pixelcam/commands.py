@@ -199,6 +199,7 @@ def cmd_stain_sweep(args: argparse.Namespace) -> int:
             levels=args.levels,
             max_strength=args.max_strength,
             fit_images=args.fit_images,
+            mode=args.mode,
         )
     except ValueError as exc:  # reference == domain, levels or strength out of range
         raise ConfigError(str(exc)) from exc

@@ -92,11 +92,23 @@ class StainShift(ConfigModel):
     """The staining-robustness sweep run on every selected model after the OOD evaluation."""
 
     method: str = "reinhard"  # a registered stain transform: reinhard, macenko, hed
+    # "styles": `levels` distinct styles from as many reference images, ordered by distance (the paper);
+    # "interpolate": one fitted stain approached in `levels` steps up to `max_strength` (ours)
+    mode: str = "styles"
     reference: str | None = None  # domain whose stain is approached; default: the first other domain
     domains: Annotated[list[str], Field(min_length=1)] | None = None  # default: each model's own source
     levels: Annotated[int, Field(ge=1, le=50)] = 10
     max_strength: Annotated[float, Field(gt=0, le=3)] = 1.0  # strength of the last level (1 = full stain)
     fit_images: Annotated[int, Field(ge=1)] = 64
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        from pixelcam.evaluation.stain_sweep import MODES
+
+        if value not in MODES:
+            raise ValueError(f"unknown value {value!r}; expected one of {list(MODES)}")
+        return value
 
     @field_validator("method")
     @classmethod

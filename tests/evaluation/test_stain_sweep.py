@@ -33,7 +33,16 @@ def cam_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_sweep_level_zero_is_plain_evaluation_and_levels_follow_the_shift(cam_ckpt: Path, synth_dir: Path):
-    rep = stain_sweep(cam_ckpt, synth_dir, "synth-colon", "synth-lymph", "reinhard", levels=4, fit_images=8)
+    rep = stain_sweep(
+        cam_ckpt,
+        synth_dir,
+        "synth-colon",
+        "synth-lymph",
+        "reinhard",
+        levels=4,
+        fit_images=8,
+        mode="interpolate",
+    )
     plain = evaluate(cam_ckpt, synth_dir, ["synth-colon"])["results"]["synth-colon"]
     rows = rep["rows"]
     assert [r["level"] for r in rows] == [0, 1, 2, 3, 4]
@@ -75,3 +84,23 @@ def test_sweep_errors_and_cli(cam_ckpt: Path, synth_dir: Path, tmp_path: Path, c
     assert main([*args, "--reference", "synth-lymph"]) == 2
     assert "nothing would shift" in capsys.readouterr().err
     assert main([*args, "--reference", "no-such-domain"]) == 2
+
+
+def test_styles_mode_applies_distinct_reference_styles_ordered_by_distance(cam_ckpt: Path, synth_dir: Path):
+    """The paper's protocol: level k is the full stain of the k-th closest of L reference images' styles."""
+    rep = stain_sweep(cam_ckpt, synth_dir, "synth-colon", "synth-lymph", "reinhard", levels=3)
+    rows = rep["rows"]
+    assert rep["mode"] == "styles" and [r["strength"] for r in rows] == [0.0, 1.0, 1.0, 1.0]
+    assert rows[0]["style"] == "original" and len({r["style"] for r in rows[1:]}) == 3
+    # by hand: one Reinhard fit per reference image, each applied in full to the test split
+    ds = open_dataset(synth_dir)
+    images, ids = reference_images(synth_dir, "synth-lymph", 64, 3, with_ids=True)
+    test = torch.cat([unnormalize(b.images) for b in iter_split(ds, "synth-colon", "test", 64)])
+    by_id = {}
+    for img, image_id in zip(images, ids, strict=True):
+        t = create_stain_transform("reinhard").fit(img[None])
+        by_id[f"style of {image_id}"] = float(delta_e(test, t(test, 1.0)).mean())
+    assert {r["style"] for r in rows[1:]} == set(by_id)
+    for r in rows[1:]:
+        assert r["delta_e"] == pytest.approx(by_id[r["style"]], rel=1e-5)
+    assert [r["delta_e"] for r in rows[1:]] == sorted(r["delta_e"] for r in rows[1:])  # closest style first

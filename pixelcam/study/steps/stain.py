@@ -53,13 +53,24 @@ def sweep_model(ctx: StudyContext, source: str, method: str) -> list[dict[str, A
     reports = []
     for domain, ref in sweep_plan(ctx.spec, ctx.dataset.domains, source):
         rep = stain_sweep(
-            rec["checkpoint"], ctx.dataset, domain, ref, st.method, st.levels, st.max_strength, st.fit_images
+            rec["checkpoint"],
+            ctx.dataset,
+            domain,
+            ref,
+            st.method,
+            st.levels,
+            st.max_strength,
+            st.fit_images,
+            mode=st.mode,
         )
         rep["label"] = method
         reports.append(rep)
     tags = {"method": method, "source": source}
     log = ctx.child_run(
-        RunKind.STAIN_SWEEP, f"stain-{key}", tags, {"stain": st.method, "levels": str(st.levels)}
+        RunKind.STAIN_SWEEP,
+        f"stain-{key}",
+        tags,
+        {"stain": st.method, "levels": str(st.levels), "mode": st.mode},
     )
     if log is not None:
         for rep in reports:
