@@ -130,9 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--data", help="dataset directory or URI (s3://, gs://) overriding the spec's `data`")
     r.add_argument("--no-early-stopping", action="store_true", help="FIFO instead of ASHA")
+    r.add_argument("--verbose", action="store_true", help="also show Ray's own output (workers, Tune, Data)")
     r.set_defaults(fn=commands.cmd_study)
     r = ssub.add_parser("resume", help="continue an interrupted study from its directory")
     r.add_argument("dir")
+    r.add_argument("--verbose", action="store_true", help="also show Ray's own output (workers, Tune, Data)")
     r.set_defaults(fn=commands.cmd_study)
 
     d = groups.add_parser("dashboard", help="a study's self-contained HTML dashboard, built from MLflow")

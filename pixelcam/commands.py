@@ -219,10 +219,14 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     if args.command == "run":
         directory, _, spec = run_study(
-            args.spec, storage=args.storage, early_stopping=not args.no_early_stopping, data=args.data
+            args.spec,
+            storage=args.storage,
+            early_stopping=not args.no_early_stopping,
+            data=args.data,
+            verbose=args.verbose,
         )
     else:
-        directory, _, spec = resume_study(args.dir)
+        directory, _, spec = resume_study(args.dir, verbose=args.verbose)
     from pixelcam.study.context import StudyState
     from pixelcam.tracking import tracking_uri
 

@@ -77,7 +77,8 @@ def run_pipeline(ctx: StudyContext) -> dict[str, Any]:
     matrix."""
     parent = open_parent_run(ctx)
     try:
-        for step in PIPELINE:
+        for i, step in enumerate(PIPELINE, 1):
+            ctx.log(f"== step {i}/{len(PIPELINE)}: {step.name}")
             missing = [k for k in step.requires if k not in ctx.state.data]
             if missing:
                 raise StudyError(f"study step {step.name!r} needs {missing}, which no earlier step produced")
@@ -101,7 +102,10 @@ def _context(
 ) -> StudyContext:
     import ray
 
-    init_ray()
+    verbose = kw.pop("verbose", False)
+    logs = init_ray(quiet=not verbose)
+    if logs and not verbose:
+        log(f"Ray's own logs (workers, Train, Tune, Data): {logs}  (--verbose shows them here)")
     concurrency = check_resources(spec, ray.cluster_resources())
     state = StudyState(directory / STATE_FILE)
     return StudyContext(spec, directory, state, ds, targets, tracking_uri(), log, concurrency, **kw)
@@ -113,6 +117,7 @@ def run_study(
     early_stopping: bool = True,
     log: Callable[[str], None] = print,
     data: str | None = None,
+    verbose: bool = False,
 ) -> tuple[Path, dict[str, Any], StudySpec]:
     """`pixelcam study run FILE`: a new study directory `<storage>/<name>` (`data` overrides the spec's);
     returns (directory, OOD matrix, resolved spec)."""
@@ -127,7 +132,7 @@ def run_study(
     if not is_uri(spec.data):  # a shared URI (s3://, gs://) stays as given
         spec.data = str(Path(spec.data).resolve())
     ds, targets = open_study_dataset(spec)  # fail before anything is written
-    ctx = _context(spec, directory, ds, targets, log, early_stopping=early_stopping)
+    ctx = _context(spec, directory, ds, targets, log, early_stopping=early_stopping, verbose=verbose)
     directory.mkdir(parents=True, exist_ok=True)
     raw = yaml.safe_load(Path(path).read_text())
     raw["data"] = spec.data
@@ -138,7 +143,7 @@ def run_study(
 
 
 def resume_study(
-    directory: str, log: Callable[[str], None] = print
+    directory: str, log: Callable[[str], None] = print, verbose: bool = False
 ) -> tuple[Path, dict[str, Any], StudySpec]:
     """`pixelcam study resume DIR`: continue a study from its directory; returns what `run_study` does."""
     d = Path(directory).resolve()
@@ -157,7 +162,7 @@ def resume_study(
         raise StudyError(str(exc)) from exc
     spec.storage = str(d.parent)
     ds, targets = open_study_dataset(spec)
-    return d, run_pipeline(_context(spec, d, ds, targets, log)), spec
+    return d, run_pipeline(_context(spec, d, ds, targets, log, verbose=verbose)), spec
 
 
 def _code_version() -> dict[str, str]:

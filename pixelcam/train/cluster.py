@@ -12,20 +12,37 @@ from pixelcam.errors import TrainError
 CPU_FOR_DATA = 1.0  # CPUs left to Ray Data's decode tasks when workers are sized automatically
 
 
-def init_ray(num_cpus: int | None = None) -> None:
-    """Connect to the cluster in RAY_ADDRESS (jobs) or start a local Ray instance; quiet logging defaults."""
+def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
+    """Connect to the cluster in RAY_ADDRESS (jobs) or start a local Ray instance; quiet logging defaults.
+
+    `quiet`: worker and system-process output stays in Ray's session logs instead of the console (a study
+    prints its own progress from Tune results); Tune's and Ray Data's INFO notes are silenced. Returns the
+    session's log directory when this call started or joined Ray, else None."""
     os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")  # otherwise each worker print shows twice
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     import ray
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False  # one progress line per epoch instead
+    if quiet:
+        import logging
+
+        for name in ("ray.tune", "ray.train", "ray.data", "ray.air"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if ray.is_initialized():
-        return
+        return None
     if os.environ.get("RAY_ADDRESS"):
-        ray.init()
+        info = ray.init(log_to_driver=not quiet)
     else:
-        ray.init(address="local", num_cpus=num_cpus, configure_logging=True, logging_level="WARNING")
+        info = ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            configure_logging=True,
+            logging_level="WARNING",
+            log_to_driver=not quiet,
+        )
+    session = getattr(info, "address_info", {}).get("session_dir")
+    return os.path.join(session, "logs") if session else None
 
 
 def worker_resources(cfg: TrainConfig, cluster: dict[str, float]) -> dict[str, float]:

@@ -25,6 +25,10 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     assert len(cam_trials_before) == 2
     assert tiny_study.resume_returncode == 0, out[-3000:]
     assert "[synth-colon__cam] done earlier" in out
+    # the console shows the study's own progress, not Ray's internals (those stay in Ray's session logs)
+    assert "== step 1/6: tune" in out and "Ray's own logs" in out
+    assert "epoch 2/2" in out and "Execution plan" not in out and "tensorboard" not in out.lower()
+    assert "(pid=" not in out and "RayTrainWorker" not in out
     assert "mlflow ui --backend-store-uri" in out
     assert f"dashboard: {study_dir / 'dashboard.html'}" in out
     client = MlflowClient(uri)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pixelcam.study.context import StudyContext, experiment_key, seed_key
+from pixelcam.study.progress import StudyProgress
 from pixelcam.study.trainable import TRIAL_RESOURCES, trial_driver, trial_name
 from pixelcam.tracking import RunKind
 from pixelcam.train.checkpoint import selected_in_run
@@ -89,6 +90,7 @@ def train_seeds(ctx: StudyContext, source: str, label: str) -> dict[str, Any]:
                 storage_path=str(path.parent),
                 failure_config=ray.tune.FailureConfig(max_failures=0),
                 verbose=0,
+                callbacks=[StudyProgress(ctx.log, spec.budget.epochs)],
             ),
         )
     out = {}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelcam.study.context import StudyContext, experiment_key
+from pixelcam.study.progress import StudyProgress
 from pixelcam.study.search import TUNE_METRIC, make_scheduler, make_searcher
 from pixelcam.study.trainable import TRIAL_RESOURCES, trial_driver, trial_name
 from pixelcam.tracking import RunKind, RunLogger, child_runs
@@ -99,6 +100,7 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
                 storage_path=str(tune_root),
                 failure_config=ray.tune.FailureConfig(max_failures=0),
                 verbose=0,
+                callbacks=[StudyProgress(ctx.log, spec.budget.epochs)],
             ),
         )
     grid = tuner.fit()

@@ -1,0 +1,26 @@
+"""The study's own console lines (driver side, from Tune results)."""
+
+from types import SimpleNamespace
+
+from pixelcam.study.progress import StudyProgress, epoch_line
+
+
+def test_epoch_and_trial_lines():
+    lines: list[str] = []
+    p = StudyProgress(lines.append, epochs=3)
+    trial = SimpleNamespace(
+        trial_id="ab_00001",
+        config={"tags": {"experiment_key": "synth-colon__cam"}, "overrides": {"seed": 2}},
+        last_result={"training_iteration": 1, "selected_score": 41.5},
+    )
+    result = {"epoch": 0, "loss": 0.5, "valpx_pxap": 41.5, "valcl_cl": 90.0, "images_per_s": 20.0}
+    p.on_trial_result(1, [], trial, result)
+    p.on_trial_result(1, [], trial, {"training_iteration": 1})  # no metrics of ours: nothing printed
+    p.on_trial_complete(1, [], trial)
+    p.on_trial_error(1, [], trial)
+    assert lines == [
+        "[synth-colon__cam@seed2 ab_00001] epoch 1/3  loss 0.5000  valpx PxAP 41.50  valcl CL 90.0  20.0 img/s",
+        "[synth-colon__cam@seed2 ab_00001] stopped early after 1 epoch(s): best valpx PxAP 41.50",
+        "[synth-colon__cam@seed2 ab_00001] failed (its error is recorded; the study goes on)",
+    ]
+    assert epoch_line("[x]", {"epoch": 2}, 3).startswith("[x] epoch 3/3  loss nan")
