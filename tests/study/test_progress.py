@@ -19,7 +19,8 @@ def test_epoch_and_trial_lines():
     p.on_trial_complete(1, [], trial)
     p.on_trial_error(1, [], trial)
     assert lines == [
-        "[synth-colon__cam@seed2 ab_00001] epoch 1/3  loss 0.5000  valpx PxAP 41.50  valcl CL 90.0  20.0 img/s",
+        "[synth-colon__cam@seed2 ab_00001] epoch 1/3  loss 0.5000  valpx PxAP 41.50  valcl CL 90.0  "
+        "20.0 img/s",
         "[synth-colon__cam@seed2 ab_00001] stopped early after 1 epoch(s): best valpx PxAP 41.50",
         "[synth-colon__cam@seed2 ab_00001] failed (its error is recorded; the study goes on)",
     ]
