@@ -33,7 +33,7 @@ class TrainConfig(ConfigModel):
     """Everything one training run needs (baseline or PixelCAM), with the paper's defaults."""
 
     method: str = "cam"
-    backbone: str | None = None  # None: the method's default (resnet50; deit_tiny for sat)
+    backbone: str | None = None  # None: the method's default (resnet50; deit_tiny_sat for sat)
     pretrained: bool = False  # ImageNet weights through timm (needs network or a local HF cache)
     data: str = "data/synth"
     source: str = "synth-colon"

@@ -118,11 +118,20 @@ def _register(name: str, is_vit: bool = False, timm_name: str | None = None, wei
 for _name in ("resnet50", "resnet18", "resnet10t", "vgg16", "inception_v3"):
     _register(_name)
 _register("deit_tiny_patch16_224", is_vit=True)
+BACKBONES.register("deit_tiny_sat")(
+    lambda pretrained=False, **kw: _sat_backbone()("deit_tiny_patch16_224", pretrained, **kw)
+)
 _register(
     "efficientnet_lite0",
     timm_name="tf_efficientnet_lite0",
     weights=lambda m: load_positional(m, efficientnet_lite0_weights_file()),
 )
+
+
+def _sat_backbone():
+    from pixelcam.models.sat_backbone import SATBackbone  # imports this module: resolved on use
+
+    return SATBackbone
 
 
 def list_backbones() -> list[str]:

@@ -89,6 +89,8 @@ def train_epoch(
         else:
             loss = classification_loss(out["logits"], labels)
             parts = {"ce": float(loss.detach()), "pixel_ce": 0.0}
+        if "aux_loss" in out:  # a method's own training terms (SAT's area and normalisation losses)
+            loss = loss + out["aux_loss"]
         if not _all_finite(loss):
             raise NonFiniteLossError(
                 f"non-finite loss ({float(loss.detach())}) at epoch {epoch}, batch {b}: lower lr "

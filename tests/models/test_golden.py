@@ -5,6 +5,8 @@ The network: features A (1, 2, 2, 2) given directly (identity backbone), GAP, th
 For S_c = sum_k W_ck mean_ij A^k_ij, the gradient is g^k_ij = W_ck / 4 (constant over ij).
 """
 
+import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -109,3 +111,57 @@ def test_deepmil_per_class_attention_by_hand():
     torch.testing.assert_close(
         gated.raw_cam(A, torch.tensor([0]), False), gated.raw_cam(A, torch.tensor([1]), False)
     )
+
+
+def test_sat_attention_mask_and_gating_by_hand():
+    """SAT's attention: the spatial token (last) gives M_j = sigmoid(mean_h q_loc^h . k_j^h * scale), and in
+    the gated blocks every token's softmax attention is multiplied by M over the keys."""
+    import timm
+
+    from pixelcam.models.sat_backbone import sat_attention
+
+    torch.manual_seed(0)
+    attn = timm.create_model("deit_tiny_patch16_224", pretrained=False).blocks[0].attn.eval()
+    x = torch.randn(2, 6, 192)
+    heads, hd = 3, 64
+    qkv = x @ attn.qkv.weight.T + attn.qkv.bias
+    q, k, v = (qkv[..., i * 192 : (i + 1) * 192].reshape(2, 6, heads, hd) for i in range(3))
+    logits = torch.einsum("bnhd,bmhd->bhnm", q, k) / hd**0.5
+    mask = torch.sigmoid(logits[:, :, -1, :].mean(1))  # (B, N)
+    for gate in (False, True):
+        a = logits.softmax(-1) * (mask[:, None, None, :] if gate else 1.0)
+        y = torch.einsum("bhnm,bmhd->bnhd", a, v).reshape(2, 6, 192) @ attn.proj.weight.T + attn.proj.bias
+        out, m = sat_attention(attn, x, gate)
+        torch.testing.assert_close(m, mask)
+        torch.testing.assert_close(out, y)
+
+
+def test_sat_model_maps_losses_and_gradients():
+    from scipy import ndimage
+
+    from pixelcam.models import create_wsol_model
+    from pixelcam.models.methods.sat import gaussian_kernel, sat_losses
+
+    torch.manual_seed(0)
+    model = create_wsol_model("sat", num_classes=2)  # deit_tiny_sat
+    x = torch.randn(2, 3, 64, 64)
+    out = model(x)
+    bb = model.backbone
+    assert out["features"].shape == (2, 192, 4, 4) and bb.maps.shape == (2, 4, 4)
+    assert bb.maps.min() >= 0 and bb.maps.max() <= 1  # sigmoid masks
+    (out["logits"].sum() + out["aux_loss"]).backward()
+    assert bb.loc_token.grad.abs().sum() > 0 and bb.model.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    assert bb.model.blocks[-1].attn.qkv.weight.grad.abs().sum() > 0 and model.head.weight.grad is not None
+    # losses by hand: area |mean - 0.35|, normalisation mean(s (1 - s)) of the map smoothed with zero padding
+    k = gaussian_kernel()
+    assert float(k.sum()) == 1.0 or abs(float(k.sum()) - 1) < 1e-6
+    assert torch.allclose(k, k.T) and k[1, 1] == k.max()
+    maps = torch.rand(3, 5, 5, generator=torch.Generator().manual_seed(1))
+    ba, norm = sat_losses(maps, 0.35, k)
+    assert (
+        float(ba) == abs(float(maps.mean()) - 0.35) or abs(float(ba) - abs(float(maps.mean()) - 0.35)) < 1e-6
+    )
+    smooth = np.stack([ndimage.convolve(m.numpy(), k.numpy(), mode="constant", cval=0.0) for m in maps])
+    assert float(norm) == pytest.approx(float((smooth * (1 - smooth)).mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="sat needs the backbone 'deit_tiny_sat'"):
+        create_wsol_model("sat", "deit_tiny_patch16_224")

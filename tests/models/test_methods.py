@@ -9,7 +9,7 @@ import torch
 
 from pixelcam.models import create_wsol_model, list_backbones, list_methods, method_class
 
-TINY = {"sat": "deit_tiny_patch16_224"}
+TINY = {"sat": "deit_tiny_sat"}
 
 
 def test_registries():
@@ -62,7 +62,7 @@ def test_method_metadata():
     pc = method_class("pixelcam")
     assert pc.normalization() == "none" and not pc.is_baseline()
     assert pc.model_kwargs == ("pixel_head_depth",) and {"lam", "n"} <= set(pc.train_params)
-    assert method_class("sat").default_backbone == "deit_tiny_patch16_224"
+    assert method_class("sat").default_backbone == "deit_tiny_sat"
     assert (
         method_class("gradcampp").default_backbone == "resnet50"
         and method_class("gradcampp").train_params == ()
