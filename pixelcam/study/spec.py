@@ -155,6 +155,9 @@ class StudySpec(ConfigModel):
     methods: Names = Field(default_factory=lambda: ["cam"])
     pixelcam: bool = True
     backbone: str | None = None
+    # per-method backbones, e.g. {sat: deit_tiny_sat} beside CNNs on `backbone` (the paper's Table 1);
+    # a PixelCAM model runs on its baseline's backbone
+    backbones: dict[str, str] = Field(default_factory=dict)
     selection: str = "b-loc"
     search: dict[str, Dimension] = Field(default_factory=dict)
     # "optuna" (TPE over `search`, `budget.trials` trials) or "grid" (every combination of list-valued
@@ -230,6 +233,16 @@ class StudySpec(ConfigModel):
             raise ValueError(f"unknown value {value!r}; expected one of {list_backbones()}")
         return value
 
+    @field_validator("backbones")
+    @classmethod
+    def _backbones(cls, value: dict[str, str]) -> dict[str, str]:
+        from pixelcam.models.backbones import list_backbones
+
+        for method, name in value.items():
+            if name not in list_backbones():
+                raise ValueError(f"{method}: unknown backbone {name!r}; expected one of {list_backbones()}")
+        return value
+
     def all_methods(self) -> list[str]:
         """Labels of every tuned model: the baselines, then the PixelCAM model(s) of each."""
         return list(self.methods) + [label for m in self.methods for label in self.pixelcam_labels(m)]
@@ -257,13 +270,14 @@ class StudySpec(ConfigModel):
         """The MLflow experiment of the study's parent run and of all its trial and evaluation runs."""
         return self.experiment or f"pixelcam-study-{self.name}"
 
-    def base_config(self, method: str, source: str) -> TrainConfig:
-        """The fixed part of every trial's TrainConfig for `method` on `source`."""
+    def base_config(self, method: str, source: str, baseline: str | None = None) -> TrainConfig:
+        """The fixed part of every trial's TrainConfig for `method` on `source` (PixelCAM: on `baseline`'s
+        backbone)."""
         cfg = TrainConfig.from_dict(dict(self.train), where=f"{self.source_file}: train")
         return cfg.replace(
             f"{self.source_file}: train",
             method=method,
-            backbone=self.backbone,
+            backbone=self.backbones.get(baseline or method, self.backbone),
             data=self.data,
             source=source,
             selection=self.selection,
@@ -295,6 +309,9 @@ class StudySpec(ConfigModel):
                 raise ConfigError(f"{where}: search.{key}: not a searchable TrainConfig field")
         methods = list(self.methods) + (["pixelcam"] if self.pixelcam else [])
         configs = {m: self.base_config(m, self.sources[0]) for m in methods}
+        for m in self.backbones:
+            if m not in self.methods:
+                raise ConfigError(f"{where}: backbones.{m}: not one of the study's methods {self.methods}")
         for key, dim in self.search.items():
             users = ["pixelcam"] if key in pixelcam_params() else methods
             for value in dim.ends():

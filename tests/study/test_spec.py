@@ -141,3 +141,18 @@ def test_ablation_errors(tmp_path: Path, extra: str, message: str):
     with pytest.raises(ConfigError) as err:
         load_spec(write(tmp_path, BASE + extra))
     assert message in str(err.value)
+
+
+def test_per_method_backbones(tmp_path: Path):
+    """The paper's Table 1: CNN baselines on ResNet-50, SAT on DeiT-Tiny, each PixelCAM on its baseline's."""
+    spec = load_spec(
+        write(tmp_path, BASE + "methods: [cam, sat]\nbackbone: resnet18\nbackbones: {sat: deit_tiny_sat}\n")
+    )
+    assert spec.base_config("cam", "synth-colon").backbone == "resnet18"
+    assert spec.base_config("sat", "synth-colon").backbone == "deit_tiny_sat"
+    assert spec.base_config("pixelcam", "synth-colon", "sat").backbone == "deit_tiny_sat"
+    assert spec.base_config("pixelcam", "synth-colon", "cam").backbone == "resnet18"
+    with pytest.raises(ConfigError, match=r"backbones.sat: not one of the study's methods \['cam'\]"):
+        load_spec(write(tmp_path, BASE + "methods: [cam]\nbackbones: {sat: deit_tiny_sat}\n"))
+    with pytest.raises(ConfigError, match="backbones: .*unknown backbone 'vit_huge'"):
+        load_spec(write(tmp_path, BASE + "backbones: {cam: vit_huge}\n"))

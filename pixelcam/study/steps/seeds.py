@@ -42,7 +42,7 @@ def train_seeds(ctx: StudyContext, source: str, label: str) -> dict[str, Any]:
     if not todo or not exp.get("checkpoint"):
         return {}
     baseline, fixed = spec.variant(label)
-    cfg = spec.base_config("pixelcam" if baseline else label, source).replace(
+    cfg = spec.base_config("pixelcam" if baseline else label, source, baseline).replace(
         **fixed, **exp.get("params", {})
     )
     runs = []

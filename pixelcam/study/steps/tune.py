@@ -45,7 +45,7 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
         return done
     baseline, fixed = spec.variant(method)
     pixelcam = baseline is not None
-    base = spec.base_config("pixelcam" if pixelcam else method, source)
+    base = spec.base_config("pixelcam" if pixelcam else method, source, baseline)
     if pixelcam:
         parent = experiments.get(experiment_key(source, baseline), {})
         if not parent.get("checkpoint"):
