@@ -158,6 +158,9 @@ class StudySpec(ConfigModel):
     # per-method backbones, e.g. {sat: deit_tiny_sat} beside CNNs on `backbone` (the paper's Table 1);
     # a PixelCAM model runs on its baseline's backbone
     backbones: dict[str, str] = Field(default_factory=dict)
+    # per-method fixed settings on top of `train`, e.g. {sat: {pretrained: false}} (a PixelCAM model takes its
+    # baseline's)
+    method_train: dict[str, dict[str, Any]] = Field(default_factory=dict)
     selection: str = "b-loc"
     search: dict[str, Dimension] = Field(default_factory=dict)
     # "optuna" (TPE over `search`, `budget.trials` trials) or "grid" (every combination of list-valued
@@ -273,7 +276,11 @@ class StudySpec(ConfigModel):
     def base_config(self, method: str, source: str, baseline: str | None = None) -> TrainConfig:
         """The fixed part of every trial's TrainConfig for `method` on `source` (PixelCAM: on `baseline`'s
         backbone)."""
-        cfg = TrainConfig.from_dict(dict(self.train), where=f"{self.source_file}: train")
+        own = self.method_train.get(baseline or method, {})
+        where = (
+            f"{self.source_file}: method_train.{baseline or method}" if own else f"{self.source_file}: train"
+        )
+        cfg = TrainConfig.from_dict({**self.train, **own}, where=where)
         return cfg.replace(
             f"{self.source_file}: train",
             method=method,
@@ -309,9 +316,17 @@ class StudySpec(ConfigModel):
                 raise ConfigError(f"{where}: search.{key}: not a searchable TrainConfig field")
         methods = list(self.methods) + (["pixelcam"] if self.pixelcam else [])
         configs = {m: self.base_config(m, self.sources[0]) for m in methods}
-        for m in self.backbones:
-            if m not in self.methods:
-                raise ConfigError(f"{where}: backbones.{m}: not one of the study's methods {self.methods}")
+        for section in ("backbones", "method_train"):
+            for m in getattr(self, section):
+                if m not in self.methods:
+                    raise ConfigError(
+                        f"{where}: {section}.{m}: not one of the study's methods {self.methods}"
+                    )
+        for m, own in self.method_train.items():
+            for key in own:
+                if key in NOT_SEARCHABLE + ("experiment",):
+                    raise ConfigError(f"{where}: method_train.{m}.{key}: is set by the study itself")
+            self.base_config(m, self.sources[0])
         for key, dim in self.search.items():
             users = ["pixelcam"] if key in pixelcam_params() else methods
             for value in dim.ends():

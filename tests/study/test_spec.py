@@ -156,3 +156,16 @@ def test_per_method_backbones(tmp_path: Path):
         load_spec(write(tmp_path, BASE + "methods: [cam]\nbackbones: {sat: deit_tiny_sat}\n"))
     with pytest.raises(ConfigError, match="backbones: .*unknown backbone 'vit_huge'"):
         load_spec(write(tmp_path, BASE + "backbones: {cam: vit_huge}\n"))
+
+
+def test_per_method_train_settings(tmp_path: Path):
+    text = BASE + "methods: [cam, sat]\nbackbones: {sat: deit_tiny_sat}\ntrain: {pretrained: true}\n"
+    spec = load_spec(write(tmp_path, text + "method_train: {sat: {pretrained: false, lr: 0.0005}}\n"))
+    assert spec.base_config("cam", "synth-colon").pretrained is True
+    sat = spec.base_config("sat", "synth-colon")
+    assert (sat.pretrained, sat.lr) == (False, 0.0005)
+    assert spec.base_config("pixelcam", "synth-colon", "sat").pretrained is False  # its baseline's
+    with pytest.raises(ConfigError, match=r"method_train.sat: lr: must be > 0"):
+        load_spec(write(tmp_path, text + "method_train: {sat: {lr: -1}}\n"))
+    with pytest.raises(ConfigError, match=r"method_train.sat.source: is set by the study itself"):
+        load_spec(write(tmp_path, text + "method_train: {sat: {source: x}}\n"))
