@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,7 @@ def train(
     already opened `cfg.data` (a study opens it once); the workers get this handle and do not reopen it.
     `kind` is the MLflow run's kind (`RunKind.TRIAL` for a study's trial).
     """
+    started = time.time()
     import ray.train
     from ray.data import ExecutionOptions
     from ray.train.torch import TorchTrainer
@@ -115,6 +117,7 @@ def train(
         else (None, None)
     )
     payload = {
+        "started": started,  # wall clock at train(): the worker measures its start-up against it
         "config": cfg.to_dict(),
         "mlflow_uri": uri,
         "mlflow_run_id": run_id,

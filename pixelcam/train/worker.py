@@ -11,6 +11,7 @@ so every epoch appears exactly once.
 from __future__ import annotations
 
 import tempfile
+import time
 import zlib
 from typing import Any
 
@@ -133,6 +134,7 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
     import ray.train.torch
 
     cfg = TrainConfig.from_dict(payload["config"])
+    startup = {"workers": time.time() - payload.get("started", time.time())}  # seconds since train() began
     _quiet_ray_train_logs()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -184,6 +186,7 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
 
         logger = RunLogger(payload["mlflow_run_id"], payload["mlflow_uri"])
 
+    startup["model"] = time.time() - payload.get("started", time.time())
     shard = ray.train.get_dataset_shard("train")
     net = model.module if hasattr(model, "module") else model
     for epoch in range(start_epoch, cfg.epochs):
@@ -197,8 +200,15 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
             local_shuffle_seed=derived_seed(cfg.seed, "shuffle", rank, epoch),
             prefetch_batches=PREFETCH_BATCHES,
         )
+
+        def first_step(b: int, epoch: int = epoch) -> None:
+            if b == 0 and epoch == start_epoch:
+                startup["first_step"] = time.time() - payload.get("started", time.time())
+
         try:
-            stats = train_epoch(model, batches, optimizer, epoch, device, labeler, cfg.lam)
+            stats = train_epoch(
+                model, batches, optimizer, epoch, device, labeler, cfg.lam, on_batch=first_step
+            )
         except NonFiniteLossError as exc:
             # Every rank stops at the same step (the finiteness flag is all-reduced) and hands the message
             # back, instead of raising into FailureConfig, which would only repeat the same divergence.
@@ -242,6 +252,16 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
         # Ray keeps the best checkpoint by this rank; ties go to the earlier epoch.
         metrics["selection_rank"] = score - 1e-9 * epoch
 
+        if rank == 0 and epoch == start_epoch and "first_step" in startup:
+            # where a run's fixed start-up goes: Ray Train's workers up, the model built (and its baseline and
+            # initial weights loaded), the first SGD step done (input pipeline started)
+            print(
+                f"[{cfg.method} {cfg.source}] start-up: workers {startup['workers']:.1f} s, model "
+                f"{startup['model']:.1f} s, first step {startup['first_step']:.1f} s after train()",
+                flush=True,
+            )
+            if logger is not None:
+                logger.metrics({f"startup_{k}_s": v for k, v in startup.items()}, step=epoch)
         if logger is not None and epoch not in logger.logged_steps("valpx_pxap"):
             # Logged before the checkpoint exists, so a checkpointed epoch is always in MLflow; an epoch
             # re-run after a failure is skipped (its values are the same: the run is deterministic).
