@@ -15,7 +15,7 @@ def test_defaults_are_valid_and_overrides_apply(tmp_path: Path):
     cfg = load_config(write(tmp_path, "method: gradcampp\nepochs: 3\n"), epochs=5, seed=None)
     assert (cfg.method, cfg.epochs, cfg.seed, cfg.weight_decay) == ("gradcampp", 5, 0, 1e-4)
     assert cfg.run_name() == "gradcampp-resnet50-synth-colon"
-    assert TrainConfig(method="sat").resolved_backbone() == "deit_tiny_patch16_224"
+    assert TrainConfig(method="sat").resolved_backbone() == "deit_tiny_sat"
 
 
 @pytest.mark.parametrize(

@@ -9,63 +9,18 @@ is in the paper's regime (an ImageNet-pretrained CNN) without network access.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
+from pixelcam.models.sat_backbone import SATBackbone
+from pixelcam.models.timm_backbone import Backbone
 from pixelcam.registry import Registry
 
+__all__ = ["BACKBONES", "Backbone", "SATBackbone", "create_backbone", "list_backbones", "load_positional"]
+
 BACKBONES: Registry[nn.Module] = Registry("backbone")
-
-
-class Backbone(nn.Module):
-    """A timm model exposing `forward(x) -> F (B, d, h, w)` and `num_features` (d)."""
-
-    def __init__(
-        self,
-        name: str,
-        pretrained: bool = False,
-        is_vit: bool = False,
-        weights: Callable[[nn.Module], None] | None = None,
-        **kwargs: object,
-    ) -> None:
-        super().__init__()
-        self.name = name
-        self.is_vit = is_vit
-        if is_vit:
-            kwargs.setdefault("dynamic_img_size", True)  # any input size: the patch grid follows the image
-        if weights is not None:  # weights of our own (offline): build bare, then load them
-            self.model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
-            if pretrained:
-                weights(self.model)
-            self.num_features = int(self.model.num_features)
-            return
-        try:
-            self.model = timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
-        except Exception as exc:
-            if pretrained:
-                raise RuntimeError(
-                    f"backbone {name!r}: could not load pretrained weights through timm ({exc}); check "
-                    f"network "
-                    f"access to the Hugging Face hub or a local cache (HF_HOME), or use pretrained=False"
-                ) from exc
-            raise
-        self.num_features = int(self.model.num_features)
-
-    def pretrained_cfg(self) -> dict:
-        """timm's data settings (input size, mean, std) for this backbone."""
-        return dict(self.model.pretrained_cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.model.forward_features(x)
-        if not self.is_vit:
-            return feats
-        tokens = feats[:, self.model.num_prefix_tokens :]
-        h, w = self.model.patch_embed.dynamic_feat_size(x.shape[-2:])
-        return tokens.transpose(1, 2).reshape(x.shape[0], -1, h, w)
 
 
 def efficientnet_lite0_weights_file() -> Path:
@@ -119,19 +74,13 @@ for _name in ("resnet50", "resnet18", "resnet10t", "vgg16", "inception_v3"):
     _register(_name)
 _register("deit_tiny_patch16_224", is_vit=True)
 BACKBONES.register("deit_tiny_sat")(
-    lambda pretrained=False, **kw: _sat_backbone()("deit_tiny_patch16_224", pretrained, **kw)
+    lambda pretrained=False, **kw: SATBackbone("deit_tiny_patch16_224", pretrained, **kw)
 )
 _register(
     "efficientnet_lite0",
     timm_name="tf_efficientnet_lite0",
     weights=lambda m: load_positional(m, efficientnet_lite0_weights_file()),
 )
-
-
-def _sat_backbone():
-    from pixelcam.models.sat_backbone import SATBackbone  # imports this module: resolved on use
-
-    return SATBackbone
 
 
 def list_backbones() -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pixelcam.models.backbones import Backbone
+from pixelcam.models.timm_backbone import Backbone
 
 
 def sat_attention(attn: nn.Module, x: torch.Tensor, gate: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,12 +8,26 @@ from pixelcam.study.trainable import TRIAL_RESOURCES
 from pixelcam.train.cluster import CPU_FOR_DATA, worker_resources
 
 
-def trial_requirements(spec: StudySpec, cluster: dict[str, float]) -> dict[str, float]:
-    """Total resources of one trial: its Train workers plus the trial driver."""
+def _per_worker(spec: StudySpec, cluster: dict[str, float]) -> tuple[dict[str, float], bool]:
     cfg = spec.base_config(spec.methods[0], spec.sources[0])
     per_worker = worker_resources(cfg, cluster)
     if spec.resources.gpus_per_worker:
         per_worker = {**per_worker, "GPU": spec.resources.gpus_per_worker}
+    return per_worker, cfg.runs_locally
+
+
+def trial_resources(spec: StudySpec, cluster: dict[str, float]) -> dict[str, float]:
+    """What the Tune trial's own actor holds: the worker's resources when the run executes in it (one
+    worker, `executor` auto/local), else a sliver (its Train workers hold the rest)."""
+    per_worker, local = _per_worker(spec, cluster)
+    return dict(per_worker) if local else dict(TRIAL_RESOURCES)
+
+
+def trial_requirements(spec: StudySpec, cluster: dict[str, float]) -> dict[str, float]:
+    """Total resources of one trial: its Train workers plus the trial driver (or the one in-process run)."""
+    per_worker, local = _per_worker(spec, cluster)
+    if local:
+        return dict(per_worker)
     need = {k: v * spec.resources.workers for k, v in per_worker.items()}
     need["CPU"] = need.get("CPU", 0.0) + TRIAL_RESOURCES["CPU"]
     return need

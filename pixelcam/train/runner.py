@@ -88,8 +88,6 @@ def train(
     """
     started = time.time()
     import ray.train
-    from ray.data import ExecutionOptions
-    from ray.train.torch import TorchTrainer
 
     ds = dataset or open_dataset(cfg.data if is_uri(cfg.data) else Path(cfg.data).resolve())
     cfg = cfg.replace(data=ds.location, storage=str(Path(cfg.storage).resolve()))
@@ -108,7 +106,8 @@ def train(
 
     init_ray()
     need = worker_resources(cfg, ray.cluster_resources())
-    check_schedulable(need, cfg.num_workers, ray.cluster_resources())
+    if not cfg.runs_locally:  # a local run uses the resources its caller holds (a Tune trial's, or none)
+        check_schedulable(need, cfg.num_workers, ray.cluster_resources())
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the run can be scheduled
 
     uri, run_id = (
@@ -125,6 +124,48 @@ def train(
         "init_dir": init_dir,
         "dataset": ds,  # the opened handle: workers read its files without re-reading the manifest
     }
+    try:
+        if cfg.runs_locally:
+            checkpoints = _run_local(cfg, payload, run_dir, ds)
+        else:
+            checkpoints = _run_ray_train(cfg, payload, run_dir, ds, need, callbacks)
+        selected = _selected(checkpoints, run_dir)
+    except BaseException as exc:
+        if run_id:
+            close_interrupted(uri, run_id, run_dir, cfg.epochs, exc)
+        raise
+    if run_id:
+        log_selected(uri, run_id, selected)
+    return selected
+
+
+def _run_local(cfg: TrainConfig, payload: dict[str, Any], run_dir: Path, ds: PatchDataset) -> list:
+    """The loop in this process (`LocalSession`); returns the checkpoints written, with their metrics."""
+    from pixelcam.train.session import LocalSession
+    from pixelcam.train.worker import train_loop_per_worker
+
+    session = LocalSession(
+        run_dir, train_dataset(ds, cfg.source, cfg.resize, cache=_cache(cfg, ds)), cfg.use_gpu
+    )
+    out = train_loop_per_worker(payload, session) or {}
+    if "error" in out:
+        raise TrainError(f"training run {cfg.run_name()} stopped: {out['error']}")
+    return session.checkpoints
+
+
+def _run_ray_train(
+    cfg: TrainConfig,
+    payload: dict[str, Any],
+    run_dir: Path,
+    ds: PatchDataset,
+    need: dict,
+    callbacks: list | None,
+) -> list:
+    """The loop on Ray Train's workers (TorchTrainer, DDP); returns the reported checkpoints with metrics."""
+    import ray.train
+    from ray.data import ExecutionOptions
+    from ray.train.torch import TorchTrainer
+
     trainer = TorchTrainer(
         _entry,
         train_loop_config=payload,
@@ -149,21 +190,13 @@ def train(
         ),
     )
     try:
-        try:
-            result = trainer.fit()
-        except Exception as exc:
-            raise TrainError(f"training run {cfg.run_name()} failed: {_root_message(exc)}") from exc
-        out = result.return_value or {}
-        if "error" in out:
-            raise TrainError(f"training run {cfg.run_name()} stopped: {out['error']}")
-        selected = _selected(result, run_dir)
-    except BaseException as exc:
-        if run_id:
-            close_interrupted(uri, run_id, run_dir, cfg.epochs, exc)
-        raise
-    if run_id:
-        log_selected(uri, run_id, selected)
-    return selected
+        result = trainer.fit()
+    except Exception as exc:
+        raise TrainError(f"training run {cfg.run_name()} failed: {_root_message(exc)}") from exc
+    out = result.return_value or {}
+    if "error" in out:
+        raise TrainError(f"training run {cfg.run_name()} stopped: {out['error']}")
+    return [(Path(c.path), m) for c, m in result.best_checkpoints]
 
 
 def _cache(cfg: TrainConfig, ds) -> bool:
@@ -193,20 +226,18 @@ def _root_message(exc: BaseException) -> str:
     return msg[-1] if msg else type(seen).__name__
 
 
-def _selected(result: Any, run_dir: Path) -> TrainResult:
-    """The kept checkpoint with the best selection rank; recorded in `<run_dir>/selected.json` with the B-LOC
-    and B-CL bests (`by_selection`). Every other checkpoint of the run is deleted."""
-    if not result.best_checkpoints:
+def _selected(checkpoints: list[tuple[Path, dict[str, Any]]], run_dir: Path) -> TrainResult:
+    """The reported checkpoint with the best selection rank; recorded in `<run_dir>/selected.json` with the
+    B-LOC and B-CL bests (`by_selection`). Every other checkpoint of the run is deleted."""
+    if not checkpoints:
         raise TrainError(f"{run_dir}: the run reported no checkpoint")
-    ckpt, _ = max(result.best_checkpoints, key=lambda cm: cm[1]["selection_rank"])
-    path = Path(ckpt.path)
+    path, _ = max(checkpoints, key=lambda cm: cm[1]["selection_rank"])
     by_selection = {
-        sel: Path(max(result.best_checkpoints, key=lambda cm, k=key: (cm[1][k], -cm[1]["epoch"]))[0].path)
+        sel: max(checkpoints, key=lambda cm, k=key: (cm[1][k], -cm[1]["epoch"]))[0]
         for sel, key in (("b-loc", "valpx_pxap"), ("b-cl", "valcl_cl"))
     }
     keep = {path.resolve(), *(p.resolve() for p in by_selection.values())}
-    for other, _ in result.best_checkpoints:
-        p = Path(other.path)
+    for p, _ in checkpoints:
         if p.resolve() not in keep and p.resolve().parent == run_dir.resolve() and p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
     meta = load_checkpoint(path).meta

@@ -126,19 +126,19 @@ def make_meta(
     }
 
 
-def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
-    """Ray Train entry point. `payload`: {"config": TrainConfig dict, "mlflow_uri", "mlflow_run_id",
-    "baseline_dir", "dataset" (the driver's opened PatchDataset)}. Returns (rank 0) {"best": ..., "epochs":
-    ...} or {"error": ...} on a non-finite loss."""
-    import ray.train
-    import ray.train.torch
+def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[str, Any]:
+    """The training loop: Ray Train's entry point (`session` None: a `RayTrainSession`), or run in-process
+    with a `LocalSession`. `payload`: {"config": TrainConfig dict, "mlflow_uri", "mlflow_run_id",
+    "baseline_dir", "init_dir", "started", "dataset" (the driver's opened PatchDataset)}. Returns (rank 0)
+    {"best": ..., "epochs": ...} or {"error": ...} on a non-finite loss."""
+    from pixelcam.train.session import RayTrainSession
 
     cfg = TrainConfig.from_dict(payload["config"])
     startup = {"workers": time.time() - payload.get("started", time.time())}  # seconds since train() began
-    _quiet_ray_train_logs()
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()
+    if session is None:
+        _quiet_ray_train_logs()
+        session = RayTrainSession()
+    rank, world, device = session.rank, session.world, session.device
     ds = payload["dataset"]
     class_names = ds.class_names(cfg.source)
 
@@ -156,10 +156,9 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
     start_epoch, best = 0, {"epoch": -1, "score": float("-inf")}
     best_by = {sel: {"epoch": -1, "score": float("-inf")} for sel in SELECTION_METRICS}
     resumed_meta = None
-    ckpt = ray.train.get_checkpoint()
     optim_state = None
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
+    with session.latest_checkpoint() as d:
+        if d is not None:
             loaded = load_checkpoint(d)
             if loaded.method != cfg.method:
                 raise ValueError(
@@ -168,10 +167,11 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
             model.load_state_dict(loaded.model_state)
             optim_state = load_optim_state(d)
             resumed_meta = loaded.meta
+    if resumed_meta is not None:
         start_epoch, best = resumed_meta["epoch"] + 1, resumed_meta["best"]
         best_by = resumed_meta.get("best_by") or best_by
 
-    model = ray.train.torch.prepare_model(model)
+    model = session.prepare(model)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
@@ -187,7 +187,7 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
         logger = RunLogger(payload["mlflow_run_id"], payload["mlflow_uri"])
 
     startup["model"] = time.time() - payload.get("started", time.time())
-    shard = ray.train.get_dataset_shard("train")
+    shard = session.shard()
     net = model.module if hasattr(model, "module") else model
     for epoch in range(start_epoch, cfg.epochs):
         lr = optimizer.param_groups[0]["lr"]
@@ -282,10 +282,8 @@ def train_loop_per_worker(payload: dict[str, Any]) -> dict[str, Any]:
                     init,
                 )
                 save_checkpoint(tmp, net, meta, optimizer, scheduler)
-                checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(
-                {**metrics, "epoch": epoch}, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{epoch:03d}"
-            )
+                checkpoint = tmp
+            session.report({**metrics, "epoch": epoch}, checkpoint, f"epoch_{epoch:03d}")
 
         if rank == 0:
             flag = " *" if best["epoch"] == epoch else ""

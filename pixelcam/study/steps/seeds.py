@@ -13,7 +13,8 @@ from typing import Any
 
 from pixelcam.study.context import StudyContext, experiment_key, seed_key
 from pixelcam.study.progress import StudyProgress
-from pixelcam.study.trainable import TRIAL_RESOURCES, trial_driver, trial_name
+from pixelcam.study.resources import trial_resources
+from pixelcam.study.trainable import trial_driver, trial_name
 from pixelcam.tracking import RunKind
 from pixelcam.train.checkpoint import selected_in_run
 
@@ -34,6 +35,7 @@ class SeedsStep:
 
 def train_seeds(ctx: StudyContext, source: str, label: str) -> dict[str, Any]:
     """Retrain the selected configuration of (source, label) with every other seed; {seed: record}."""
+    import ray
     import ray.tune
 
     spec, key = ctx.spec, experiment_key(source, label)
@@ -72,7 +74,8 @@ def train_seeds(ctx: StudyContext, source: str, label: str) -> dict[str, Any]:
         "tags": {"study": spec.name, "experiment_key": key, "method_label": label},
     }
     trainable = ray.tune.with_resources(
-        ray.tune.with_parameters(trial_driver, dataset=ctx.dataset), TRIAL_RESOURCES
+        ray.tune.with_parameters(trial_driver, dataset=ctx.dataset),
+        trial_resources(spec, ray.cluster_resources()),
     )
     path = ctx.dir / "tune" / f"{key}@seeds"
     ctx.log(f"[{key}] retraining the selected configuration with seeds {[r['seed'] for r in runs]}")

@@ -10,8 +10,9 @@ from typing import Any
 
 from pixelcam.study.context import StudyContext, experiment_key
 from pixelcam.study.progress import StudyProgress
+from pixelcam.study.resources import trial_resources
 from pixelcam.study.search import TUNE_METRIC, make_scheduler, make_searcher
-from pixelcam.study.trainable import TRIAL_RESOURCES, trial_driver, trial_name
+from pixelcam.study.trainable import trial_driver, trial_name
 from pixelcam.tracking import RunKind, RunLogger, child_runs
 from pixelcam.train.checkpoint import selected_in_run
 from pixelcam.train.run_tracking import close_stopped_run
@@ -35,6 +36,7 @@ class TuneStep:
 
 def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, Any]:
     """Tune one (source, model label) experiment; returns its record (best trial, checkpoint, metrics)."""
+    import ray
     import ray.tune
 
     spec, experiments = ctx.spec, ctx.state["experiments"]
@@ -68,7 +70,8 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
     }
     # The opened dataset reaches every trial through the object store (no trial re-reads the manifest).
     trainable = ray.tune.with_resources(
-        ray.tune.with_parameters(trial_driver, dataset=ctx.dataset), TRIAL_RESOURCES
+        ray.tune.with_parameters(trial_driver, dataset=ctx.dataset),
+        trial_resources(spec, ray.cluster_resources()),
     )
     path = tune_root / key
     if ray.tune.Tuner.can_restore(str(path)):

@@ -1,0 +1,111 @@
+"""The sections of a study spec other than the study itself: its budget, resources, stain sweep and ablation,
+and which TrainConfig fields a study may search or ablate (`spec.py` composes them into `StudySpec`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+
+from pixelcam.validation import ConfigModel, field_error
+
+NOT_SEARCHABLE = (
+    "method",
+    "data",
+    "source",
+    "name",
+    "storage",
+    "pseudo_labels_from",
+    "num_workers",
+    "use_gpu",
+)
+
+
+def pixelcam_params() -> tuple[str, ...]:
+    """TrainConfig fields only PixelCAM reads (declared on the method class)."""
+    from pixelcam.models.factory import method_class
+
+    return method_class("pixelcam").train_params
+
+
+def ablatable() -> tuple[str, ...]:
+    return pixelcam_params() + ("selection", "lr", "lr_decay", "threshold_criterion")
+
+
+SEARCHERS = ("optuna", "grid")
+
+
+class Budget(ConfigModel):
+    trials: Annotated[int, Field(ge=1)] = 4  # optuna: trials per experiment; grid: every combination once
+    epochs: Annotated[int, Field(ge=1)] = 10
+    grace_period: Annotated[int, Field(ge=1)] = 2
+    reduction_factor: Annotated[int, Field(ge=2)] = 2
+    max_concurrent: Annotated[int, Field(ge=1)] | None = None  # default: as many as the cluster fits
+
+    @model_validator(mode="after")
+    def _grace_within_epochs(self) -> Budget:
+        if self.grace_period > self.epochs:
+            raise field_error("grace_period", f"{self.grace_period} exceeds budget.epochs={self.epochs}")
+        return self
+
+
+class Resources(ConfigModel):
+    workers: Annotated[int, Field(ge=1)] = 2
+    cpus_per_worker: Annotated[float, Field(gt=0)] | None = None
+    gpus_per_worker: Annotated[float, Field(ge=0)] = 0.0
+
+
+class StainShift(ConfigModel):
+    """The staining-robustness sweep run on every selected model after the OOD evaluation."""
+
+    method: str = "reinhard"  # a registered stain transform: reinhard, macenko, hed
+    # "styles": `levels` distinct styles from as many reference images, ordered by distance (the paper);
+    # "interpolate": one fitted stain approached in `levels` steps up to `max_strength` (ours)
+    mode: str = "styles"
+    reference: str | None = None  # domain whose stain is approached; default: the first other domain
+    domains: Annotated[list[str], Field(min_length=1)] | None = None  # default: each model's own source
+    levels: Annotated[int, Field(ge=1, le=50)] = 10
+    max_strength: Annotated[float, Field(gt=0, le=3)] = 1.0  # strength of the last level (1 = full stain)
+    fit_images: Annotated[int, Field(ge=1)] = 64
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        from pixelcam.evaluation.stain_sweep import MODES
+
+        if value not in MODES:
+            raise ValueError(f"unknown value {value!r}; expected one of {list(MODES)}")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from pixelcam.data.stain import list_stain_transforms
+
+        if value not in list_stain_transforms():
+            raise ValueError(f"unknown value {value!r}; expected one of {list_stain_transforms()}")
+        return value
+
+
+class Ablation(ConfigModel):
+    """One PixelCAM model per value of `field` (fixed, not searched), e.g. lambda for the paper's Table 17."""
+
+    field: str
+    values: list[Any]
+
+    @field_validator("field")
+    @classmethod
+    def _ablatable(cls, value: str) -> str:
+        if value not in ablatable():
+            raise ValueError(f"{value!r} cannot be ablated; expected one of {list(ablatable())}")
+        return value
+
+    @field_validator("values")
+    @classmethod
+    def _distinct(cls, values: list[Any]) -> list[Any]:
+        if len(values) < 2 or len(set(map(str, values))) != len(values):
+            raise ValueError(f"expected a list of >= 2 distinct values, got {values!r}")
+        return values
+
+    def label(self, baseline: str, value: Any) -> str:
+        return f"pixelcam-{baseline}.{self.field}-{value}"
