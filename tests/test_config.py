@@ -46,6 +46,10 @@ def test_defaults_are_valid_and_overrides_apply(tmp_path: Path):
         ),
         ("eval_size: 0\n", "eval_size"),
         ("eval_size: full\n", "eval_size"),
+        (
+            "executor: local\nnum_workers: 2\n",
+            "executor: local runs one worker in-process, not num_workers=2",
+        ),
     ],
 )
 def test_bad_values_name_file_and_key(tmp_path: Path, text: str, message: str):

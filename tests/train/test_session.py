@@ -1,0 +1,34 @@
+"""The in-process session of single-worker runs: checkpoints written into the run directory whole, found
+again on resume, nothing reported to Tune outside a trial."""
+
+import json
+from pathlib import Path
+
+from pixelcam.config import TrainConfig
+from pixelcam.train.session import LocalSession
+
+
+def test_local_session_writes_checkpoints_whole_and_finds_them_again(tmp_path: Path):
+    run = tmp_path / "run"
+    run.mkdir()
+    s = LocalSession(run, dataset=object())
+    assert (s.rank, s.world, str(s.device)) == (0, 1, "cpu") and not s.in_tune
+    with s.latest_checkpoint() as d:
+        assert d is None
+    src = tmp_path / "ck"
+    src.mkdir()
+    (src / "meta.json").write_text(json.dumps({"metrics": {"valpx_pxap": 30.0}, "epoch": 2}))
+    s.report({"valpx_pxap": 30.0, "epoch": 2}, str(src), "epoch_002")
+    s.report({"valpx_pxap": 20.0, "epoch": 3}, None, "epoch_003")  # not an improvement: no checkpoint
+    assert [p.name for p, _ in s.checkpoints] == ["epoch_002"]
+    assert sorted(p.name for p in run.iterdir()) == ["epoch_002"]  # no temporary left
+    again = LocalSession(run, dataset=object())  # a resumed run
+    with again.latest_checkpoint() as d:
+        assert d == run / "epoch_002"
+    assert again.checkpoints[0][1] == {"valpx_pxap": 30.0, "epoch": 2}
+
+
+def test_executor_choice():
+    assert TrainConfig(num_workers=1).runs_locally and not TrainConfig(num_workers=2).runs_locally
+    assert not TrainConfig(num_workers=1, executor="ray_train").runs_locally
+    assert TrainConfig(num_workers=1, executor="local").runs_locally
