@@ -74,4 +74,6 @@ def evaluate_model(
                 | {pair_metric("cl", source, t, model=method): r["cl"] for t, r in report["results"].items()}
             )
     ctx.state.record("evaluations", key, report)
+    cells = "  ".join(f"{t}: PxAP {r['pxap']:.2f} CL {r['cl']:.1f}" for t, r in report["results"].items())
+    ctx.log(f"[{key}] test  {cells}")
     return report
