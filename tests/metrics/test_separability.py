@@ -45,13 +45,13 @@ def test_j_at_image_resolution_upsamples_the_features_bilinearly():
     """The paper's J: F interpolated to the image size. Reference: skimage's bilinear resize (half-pixel
     centres, edge clamping, as torch's align_corners=False) and the dense scatter matrices."""
     rng = np.random.default_rng(1)
-    feats = rng.normal(size=(70, 4, 4))  # 70 channels: two chunks of 64 and 6
+    feats = rng.normal(size=(70, 4, 4))
     mask = np.zeros((16, 16), np.uint8)
     mask[3:11, 5:14] = 255
     up = np.stack([resize(c, (16, 16), order=1, mode="edge", anti_aliasing=False) for c in feats])
     ref = scatter_j(up, mask > 0)
     assert separability_index(feats, mask) == pytest.approx(ref, rel=1e-9)
-    assert separability_index(torch.from_numpy(feats), mask, chunk=1) == pytest.approx(ref, rel=1e-9)
+    assert separability_index(torch.from_numpy(feats), mask) == pytest.approx(ref, rel=1e-9)
     assert separability_index(feats, mask, resolution="feature") != pytest.approx(ref)
     with pytest.raises(ValueError, match="resolution must be one of"):
         separability_index(feats, mask, resolution="native")
