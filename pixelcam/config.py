@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from pixelcam.validation import ConfigError, ConfigModel, field_error, parse, read_yaml
+from pixelcam.validation import ConfigError, ConfigModel, field_error, one_of, parse, read_yaml
 
 __all__ = ["SELECTIONS", "ConfigError", "TrainConfig", "load_config", "read_yaml"]
 
@@ -109,10 +109,7 @@ class TrainConfig(ConfigModel):
     def _registered(cls, value: str | None, info: Any) -> str | None:
         if value is None:
             return value
-        allowed = _choices(info.field_name)
-        if value not in allowed:
-            raise ValueError(f"unknown value {value!r}; expected one of {allowed}")
-        return value
+        return one_of(value, _choices(info.field_name))
 
     @model_validator(mode="after")
     def _crop_fits(self) -> TrainConfig:

@@ -34,6 +34,15 @@ def field_error(key: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("field", "{message}", {"field": key, "message": message})
 
 
+def one_of(value: Any, allowed: Any) -> Any:
+    """`value` when it is one of `allowed` (a registry's names, a fixed tuple), else the ValueError every
+    choice field reports: "unknown value 'x'; expected one of [...]"."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ValueError(f"unknown value {value!r}; expected one of {allowed}")
+    return value
+
+
 def parse(cls: type[M], raw: Any, where: str) -> M:
     """Validate `raw` (a mapping) as `cls`; ConfigError naming `where` and the key path otherwise."""
     if not isinstance(raw, dict):

@@ -49,7 +49,7 @@ from pixelcam.study.spec_sections import (
     ablatable,
     pixelcam_params,
 )
-from pixelcam.validation import ConfigError, ConfigModel, field_error, parse, read_yaml
+from pixelcam.validation import ConfigError, ConfigModel, field_error, one_of, parse, read_yaml
 
 __all__ = [
     "Ablation",
@@ -122,9 +122,7 @@ class StudySpec(ConfigModel):
     @field_validator("searcher")
     @classmethod
     def _searcher(cls, value: str) -> str:
-        if value not in SEARCHERS:
-            raise ValueError(f"unknown value {value!r}; expected one of {list(SEARCHERS)}")
-        return value
+        return one_of(value, SEARCHERS)
 
     @model_validator(mode="after")
     def _grid_needs_lists(self) -> StudySpec:
@@ -144,18 +142,14 @@ class StudySpec(ConfigModel):
     @field_validator("selection")
     @classmethod
     def _selection(cls, value: str) -> str:
-        if value not in SELECTIONS:
-            raise ValueError(f"unknown value {value!r}; expected one of {list(SELECTIONS)}")
-        return value
+        return one_of(value, SELECTIONS)
 
     @field_validator("backbone")
     @classmethod
     def _backbone(cls, value: str | None) -> str | None:
         from pixelcam.models.backbones import list_backbones
 
-        if value is not None and value not in list_backbones():
-            raise ValueError(f"unknown value {value!r}; expected one of {list_backbones()}")
-        return value
+        return value if value is None else one_of(value, list_backbones())
 
     @field_validator("backbones")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from pixelcam.validation import ConfigModel, field_error
+from pixelcam.validation import ConfigModel, field_error, one_of
 
 NOT_SEARCHABLE = (
     "method",
@@ -73,18 +73,14 @@ class StainShift(ConfigModel):
     def _mode(cls, value: str) -> str:
         from pixelcam.evaluation.stain_sweep import MODES
 
-        if value not in MODES:
-            raise ValueError(f"unknown value {value!r}; expected one of {list(MODES)}")
-        return value
+        return one_of(value, MODES)
 
     @field_validator("method")
     @classmethod
     def _registered(cls, value: str) -> str:
         from pixelcam.data.stain import list_stain_transforms
 
-        if value not in list_stain_transforms():
-            raise ValueError(f"unknown value {value!r}; expected one of {list_stain_transforms()}")
-        return value
+        return one_of(value, list_stain_transforms())
 
 
 class Ablation(ConfigModel):
