@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 
 from pixelcam.config import TrainConfig
 from pixelcam.errors import TrainError
@@ -31,6 +33,9 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
             logging.getLogger(name).setLevel(logging.WARNING)
     if ray.is_initialized():
         return None
+    # Ray's core worker installs a failure handler for SIGTERM that dumps a stack trace and aborts (exit
+    # 134); the CLI's own handler (one line, exit 143, nothing half-written kept) is put back after init.
+    ours = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     if os.environ.get("RAY_ADDRESS"):
         info = ray.init(log_to_driver=not quiet)
     else:
@@ -41,6 +46,8 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
             logging_level="WARNING",
             log_to_driver=not quiet,
         )
+    if callable(ours):
+        signal.signal(signal.SIGTERM, ours)
     session = getattr(info, "address_info", {}).get("session_dir")
     return os.path.join(session, "logs") if session else None
 
