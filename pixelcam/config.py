@@ -53,6 +53,9 @@ class TrainConfig(ConfigModel):
     seed: int = 0
     # Model selection on the source's validation splits.
     selection: str = "b-loc"
+    # epochs before this one (0-based) are not selectable: a flat B-LOC curve (PxAP equal within noise over
+    # epochs) then cannot pick an epoch whose classifier has not converged yet (ours; the paper: 0)
+    select_from_epoch: Annotated[int, Field(ge=0)] = 0
     threshold_criterion: str = "f1"  # how tau is chosen on valpx (f1, iou, youden)
     num_bins: Positive = 1000
     # PxAP resolution: maps (bilinear) and masks (nearest) at eval_size^2 (wsolevaluation and the official
@@ -115,6 +118,11 @@ class TrainConfig(ConfigModel):
     def _crop_fits(self) -> TrainConfig:
         if self.crop > self.resize:
             raise field_error("crop", f"{self.crop} is larger than resize={self.resize}")
+        if self.select_from_epoch >= self.epochs:
+            raise field_error(
+                "select_from_epoch",
+                f"{self.select_from_epoch} leaves no selectable epoch of epochs={self.epochs}",
+            )
         if self.executor == "local" and self.num_workers != 1:
             raise field_error(
                 "executor", f"local runs one worker in-process, not num_workers={self.num_workers}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,8 @@ def _seed_mean_images(evals: list, target: str) -> tuple[list[str], np.ndarray] 
     dets = [e.details.get(target) for e in evals]
     if not dets or any(d is None for d in dets) or any(d["image_ids"] != dets[0]["image_ids"] for d in dets):
         return None
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # an image without ROI and background has NaN in every seed: stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
         return dets[0]["image_ids"], np.nanmean(np.asarray([d["pxap"] for d in dets], float), axis=0)
 
 

@@ -29,6 +29,7 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
     if quiet:
         import logging
 
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Tune then prints nothing itself
         for name in ("ray.tune", "ray.train", "ray.data", "ray.air"):
             logging.getLogger(name).setLevel(logging.WARNING)
     if ray.is_initialized():

@@ -58,6 +58,9 @@ def train_dataset(ds: PatchDataset, domain: str, resize: int, cache: bool = Fals
     """
     import ray.data
 
+    # one progress line per epoch is ours; Ray Data's "Starting execution ... / Execution plan ..." notes
+    # are not (every epoch of every run printed them)
+    ray.data.DataContext.get_current().print_on_execution_start = False
     files = ds.uris([domain], ["train"])  # URIs for a remote dataset: read tasks may run on other nodes
     if not files:
         raise DatasetError(f"{ds.location}: domain {domain!r} has no train split")

@@ -245,10 +245,13 @@ def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[
             "images_per_s": float(totals[0] / max(float(totals[1]), 1e-9)),
         }
         score = metrics[cfg.selection_metric]
-        best = _best(metrics, cfg.selection_metric, epoch, val.tau, best)  # ties keep the earlier epoch
-        improved = [s for s, k in SELECTION_METRICS.items() if metrics[k] > best_by[s]["score"]]
-        best_by = {s: _best(metrics, k, epoch, val.tau, best_by[s]) for s, k in SELECTION_METRICS.items()}
-        metrics["selected_score"] = best["score"]  # best so far: what a tuner compares across trials
+        improved = []
+        if epoch >= cfg.select_from_epoch:  # earlier epochs are never selected (nor checkpointed)
+            best = _best(metrics, cfg.selection_metric, epoch, val.tau, best)  # ties keep the earlier epoch
+            improved = [s for s, k in SELECTION_METRICS.items() if metrics[k] > best_by[s]["score"]]
+            best_by = {s: _best(metrics, k, epoch, val.tau, best_by[s]) for s, k in SELECTION_METRICS.items()}
+        # best so far: what a tuner compares across trials (this epoch's score before the first selectable)
+        metrics["selected_score"] = best["score"] if best["epoch"] >= 0 else score
         # Ray keeps the best checkpoint by this rank; ties go to the earlier epoch.
         metrics["selection_rank"] = score - 1e-9 * epoch
 

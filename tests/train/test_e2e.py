@@ -202,3 +202,18 @@ def test_killed_worker_is_replaced_and_resumes_from_latest_checkpoint(env):
     steps = [s for s, _ in history(client, r.mlflow_run_id, "valpx_pxap")]
     assert steps == [0, 1, 2, 3]  # every epoch once, none lost, none repeated
     assert client.get_run(r.mlflow_run_id).info.status == "FINISHED"
+
+
+def test_local_executor_and_select_from_epoch(env):
+    """One worker runs in-process (no Ray Train actors); epochs before select_from_epoch are never selected
+    nor checkpointed."""
+    cfg = TrainConfig.from_dict(yaml.safe_load(env["config"].read_text()))
+    res = train(cfg.replace(name="warm", epochs=2, select_from_epoch=1, num_workers=1))
+    run_dir = Path(cfg.storage) / "warm"
+    assert res.epoch == 1 and [p.name for p in run_dir.glob("epoch_*")] == ["epoch_001"]
+    client = MlflowClient(env["uri"])
+    assert [s for s, _ in history(client, res.mlflow_run_id, "valpx_pxap")] == [0, 1]  # both epochs logged
+    assert client.get_run(res.mlflow_run_id).data.params["executor"] == "auto"
+    assert {"startup_workers_s", "startup_model_s", "startup_first_step_s"} <= set(
+        client.get_run(res.mlflow_run_id).data.metrics
+    )
