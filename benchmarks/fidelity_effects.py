@@ -3,7 +3,8 @@ baseline, test PxAP and CL on the source's test split (in-domain), side by side 
 
     python benchmarks/fidelity_effects.py --baseline RUN_DIR [--data data/synth] [--epochs 3]
 
-RUN_DIR is a baseline's run directory (e.g. a quickstart study's `studies-runs/quickstart/train/<source>__cam/
+With `--seeds 0 1 2` each setting is trained once per seed and printed as mean ± 95 % CI: single PixelCAM runs
+on the synthetic domains spread by tens of PxAP points from seed to seed. RUN_DIR is a baseline's run directory (e.g. a quickstart study's `studies-runs/quickstart/train/<source>__cam/
 trial-*`); its config (backbone, resize, crop, lr) is reused. Settings, one changed from the defaults at a
 time: default (seed_grid image, bg_sampling inverse, init_from b-cl, pseudo_labels_checkpoint b-loc,
 eval_size 224), seed_grid feature, bg_sampling area, init_from none, pseudo_labels_checkpoint b-cl,
@@ -20,6 +21,7 @@ from pathlib import Path
 from pixelcam.config import TrainConfig
 from pixelcam.data.reader import open_dataset
 from pixelcam.evaluation.evaluate import evaluate
+from pixelcam.metrics import mean_ci
 from pixelcam.train.checkpoint import load_checkpoint
 from pixelcam.train.runner import train
 
@@ -38,6 +40,8 @@ def main() -> None:
     ap.add_argument("--baseline", required=True)
     ap.add_argument("--data", default="data/synth")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one PixelCAM run per seed and setting")
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = ap.parse_args()
     base = load_checkpoint(args.baseline).meta
     source = base["source"]
@@ -52,32 +56,38 @@ def main() -> None:
         num_workers=1,
         pseudo_labels_from=str(Path(args.baseline).resolve()),
     )
-    rows = []
+    rows: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, change in VARIANTS.items():
+        for label in args.variants:
+            change = VARIANTS[label]
             if change.get("no_roi_seeds") and not has_no_roi:
                 continue
-            cfg = cfg0.replace(name=label.replace(" ", "-"), storage=tmp, **change)
-            res = train(cfg, mlflow=False, dataset=ds)
-            r = evaluate(res.checkpoint, ds, [source])["results"][source]
-            rows.append((label, r["pxap"], r["cl"]))
-            if label == "default":
-                meta = load_checkpoint(res.checkpoint).meta
-                meta["config"]["eval_size"] = "native"
-                native = Path(tmp) / "native"
-                native.mkdir()
-                for f in Path(res.checkpoint).iterdir():
-                    (native / f.name).write_bytes(f.read_bytes())
-                (native / "meta.json").write_text(json.dumps(meta))
-                rn = evaluate(native, ds, [source])["results"][source]
-                rows.append(("default, eval_size native", rn["pxap"], rn["cl"]))
+            for seed in args.seeds:
+                name = f"{label.replace(' ', '-')}-seed{seed}"
+                res = train(
+                    cfg0.replace(name=name, storage=tmp, seed=seed, **change), mlflow=False, dataset=ds
+                )
+                r = evaluate(res.checkpoint, ds, [source])["results"][source]
+                rows.setdefault(label, []).append((r["pxap"], r["cl"]))
+                if label == "default":
+                    meta = load_checkpoint(res.checkpoint).meta
+                    meta["config"]["eval_size"] = "native"
+                    native = Path(tmp) / f"native-{seed}"
+                    native.mkdir()
+                    for f in Path(res.checkpoint).iterdir():
+                        (native / f.name).write_bytes(f.read_bytes())
+                    (native / "meta.json").write_text(json.dumps(meta))
+                    rn = evaluate(native, ds, [source])["results"][source]
+                    rows.setdefault("default, eval_size native", []).append((rn["pxap"], rn["cl"]))
     b = evaluate(args.baseline, ds, [source])["results"][source]
-    print(f"PixelCAM on {args.baseline} ({base['method']}, {source}), {args.epochs} epochs, test split")
-    print(f"{'setting':34}{'PxAP':>8}{'CL':>8}{'dPxAP':>8}")
-    print(f"{'baseline ' + base['method']:34}{b['pxap']:>8.2f}{b['cl']:>8.1f}{'':>8}")
-    ref = rows[0][1]
-    for label, px, cl in rows:
-        print(f"{label:34}{px:>8.2f}{cl:>8.1f}{px - ref:>+8.2f}")
+    head = f"PixelCAM on {args.baseline} ({base['method']}, {source}), {args.epochs} epochs, test split"
+    print(f"{head}, seeds {args.seeds}")
+    print(f"{'setting':34}{'PxAP (mean ± 95% CI)':>24}{'CL':>8}{'runs':>6}")
+    print(f"{'baseline ' + base['method']:34}{b['pxap']:>24.2f}{b['cl']:>8.1f}{'':>6}")
+    for label, vals in rows.items():
+        px = mean_ci([v[0] for v in vals])
+        cl = sum(v[1] for v in vals) / len(vals)
+        print(f"{label:34}{str(px):>24}{cl:>8.1f}{len(vals):>6}   {[round(v[0], 1) for v in vals]}")
 
 
 if __name__ == "__main__":
