@@ -3,8 +3,9 @@ baseline, test PxAP and CL on the source's test split (in-domain), side by side 
 
     python benchmarks/fidelity_effects.py --baseline RUN_DIR [--data data/synth] [--epochs 3]
 
-With `--seeds 0 1 2` each setting is trained once per seed and printed as mean ± 95 % CI: single PixelCAM runs
-on the synthetic domains spread by tens of PxAP points from seed to seed. RUN_DIR is a baseline's run directory (e.g. a quickstart study's `studies-runs/quickstart/train/<source>__cam/
+With `--seeds 0 1 2` each setting is trained once per seed and printed as mean ± 95 % CI: single PixelCAM
+runs on the synthetic domains spread by tens of PxAP points from seed to seed. RUN_DIR is a baseline's run
+directory (e.g. a quickstart study's `studies-runs/quickstart/train/<source>__cam/
 trial-*`); its config (backbone, resize, crop, lr) is reused. Settings, one changed from the defaults at a
 time: default (seed_grid image, bg_sampling inverse, init_from b-cl, pseudo_labels_checkpoint b-loc,
 eval_size 224), seed_grid feature, bg_sampling area, init_from none, pseudo_labels_checkpoint b-cl,
