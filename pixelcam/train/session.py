@@ -107,9 +107,13 @@ class LocalSession:
 
 
 def _in_tune() -> bool:
+    import warnings
+
     try:
         import ray.tune
 
-        return ray.tune.get_context().get_trial_id() is not None
+        with warnings.catch_warnings():  # outside a trial Ray warns that there is no trial id, then says None
+            warnings.simplefilter("ignore")
+            return ray.tune.get_context().get_trial_id() is not None
     except Exception:  # not inside a Tune trial (or no Tune session at all)
         return False
