@@ -17,7 +17,8 @@ from pixelcam.validation import ConfigError, ConfigModel, field_error, one_of, p
 
 __all__ = ["SELECTIONS", "ConfigError", "TrainConfig", "load_config", "read_yaml"]
 
-SELECTIONS = ("b-loc", "b-cl")
+SELECTION_METRICS = {"b-loc": "valpx_pxap", "b-cl": "valcl_cl"}  # what each selection maximises
+SELECTIONS = tuple(SELECTION_METRICS)
 NO_ROI_SEEDS = ("none", "bg")  # see train/pseudo_labels.py
 SEED_GRIDS = ("image", "feature")  # see train/pseudo_labels.py
 INIT_FROM = ("b-cl", "b-loc", "none")  # which checkpoint of the baseline run PixelCAM starts from
@@ -142,7 +143,7 @@ class TrainConfig(ConfigModel):
 
     @property
     def selection_metric(self) -> str:
-        return "valpx_pxap" if self.selection == "b-loc" else "valcl_cl"
+        return SELECTION_METRICS[self.selection]
 
     def resolved_backbone(self) -> str:
         return self.backbone or self.method_class.default_backbone

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pixelcam.config import ConfigError, TrainConfig
+from pixelcam.config import SELECTION_METRICS, ConfigError, TrainConfig
 from pixelcam.data.reader import PatchDataset, is_uri, open_dataset
 from pixelcam.io import write_json_atomic
 from pixelcam.models.factory import list_methods, method_class
@@ -234,7 +234,7 @@ def _selected(checkpoints: list[tuple[Path, dict[str, Any]]], run_dir: Path) -> 
     path, _ = max(checkpoints, key=lambda cm: cm[1]["selection_rank"])
     by_selection = {
         sel: max(checkpoints, key=lambda cm, k=key: (cm[1][k], -cm[1]["epoch"]))[0]
-        for sel, key in (("b-loc", "valpx_pxap"), ("b-cl", "valcl_cl"))
+        for sel, key in SELECTION_METRICS.items()
     }
     keep = {path.resolve(), *(p.resolve() for p in by_selection.values())}
     for p, _ in checkpoints:

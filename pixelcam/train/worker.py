@@ -1,9 +1,11 @@
-"""The Ray Train loop run by every worker: build, (resume,) train, validate, checkpoint, report, log.
+"""The training loop, run by every Ray Train worker or in-process for one worker (`train/session.py`): build,
+(resume,) train, validate, checkpoint, report, log.
 
 Per epoch: train on this worker's shard of the Ray Data `train` dataset; validate on this rank's share of
-valpx/valcl with states summed over ranks; rank 0 writes the checkpoint (weights, optimizer, meta with
-metrics and tau) after logging the epoch to MLflow, then every rank calls `ray.train.report` (a barrier) and
-rank 0 prints one progress line. After a restart (worker failure or `--resume`) training continues after the
+valpx/valcl with states summed over ranks; when the epoch improves B-LOC or B-CL (from `select_from_epoch`
+on), rank 0 writes a checkpoint (weights, optimizer, meta with metrics, tau and both bests so far) after
+logging the epoch to MLflow; every rank then reports (a barrier under Ray Train) and rank 0 prints one
+progress line. After a restart (worker failure or `--resume`) training continues after the
 latest checkpoint; an epoch that reached MLflow but not a checkpoint is re-run without being logged again,
 so every epoch appears exactly once.
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 import torch
 
-from pixelcam.config import TrainConfig
+from pixelcam.config import SELECTION_METRICS, TrainConfig
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.factory import create_wsol_model
 from pixelcam.train.checkpoint import load_checkpoint, load_optim_state, save_checkpoint
@@ -30,7 +32,6 @@ from pixelcam.train.transforms import Augment
 SHUFFLE_BATCHES = 4  # local shuffle buffer, in batches: big enough to mix classes, small enough to stream
 PREFETCH_BATCHES = 2  # batches decoded ahead of the training step
 OVERLAY_IMAGES = 4
-SELECTION_METRICS = {"b-loc": "valpx_pxap", "b-cl": "valcl_cl"}  # what each selection maximises
 EPOCH_METRICS = ("loss", "ce", "pixel_ce", "train_cl", "valpx_pxap", "tau", "valcl_cl", "lr", "images_per_s")
 
 
@@ -66,10 +67,8 @@ def build_pseudo_labeler(
     )
 
 
-INIT_PARTS = (
-    "backbone",
-    "head",
-)  # PixelCAM's encoder and image head g (CAM-family baselines share g's shape)
+# PixelCAM's encoder and image head g (CAM-family baselines share g's shape)
+INIT_PARTS = ("backbone", "head")
 
 
 def init_from_baseline(model: WSOLModel, state: dict[str, torch.Tensor]) -> list[str]:
