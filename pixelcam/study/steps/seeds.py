@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from pixelcam.study.context import StudyContext, experiment_key, seed_key
-from pixelcam.study.progress import StudyProgress
-from pixelcam.study.resources import trial_resources
-from pixelcam.study.trainable import trial_driver, trial_name
+from pixelcam.study.trainable import trial_name
+from pixelcam.study.tuner import fit_experiment
 from pixelcam.tracking import RunKind
 from pixelcam.train.checkpoint import selected_in_run
 
@@ -73,31 +72,12 @@ def train_seeds(ctx: StudyContext, source: str, label: str) -> dict[str, Any]:
         "kind": RunKind.SEED,
         "tags": {"study": spec.name, "experiment_key": key, "method_label": label},
     }
-    trainable = ray.tune.with_resources(
-        ray.tune.with_parameters(trial_driver, dataset=ctx.dataset),
-        trial_resources(spec, ray.cluster_resources()),
-    )
     path = ctx.dir / "tune" / f"{key}@seeds"
     ctx.log(f"[{key}] retraining the selected configuration with seeds {[r['seed'] for r in runs]}")
-    if ray.tune.Tuner.can_restore(str(path)):
-        tuner = ray.tune.Tuner.restore(
-            str(path), trainable, resume_unfinished=True, resume_errored=True, param_space=constants
-        )
-    else:
-        tuner = ray.tune.Tuner(
-            trainable,
-            param_space=constants,
-            tune_config=ray.tune.TuneConfig(num_samples=1, max_concurrent_trials=ctx.concurrency),
-            run_config=ray.tune.RunConfig(
-                name=path.name,
-                storage_path=str(path.parent),
-                failure_config=ray.tune.FailureConfig(max_failures=0),
-                verbose=0,
-                callbacks=[StudyProgress(ctx.log, spec.budget.epochs)],
-            ),
-        )
+    tune_config = ray.tune.TuneConfig(num_samples=1, max_concurrent_trials=ctx.concurrency)
+    results = fit_experiment(ctx, path, constants, tune_config, resume_errored=True)
     out = {}
-    for r in tuner.fit():
+    for r in results:
         seed = r.config["overrides"]["seed"]
         skey = seed_key(source, label, seed)
         info = selected_in_run(train_storage / trial_name(str((r.metrics or {}).get("trial_id"))))

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from pixelcam.study.context import StudyContext, experiment_key
-from pixelcam.study.progress import StudyProgress
-from pixelcam.study.resources import trial_resources
 from pixelcam.study.search import TUNE_METRIC, make_scheduler, make_searcher
-from pixelcam.study.trainable import trial_driver, trial_name
+from pixelcam.study.trainable import trial_name
+from pixelcam.study.tuner import fit_experiment
 from pixelcam.tracking import RunKind, RunLogger, child_runs
 from pixelcam.train.checkpoint import selected_in_run
 from pixelcam.train.run_tracking import close_stopped_run
@@ -68,47 +67,29 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
         "mlflow_parent": ctx.parent_run_id,
         "tags": {"study": spec.name, "experiment_key": key, "method_label": method},
     }
-    # The opened dataset reaches every trial through the object store (no trial re-reads the manifest).
-    trainable = ray.tune.with_resources(
-        ray.tune.with_parameters(trial_driver, dataset=ctx.dataset),
-        trial_resources(spec, ray.cluster_resources()),
-    )
     path = tune_root / key
     if ray.tune.Tuner.can_restore(str(path)):
         ctx.log(f"[{key}] restoring the Tune experiment (finished trials are kept)")
-        tuner = ray.tune.Tuner.restore(
-            str(path), trainable, resume_unfinished=True, resume_errored=False, param_space=constants
+    elif not dims:
+        ctx.log(f"[{key}] training the fixed configuration")
+    elif grid:
+        ctx.log(
+            f"[{key}] grid over {sorted(dims)} ({math.prod(len(d.values) for d in dims.values())} trials)"
         )
     else:
-        what = (
-            f"tuning {sorted(dims)} over {spec.budget.trials} trials"
-            if dims
-            else "training the fixed configuration"
-        )
-        ctx.log(f"[{key}] {what}")
-        tuner = ray.tune.Tuner(
-            trainable,
-            param_space=constants,
-            tune_config=ray.tune.TuneConfig(
-                metric=TUNE_METRIC,
-                mode="max",
-                # nothing searched: the fixed config; grid: every combination once (no searcher)
-                search_alg=make_searcher(dims, spec.seed) if dims and not grid else None,
-                scheduler=make_scheduler(spec.budget, ctx.early_stopping),
-                num_samples=1 if grid else spec.budget.trials,
-                max_concurrent_trials=ctx.concurrency,
-            ),
-            run_config=ray.tune.RunConfig(
-                name=key,
-                storage_path=str(tune_root),
-                failure_config=ray.tune.FailureConfig(max_failures=0),
-                verbose=0,
-                callbacks=[StudyProgress(ctx.log, spec.budget.epochs)],
-            ),
-        )
-    grid = tuner.fit()
-    rec = best_trial(grid, train_storage, dims)
-    close_stopped_trials(grid, train_storage, spec.budget.epochs)
+        ctx.log(f"[{key}] tuning {sorted(dims)} over {spec.budget.trials} trials")
+    tune_config = ray.tune.TuneConfig(
+        metric=TUNE_METRIC,
+        mode="max",
+        # nothing searched: the fixed config; grid: every combination once (no searcher)
+        search_alg=make_searcher(dims, spec.seed) if dims and not grid else None,
+        scheduler=make_scheduler(spec.budget, ctx.early_stopping),
+        num_samples=1 if grid else spec.budget.trials,
+        max_concurrent_trials=ctx.concurrency,
+    )
+    results = fit_experiment(ctx, path, constants, tune_config)
+    rec = best_trial(results, train_storage, dims)
+    close_stopped_trials(results, train_storage, spec.budget.epochs)
     close_killed_children(ctx)
     ctx.state.record("experiments", key, rec)
     if rec.get("checkpoint"):

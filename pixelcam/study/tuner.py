@@ -1,0 +1,44 @@
+"""A Tune experiment of study trials (`trial_driver`), new or restored: shared by the tune and seeds steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pixelcam.study.context import StudyContext
+from pixelcam.study.progress import StudyProgress
+from pixelcam.study.resources import trial_resources
+from pixelcam.study.trainable import trial_driver
+
+
+def fit_experiment(
+    ctx: StudyContext, path: Path, constants: dict[str, Any], tune_config: Any, resume_errored: bool = False
+) -> Any:
+    """Run the experiment stored at `path` (restored with its finished trials kept when it exists, else new
+    with `tune_config`); returns Tune's ResultGrid. The opened dataset reaches every trial through the
+    object store (no trial re-reads the manifest); each trial holds `trial_resources`."""
+    import ray
+    import ray.tune
+
+    trainable = ray.tune.with_resources(
+        ray.tune.with_parameters(trial_driver, dataset=ctx.dataset),
+        trial_resources(ctx.spec, ray.cluster_resources()),
+    )
+    if ray.tune.Tuner.can_restore(str(path)):
+        tuner = ray.tune.Tuner.restore(
+            str(path), trainable, resume_unfinished=True, resume_errored=resume_errored, param_space=constants
+        )
+    else:
+        tuner = ray.tune.Tuner(
+            trainable,
+            param_space=constants,
+            tune_config=tune_config,
+            run_config=ray.tune.RunConfig(
+                name=path.name,
+                storage_path=str(path.parent),
+                failure_config=ray.tune.FailureConfig(max_failures=0),
+                verbose=0,
+                callbacks=[StudyProgress(ctx.log, ctx.spec.budget.epochs)],
+            ),
+        )
+    return tuner.fit()
