@@ -114,6 +114,15 @@ def cluster(tmp_path: Path):
             ).returncode == 0,
             "ray head", 120, head, ray_log,
         )  # fmt: skip
+        # the job API answers before the node's job agent has registered ("No available agent to submit
+        # job, please try again later"): wait until a trivial job is accepted
+        wait_for(
+            lambda: subprocess.run(
+                [str(BIN / "ray"), "job", "submit", "--address", address, "--no-wait", "--", "true"],
+                env=env, capture_output=True, timeout=60,
+            ).returncode == 0,
+            "ray job agent", 120, head, ray_log,
+        )  # fmt: skip
         # secure defaults: both servers listen on loopback only
         assert listening_hosts(dash) == {"127.0.0.1"} and listening_hosts(mlf) == {"127.0.0.1"}
         yield env, address, env["MLFLOW_TRACKING_URI"]
