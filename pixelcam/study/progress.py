@@ -29,11 +29,21 @@ def epoch_line(label: str, result: dict[str, Any], epochs: int) -> str:
     )
 
 
-class StudyProgress(Callback):
-    """Tune callback: an epoch line per reported result, a line per trial that ends (done or failed)."""
+def _print_line(line: str) -> None:
+    print(line, flush=True)
 
-    def __init__(self, log: Callable[[str], None], epochs: int) -> None:
-        self.log, self.epochs = log, epochs
+
+class StudyProgress(Callback):
+    """Tune callback: an epoch line per reported result, a line per trial that ends (done or failed).
+
+    Tune pickles its callbacks with the experiment state; the `log` function is not part of that (under
+    `ray job submit` even `print` is a patched object that does not pickle): a restored callback prints."""
+
+    def __init__(self, log: Callable[[str], None] | None, epochs: int) -> None:
+        self.log, self.epochs = log or _print_line, epochs
+
+    def __reduce__(self) -> tuple:
+        return (StudyProgress, (None, self.epochs))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if "valpx_pxap" in result:

@@ -25,3 +25,13 @@ def test_epoch_and_trial_lines():
         "[synth-colon__cam@seed2 ab_00001] failed (its error is recorded; the study goes on)",
     ]
     assert epoch_line("[x]", {"epoch": 2}, 3).startswith("[x] epoch 3/3  loss nan")
+
+
+def test_the_callback_pickles_whatever_its_log_function_is():
+    """Tune pickles callbacks with the experiment state; under `ray job submit` `print` itself is a patched
+    object that does not pickle (the job failed with "Can't pickle <built-in function print>")."""
+    import pickle
+
+    unpicklable = lambda line: None  # noqa: E731 (a lambda does not pickle with the standard pickler)
+    again = pickle.loads(pickle.dumps(StudyProgress(unpicklable, 4)))
+    assert again.epochs == 4 and again.log is not unpicklable
