@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pixelcam.metrics.stats import mean_ci
 from pixelcam.report import plots
 from pixelcam.report.compare import VERDICT_CLASS
 from pixelcam.report.html import Section, render, table
@@ -27,11 +26,8 @@ SECTION_IDS = (
 
 def _over_seeds(rec: StudyRecords, e, metric: str, target: str) -> object:
     """A cell: mean ± 95 % CI over the model's seeds when it has >= 2, else its single value."""
-    values = [getattr(x, metric).get(target) for x in rec.seed_evaluations(e.method, e.source)]
-    values = [v for v in values if v is not None]
-    if len(values) < 2:
-        return getattr(e, metric).get(target)
-    return str(mean_ci(values))
+    ci = rec.over_seeds(e.method, e.source, metric, target)
+    return str(ci) if ci is not None and ci.n >= 2 else getattr(e, metric).get(target)
 
 
 def build_sections(rec: StudyRecords) -> list[Section]:

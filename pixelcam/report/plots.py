@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from pixelcam.metrics import mean_ci, paired_ttest
+from pixelcam.metrics import paired_ttest
 from pixelcam.models.factory import method_class
 from pixelcam.report.compare import verdict
 from pixelcam.report.records import StudyRecords
@@ -91,9 +91,8 @@ def paired_tests(rec: StudyRecords) -> list[dict[str, Any]]:
                         "pixelcam": label,
                         "seeds": min(len(bs), len(ps)),
                     }
-                    for side, evals in (("baseline", bs), ("pixelcam", ps)):
-                        values = [e.pxap[tgt] for e in evals if tgt in e.pxap]
-                        ci = mean_ci(values) if values else None
+                    for side, model in (("baseline", base), ("pixelcam", label)):
+                        ci = rec.over_seeds(model, src, "pxap", tgt)
                         row[f"{side}_pxap"] = ci.mean if ci else None
                         row[f"{side}_pxap_ci"] = ci.half_width if ci and ci.n >= 2 else None
                     a, b = _seed_mean_images(bs, tgt), _seed_mean_images(ps, tgt)

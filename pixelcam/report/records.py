@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from pixelcam.errors import ReportError
+from pixelcam.metrics.stats import MeanCI, mean_ci
 from pixelcam.models.factory import list_methods, method_class
 from pixelcam.tracking import RunKind, child_runs, client, parse_pair_metric, tracking_uri
 
@@ -64,6 +65,16 @@ class StudyRecords:
     def evaluation(self, method: str, source: str) -> Evaluation | None:
         """The tuned model's evaluation (the run of the study's seed)."""
         return next((e for e in self.evaluations if e.method == method and e.source == source), None)
+
+    def over_seeds(self, method: str, source: str, metric: str, target: str) -> MeanCI | None:
+        """`metric` ("pxap" or "cl") on `target` of one model: mean ± 95 % CI over its seeds' evaluations
+        (n = 1 without `seeds`), None when no evaluation has it."""
+        values = [
+            getattr(e, metric)[target]
+            for e in self.seed_evaluations(method, source)
+            if target in getattr(e, metric)
+        ]
+        return mean_ci(values) if values else None
 
     def seed_evaluations(self, method: str, source: str) -> list[Evaluation]:
         """Every seed's evaluation of one model, by seed (the tuned model alone without `seeds`)."""
