@@ -19,10 +19,10 @@ import torch
 
 from pixelcam.config import TrainConfig
 from pixelcam.data.reader import open_dataset
+from pixelcam.train.build import build_model
 from pixelcam.train.data import train_dataset
 from pixelcam.train.steps import train_epoch
 from pixelcam.train.transforms import Augment
-from pixelcam.train.worker import build_model
 
 
 def main() -> None:

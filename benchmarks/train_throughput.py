@@ -23,9 +23,9 @@ import torch
 
 from pixelcam.config import TrainConfig
 from pixelcam.data.reader import open_dataset
+from pixelcam.train.build import build_model
 from pixelcam.train.steps import train_epoch
 from pixelcam.train.transforms import Augment, decode_batch
-from pixelcam.train.worker import build_model
 
 
 def bare_loop(cfg: TrainConfig) -> list[float]:

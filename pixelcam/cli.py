@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "valcl", "valpx", "test"])
     e.add_argument("--batch-size", type=positive_int, default=32, dest="batch_size")
     e.add_argument("--json", help="also write the report as JSON here")
+    e.add_argument(
+        "--precision", choices=["fp32", "bf16", "fp16"], help="autocast dtype (default: the run's own)"
+    )
+    e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
     e.set_defaults(fn=commands.cmd_evaluate)
 
     sw = groups.add_parser(

@@ -167,11 +167,34 @@ def _check_output(path: str | None, flag: str = "--json") -> None:
         raise ConfigError(f"{flag} {path}: the directory {p.parent} does not exist")
 
 
+def _device(name: str):
+    """A torch device from a --device flag ("auto": CUDA when available); a clear error for a bad one."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device {name}: expected cpu, cuda, cuda:N or auto") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is available here")
+    return device
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelcam.evaluation.evaluate import evaluate, format_table
 
     _check_output(args.json)
-    report = evaluate(args.checkpoint, args.data, args.domains, split=args.split, batch_size=args.batch_size)
+    report = evaluate(
+        args.checkpoint,
+        args.data,
+        args.domains,
+        split=args.split,
+        batch_size=args.batch_size,
+        device=_device(args.device),
+        precision=args.precision,
+    )
     print(format_table(report))
     for warning in report.get("warnings", []):
         print(f"pixelcam: warning: {warning}", file=sys.stderr)

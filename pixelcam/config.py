@@ -88,6 +88,13 @@ class TrainConfig(ConfigModel):
     # several workers on Ray Train (DDP); "ray_train" always, "local" always (one worker)
     executor: str = "auto"
     use_gpu: bool = False
+    # GPUs per Train worker (with use_gpu): fractions pack several small trials on one GPU (0.25: four);
+    # above 1, whole GPUs only (Ray's rule). None: 1.
+    gpus_per_worker: Annotated[float, Field(gt=0)] | None = None
+    # Numerics (recorded with every run; used in training, validation, evaluation and slide inference):
+    # autocast precision fp32 (the paper's) | bf16 | fp16 (with loss scaling), and NHWC activations.
+    precision: str = "fp32"
+    channels_last: bool = False
     cpus_per_worker: Annotated[float, Field(gt=0)] | None = None  # None: one CPU to Ray Data, share the rest
     max_failures: Annotated[int, Field(ge=0)] = 2
     name: str | None = None  # run name under `storage` (deterministic so that --resume finds it)
@@ -108,6 +115,7 @@ class TrainConfig(ConfigModel):
         "init_from",
         "mil_attention",
         "executor",
+        "precision",
     )
     @classmethod
     def _registered(cls, value: str | None, info: Any) -> str | None:
@@ -124,6 +132,13 @@ class TrainConfig(ConfigModel):
                 "select_from_epoch",
                 f"{self.select_from_epoch} leaves no selectable epoch of epochs={self.epochs}",
             )
+        if self.gpus_per_worker is not None:
+            if not self.use_gpu:
+                raise field_error("gpus_per_worker", f"{self.gpus_per_worker:g} needs use_gpu: true")
+            if self.gpus_per_worker > 1 and self.gpus_per_worker != int(self.gpus_per_worker):
+                raise field_error(
+                    "gpus_per_worker", f"{self.gpus_per_worker:g}: fractions only below 1 (Ray's rule)"
+                )
         if self.executor == "local" and self.num_workers != 1:
             raise field_error(
                 "executor", f"local runs one worker in-process, not num_workers={self.num_workers}"
@@ -139,7 +154,12 @@ class TrainConfig(ConfigModel):
     @property
     def is_pixelcam(self) -> bool:
         """Trained on a baseline's pseudo-labels (needs `pseudo_labels_from`)."""
-        return not self.method_class.is_baseline()
+        return self.method_class.kind == "pseudo_labels"
+
+    @property
+    def is_supervised(self) -> bool:
+        """Trained on the train split's masks (the U-Net upper bound)."""
+        return self.method_class.kind == "supervised"
 
     @property
     def selection_metric(self) -> str:
@@ -225,7 +245,14 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "init_from": lambda: list(INIT_FROM),
     "mil_attention": lambda: list(_mil_attention()),
     "executor": lambda: ["auto", "ray_train", "local"],
+    "precision": lambda: list(_precisions()),
 }
+
+
+def _precisions() -> tuple[str, ...]:
+    from pixelcam.models.precision import PRECISIONS
+
+    return tuple(PRECISIONS)
 
 
 def _bg_sampling() -> tuple[str, ...]:

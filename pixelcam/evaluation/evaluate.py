@@ -16,6 +16,7 @@ import torch
 from pixelcam.data.reader import PatchDataset, as_dataset
 from pixelcam.errors import CheckpointError
 from pixelcam.metrics import confusion_rates
+from pixelcam.models.precision import precision_of
 from pixelcam.train.checkpoint import load_checkpoint
 from pixelcam.train.data import check_splits, iter_split
 from pixelcam.train.steps import evaluate_batches
@@ -31,10 +32,14 @@ def evaluate(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     num_bins: int = 1000,
+    precision: str | None = None,
 ) -> dict[str, Any]:
-    """Report dict: checkpoint, method, source, tau, normalization, results {domain: {pxap, cl, ...}}."""
+    """Report dict: checkpoint, method, source, tau, normalization, precision, results {domain: {pxap, cl,
+    ...}}. `precision`: autocast dtype (default: the run's own, from its config)."""
     ck = load_checkpoint(checkpoint)
-    model = ck.build_model().to(device)
+    config = ck.meta.get("config", {})
+    num = precision_of({**config, **({"precision": precision} if precision else {})}, device)
+    model = num.model(ck.build_model())
     ds = as_dataset(data)
     domains = list(domains) if domains else ds.domains
     tau = float(ck.meta["tau"])
@@ -60,6 +65,7 @@ def evaluate(
             device,
             num_bins,
             eval_size=eval_size_of(ck.meta),
+            precision=num,
         )
         row = {"pxap": px.compute(), "cl": acc.compute(), "images": int(acc.total)}
         row.update({k: v for k, v in confusion_rates(px, tau).as_dict().items() if k != "tau"})
@@ -73,6 +79,8 @@ def evaluate(
         "tau": tau,
         "normalization": ck.meta.get("normalization", "minmax"),
         "eval_size": eval_size_of(ck.meta),
+        "precision": num.name,
+        "channels_last": num.channels_last,
         "dataset_hash": ds.hash,
         "results": results,
         "warnings": warnings,

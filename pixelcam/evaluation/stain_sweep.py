@@ -22,6 +22,7 @@ from pixelcam.data.stain import create_stain_transform, delta_e, shift_strengths
 from pixelcam.data.stain.transforms import StainTransform
 from pixelcam.evaluation.evaluate import eval_size_of
 from pixelcam.metrics import Accuracy, PxAP
+from pixelcam.models.precision import precision_of
 from pixelcam.train.checkpoint import load_checkpoint
 from pixelcam.train.data import EvalBatch, check_splits, iter_split
 from pixelcam.train.steps import evaluate_batches
@@ -96,6 +97,8 @@ def stain_sweep(
     check_splits(ds, domain, ("test",), where="stain-sweep domain")
     resize = int(ck.meta["resize"])
     eval_size = eval_size_of(ck.meta)
+    num = precision_of(ck.meta.get("config", {}), device)  # the run's own numerics
+    model = num.model(model)
     plan = stain_plan(ds, domain, reference, method, mode, levels, max_strength, fit_images, resize)
     strengths = [s for _, s, _ in plan]
     pxs = [PxAP() for _ in strengths]
@@ -110,7 +113,7 @@ def stain_sweep(
                 shifted = transform(x01, s)
                 de[k] += delta_e(x01, shifted).double().sum()
                 moved = EvalBatch(normalize(shifted).float(), batch.labels, batch.masks, batch.image_ids)
-            px, acc = evaluate_batches(model, [moved], device, eval_size=eval_size)
+            px, acc = evaluate_batches(model, [moved], device, eval_size=eval_size, precision=num)
             pxs[k].merge(px)
             accs[k].merge(acc)
     n = max(accs[0].total, 1)

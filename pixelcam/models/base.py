@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixelcam.models.backbones import Backbone
+from pixelcam.models.precision import float32
 
 
 def minmax_normalize(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -43,9 +44,9 @@ class WSOLModel(nn.Module, ABC):
 
     # Method metadata, read by configs, studies, checkpoints and reports instead of hand-kept lists.
     method: str = ""
-    kind: str = (
-        "baseline"  # "baseline" (a WSOL method of its own) or "pseudo_labels" (trained on a baseline's)
-    )
+    # "baseline" (a WSOL method of its own), "pseudo_labels" (trained on a baseline's: PixelCAM) or
+    # "supervised" (trained on the train split's masks: the U-Net upper bound)
+    kind: str = "baseline"
     normalize: bool = True  # baselines' maps are min-max normalised per image; PixelCAM's is a probability
     default_backbone: str = "resnet50"
     model_kwargs: tuple[str, ...] = ()  # TrainConfig fields passed to the constructor (kept in checkpoints)
@@ -88,8 +89,9 @@ class WSOLModel(nn.Module, ABC):
             targets = torch.as_tensor(target_classes, device=images.device).long().view(-1)
             if targets.numel() != images.shape[0]:
                 raise ValueError(f"{targets.numel()} target classes for {images.shape[0]} images")
-            maps = self.raw_cam(features, targets, differentiable)
-        maps = upsample(maps, tuple(images.shape[-2:]))
+            with float32(images.device):  # the backbone ran under the caller's autocast; maps are fp32
+                maps = self.raw_cam(features.float(), targets, differentiable)
+        maps = upsample(maps.float(), tuple(images.shape[-2:]))
         if self.normalize:
             maps = minmax_normalize(maps)
         else:

@@ -15,16 +15,17 @@ from pixelcam.models.methods.gradcampp import GradCAMpp
 from pixelcam.models.methods.layercam import LayerCAM
 from pixelcam.models.methods.pixelcam import PixelCAM
 from pixelcam.models.methods.sat import SAT
+from pixelcam.models.methods.unet import UNet
 from pixelcam.registry import Registry
 
 WSOL_METHODS: Registry[type[WSOLModel]] = Registry("WSOL method")
-METHOD_KINDS = ("baseline", "pseudo_labels")
-for _cls in (CAM, DeepMIL, GradCAMpp, LayerCAM, SAT, PixelCAM):
+METHOD_KINDS = ("baseline", "pseudo_labels", "supervised")
+for _cls in (CAM, DeepMIL, GradCAMpp, LayerCAM, SAT, PixelCAM, UNet):
     WSOL_METHODS.register(_cls.method)(_cls)
 
 
 def list_methods(kind: str | None = None) -> list[str]:
-    """Registered method names, all or those of one kind (`baseline`, `pseudo_labels`)."""
+    """Registered method names, all or those of one kind (`baseline`, `pseudo_labels`, `supervised`)."""
     if kind is not None and kind not in METHOD_KINDS:
         raise ValueError(f"unknown method kind {kind!r}; expected one of {METHOD_KINDS}")
     return [n for n in WSOL_METHODS.names() if kind is None or WSOL_METHODS.get(n).kind == kind]

@@ -39,3 +39,17 @@ def pixelcam_loss(
     ce = classification_loss(logits, labels)
     pce = partial_cross_entropy(pixel_logits, pseudo_labels)
     return ce + lam * pce, {"ce": float(ce.detach()), "pixel_ce": float(pce.detach())}
+
+
+def segmentation_loss(
+    logits: torch.Tensor, labels: torch.Tensor, pixel_logits: torch.Tensor, masks: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Fully supervised (U-Net): CE(y, image logits) + mean pixel CE over the labelled pixels of `masks`
+    (B, H, W; -1 where an image has no pixel labels), with the pixel logits at the masks' size."""
+    if pixel_logits.shape[-2:] != masks.shape[-2:]:
+        pixel_logits = F.interpolate(
+            pixel_logits, size=tuple(masks.shape[-2:]), mode="bilinear", align_corners=False
+        )
+    ce = classification_loss(logits, labels)
+    pce = partial_cross_entropy(pixel_logits, masks)
+    return ce + pce, {"ce": float(ce.detach()), "pixel_ce": float(pce.detach())}

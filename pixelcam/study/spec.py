@@ -114,9 +114,10 @@ class StudySpec(ConfigModel):
     def _baselines(cls, value: list[str]) -> list[str]:
         from pixelcam.models.factory import list_methods
 
+        known = list_methods(kind="baseline") + list_methods(kind="supervised")  # U-Net: an upper-bound row
         for m in value:
-            if m not in list_methods(kind="baseline"):
-                raise ValueError(f"unknown baseline {m!r}; expected some of {list_methods(kind='baseline')}")
+            if m not in known:
+                raise ValueError(f"unknown baseline {m!r}; expected some of {known}")
         return value
 
     @field_validator("searcher")
@@ -166,8 +167,11 @@ class StudySpec(ConfigModel):
         return list(self.methods) + [label for m in self.methods for label in self.pixelcam_labels(m)]
 
     def pixelcam_labels(self, baseline: str) -> list[str]:
-        """`pixelcam-<baseline>`, or one `pixelcam-<baseline>.<field>-<value>` per ablation value."""
-        if not self.pixelcam:
+        """`pixelcam-<baseline>`, or one `pixelcam-<baseline>.<field>-<value>` per ablation value (none for a
+        supervised model such as the U-Net upper bound: PixelCAM learns from WSOL baselines' CAMs)."""
+        from pixelcam.models.factory import method_class
+
+        if not self.pixelcam or not method_class(baseline).is_baseline():
             return []
         if self.ablation is None:
             return [f"pixelcam-{baseline}"]
@@ -207,6 +211,7 @@ class StudySpec(ConfigModel):
             seed=self.seed,
             num_workers=self.resources.workers,
             use_gpu=self.resources.gpus_per_worker > 0,
+            gpus_per_worker=self.resources.gpus_per_worker or None,
             cpus_per_worker=self.resources.cpus_per_worker,
             experiment=self.mlflow_experiment(),
         )

@@ -18,6 +18,7 @@ NOT_SEARCHABLE = (
     "pseudo_labels_from",
     "num_workers",
     "use_gpu",
+    "gpus_per_worker",
 )
 
 
@@ -52,7 +53,15 @@ class Budget(ConfigModel):
 class Resources(ConfigModel):
     workers: Annotated[int, Field(ge=1)] = 2
     cpus_per_worker: Annotated[float, Field(gt=0)] | None = None
+    # a fraction packs trials on one GPU (0.25: four at once); above 1, whole GPUs only (Ray's rule)
     gpus_per_worker: Annotated[float, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _whole_gpus_above_one(self) -> Resources:
+        g = self.gpus_per_worker
+        if g > 1 and g != int(g):
+            raise field_error("gpus_per_worker", f"{g:g}: fractions only below 1 (Ray's rule)")
+        return self
 
 
 class StainShift(ConfigModel):

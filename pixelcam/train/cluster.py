@@ -57,7 +57,7 @@ def worker_resources(cfg: TrainConfig, cluster: dict[str, float]) -> dict[str, f
     """Resources of one Train worker. CPU runs default to sharing all CPUs but one, which Ray Data keeps
     (workers holding every CPU starve the input pipeline and the run hangs)."""
     if cfg.use_gpu:
-        res = {"GPU": 1.0}
+        res = {"GPU": cfg.gpus_per_worker or 1.0}  # a fraction packs several trials on one GPU
         if cfg.cpus_per_worker:
             res["CPU"] = cfg.cpus_per_worker
         return res
@@ -77,3 +77,14 @@ def check_schedulable(need: dict[str, float], num_workers: int, cluster: dict[st
     if short:
         desc = ", ".join(f"{k}: needs {a:g}, cluster has {b:g}" for k, (a, b) in short.items())
         raise TrainError(f"cannot schedule {num_workers} workers x {need}: {desc}")
+
+
+def check_local_gpu() -> None:
+    """Raise TrainError when a run in this process asks for a GPU that it cannot see (instead of silently
+    training on the CPU)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
+        raise TrainError(f"use_gpu: true, but this process sees no CUDA device{where}; set use_gpu: false")

@@ -48,8 +48,10 @@ def decoded_bytes(ds: PatchDataset, domain: str, resize: int) -> int:
     return split_size(ds, domain, "train") * resize * resize * 3
 
 
-def train_dataset(ds: PatchDataset, domain: str, resize: int, cache: bool = False):
-    """Ray Dataset of decoded, resized `train` images of `domain` (uint8 image, label, image_id).
+def train_dataset(ds: PatchDataset, domain: str, resize: int, cache: bool = False, masks: bool = False):
+    """Ray Dataset of decoded, resized `train` images of `domain` (uint8 image, label, image_id; with `masks`,
+    for supervised methods, uint8 `mask` (S, S) too: NO_MASK where a row has none, background for classes
+    without ROI).
 
     Lazy by default: every epoch streams read -> decode. With `cache`, the decoded images are materialised
     once in the object store (in a fixed order), which removes the per-epoch pipeline start-up (1-2 s per
@@ -66,10 +68,13 @@ def train_dataset(ds: PatchDataset, domain: str, resize: int, cache: bool = Fals
         raise DatasetError(f"{ds.location}: domain {domain!r} has no train split")
     # Half a CPU per read/decode task: they still run when a Tune trial holds a sliver of a CPU next to
     # the Train workers (a whole-CPU request would wait forever on a fully booked small machine).
-    rd = ray.data.read_parquet(files, shuffle=None, num_cpus=DATA_TASK_CPUS).select_columns(TRAIN_COLUMNS)
+    columns = TRAIN_COLUMNS + (["mask"] if masks else [])
+    rd = ray.data.read_parquet(files, shuffle=None, num_cpus=DATA_TASK_CPUS).select_columns(columns)
+    names = ds.class_names(domain)
+    empty = [i for i, n in enumerate(names) if n not in set(ds.roi_classes(domain))]
     rd = rd.map_batches(
         decode_batch,
-        fn_kwargs={"size": resize},
+        fn_kwargs={"size": resize, **({"mask_size": resize, "empty_labels": empty} if masks else {})},
         batch_size=DECODE_BATCH_SIZE,
         batch_format="numpy",
         num_cpus=DATA_TASK_CPUS,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -28,6 +28,8 @@ class TrainResult:
     metrics: dict[str, float]
     tau: float
     mlflow_run_id: str | None
+    # per-epoch metrics of the epochs this call trained (loss, PxAP, CL, images/s, input wait, ...)
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def open_run(

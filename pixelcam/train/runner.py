@@ -26,7 +26,7 @@ from pixelcam.train.checkpoint import (
     baseline_checkpoint,
     load_checkpoint,
 )
-from pixelcam.train.cluster import TrainError, check_schedulable, init_ray, worker_resources
+from pixelcam.train.cluster import TrainError, check_local_gpu, check_schedulable, init_ray, worker_resources
 from pixelcam.train.data import check_splits, train_dataset
 from pixelcam.train.run_tracking import RUN_FILE, TrainResult, close_interrupted, log_selected, open_run
 
@@ -108,6 +108,8 @@ def train(
     need = worker_resources(cfg, ray.cluster_resources())
     if not cfg.runs_locally:  # a local run uses the resources its caller holds (a Tune trial's, or none)
         check_schedulable(need, cfg.num_workers, ray.cluster_resources())
+    elif cfg.use_gpu:
+        check_local_gpu()
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the run can be scheduled
 
     uri, run_id = (
@@ -126,10 +128,11 @@ def train(
     }
     try:
         if cfg.runs_locally:
-            checkpoints = _run_local(cfg, payload, run_dir, ds)
+            checkpoints, out = _run_local(cfg, payload, run_dir, ds)
         else:
-            checkpoints = _run_ray_train(cfg, payload, run_dir, ds, need, callbacks)
+            checkpoints, out = _run_ray_train(cfg, payload, run_dir, ds, need, callbacks)
         selected = _selected(checkpoints, run_dir)
+        selected.history = list(out.get("history", []))
     except BaseException as exc:
         if run_id:
             close_interrupted(uri, run_id, run_dir, cfg.epochs, exc)
@@ -139,18 +142,23 @@ def train(
     return selected
 
 
-def _run_local(cfg: TrainConfig, payload: dict[str, Any], run_dir: Path, ds: PatchDataset) -> list:
-    """The loop in this process (`LocalSession`); returns the checkpoints written, with their metrics."""
+def _run_local(
+    cfg: TrainConfig, payload: dict[str, Any], run_dir: Path, ds: PatchDataset
+) -> tuple[list, dict]:
+    """The loop in this process (`LocalSession`); returns the checkpoints written, with their metrics, and
+    the loop's return value."""
     from pixelcam.train.session import LocalSession
     from pixelcam.train.worker import train_loop_per_worker
 
     session = LocalSession(
-        run_dir, train_dataset(ds, cfg.source, cfg.resize, cache=_cache(cfg, ds)), cfg.use_gpu
+        run_dir,
+        train_dataset(ds, cfg.source, cfg.resize, cache=_cache(cfg, ds), masks=cfg.is_supervised),
+        cfg.use_gpu,
     )
     out = train_loop_per_worker(payload, session) or {}
     if "error" in out:
         raise TrainError(f"training run {cfg.run_name()} stopped: {out['error']}")
-    return session.checkpoints
+    return session.checkpoints, out
 
 
 def _run_ray_train(
@@ -160,8 +168,9 @@ def _run_ray_train(
     ds: PatchDataset,
     need: dict,
     callbacks: list | None,
-) -> list:
-    """The loop on Ray Train's workers (TorchTrainer, DDP); returns the reported checkpoints with metrics."""
+) -> tuple[list, dict]:
+    """The loop on Ray Train's workers (TorchTrainer, DDP); returns the reported checkpoints with metrics and
+    rank 0's return value."""
     import ray.train
     from ray.data import ExecutionOptions
     from ray.train.torch import TorchTrainer
@@ -184,7 +193,9 @@ def _run_ray_train(
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
             callbacks=callbacks,
         ),
-        datasets={"train": train_dataset(ds, cfg.source, cfg.resize, cache=_cache(cfg, ds))},
+        datasets={
+            "train": train_dataset(ds, cfg.source, cfg.resize, cache=_cache(cfg, ds), masks=cfg.is_supervised)
+        },
         dataset_config=ray.train.DataConfig(
             datasets_to_split=["train"], execution_options=ExecutionOptions(preserve_order=True)
         ),
@@ -196,7 +207,7 @@ def _run_ray_train(
     out = result.return_value or {}
     if "error" in out:
         raise TrainError(f"training run {cfg.run_name()} stopped: {out['error']}")
-    return [(Path(c.path), m) for c, m in result.best_checkpoints]
+    return [(Path(c.path), m) for c, m in result.best_checkpoints], out
 
 
 def _cache(cfg: TrainConfig, ds) -> bool:

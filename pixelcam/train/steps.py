@@ -18,9 +18,11 @@ import torch.distributed as dist
 from pixelcam.metrics import Accuracy, PxAP, best_threshold
 from pixelcam.metrics.pxap import at_eval_size
 from pixelcam.models.base import WSOLModel
-from pixelcam.models.losses import classification_loss, pixelcam_loss
+from pixelcam.models.losses import classification_loss, pixelcam_loss, segmentation_loss
+from pixelcam.models.precision import Precision
 from pixelcam.train.data import EvalBatch
 from pixelcam.train.pseudo_labels import PseudoLabeler, pixel_logits_on_grid
+from pixelcam.train.transforms import device_batch
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -35,11 +37,17 @@ class EpochStats:
     images: int = 0
     batches: int = 0
     seconds: float = 0.0
+    # time blocked on the input iterator: the accelerator idles then (each step's loss read synchronises)
+    input_wait: float = 0.0
     train_accuracy: Accuracy = field(default_factory=Accuracy)
 
     @property
     def images_per_s(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def input_wait_fraction(self) -> float:
+        return self.input_wait / self.seconds if self.seconds > 0 else 0.0
 
 
 def _distributed() -> bool:
@@ -67,47 +75,61 @@ def train_epoch(
     pseudo_labeler: PseudoLabeler | None = None,
     lam: float = 1.0,
     on_batch: Callable[[int], None] | None = None,
+    precision: Precision | None = None,
 ) -> EpochStats:
-    """One pass of SGD. Baselines: CE(y, g(F)); PixelCAM (`pseudo_labeler` set): + lam * partial CE.
+    """One pass of SGD. Baselines: CE(y, g(F)); PixelCAM (`pseudo_labeler` set): + lam * partial CE;
+    supervised methods (batches with a `mask`): + pixel CE on the masks.
 
+    `precision` (default fp32, NCHW on `device`): autocast dtype, memory format, fp16 loss scaling.
     Raises NonFiniteLossError (on every rank) naming the epoch and batch when the loss is not finite.
     """
+    num = precision or Precision("fp32", device)
     model.train()
     stats = EpochStats()
     start = time.perf_counter()
-    for b, batch in enumerate(batches):
-        images = batch["image"].to(device, non_blocking=True)
-        labels = batch["label"].to(device, non_blocking=True)
-        out = model(images)
-        if pseudo_labeler is not None:
-            pixel_logits = pixel_logits_on_grid(
-                out["pixel_logits"], pseudo_labeler.seed_grid, tuple(images.shape[-2:])
-            )
-            with torch.no_grad():
-                pseudo = pseudo_labeler(images, labels, tuple(pixel_logits.shape[-2:]))
-            loss, parts = pixelcam_loss(out["logits"], labels, pixel_logits, pseudo, lam=lam)
-        else:
-            loss = classification_loss(out["logits"], labels)
-            parts = {"ce": float(loss.detach()), "pixel_ce": 0.0}
-        if "aux_loss" in out:  # a method's own training terms (SAT's area and normalisation losses)
-            loss = loss + out["aux_loss"]
+    it = iter(batches)
+    b = 0
+    while True:
+        waited = time.perf_counter()
+        batch = next(it, None)
+        stats.input_wait += time.perf_counter() - waited
+        if batch is None:
+            break
+        images, masks = device_batch(batch, num.device)  # GPU runs crop/flip/normalise on the device
+        images = num.images(images)
+        labels = batch["label"].to(num.device, non_blocking=True)
+        with num.autocast():
+            out = model(images)
+            if masks is not None:  # a supervised method (U-Net): the train split's own masks
+                loss, parts = segmentation_loss(out["logits"], labels, out["pixel_logits"], masks)
+            elif pseudo_labeler is not None:
+                pixel_logits = pixel_logits_on_grid(
+                    out["pixel_logits"], pseudo_labeler.seed_grid, tuple(images.shape[-2:])
+                )
+                with torch.no_grad():
+                    pseudo = pseudo_labeler(images, labels, tuple(pixel_logits.shape[-2:]))
+                loss, parts = pixelcam_loss(out["logits"], labels, pixel_logits, pseudo, lam=lam)
+            else:
+                loss = classification_loss(out["logits"], labels)
+                parts = {"ce": float(loss.detach()), "pixel_ce": 0.0}
+            if "aux_loss" in out:  # a method's own training terms (SAT's area and normalisation losses)
+                loss = loss + out["aux_loss"]
         if not _all_finite(loss):
             raise NonFiniteLossError(
                 f"non-finite loss ({float(loss.detach())}) at epoch {epoch}, batch {b}: lower lr "
                 f"(or lam), or check the inputs"
             )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        num.step(loss, optimizer)
         n = labels.numel()
         stats.loss += float(loss.detach()) * n
         stats.ce += parts["ce"] * n
         stats.pixel_ce += parts["pixel_ce"] * n
         stats.images += n
         stats.batches += 1
-        stats.train_accuracy.update(out["logits"].detach(), labels)
+        stats.train_accuracy.update(out["logits"].detach().float(), labels)
         if on_batch is not None:
             on_batch(b)
+        b += 1
     stats.seconds = time.perf_counter() - start
     if stats.images:
         stats.loss /= stats.images
@@ -128,28 +150,32 @@ def evaluate_batches(
     num_bins: int = 1000,
     localization: bool = True,
     eval_size: int | str = "native",
+    precision: Precision | None = None,
 ) -> tuple[PxAP, Accuracy]:
     """PxAP state (maps of the true class vs masks at `eval_size`; rows without a mask are skipped) and CL
-    state.
+    state. `precision`: as in training (default fp32 on `device`); maps are float32 whatever it is.
 
     Not synced: call `.sync()` on both under DDP. Train/eval mode is set to eval for the pass and restored.
     """
+    num = precision or Precision("fp32", device)
     net = _unwrap(model)
     was_training = net.training
     net.eval()
     px, acc = PxAP(num_bins=num_bins), Accuracy()
     try:
         for batch in batches:
-            images = batch.images.to(device)
-            labels = batch.labels.to(device)
-            acc.update(_logits(net, images).cpu(), batch.labels)
+            images = num.images(batch.images)
+            labels = batch.labels.to(num.device)
+            with num.autocast():
+                acc.update(_logits(net, images).float().cpu(), batch.labels)
             if not localization:
                 continue
             keep = [i for i, m in enumerate(batch.masks) if m is not None]
             if not keep:
                 continue
-            idx = torch.tensor(keep, device=device)
-            maps = net.cam(images[idx], labels[idx]).float().cpu()
+            idx = torch.tensor(keep, device=num.device)
+            with num.autocast():
+                maps = net.cam(images[idx], labels[idx]).float().cpu()
             pairs = [at_eval_size(m, torch.from_numpy(batch.masks[i]), eval_size) for m, i in zip(maps, keep)]
             px.update([m for m, _ in pairs], [g for _, g in pairs])
     finally:
@@ -175,10 +201,11 @@ def validate(
     num_bins: int = 1000,
     criterion: str = "f1",
     eval_size: int | str = "native",
+    precision: Precision | None = None,
 ) -> Validation:
     """B-LOC PxAP and tau on valpx, B-CL accuracy on valcl; states summed over ranks before computing."""
-    px, _ = evaluate_batches(model, valpx, device, num_bins, eval_size=eval_size)
-    _, acc = evaluate_batches(model, valcl, device, num_bins, localization=False)
+    px, _ = evaluate_batches(model, valpx, device, num_bins, eval_size=eval_size, precision=precision)
+    _, acc = evaluate_batches(model, valcl, device, num_bins, localization=False, precision=precision)
     px.sync()
     acc.sync()
     pxap = px.compute()

@@ -14,122 +14,49 @@ from __future__ import annotations
 
 import tempfile
 import time
-import zlib
 from typing import Any
 
 import torch
 
 from pixelcam.config import SELECTION_METRICS, TrainConfig
 from pixelcam.models.base import WSOLModel
-from pixelcam.models.factory import create_wsol_model
+from pixelcam.models.precision import Precision
+from pixelcam.train.build import (
+    build_model,
+    build_pseudo_labeler,
+    derived_seed,
+    init_from_baseline,
+    keep_best,
+    make_meta,
+)
 from pixelcam.train.checkpoint import load_checkpoint, load_optim_state, save_checkpoint
 from pixelcam.train.data import iter_split
 from pixelcam.train.overlays import overlay_grid
-from pixelcam.train.pseudo_labels import PseudoLabeler
 from pixelcam.train.steps import NonFiniteLossError, train_epoch, validate
 from pixelcam.train.transforms import Augment
 
 SHUFFLE_BATCHES = 4  # local shuffle buffer, in batches: big enough to mix classes, small enough to stream
 PREFETCH_BATCHES = 2  # batches decoded ahead of the training step
 OVERLAY_IMAGES = 4
-EPOCH_METRICS = ("loss", "ce", "pixel_ce", "train_cl", "valpx_pxap", "tau", "valcl_cl", "lr", "images_per_s")
-
-
-def derived_seed(*parts: int | str) -> int:
-    """A 31-bit seed from parts (seed, rank, epoch, ...): stable across processes and Python runs."""
-    return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
-
-
-def build_model(cfg: TrainConfig, num_classes: int) -> WSOLModel:
-    return create_wsol_model(
-        cfg.method,
-        cfg.resolved_backbone(),
-        num_classes=num_classes,
-        pretrained=cfg.pretrained,
-        **cfg.model_kwargs(),
-    )
-
-
-def build_pseudo_labeler(
-    cfg: TrainConfig, baseline_dir: str, device: torch.device, no_roi_labels: set[int] | None = None
-) -> PseudoLabeler:
-    base = load_checkpoint(baseline_dir)
-    return PseudoLabeler(
-        base.build_model().to(device),
-        cfg.sampler,
-        cfg.n,
-        cfg.seed,
-        cfg.bg_area,
-        no_roi_labels=no_roi_labels or set(),
-        no_roi_seeds=cfg.no_roi_seeds,
-        seed_grid=cfg.seed_grid,
-        bg_sampling=cfg.bg_sampling,
-    )
-
-
-# PixelCAM's encoder and image head g (CAM-family baselines share g's shape)
-INIT_PARTS = ("backbone", "head")
-
-
-def init_from_baseline(model: WSOLModel, state: dict[str, torch.Tensor]) -> list[str]:
-    """Copy the baseline's backbone and, when its shapes match, image head into `model`; returns the parts
-    copied. The backbone must match (same architecture); a head of another form (DeepMIL, SAT) is skipped."""
-    own = model.state_dict()
-    done = []
-    for part in INIT_PARTS:
-        sub = {k: v for k, v in state.items() if k.startswith(part + ".")}
-        fits = bool(sub) and all(k in own and own[k].shape == v.shape for k, v in sub.items())
-        mine = [k for k in own if k.startswith(part + ".")]
-        if part == "backbone" and not (fits and len(sub) == len(mine)):
-            raise ValueError("the baseline's backbone weights do not fit PixelCAM's backbone")
-        if fits and len(sub) == len(mine):
-            model.load_state_dict(sub, strict=False)
-            done.append(part)
-    return done
-
-
-def _best(metrics: dict[str, float], key: str, epoch: int, tau: float, best: dict) -> dict:
-    """`best` updated when `metrics[key]` is strictly better (ties keep the earlier epoch)."""
-    if metrics[key] > best["score"]:
-        return {"epoch": epoch, "score": metrics[key], "metric": key, "tau": tau}
-    return best
-
-
-def make_meta(
-    cfg: TrainConfig,
-    class_names: list[str],
-    dataset_hash: str,
-    epoch: int,
-    metrics: dict,
-    best: dict,
-    best_by: dict | None = None,
-    init: dict | None = None,
-) -> dict[str, Any]:
-    return {
-        "method": cfg.method,
-        "backbone": cfg.resolved_backbone(),
-        "model_kwargs": cfg.model_kwargs(),
-        "class_names": class_names,
-        "source": cfg.source,
-        "resize": cfg.resize,
-        "dataset_hash": dataset_hash,
-        "epoch": epoch,
-        "metrics": metrics,
-        "tau": metrics["tau"],
-        "best": best,
-        "best_by": best_by or {},
-        "init": init,
-        "selection": cfg.selection,
-        "normalization": cfg.method_class.normalization(),
-        "config": cfg.to_dict(),
-    }
+EPOCH_METRICS = (
+    "loss",
+    "ce",
+    "pixel_ce",
+    "train_cl",
+    "valpx_pxap",
+    "tau",
+    "valcl_cl",
+    "lr",
+    "images_per_s",
+    "input_wait_s",
+)
 
 
 def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[str, Any]:
     """The training loop: Ray Train's entry point (`session` None: a `RayTrainSession`), or run in-process
     with a `LocalSession`. `payload`: {"config": TrainConfig dict, "mlflow_uri", "mlflow_run_id",
     "baseline_dir", "init_dir", "started", "dataset" (the driver's opened PatchDataset)}. Returns (rank 0)
-    {"best": ..., "epochs": ...} or {"error": ...} on a non-finite loss."""
+    {"best": ..., "epochs": ..., "history": [per-epoch metrics]} or {"error": ...} on a non-finite loss."""
     from pixelcam.train.session import RayTrainSession
 
     cfg = TrainConfig.from_dict(payload["config"])
@@ -170,7 +97,10 @@ def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[
         start_epoch, best = resumed_meta["epoch"] + 1, resumed_meta["best"]
         best_by = resumed_meta.get("best_by") or best_by
 
-    model = session.prepare(model)
+    num = Precision(cfg.precision, device, cfg.channels_last)
+    if device.type == "cuda":  # fixed crop and eval sizes: let cuDNN pick its fastest kernels once
+        torch.backends.cudnn.benchmark = True
+    model = session.prepare(num.model(model))
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
@@ -188,16 +118,21 @@ def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[
     startup["model"] = time.time() - payload.get("started", time.time())
     shard = session.shard()
     net = model.module if hasattr(model, "module") else model
+    history = []  # every epoch this call ran (after a resume: from the resumed epoch on)
     for epoch in range(start_epoch, cfg.epochs):
         lr = optimizer.param_groups[0]["lr"]
         if labeler is not None:
             labeler.reseed(derived_seed(cfg.seed, "pseudo", rank, epoch))
         batches = shard.iter_torch_batches(
             batch_size=cfg.batch_size,
-            collate_fn=Augment(cfg.crop, cfg.seed, epoch),
+            # on CUDA the images travel as uint8 and are cropped, flipped and normalised on the device
+            collate_fn=Augment(cfg.crop, cfg.seed, epoch, on_device=device.type == "cuda"),
             local_shuffle_buffer_size=SHUFFLE_BATCHES * cfg.batch_size,
             local_shuffle_seed=derived_seed(cfg.seed, "shuffle", rank, epoch),
             prefetch_batches=PREFETCH_BATCHES,
+            # the host-to-device copy happens on Ray Data's prefetch thread, from pinned memory on CUDA
+            device=device,
+            pin_memory=device.type == "cuda",
         )
 
         def first_step(b: int, epoch: int = epoch) -> None:
@@ -206,7 +141,7 @@ def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[
 
         try:
             stats = train_epoch(
-                model, batches, optimizer, epoch, device, labeler, cfg.lam, on_batch=first_step
+                model, batches, optimizer, epoch, device, labeler, cfg.lam, on_batch=first_step, precision=num
             )
         except NonFiniteLossError as exc:
             # Every rank stops at the same step (the finiteness flag is all-reduced) and hands the message
@@ -233,6 +168,7 @@ def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[
             cfg.num_bins,
             cfg.threshold_criterion,
             cfg.eval_size,
+            precision=num,
         )
         metrics = {
             "loss": stats.loss,
@@ -242,13 +178,18 @@ def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[
             **val.as_dict(),
             "lr": lr,
             "images_per_s": float(totals[0] / max(float(totals[1]), 1e-9)),
+            "input_wait_s": stats.input_wait,  # rank 0's; on a GPU, the time it idled for input
         }
         score = metrics[cfg.selection_metric]
         improved = []
         if epoch >= cfg.select_from_epoch:  # earlier epochs are never selected (nor checkpointed)
-            best = _best(metrics, cfg.selection_metric, epoch, val.tau, best)  # ties keep the earlier epoch
+            best = keep_best(
+                metrics, cfg.selection_metric, epoch, val.tau, best
+            )  # ties keep the earlier epoch
             improved = [s for s, k in SELECTION_METRICS.items() if metrics[k] > best_by[s]["score"]]
-            best_by = {s: _best(metrics, k, epoch, val.tau, best_by[s]) for s, k in SELECTION_METRICS.items()}
+            best_by = {
+                s: keep_best(metrics, k, epoch, val.tau, best_by[s]) for s, k in SELECTION_METRICS.items()
+            }
         # best so far: what a tuner compares across trials (this epoch's score before the first selectable)
         metrics["selected_score"] = best["score"] if best["epoch"] >= 0 else score
         # Ray keeps the best checkpoint by this rank; ties go to the earlier epoch.
@@ -287,16 +228,18 @@ def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[
                 checkpoint = tmp
             session.report({**metrics, "epoch": epoch}, checkpoint, f"epoch_{epoch:03d}")
 
+        history.append({"epoch": epoch, **{k: metrics[k] for k in EPOCH_METRICS}})
         if rank == 0:
             flag = " *" if best["epoch"] == epoch else ""
             print(
                 f"[{cfg.method} {cfg.source}] epoch {epoch + 1}/{cfg.epochs}  loss {stats.loss:.4f}  "
                 f"train CL {train_acc:.1f}  valpx PxAP {val.valpx_pxap:.2f} (tau {val.tau:.3f})  "
                 f"valcl CL {val.valcl_cl:.1f}  lr {lr:.2g}  {metrics['images_per_s']:.1f} img/s "
-                f"({world} worker{'s' if world > 1 else ''}){flag}",
+                f"(input wait {100 * stats.input_wait_fraction:.0f}%, {world} "
+                f"worker{'s' if world > 1 else ''}){flag}",
                 flush=True,
             )
-    return {"best": best, "epochs": cfg.epochs}
+    return {"best": best, "epochs": cfg.epochs, "history": history}
 
 
 def _quiet_ray_train_logs() -> None:
@@ -315,8 +258,10 @@ def _overlays(model: WSOLModel, ds, cfg: TrainConfig, device: torch.device):
     batch = next(iter(iter_split(ds, cfg.source, "valpx", cfg.resize, OVERLAY_IMAGES, limit=OVERLAY_IMAGES)))
     was_training = model.training
     model.eval()
+    num = Precision(cfg.precision, device, cfg.channels_last)
     try:
-        maps = model.cam(batch.images.to(device), batch.labels.to(device)).cpu()
+        with num.autocast():
+            maps = model.cam(num.images(batch.images), batch.labels.to(device)).cpu()
     finally:
         model.train(was_training)
     return overlay_grid(batch.images, batch.masks, maps)

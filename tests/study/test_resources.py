@@ -25,3 +25,19 @@ def test_concurrency_from_the_cluster():
         )
         == 4
     )
+
+
+def test_fractional_gpus_pack_trials_on_one_gpu():
+    from pixelcam.study.resources import trial_resources
+    from pixelcam.validation import ConfigError, parse
+
+    packed = StudySpec(name="t", resources=Resources(workers=1, gpus_per_worker=0.25, cpus_per_worker=2.0))
+    cluster = {"CPU": 16.0, "GPU": 1.0}
+    assert check_resources(packed, cluster) == 4  # four single-worker trials share the GPU
+    assert trial_resources(packed, cluster) == {"GPU": 0.25, "CPU": 2.0}  # held by the in-process trial
+    cfg = packed.base_config("cam", "synth-colon")
+    assert cfg.use_gpu and cfg.gpus_per_worker == 0.25
+    with pytest.raises(StudyError, match="GPU: 0.25.*GPU: 0"):  # refused before launch on a CPU cluster
+        check_resources(packed, {"CPU": 16.0})
+    with pytest.raises(ConfigError, match=r"s.yaml.*gpus_per_worker.*1.5: fractions only below 1"):
+        parse(Resources, {"workers": 1, "gpus_per_worker": 1.5}, "s.yaml: resources")

@@ -169,3 +169,12 @@ def test_per_method_train_settings(tmp_path: Path):
         load_spec(write(tmp_path, text + "method_train: {sat: {lr: -1}}\n"))
     with pytest.raises(ConfigError, match=r"method_train.sat.source: is set by the study itself"):
         load_spec(write(tmp_path, text + "method_train: {sat: {source: x}}\n"))
+
+
+def test_unet_is_a_supervised_row_without_a_pixelcam_model(tmp_path: Path):
+    spec = load_spec(write(tmp_path, BASE + "methods: [cam, unet]\npixelcam: true\n"))
+    assert spec.all_methods() == ["cam", "unet", "pixelcam-cam"]  # PixelCAM learns from WSOL CAMs only
+    cfg = spec.base_config("unet", "synth-colon")
+    assert cfg.is_supervised and not cfg.is_pixelcam
+    with pytest.raises(ConfigError, match=r"unknown baseline 'pixelcam'.*'unet'"):
+        load_spec(write(tmp_path, BASE + "methods: [pixelcam]\n"))

@@ -142,7 +142,7 @@ def test_a_lone_checkpoint_is_used_for_either_selection(tmp_path: Path):
 
 
 def test_init_from_baseline_copies_backbone_and_a_matching_head():
-    from pixelcam.train.worker import init_from_baseline
+    from pixelcam.train.build import init_from_baseline
 
     torch.manual_seed(0)
     cam = create_wsol_model("cam", "resnet10t")

@@ -107,3 +107,16 @@ def test_validate_reports_pxap_tau_and_cl(synth_dir: Path):
     )
     assert 0 < v.valpx_pxap <= 100 and 0 <= v.tau < 1 and 0 <= v.valcl_cl <= 100
     assert model.training  # mode restored
+
+
+def test_uint8_batches_are_normalised_in_the_step():
+    from pixelcam.train.transforms import normalize_uint8
+
+    raw = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 0, 1])
+    losses = []
+    for images in (raw, normalize_uint8(raw)):
+        model = small()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        losses.append(train_epoch(model, [{"image": images, "label": labels}], opt, 0).loss)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)

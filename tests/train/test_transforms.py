@@ -59,3 +59,34 @@ def test_decode_batch_resizes_images_keeps_masks_full_size():
     out = decode_batch(batch, 16, with_masks=True)
     assert out["image"].shape == (2, 16, 16, 3) and out["image"].dtype == np.uint8
     assert out["mask"][0].shape == (40, 30) and out["mask"][1] is None
+
+
+def test_device_augmentation_equals_the_cpu_path():
+    from pixelcam.train.transforms import Augment, crop_flip, device_batch, image_seed, normalize_uint8
+
+    rng = np.random.default_rng(0)
+    batch = {
+        "image": rng.integers(0, 256, (6, 20, 24, 3), dtype=np.uint8),
+        "image_id": np.array(list("abcdef"), dtype=object),
+        "label": np.array([0, 1, 0, 1, 1, 0]),
+    }
+    ref = Augment(16, 0, 2)(batch)
+    raw = Augment(16, 0, 2, on_device=True)(batch)
+    assert raw["image"].dtype == torch.uint8 and raw["image"].shape == (6, 20, 24, 3)
+    flips = raw["crop"][:, 2:4]
+    assert flips.sum() > 0 and (1 - flips).sum() > 0  # both flip branches are exercised
+    out = device_batch(raw, "cpu")
+    torch.testing.assert_close(out, ref["image"], rtol=0, atol=1e-6)
+    assert torch.equal(raw["label"], ref["label"])
+    # the gathered crops are crop_flip's, byte for byte
+    from pixelcam.train.transforms import device_crop_flip
+
+    crops = device_crop_flip(raw["image"], raw["crop"][:, :4], 16)
+    for k, (img, i) in enumerate(zip(batch["image"], batch["image_id"])):
+        want = crop_flip({"image": img}, 16, image_seed(0, 2, i))["image"]
+        assert np.array_equal(crops[k].permute(1, 2, 0).numpy(), want)
+    # normalisation by hand: x / 255, minus the ImageNet mean, over the std, per channel
+    x = crops.double() / 255
+    mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64).view(1, 3, 1, 1)
+    torch.testing.assert_close(normalize_uint8(crops).double(), (x - mean) / std, rtol=0, atol=1e-6)

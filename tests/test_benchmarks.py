@@ -1,0 +1,58 @@
+"""The prepared GPU check: its --smoke mode runs every path on the CPU (real Ray Train and in-process runs);
+without a GPU and without --smoke it refuses with one clear line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECK = ROOT / "benchmarks" / "gpu_check.py"
+
+
+def test_gpu_check_refuses_without_a_gpu():
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run([sys.executable, str(CHECK)], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 2
+    assert "no CUDA device is visible" in out.stderr and "--smoke" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.e2e
+def test_gpu_check_smoke_runs_every_path(tmp_path: Path):
+    from pixelcam.models import list_methods
+
+    report_file = tmp_path / "check.json"
+    out = subprocess.run(
+        [sys.executable, str(CHECK), "--smoke", "--out", str(report_file)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+    assert report["smoke"] is True and not any("error" in report[k] for k in "abcd")
+    # (a) every method at both batch sizes, CAM and forward timed; the paper's figure beside the ones it has
+    a = report["a"]
+    assert {r["method"] for r in a} == set(list_methods()) and len(a) == 2 * len(list_methods())
+    assert all(r["forward_ms"] > 0 and r["cam_ms"] > 0 for r in a)
+    assert next(r for r in a if r["method"] == "gradcampp")["paper_ms"] == 40.9
+    # (b) fp32/bf16 x channels_last, and a memory row per backbone and method
+    assert [(r["precision"], r["channels_last"]) for r in report["b"]["throughput"]] == [
+        ("fp32", False),
+        ("fp32", True),
+        ("bf16", False),
+        ("bf16", True),
+    ]
+    assert all(r["images_per_s"] > 0 for r in report["b"]["throughput"])
+    assert {r["method"] for r in report["b"]["memory"]} == {"cam", "pixelcam"}
+    # (c) the real loop on both executors against the bare loop, with the input wait
+    c = report["c"]
+    assert set(c) == {"ray_train", "local", "bare"} and c["bare"]["vs_bare"] == 1.0
+    assert all(c[k]["images_per_s"] > 0 and 0 <= c[k]["input_wait_s"] < c[k]["epoch_s"] for k in c)
+    assert report["d"]["status"] == "not landed"
+    assert "Ray Train, 1 worker" in out.stdout and "CAM/fwd" in out.stdout
