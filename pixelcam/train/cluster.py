@@ -40,6 +40,9 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
     if os.environ.get("RAY_ADDRESS"):
         info = ray.init(log_to_driver=not quiet)
     else:
+        # Ray 2.60 binds its gRPC servers (GCS, raylet, workers, agents) to all interfaces and resolves a
+        # loopback node IP back to the network address: the local cluster's guard is Ray's token
+        # authentication (on by default), not its binding (README "Running on a Ray cluster").
         info = ray.init(
             address="local",
             num_cpus=num_cpus,

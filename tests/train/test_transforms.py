@@ -75,7 +75,8 @@ def test_device_augmentation_equals_the_cpu_path():
     assert raw["image"].dtype == torch.uint8 and raw["image"].shape == (6, 20, 24, 3)
     flips = raw["crop"][:, 2:4]
     assert flips.sum() > 0 and (1 - flips).sum() > 0  # both flip branches are exercised
-    out = device_batch(raw, "cpu")
+    out, masks = device_batch(raw, "cpu")
+    assert masks is None
     torch.testing.assert_close(out, ref["image"], rtol=0, atol=1e-6)
     assert torch.equal(raw["label"], ref["label"])
     # the gathered crops are crop_flip's, byte for byte

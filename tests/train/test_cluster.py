@@ -1,0 +1,36 @@
+"""The embedded default's local Ray is guarded by Ray's token authentication: its GCS (which Ray 2.60 binds
+to every interface) refuses a client holding another token and accepts one holding the cluster's."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import json, os, subprocess, sys, ray
+from pixelcam.train.cluster import init_ray
+init_ray(num_cpus=1, quiet=True)
+addr = ray.get_runtime_context().gcs_address
+connect = f"import ray; ray.init(address='{addr}'); print('CONNECTED')"
+own = dict(os.environ)
+stranger = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+stranger["RAY_AUTH_TOKEN"] = "0" * 64
+res = {}
+for name, env in (("stranger", stranger), ("own", own)):
+    cmd = [sys.executable, "-c", connect]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    res[name] = {"connected": "CONNECTED" in out.stdout, "err": out.stderr[-2000:]}
+print(json.dumps(res))
+ray.shutdown()
+"""
+
+
+@pytest.mark.e2e
+def test_local_ray_refuses_a_client_without_its_token():
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["own"]["connected"], res["own"]["err"]  # the probe itself can connect: the check is real
+    assert not res["stranger"]["connected"]
+    assert "token" in res["stranger"]["err"].lower()
