@@ -16,9 +16,10 @@ def test_registries():
     # the paper's baselines and PixelCAM, as listed in DESIGN.md (a hand-kept list, not the registry's own)
     assert list_methods(kind="baseline") == ["cam", "deepmil", "gradcampp", "layercam", "sat"]
     assert list_methods(kind="pseudo_labels") == ["pixelcam"]
-    assert list_methods() == ["cam", "deepmil", "gradcampp", "layercam", "pixelcam", "sat"]
+    assert list_methods(kind="supervised") == ["unet"]  # the fully supervised upper bound (Tables 1, 6)
+    assert list_methods() == ["cam", "deepmil", "gradcampp", "layercam", "pixelcam", "sat", "unet"]
     with pytest.raises(ValueError, match="unknown method kind"):
-        list_methods(kind="supervised")
+        list_methods(kind="weak")
     assert {"resnet50", "vgg16", "inception_v3", "deit_tiny_patch16_224", "resnet18", "resnet10t"} <= set(
         list_backbones()
     )

@@ -106,6 +106,8 @@ def test_unet_localizes_far_above_a_cam_baseline(tmp_path: Path):
 
     data = tmp_path / "ds"
     generate_synthetic(data, SynthConfig(domains=["synth-colon"], per_class=100, size=64, seed=5), workers=1)
+    import ray
+
     pxap = {}
     for method in ("unet", "cam"):
         cfg = TrainConfig(
@@ -122,7 +124,10 @@ def test_unet_localizes_far_above_a_cam_baseline(tmp_path: Path):
             storage=str(tmp_path / "runs"),
             name=method,
         )
-        res = train(cfg, mlflow=False)
+        try:
+            res = train(cfg, mlflow=False)
+        finally:
+            ray.shutdown()  # later tests start their own Ray in this process
         pxap[method] = max(h["valpx_pxap"] for h in res.history)
         assert len(res.history) == 6
     # synth-colon's ROI prior is ~40 %: the CAM stays near it, the supervised U-Net does not

@@ -25,7 +25,10 @@ class _Deepest(nn.Module):
 
     def __init__(self, unet: UNet) -> None:
         super().__init__()
-        self._unet = [unet]  # a list: not registered, the encoder's weights stay under `net` only
+        self._unet = [unet]  # a list: not registered (this view is not part of the U-Net's state)
+        self.encoder = (
+            unet.net.encoder
+        )  # its parameters are the view's (the U-Net does not register the view)
         self.num_features = unet.net.encoder.out_channels[-1]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
