@@ -73,5 +73,5 @@ def float32(device: torch.device | str) -> Iterator[None]:
 
 
 def precision_of(config: dict, device: torch.device | str) -> Precision:
-    """The numeric settings a run's config dict records (runs from before they existed: fp32, NCHW)."""
+    """The numeric settings a run's config dict records (older runs: fp32, layouts as they come)."""
     return Precision(config.get("precision", "fp32"), device, bool(config.get("channels_last", False)))
