@@ -70,11 +70,14 @@ def train_dataset(ds: PatchDataset, domain: str, resize: int, cache: bool = Fals
     # the Train workers (a whole-CPU request would wait forever on a fully booked small machine).
     columns = TRAIN_COLUMNS + (["mask"] if masks else [])
     rd = ray.data.read_parquet(files, shuffle=None, num_cpus=DATA_TASK_CPUS).select_columns(columns)
-    names = ds.class_names(domain)
-    empty = [i for i, n in enumerate(names) if n not in set(ds.roi_classes(domain))]
+    fn_kwargs: dict = {"size": resize}
+    if masks:  # classes without ROI (CAMELYON16 normal) are background everywhere
+        roi = set(ds.roi_classes(domain))
+        empty = [i for i, n in enumerate(ds.class_names(domain)) if n not in roi]
+        fn_kwargs.update(mask_size=resize, empty_labels=empty)
     rd = rd.map_batches(
         decode_batch,
-        fn_kwargs={"size": resize, **({"mask_size": resize, "empty_labels": empty} if masks else {})},
+        fn_kwargs=fn_kwargs,
         batch_size=DECODE_BATCH_SIZE,
         batch_format="numpy",
         num_cpus=DATA_TASK_CPUS,

@@ -112,10 +112,7 @@ def to_tensor(images: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
     x = torch.from_numpy(
         np.ascontiguousarray(np.stack(images) if not isinstance(images, np.ndarray) else images)
     )
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return normalize_uint8(x.permute(0, 3, 1, 2))
 
 
 def normalize(x01: torch.Tensor) -> torch.Tensor:

@@ -209,7 +209,7 @@ def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[
             # Logged before the checkpoint exists, so a checkpointed epoch is always in MLflow; an epoch
             # re-run after a failure is skipped (its values are the same: the run is deterministic).
             logger.metrics({k: metrics[k] for k in EPOCH_METRICS}, step=epoch)
-            logger.image(_overlays(net, ds, cfg, device), f"cam_overlays/epoch_{epoch:03d}.png")
+            logger.image(_overlays(net, ds, cfg, num), f"cam_overlays/epoch_{epoch:03d}.png")
 
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
@@ -253,15 +253,14 @@ def _quiet_ray_train_logs() -> None:
     logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
-def _overlays(model: WSOLModel, ds, cfg: TrainConfig, device: torch.device):
+def _overlays(model: WSOLModel, ds, cfg: TrainConfig, num: Precision):
     """Overlay strip of the first valpx images (input + ROI | map) for MLflow."""
     batch = next(iter(iter_split(ds, cfg.source, "valpx", cfg.resize, OVERLAY_IMAGES, limit=OVERLAY_IMAGES)))
     was_training = model.training
     model.eval()
-    num = Precision(cfg.precision, device, cfg.channels_last)
     try:
         with num.autocast():
-            maps = model.cam(num.images(batch.images), batch.labels.to(device)).cpu()
+            maps = model.cam(num.images(batch.images), batch.labels.to(num.device)).cpu()
     finally:
         model.train(was_training)
     return overlay_grid(batch.images, batch.masks, maps)
