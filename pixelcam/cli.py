@@ -138,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=commands.cmd_study)
 
     d = groups.add_parser("dashboard", help="a study's self-contained HTML dashboard, built from MLflow")
-    d.add_argument("study", help="study directory (studies-runs/NAME) or the study's MLflow parent run id")
+    d.add_argument(
+        "study", nargs="?", help="study directory (studies-runs/NAME) or the study's MLflow parent run id"
+    )
+    d.add_argument("--slides", help="instead of a study: a `pixelcam predict` output directory")
     d.add_argument("--out", required=True, help="HTML file to write")
     d.add_argument("--no-mlflow", action="store_true", help="do not log the figures to the parent run")
     d.set_defaults(fn=commands.cmd_dashboard)
@@ -178,6 +181,59 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--fit-images", type=positive_int, default=64, dest="fit_images")
     sw.add_argument("--json", help="also write the report as JSON here")
     sw.set_defaults(fn=commands.cmd_stain_sweep)
+
+    pr = groups.add_parser(
+        "predict", help="apply a trained model to whole-slide images: tiled heatmaps on Ray Data"
+    )
+    pr.add_argument("--checkpoint", required=True, help="checkpoint dir or run dir (its selected checkpoint)")
+    pr.add_argument(
+        "--slides", required=True, nargs="+", help="slide files or globs (pyramidal TIFF, SVS, ...)"
+    )
+    pr.add_argument("--out", required=True, help="output directory (one subdirectory per slide)")
+    where = pr.add_mutually_exclusive_group()
+    where.add_argument(
+        "--mpp", type=positive_float, help="analyse the level nearest this resolution (micrometres/pixel)"
+    )
+    where.add_argument("--level", type=nonnegative_int, help="analyse this pyramid level (default 0)")
+    pr.add_argument("--tile", type=positive_int, default=224, help="tile size in pixels at the level")
+    pr.add_argument("--overlap", type=nonnegative_int, default=32, help="overlap of neighbouring tiles")
+    pr.add_argument(
+        "--heatmap-stride",
+        type=positive_int,
+        default=16,
+        dest="stride",
+        help="level pixels per heatmap pixel (divides --tile and --overlap; default 16)",
+    )
+    pr.add_argument("--batch-size", type=positive_int, default=32, dest="batch_size")
+    pr.add_argument("--actors", type=positive_int, default=1, help="model actors (default 1)")
+    pr.add_argument(
+        "--gpus-per-actor",
+        type=nonnegative_float,
+        default=0.0,
+        dest="gpus_per_actor",
+        help="GPUs per model actor on a cluster (fractions pack actors; default 0: CPU actors)",
+    )
+    pr.add_argument("--cpus-per-actor", type=positive_float, default=None, dest="cpus_per_actor")
+    pr.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="default: the run's own")
+    pr.add_argument(
+        "--class",
+        dest="cam_class",
+        help="map and score this class (default: maps of each tile's predicted class, scores of the last)",
+    )
+    pr.add_argument(
+        "--min-tissue", type=float, default=0.05, dest="min_tissue", help="tissue fraction to keep a tile"
+    )
+    pr.add_argument(
+        "--mask",
+        nargs="+",
+        default=[],
+        dest="masks",
+        help="binary ROI masks (NAME.tif, NAME_mask.tif, ...; files or globs): slide-level PxAP",
+    )
+    pr.add_argument("--top-k", type=positive_int, default=8, dest="top_k", help="top-scoring tiles shown")
+    pr.add_argument("--overwrite", action="store_true", help="replace a slide's existing output directory")
+    pr.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run of kind inference")
+    pr.set_defaults(fn=commands.cmd_predict)
     return p
 
 
@@ -190,6 +246,38 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _float(text: str, positive: bool) -> float:
+    what = "a number > 0" if positive else "a number >= 0"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not value == value or value in (float("inf"),) or value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    return _float(text, True)
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _float(text, False)
 
 
 class Terminated(BaseException):

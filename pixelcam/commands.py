@@ -274,8 +274,59 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    if bool(args.study) == bool(args.slides):
+        raise ConfigError("dashboard: give a study (directory or run id) or --slides DIR, not both")
+    if args.slides:
+        from pixelcam.report.slides import build_slides_dashboard
+
+        print(f"wrote {build_slides_dashboard(args.slides, args.out)}")
+        return 0
     from pixelcam.report import build_dashboard
 
     out = build_dashboard(args.study, args.out, log_to_mlflow=not args.no_mlflow)
     print(f"wrote {out}")
     return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Slides -> heatmaps; exit 0 when every slide was done, 1 when any was skipped (named on stderr)."""
+    import glob
+
+    from pixelcam.evaluation.slides.predict import PredictOptions, predict_slides
+
+    def expand(patterns: list[str]) -> list[str]:
+        out: list[str] = []
+        for p in patterns:
+            hits = sorted(glob.glob(p)) if any(c in p for c in "*?[") and "://" not in p else [p]
+            if not hits:
+                raise ConfigError(f"--slides/--mask: {p!r} matches no file")
+            out.extend(h for h in hits if h not in out)
+        return out
+
+    opts = PredictOptions(
+        checkpoint=args.checkpoint,
+        out=args.out,
+        mpp=args.mpp,
+        level=args.level,
+        tile=args.tile,
+        overlap=args.overlap,
+        stride=args.stride,
+        batch_size=args.batch_size,
+        actors=args.actors,
+        gpus_per_actor=args.gpus_per_actor,
+        cpus_per_actor=args.cpus_per_actor,
+        precision=args.precision,
+        cam_class=args.cam_class,
+        min_tissue=args.min_tissue,
+        masks=expand(args.masks),
+        top_k=args.top_k,
+        overwrite=args.overwrite,
+        mlflow=not args.no_mlflow,
+    )
+    report = predict_slides(expand(args.slides), opts)
+    done = len(report["slides"]) - len(report["failed"])
+    rate = f", {report['tiles_per_s']:.1f} tiles/s" if report["tiles_per_s"] else ""
+    print(f"predict: {done} of {len(report['slides'])} slides -> {args.out} ({report['tiles']} tiles{rate})")
+    for name in report["failed"]:
+        print(f"predict: FAILED {name}: {report['slides'][name]['error']}", file=sys.stderr)
+    return 1 if report["failed"] else 0

@@ -27,4 +27,8 @@ class ReportError(RuntimeError):
     """The study's MLflow records cannot be found or are incomplete."""
 
 
-USER_ERRORS = (ConfigError, DatasetError, CheckpointError, TrainError, StudyError, ReportError)
+class SlideError(ValueError):
+    """A whole-slide image is missing, unreadable, not pyramidal or corrupt; the message names the file."""
+
+
+USER_ERRORS = (ConfigError, DatasetError, CheckpointError, TrainError, StudyError, ReportError, SlideError)

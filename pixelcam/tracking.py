@@ -34,7 +34,8 @@ class RunKind:
     EVALUATION = "evaluation"  # a selected model on every target's test split (child of the study)
     STAIN_SWEEP = "stain_sweep"  # a selected model under stain-shift levels (child of the study)
     SEED = "seed"  # a selected configuration retrained with another seed (child of the study)
-    ALL = (STUDY, TRIAL, TRAIN, EVALUATION, STAIN_SWEEP, SEED)
+    INFERENCE = "inference"  # a model applied to whole slides (`pixelcam predict`)
+    ALL = (STUDY, TRIAL, TRAIN, EVALUATION, STAIN_SWEEP, SEED, INFERENCE)
 
 
 class PairMetric(NamedTuple):
@@ -69,6 +70,11 @@ def parse_pair_metric(name: str, metrics: tuple[str, ...] | None = None) -> Pair
     else:
         return None
     return out if metrics is None or out.metric in metrics else None
+
+
+def slide_metric(metric: str, slide: str) -> str:
+    """`<metric>__slide__<name>`: the MLflow key of one slide's metric in an inference run."""
+    return f"{metric}{_PAIR_SEP}slide{_PAIR_SEP}{slide}"
 
 
 def tracking_uri() -> str:

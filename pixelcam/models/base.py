@@ -82,10 +82,18 @@ class WSOLModel(nn.Module, ABC):
         self, images: torch.Tensor, target_classes: torch.Tensor | None = None, differentiable: bool = False
     ) -> torch.Tensor:
         """(B, H, W) maps in [0, 1] for `target_classes` (B,) (default: the predicted classes)."""
+        return self.predict(images, target_classes, differentiable)[1]
+
+    def predict(
+        self, images: torch.Tensor, target_classes: torch.Tensor | None = None, differentiable: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (B, C), maps (B, H, W)) from one backbone pass: `cam`'s maps plus the image logits they
+        were computed with (slide inference needs both; default targets: the predicted classes)."""
         with torch.set_grad_enabled(differentiable):  # gradient methods re-enable it for dS/dF only
             features = self.backbone(images)
+            logits = self.classify(features)
             if target_classes is None:
-                target_classes = self.classify(features).argmax(1).detach()
+                target_classes = logits.argmax(1).detach()
             targets = torch.as_tensor(target_classes, device=images.device).long().view(-1)
             if targets.numel() != images.shape[0]:
                 raise ValueError(f"{targets.numel()} target classes for {images.shape[0]} images")
@@ -96,7 +104,7 @@ class WSOLModel(nn.Module, ABC):
             maps = minmax_normalize(maps)
         else:
             maps = maps.clamp(0.0, 1.0)
-        return maps if differentiable else maps.detach()
+        return (logits, maps) if differentiable else (logits.detach(), maps.detach())
 
 
 class GAPLinearHead(nn.Module):

@@ -11,6 +11,7 @@ import threading
 from pixelcam.config import TrainConfig
 from pixelcam.errors import TrainError
 
+QUIET_NOTES = ("ray._private.authentication.authentication_token_setup", "ray.data._internal.progress")
 CPU_FOR_DATA = 1.0  # CPUs left to Ray Data's decode tasks when workers are sized automatically
 
 
@@ -32,6 +33,10 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Tune then prints nothing itself
         for name in ("ray.tune", "ray.train", "ray.data", "ray.air"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # notes, not problems: the local cluster's token auth being on by default (it stays on), and Ray
+        # Data's progress bars being off (we print our own progress)
+        for name in QUIET_NOTES:
+            logging.getLogger(name).setLevel(logging.ERROR)
     if ray.is_initialized():
         return None
     # Ray's core worker installs a failure handler for SIGTERM that dumps a stack trace and aborts (exit

@@ -87,15 +87,22 @@ class UNet(WSOLModel):
     def raw_cam(self, features: torch.Tensor, targets: torch.Tensor, differentiable: bool) -> torch.Tensor:
         raise TypeError("a U-Net's map comes from its decoder: call cam(images), not raw_cam(features)")
 
-    def cam(
+    def predict(
         self, images: torch.Tensor, target_classes: torch.Tensor | None = None, differentiable: bool = False
-    ) -> torch.Tensor:
-        """(B, H, W) FG probability of the decoder (class-agnostic: `target_classes` is ignored)."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(image logits (B, C), FG probability of the decoder (B, H, W)): class-agnostic, `target_classes` is
+        ignored. A U-Net without an image head gives (B, 0) logits."""
         with torch.set_grad_enabled(differentiable):
-            logits = self(images)["pixel_logits"]
+            h, w = images.shape[-2:]
+            feats = self.encode(images)
+            pixel_logits = self.net.segmentation_head(self.net.decoder(feats))[..., :h, :w]
+            if self.net.classification_head is None:
+                logits = pixel_logits.new_zeros((images.shape[0], 0))
+            else:
+                logits = self.classify(feats[-1])
             with float32(images.device):
-                maps = torch.softmax(logits.float(), dim=1)[:, 1].clamp(0.0, 1.0)
-        return maps if differentiable else maps.detach()
+                maps = torch.softmax(pixel_logits.float(), dim=1)[:, 1].clamp(0.0, 1.0)
+        return (logits, maps) if differentiable else (logits.detach(), maps.detach())
 
 
 def _load_encoder(encoder: nn.Module, source: nn.Module, name: str) -> None:

@@ -1,0 +1,233 @@
+"""`pixelcam predict` end to end: a U-Net trained here (in-process, ~20 s) over real pyramidal TIFF slides
+built from the synthetic domain's test patches, on a real local Ray (Ray Data read tasks + a model actor),
+then the slide dashboard in headless Chromium."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import tifffile
+import tiffslide
+from sklearn.metrics import average_precision_score
+
+from pixelcam.cli import main
+from pixelcam.errors import SlideError
+from pixelcam.evaluation.slides.tissue import saturation
+
+
+def _corrupt_tiles(src: Path, dst: Path, level: int) -> None:
+    """A copy of `src` whose level-`level` tile data in the middle are garbage (the header stays valid)."""
+    shutil.copyfile(src, dst)
+    with tifffile.TiffFile(dst) as tf:
+        page = tf.series[0].levels[level].pages[0]
+        offsets, counts = page.dataoffsets, page.databytecounts
+    with open(dst, "r+b") as fh:
+        for k in range(len(offsets) // 3, 2 * len(offsets) // 3):
+            fh.seek(offsets[k])
+            fh.write(b"\x00garbage" * (counts[k] // 8))
+
+
+@pytest.fixture(scope="module")
+def unet_checkpoint(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> Path:
+    import ray
+
+    from pixelcam.config import TrainConfig
+    from pixelcam.train.runner import train
+
+    cfg = TrainConfig(
+        method="unet",
+        backbone="resnet10t",
+        data=str(synth_dir),
+        source="synth-colon",
+        resize=64,
+        crop=64,
+        epochs=4,
+        batch_size=8,
+        lr=0.01,
+        num_workers=1,
+        pretrained=False,
+        storage=str(tmp_path_factory.mktemp("runs")),
+        name="unet",
+    )
+    try:
+        res = train(cfg, mlflow=False)
+    finally:
+        ray.shutdown()
+    return Path(res.checkpoint)
+
+
+@pytest.mark.e2e
+def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
+    tmp_path: Path, synth_dir: Path, unet_checkpoint: Path, capsys
+):
+    import ray
+    from mlflow.tracking import MlflowClient
+
+    from pixelcam.evaluation.slides.synthetic import write_synthetic_slide
+    from pixelcam.tracking import slide_metric, tracking_uri
+
+    # 4096 px at level 0 (0.5 um/px), 128 px cells = the 64 px patches upsampled: at level 1 (1 um/px, picked
+    # by --mpp) the patches are at the scale the model was trained at
+    masks = [
+        write_synthetic_slide(tmp_path / f"{n}.tif", synth_dir, "synth-colon", 4096, patch=128, seed=s)
+        for n, s in (("a", 0), ("b", 1))
+    ]
+    _corrupt_tiles(tmp_path / "a.tif", tmp_path / "broken.tif", level=1)
+    out = tmp_path / "pred"
+    argv = [
+        "predict",
+        "--checkpoint",
+        str(unet_checkpoint),
+        "--slides",
+        str(tmp_path / "*.tif"),
+        "--out",
+        str(out),
+        "--mpp",
+        "1.0",
+        "--tile",
+        "128",
+        "--overlap",
+        "32",
+        "--heatmap-stride",
+        "8",
+        "--mask",
+        *map(str, masks),
+    ]
+    argv[argv.index(str(tmp_path / "*.tif"))] = str(tmp_path / "[ab].tif")
+    argv.insert(argv.index("--out"), str(tmp_path / "broken.tif"))
+    try:
+        rc = main(argv)
+    finally:
+        ray.shutdown()
+    err = capsys.readouterr().err
+    assert rc == 1  # one slide failed
+    assert "broken.tif" in err and "FAILED broken" in err
+    report = json.loads((out / "predict.json").read_text())
+    assert report["failed"] == ["broken"] and "broken.tif" in report["slides"]["broken"]["error"]
+    assert not (out / "broken").exists() and not list(out.glob(".*"))  # nothing half-written left
+
+    for name, mask_path in zip(("a", "b"), masks):
+        d = out / name
+        assert {p.name for p in d.iterdir()} == {
+            "heatmap.tif",
+            "overview.png",
+            "top_tiles.png",
+            "tiles.parquet",
+            "summary.json",
+        }
+        s = json.loads((d / "summary.json").read_text())
+        assert s["level"] == 1 and s["mpp"] == 1.0 and s["heatmap"]["size"] == [256, 256]
+        hm = tiffslide.TiffSlide(d / "heatmap.tif")
+        assert hm.dimensions == (256, 256) and float(hm.properties["tiffslide.mpp-x"]) == 8.0
+        heat = np.asarray(hm.read_region((0, 0), 0, (256, 256), as_array=True))[..., 0]
+        # tissue only: zero on glass, non-zero on tissue (away from the outline, where blending is partial)
+        slide = tiffslide.TiffSlide(tmp_path / f"{name}.tif")
+        low = np.asarray(slide.get_thumbnail((256, 256)).convert("RGB"))
+        from scipy import ndimage
+
+        tissue = saturation(low) > 0.1
+        glass = ndimage.binary_erosion(~tissue, iterations=2)
+        inner = ndimage.binary_erosion(tissue, iterations=2)
+        assert glass.mean() > 0.4 and np.all(heat[glass] == 0) and (heat[inner] > 0).mean() > 0.99
+        # slide-level PxAP: above the ROI prior, and what sklearn computes from the written files
+        roi = tiffslide.TiffSlide(mask_path)
+        level = [d_[0] for d_ in roi.level_dimensions].index(1024)
+        m = np.asarray(roi.read_region((0, 0), level, (1024, 1024), as_array=True))[..., 0] > 0
+        m = m.reshape(256, 4, 256, 4)[:, 0, :, 0]  # nearest, as the reader resizes it
+        ref = 100 * average_precision_score(m.ravel(), heat.ravel() / 255.0)
+        assert s["pxap"] == pytest.approx(ref, abs=0.05) and s["roi_prior"] == pytest.approx(100 * m.mean())
+        assert s["pxap"] > s["roi_prior"] + 15, s
+        tiles = pq.read_table(d / "tiles.parquet").to_pandas()
+        assert len(tiles) == s["tiles"] > 100 and {"x0", "y0", "prob_cancer", "map_mean", "tissue"} <= set(
+            tiles
+        )
+        assert (tiles.x0 == tiles.x * 2).all() and tiles.tissue.min() >= 0.05
+
+    client = MlflowClient(tracking_uri())
+    runs = client.search_runs(
+        [client.get_experiment_by_name("pixelcam-inference").experiment_id], "tags.kind = 'inference'"
+    )
+    assert len(runs) == 1 and runs[0].data.metrics[slide_metric("pxap", "a")] == pytest.approx(
+        json.loads((out / "a" / "summary.json").read_text())["pxap"]
+    )
+    assert runs[0].data.metrics["failed_slides"] == 1
+
+    _dashboard_in_chromium(out, tmp_path)
+
+
+def _dashboard_in_chromium(out: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.report.test_dashboard_browser import browser
+
+    page = out / "slides.html"  # written by predict; `pixelcam dashboard --slides` rebuilds it
+    assert main(["dashboard", "--slides", str(out), "--out", str(tmp_path / "again.html")]) == 0
+    assert (tmp_path / "again.html").read_text() == page.read_text()
+    driver = browser(tmp_path / "profile")
+    try:
+        driver.get(page.as_uri())
+        rows = driver.find_elements(By.CSS_SELECTOR, "#slides tbody tr")
+        assert len(rows) == 3 and "failed" in driver.find_element(By.ID, "slides").text
+        for name in ("a", "b"):
+            imgs = driver.find_element(By.ID, f"slide-{name}").find_elements(By.TAG_NAME, "img")
+            assert len(imgs) == 2
+            for img in imgs:
+                assert driver.execute_script(
+                    "const i = arguments[0]; return i.complete && i.naturalWidth > 200;", img
+                ), img.get_attribute("alt")
+        assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        driver.quit()
+
+
+def test_a_tile_that_fails_mid_pipeline_fails_its_slide_only(tmp_path: Path):
+    from pixelcam.evaluation.slides.predict import SlideJob, _consume, _finish
+
+    def job(i: int) -> SlideJob:
+        from pixelcam.evaluation.slides.reader import SlideInfo
+        from pixelcam.evaluation.slides.tiles import TileGrid
+
+        info = SlideInfo(f"s{i}.tif", ((64, 64), (32, 32)), (1.0, 2.0), None, "tiffslide")
+        grid = TileGrid(0, 64, 64, 1.0, tile=32, overlap=0)
+        pos = grid.all_positions()
+        j = SlideJob(
+            i,
+            info,
+            0,
+            grid,
+            pos,
+            np.ones(len(pos)),
+            np.zeros((8, 8, 3), np.uint8),
+            np.ones((8, 8), bool),
+            8.0,
+            tmp_path / str(i),
+        )
+        return j
+
+    jobs = [job(0), job(1)]
+    batch = {
+        "slide": np.array([0, 1, 1]),
+        "x": np.array([0, 0, 32]),
+        "y": np.zeros(3, int),
+        "x0": np.zeros(3, int),
+        "y0": np.zeros(3, int),
+        "tissue": np.ones(3),
+        "probs": np.full((3, 2), 0.5),
+        "map": np.zeros((3, 4, 4)),
+        "map_mean": np.zeros(3),
+        "map_max": np.zeros(3),
+        "map_area": np.zeros(3),
+        "error": np.array(["", "s1.tif: tile at level-0 (32, 0), level 0 cannot be read (Jpeg8Error)", ""]),
+    }
+    from pixelcam.evaluation.slides.stitch import Stitcher
+
+    for j in jobs:
+        j.stitcher = Stitcher(j.grid, 8, j.workdir)
+    _consume(batch, jobs, ["normal", "cancer"], 1, top_k=4)
+    assert jobs[0].error is None and len(jobs[0].records) == 1
+    assert "cannot be read" in jobs[1].error and len(jobs[1].records) == 0  # later rows of s1 are dropped
+    with pytest.raises(SlideError, match="s1.tif: tile at level-0"):
+        _finish(jobs[1], None, None, [], 1, 3, 1.0)
