@@ -187,7 +187,7 @@ def predict_slides(
             f"{len(job.positions)} tiles on tissue of {len(job.grid.all_positions())}"
         )
 
-    elapsed = 0.0
+    elapsed = first_batch_s = 0.0
     total = sum(len(j.positions) for j in jobs)
     if total:
         import ray
@@ -208,6 +208,8 @@ def predict_slides(
             cam_class=cam_class,
         )
         for batch in batches:
+            if not done:  # Ray Data's start-up, the actors' model loading and the first batch
+                first_batch_s = time.perf_counter() - start
             _consume(batch, jobs, class_names, score_class, opts.top_k)
             done += len(batch["slide"])
             if 10 * done // total > shown:
@@ -234,6 +236,7 @@ def predict_slides(
         "tiles": total,
         "seconds": elapsed,
         "tiles_per_s": total / elapsed if elapsed else None,
+        "first_batch_s": first_batch_s,
         "slides": results,
         "failed": failed,
     }

@@ -1,0 +1,219 @@
+"""Whole-slide inference throughput and memory (`pixelcam predict`), figures side by side from one run.
+
+(1) tiles/s end to end (Ray Data read tasks + model actor pool + stitching, from the first tile to the last)
+    vs the bare forward pass (`model.predict` on the same tiles, already read, same batch and threads):
+    target >= 0.8x;
+(2) 1 vs 2 model actors on the CPU;
+(3) peak RSS of the driver (where the stitching happens) for a 4k and a 16k slide, each in a fresh process:
+    target flat (the accumulators are memory-mapped, the heatmap is written band by band);
+(4) with a GPU (`--gpu`): tiles/s with one GPU actor vs the bare forward on the GPU.
+
+The model is PixelCAM on the default backbone (EfficientNet-Lite0, ImageNet weights); its weights do not
+change the cost. Slides are synthetic pyramidal TIFFs (`pixelcam.evaluation.slides.synthetic`).
+Run: `.venv/bin/python benchmarks/wsi_inference.py [--backbone efficientnet_lite0] [--gpu]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def make_checkpoint(root: Path, backbone: str) -> Path:
+    from pixelcam.models import create_wsol_model
+    from pixelcam.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_wsol_model("pixelcam", backbone, pretrained=backbone == "efficientnet_lite0")  # offline
+    meta = {
+        "method": "pixelcam",
+        "backbone": backbone,
+        "class_names": ["normal", "cancer"],
+        "source": "synth",
+        "resize": 224,
+        "epoch": 0,
+        "tau": 0.5,
+        "metrics": {},
+        "normalization": "none",
+    }
+    return save_checkpoint(root / "ck", model, meta)
+
+
+def tiles_of(slide: Path, tile: int, overlap: int, level: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(tile images (N, tile, tile, 3), level-0 positions) on tissue, as `predict` lays them."""
+    from pixelcam.evaluation.slides.reader import open_slide, read_region, thumbnail
+    from pixelcam.evaluation.slides.tiles import TileGrid
+    from pixelcam.evaluation.slides.tissue import tissue_mask
+
+    s, info = open_slide(slide)
+    thumb, scale = thumbnail(s, info)
+    w, h = info.dimensions[level]
+    grid = TileGrid(level, w, h, info.downsamples[level], tile, overlap)
+    pos, _ = grid.tissue_positions(tissue_mask(thumb), scale)
+    pos0 = grid.level0(pos)
+    return np.stack([read_region(s, info, x, y, level, tile) for x, y in pos0]), pos0
+
+
+def forward_only(checkpoint: Path, images: np.ndarray, batch: int, device: str, threads: int) -> float:
+    """Tiles/s of the bare forward (`predict`: logits and maps) over `images`, after one warm-up batch."""
+    from pixelcam.train.checkpoint import load_checkpoint
+    from pixelcam.train.transforms import to_tensor
+
+    torch.set_num_threads(threads)
+    model = load_checkpoint(checkpoint).build_model().to(device).eval()
+    with torch.no_grad():
+        model.predict(to_tensor(images[:batch]).to(device))
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for i in range(0, len(images), batch):
+            model.predict(to_tensor(images[i : i + batch]).to(device))
+        if device == "cuda":
+            torch.cuda.synchronize()
+    return len(images) / (time.perf_counter() - t)
+
+
+def end_to_end(checkpoint: Path, slide: Path, out: Path, **kw) -> dict:
+    """`predict_slides` on one slide: its report (tiles, pipeline seconds, tiles/s)."""
+    from pixelcam.evaluation.slides.predict import PredictOptions, predict_slides
+
+    opts = PredictOptions(checkpoint=str(checkpoint), out=str(out), mlflow=False, overwrite=True, **kw)
+    return predict_slides([str(slide)], opts, log=lambda msg: None)
+
+
+RSS_SCRIPT = """
+import json, resource, sys
+from pixelcam.evaluation.slides.predict import PredictOptions, predict_slides
+opts = PredictOptions(checkpoint=sys.argv[1], out=sys.argv[3], mlflow=False, overwrite=True,
+                      level=int(sys.argv[4]))
+r = predict_slides([sys.argv[2]], opts, log=lambda m: None)
+print(json.dumps({"tiles": r["tiles"], "seconds": r["seconds"],
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def peak_rss(checkpoint: Path, slide: Path, out: Path, level: int) -> dict:
+    """Driver peak RSS of one `predict` run in a fresh process (and its tile count)."""
+    res = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT, str(checkpoint), str(slide), str(out), str(level)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backbone", default="efficientnet_lite0")
+    ap.add_argument("--tile", type=int, default=224)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--sizes", type=int, nargs=2, default=(4096, 16384), help="slides for the RSS check")
+    ap.add_argument("--rss-level", type=int, default=1, help="level analysed in the RSS check")
+    ap.add_argument("--gpu", action="store_true", help="also measure one GPU actor (needs CUDA)")
+    ap.add_argument("--json", help="also write the figures here")
+    args = ap.parse_args(argv)
+
+    import ray
+
+    from pixelcam.data.synth import SynthConfig, generate_synthetic
+    from pixelcam.evaluation.slides.synthetic import write_synthetic_slide
+
+    fig: dict = {"backbone": args.backbone, "tile": args.tile, "batch_size": args.batch_size}
+    with tempfile.TemporaryDirectory(prefix="pixelcam-wsi-bench-") as tmp:
+        root = Path(tmp)
+        generate_synthetic(
+            root / "ds", SynthConfig(domains=["synth-colon"], per_class=12, size=64), workers=1
+        )
+        ck = make_checkpoint(root, args.backbone)
+        small, big = args.sizes
+        t = time.perf_counter()
+        slides = {n: root / f"slide{n}.tif" for n in (small, big)}
+        for n, p in slides.items():
+            write_synthetic_slide(p, root / "ds", "synth-colon", n, patch=128)
+        print(f"slides {small} and {big} px written in {time.perf_counter() - t:.1f} s")
+
+        images, _ = tiles_of(slides[small], args.tile, 32)
+        n = len(images)
+        bare = forward_only(ck, images, args.batch_size, "cpu", threads=2)
+        rows = []
+        for actors in (1, 2):
+            r = end_to_end(
+                ck,
+                slides[small],
+                root / f"out{actors}",
+                tile=args.tile,
+                batch_size=args.batch_size,
+                actors=actors,
+            )
+            steady = (r["tiles"] - args.batch_size) / max(r["seconds"] - r["first_batch_s"], 1e-9)
+            rows.append((actors, r["tiles"], r["tiles_per_s"], steady))
+        ray.shutdown()
+        fig["cpu"] = {
+            "tiles": n,
+            "forward_only": bare,
+            "end_to_end": {a: v for a, _, v, _ in rows},
+            "after_first_batch": {a: v for a, _, _, v in rows},
+        }
+        print(
+            f"\n(1, 2) {small} px slide at level 0, {n} tiles of {args.tile} px, batch {args.batch_size}, CPU"
+        )
+        print(f"  {'path':<30}{'tiles/s':>9}{'vs forward':>12}{'after 1st batch':>17}{'vs forward':>12}")
+        print(f"  {'forward only (2 threads)':<30}{bare:>9.1f}{1.0:>11.2f}x")
+        for actors, tiles, rate, steady in rows:
+            assert tiles == n, (tiles, n)
+            print(
+                f"  {f'end to end, {actors} actor(s)':<30}{rate:>9.1f}{rate / bare:>11.2f}x"
+                f"{steady:>17.1f}{steady / bare:>11.2f}x"
+            )
+
+        rss = {}
+        for size, p in slides.items():
+            rss[size] = peak_rss(ck, p, root / f"rss{size}", args.rss_level)
+        fig["rss"] = rss
+        print(f"\n(3) driver peak RSS, level {args.rss_level}, fresh process per slide")
+        for size, r in rss.items():
+            print(
+                f"  {size:>6} px slide: {r['tiles']:>5} tiles, {r['seconds']:.0f} s, "
+                f"peak RSS {r['peak_rss_mib']:.0f} MiB"
+            )
+        a, b = rss[small]["peak_rss_mib"], rss[big]["peak_rss_mib"]
+        print(
+            f"  ratio {b / a:.2f}x for {(big / small) ** 2:.0f}x the pixels and "
+            f"{rss[big]['tiles'] / max(rss[small]['tiles'], 1):.1f}x the tiles (target: flat)"
+        )
+
+        if args.gpu:
+            if not torch.cuda.is_available():
+                print("\n(4) --gpu: no CUDA device is visible", file=sys.stderr)
+                return 2
+            gbare = forward_only(ck, images, args.batch_size, "cuda", threads=2)
+            r = end_to_end(
+                ck,
+                slides[small],
+                root / "gpu",
+                tile=args.tile,
+                batch_size=args.batch_size,
+                gpus_per_actor=1.0,
+            )
+            ray.shutdown()
+            fig["gpu"] = {"forward_only": gbare, "end_to_end": r["tiles_per_s"]}
+            print(
+                f"\n(4) GPU: forward only {gbare:.1f} tiles/s, end to end {r['tiles_per_s']:.1f} tiles/s "
+                f"({r['tiles_per_s'] / gbare:.2f}x)"
+            )
+    if args.json:
+        Path(args.json).write_text(json.dumps(fig, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
