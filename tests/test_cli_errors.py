@@ -171,6 +171,46 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
         r"argument --split: invalid choice: 'tst'",
     ),
     (
+        "predict: a slide glob that matches nothing",
+        lambda t, d: ["predict", "--checkpoint", "x", "--slides", str(t / "*.svs"), "--out", str(t / "o")],
+        r"--slides/--mask: '.*\*\.svs' matches no file",
+    ),
+    (
+        "predict: overlap as large as the tile",
+        lambda t, d: _predict(t, "--tile", "64", "--overlap", "64"),
+        r"--overlap 64: expected 0 <= overlap < --tile \(64\)",
+    ),
+    (
+        "predict: a heatmap stride that does not divide the tile",
+        lambda t, d: _predict(t, "--heatmap-stride", "5"),
+        r"--heatmap-stride 5: must divide --tile \(224\) and --overlap \(32\)",
+    ),
+    (
+        "predict: a class the checkpoint does not have",
+        lambda t, d: _predict(t, "--class", "tumour"),
+        r"--class 'tumour': the checkpoint's classes are \['normal', 'cancer'\]",
+    ),
+    (
+        "predict: a missing checkpoint",
+        lambda t, d: _predict(t, checkpoint=str(t / "nope")),
+        r"nope: no such checkpoint or run directory",
+    ),
+    (
+        "predict: a negative resolution",
+        lambda t, d: _predict(t, "--mpp", "-0.5"),
+        r"argument --mpp: expected a number > 0, got -0.5",
+    ),
+    (
+        "dashboard --slides on a directory predict did not write",
+        lambda t, d: ["dashboard", "--slides", str(t), "--out", str(t / "x.html")],
+        r"no predict.json \(not a `pixelcam predict` output directory\)",
+    ),
+    (
+        "dashboard with neither a study nor --slides",
+        lambda t, d: ["dashboard", "--out", str(t / "x.html")],
+        r"give a study \(directory or run id\) or --slides DIR, not both",
+    ),
+    (
         "a corrupt image names the file, not an in-memory buffer",
         lambda t, d: _corrupt(t),
         r"train_normal.png: cannot decode image \(not an image format PIL reads\)$",
@@ -185,6 +225,12 @@ def _synth_over(tmp: Path, name: str, directory: bool) -> list[str]:
     else:
         (tmp / name).write_text("x")
     return ["data", "synth", "--out", str(tmp / name), "--per-class", "10", "--overwrite"]
+
+
+def _predict(tmp: Path, *extra: str, checkpoint: str | None = None) -> list[str]:
+    (tmp / "s.tif").write_bytes(b"not read: the options are checked first")
+    ck = checkpoint or _checkpoint(tmp)
+    return ["predict", "--checkpoint", ck, "--slides", str(tmp / "s.tif"), "--out", str(tmp / "o"), *extra]
 
 
 def _bad_run(tmp: Path) -> str:

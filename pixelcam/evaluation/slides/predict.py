@@ -139,6 +139,20 @@ def _prepare(index: int, path: str, opts: PredictOptions, out: Path) -> SlideJob
     return job
 
 
+def check_options(opts: PredictOptions) -> None:
+    """ConfigError naming the flag for settings no slide could run with (before anything is read)."""
+    if opts.tile < 8:
+        raise ConfigError(f"--tile {opts.tile}: expected >= 8 pixels")
+    if not 0 <= opts.overlap < opts.tile:
+        raise ConfigError(f"--overlap {opts.overlap}: expected 0 <= overlap < --tile ({opts.tile})")
+    if opts.tile % opts.stride or opts.overlap % opts.stride:
+        raise ConfigError(
+            f"--heatmap-stride {opts.stride}: must divide --tile ({opts.tile}) and --overlap ({opts.overlap})"
+        )
+    if not 0.0 <= opts.min_tissue <= 1.0:
+        raise ConfigError(f"--min-tissue {opts.min_tissue}: expected a fraction in [0, 1]")
+
+
 def _class_index(name: str | None, class_names: list[str]) -> int | None:
     if name is None:
         return None
@@ -160,6 +174,7 @@ def predict_slides(
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if not slides:
         raise ConfigError("--slides matched no file")
+    check_options(opts)
     checkpoint = str(resolve_checkpoint_dir(opts.checkpoint))
     ck = load_checkpoint(checkpoint)
     class_names = list(ck.meta.get("class_names", []))
