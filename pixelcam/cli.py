@@ -37,6 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace an existing dataset directory")
     s.set_defaults(fn=commands.cmd_synth)
 
+    ss = dsub.add_parser(
+        "synth-slide", help="a synthetic pyramidal whole-slide TIFF and its ROI mask, from a domain's patches"
+    )
+    ss.add_argument("--data", required=True, help="dataset directory whose test patches tile the tissue")
+    ss.add_argument("--domain", required=True)
+    ss.add_argument("--out", required=True, help="slide file to write (NAME.tif; the mask is NAME_mask.tif)")
+    ss.add_argument("--size", type=positive_int, default=8192, help="level-0 side in pixels (default 8192)")
+    ss.add_argument("--patch", type=positive_int, default=None, help="cell size (default: the patches' own)")
+    ss.add_argument("--seed", type=nonnegative_int, default=0)
+    ss.set_defaults(fn=commands.cmd_synth_slide)
+
     i = dsub.add_parser("inspect", help="counts per domain/split/class, mask coverage, image sizes")
     i.add_argument("dir")
     i.add_argument("--verify", action="store_true", help="also check file hashes and decode every image")

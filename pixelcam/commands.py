@@ -71,6 +71,23 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth_slide(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pixelcam.data import open_dataset
+    from pixelcam.evaluation.slides.synthetic import write_synthetic_slide
+
+    ds = open_dataset(args.data)
+    if args.domain not in ds.domains:
+        raise ConfigError(f"--domain {args.domain!r}: {args.data} has {', '.join(ds.domains)}")
+    if not args.out.lower().endswith((".tif", ".tiff")):
+        raise ConfigError(f"--out {args.out}: expected a .tif file name")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    mask = write_synthetic_slide(args.out, ds, args.domain, args.size, patch=args.patch, seed=args.seed)
+    print(f"wrote {args.out} ({args.size} px, 0.5 um/px at level 0) and its ROI mask {mask}")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from pixelcam.data.inspect import format_summary, summarize
     from pixelcam.data.reader import open_dataset
