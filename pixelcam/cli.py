@@ -7,7 +7,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pixelcam import __version__, commands
+from pixelcam import __version__, commands, slide_commands
 from pixelcam.errors import USER_ERRORS
 
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--size", type=positive_int, default=8192, help="level-0 side in pixels (default 8192)")
     ss.add_argument("--patch", type=positive_int, default=None, help="cell size (default: the patches' own)")
     ss.add_argument("--seed", type=nonnegative_int, default=0)
-    ss.set_defaults(fn=commands.cmd_synth_slide)
+    ss.set_defaults(fn=slide_commands.cmd_synth_slide)
 
     i = dsub.add_parser("inspect", help="counts per domain/split/class, mask coverage, image sizes")
     i.add_argument("dir")
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=positive_int, default=8, dest="top_k", help="top-scoring tiles shown")
     pr.add_argument("--overwrite", action="store_true", help="replace a slide's existing output directory")
     pr.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run of kind inference")
-    pr.set_defaults(fn=commands.cmd_predict)
+    pr.set_defaults(fn=slide_commands.cmd_predict)
     return p
 
 

@@ -71,23 +71,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_synth_slide(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from pixelcam.data import open_dataset
-    from pixelcam.evaluation.slides.synthetic import write_synthetic_slide
-
-    ds = open_dataset(args.data)
-    if args.domain not in ds.domains:
-        raise ConfigError(f"--domain {args.domain!r}: {args.data} has {', '.join(ds.domains)}")
-    if not args.out.lower().endswith((".tif", ".tiff")):
-        raise ConfigError(f"--out {args.out}: expected a .tif file name")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    mask = write_synthetic_slide(args.out, ds, args.domain, args.size, patch=args.patch, seed=args.seed)
-    print(f"wrote {args.out} ({args.size} px, 0.5 um/px at level 0) and its ROI mask {mask}")
-    return 0
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
     from pixelcam.data.inspect import format_summary, summarize
     from pixelcam.data.reader import open_dataset
@@ -303,47 +286,3 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     out = build_dashboard(args.study, args.out, log_to_mlflow=not args.no_mlflow)
     print(f"wrote {out}")
     return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    """Slides -> heatmaps; exit 0 when every slide was done, 1 when any was skipped (named on stderr)."""
-    import glob
-
-    from pixelcam.evaluation.slides.predict import PredictOptions, predict_slides
-
-    def expand(patterns: list[str]) -> list[str]:
-        out: list[str] = []
-        for p in patterns:
-            hits = sorted(glob.glob(p)) if any(c in p for c in "*?[") and "://" not in p else [p]
-            if not hits:
-                raise ConfigError(f"--slides/--mask: {p!r} matches no file")
-            out.extend(h for h in hits if h not in out)
-        return out
-
-    opts = PredictOptions(
-        checkpoint=args.checkpoint,
-        out=args.out,
-        mpp=args.mpp,
-        level=args.level,
-        tile=args.tile,
-        overlap=args.overlap,
-        stride=args.stride,
-        batch_size=args.batch_size,
-        actors=args.actors,
-        gpus_per_actor=args.gpus_per_actor,
-        cpus_per_actor=args.cpus_per_actor,
-        precision=args.precision,
-        cam_class=args.cam_class,
-        min_tissue=args.min_tissue,
-        masks=expand(args.masks),
-        top_k=args.top_k,
-        overwrite=args.overwrite,
-        mlflow=not args.no_mlflow,
-    )
-    report = predict_slides(expand(args.slides), opts)
-    done = len(report["slides"]) - len(report["failed"])
-    rate = f", {report['tiles_per_s']:.1f} tiles/s" if report["tiles_per_s"] else ""
-    print(f"predict: {done} of {len(report['slides'])} slides -> {args.out} ({report['tiles']} tiles{rate})")
-    for name in report["failed"]:
-        print(f"predict: FAILED {name}: {report['slides'][name]['error']}", file=sys.stderr)
-    return 1 if report["failed"] else 0

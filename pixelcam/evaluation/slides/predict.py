@@ -13,108 +13,27 @@ slide-level PxAP of the heatmap against it.
 from __future__ import annotations
 
 import heapq
-import os
 import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pixelcam.errors import ConfigError, SlideError
-from pixelcam.evaluation.slides.reader import (
-    SlideInfo,
-    choose_level,
-    open_slide,
-    read_region,
-    slide_name,
-    thumbnail,
-)
+from pixelcam.evaluation.slides.options import PredictOptions, SlideJob, check_options
+from pixelcam.evaluation.slides.outputs import DASHBOARD, SUMMARY, finish_slide, log_mlflow
+from pixelcam.evaluation.slides.reader import choose_level, open_slide, slide_name, thumbnail
 from pixelcam.evaluation.slides.tiles import TileGrid
 from pixelcam.evaluation.slides.tissue import tissue_mask
 from pixelcam.io import remove_stale_temporaries, temporary_prefix, write_json_atomic
 
-SUMMARY = "predict.json"
-DASHBOARD = "slides.html"
+__all__ = ["PredictOptions", "predict_slides"]
+
 TOP_TILE_TISSUE = 0.5  # tissue fraction a tile needs to be among the top-scoring tiles shown
-
-
-@dataclass
-class PredictOptions:
-    """Settings of one `pixelcam predict` (recorded in every summary)."""
-
-    checkpoint: str
-    out: str
-    mpp: float | None = None
-    level: int | None = None
-    tile: int = 224
-    overlap: int = 32
-    stride: int = 16
-    batch_size: int = 32
-    actors: int = 1
-    gpus_per_actor: float = 0.0
-    cpus_per_actor: float | None = None
-    precision: str | None = None
-    cam_class: str | None = None
-    min_tissue: float = 0.05
-    masks: list[str] = field(default_factory=list)
-    top_k: int = 8
-    overwrite: bool = False
-    mlflow: bool = True
-
-
-@dataclass
-class SlideJob:
-    """A slide prepared for the pipeline (its stitcher and tile records fill as batches arrive)."""
-
-    index: int
-    info: SlideInfo
-    level: int
-    grid: TileGrid
-    positions: np.ndarray
-    tissue_fractions: np.ndarray
-    thumb: np.ndarray
-    tissue: np.ndarray
-    tissue_scale: float
-    workdir: Path
-    stitcher: Any = None
-    records: list[dict[str, Any]] = field(default_factory=list)
-    top: list[tuple[float, int, int, int, np.ndarray]] = field(default_factory=list)
-    error: str | None = None
-
-
-def find_mask(slide: SlideInfo, masks: Sequence[str]) -> str | None:
-    """The mask of `slide` among `masks`: the file whose name (without extension) is the slide's name, or
-    the slide's name + `_mask` / `.mask` / `_tumor`."""
-    wanted = {slide.name + s for s in ("", "_mask", ".mask", "_tumor", "-mask")}
-    for m in masks:
-        if slide_name(m) in wanted:
-            return m
-    return None
-
-
-def read_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
-    """bool (H, W) = `shape`: a binary mask image or (pyramidal) TIFF, nearest-resized to the heatmap."""
-    from PIL import Image
-
-    try:
-        try:
-            slide, info = open_slide(path)
-            lvl = int(np.argmin([abs(w - shape[1]) for w, _ in info.dimensions]))
-            w, h = info.dimensions[lvl]
-            arr = np.asarray(slide.read_region((0, 0), lvl, (w, h)))
-            arr = arr[..., 0] if arr.ndim == 3 else arr
-        except SlideError:  # a plain image (PNG, single-level TIFF)
-            Image.MAX_IMAGE_PIXELS = None
-            with Image.open(path) as im:
-                arr = np.asarray(im.convert("L"))
-    except (OSError, ValueError) as exc:
-        raise SlideError(f"{path}: mask cannot be read ({type(exc).__name__}: {exc})") from None
-    img = Image.fromarray((arr > 0).astype(np.uint8) * 255)
-    return np.asarray(img.resize((shape[1], shape[0]), Image.NEAREST)) > 0
 
 
 def _prepare(index: int, path: str, opts: PredictOptions, out: Path) -> SlideJob:
@@ -137,20 +56,6 @@ def _prepare(index: int, path: str, opts: PredictOptions, out: Path) -> SlideJob
     job = SlideJob(index, info, level, grid, positions, fractions, thumb, tissue, scale, workdir)
     job.stitcher = Stitcher(grid, opts.stride, workdir)
     return job
-
-
-def check_options(opts: PredictOptions) -> None:
-    """ConfigError naming the flag for settings no slide could run with (before anything is read)."""
-    if opts.tile < 8:
-        raise ConfigError(f"--tile {opts.tile}: expected >= 8 pixels")
-    if not 0 <= opts.overlap < opts.tile:
-        raise ConfigError(f"--overlap {opts.overlap}: expected 0 <= overlap < --tile ({opts.tile})")
-    if opts.tile % opts.stride or opts.overlap % opts.stride:
-        raise ConfigError(
-            f"--heatmap-stride {opts.stride}: must divide --tile ({opts.tile}) and --overlap ({opts.overlap})"
-        )
-    if not 0.0 <= opts.min_tissue <= 1.0:
-        raise ConfigError(f"--min-tissue {opts.min_tissue}: expected a fraction in [0, 1]")
 
 
 def _class_index(name: str | None, class_names: list[str]) -> int | None:
@@ -234,7 +139,7 @@ def predict_slides(
         elapsed = time.perf_counter() - start
     for job in jobs:
         try:
-            results[job.info.name] = _finish(job, opts, ck, class_names, score_class, total, elapsed)
+            results[job.info.name] = finish_slide(job, opts, ck, class_names, score_class, total, elapsed)
             log(f"predict: {job.info.name}: wrote {out / job.info.name}")
         except SlideError as exc:
             results[job.info.name] = {"path": job.info.path, "error": str(exc)}
@@ -260,7 +165,7 @@ def predict_slides(
 
     build_slides_dashboard(out, out / DASHBOARD)
     if opts.mlflow:
-        _log_mlflow(report, out)
+        log_mlflow(report, out)
     return report
 
 
@@ -303,139 +208,3 @@ def _consume(
             heapq.heappush(job.top, item)
         elif item[:2] > job.top[0][:2]:
             heapq.heapreplace(job.top, item)
-
-
-def _finish(
-    job: SlideJob,
-    opts: PredictOptions,
-    ck: Any,
-    class_names: list[str],
-    score_class: int,
-    total: int,
-    elapsed: float,
-) -> dict[str, Any]:
-    """Write the slide's outputs into its working directory, then rename it to OUT/NAME."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from pixelcam.evaluation.slides.heatmap import write_heatmap_tiff
-    from pixelcam.evaluation.slides.overview import overview_png, top_tiles_png
-    from pixelcam.metrics.pxap import pxap
-
-    if job.error:
-        raise SlideError(job.error)
-    if len(job.records) != len(job.positions):
-        raise SlideError(f"{job.info.path}: {len(job.records)} of {len(job.positions)} tiles came back")
-    wd = job.workdir
-    heat = np.lib.format.open_memmap(wd / "heat.npy", "w+", np.uint8, job.stitcher.shape)
-    job.stitcher.finish(heat, job.tissue, job.tissue_scale)
-    heat_mpp = job.info.level_mpp(job.level)
-    heat_mpp = None if heat_mpp is None else heat_mpp * opts.stride
-    level0_per_px = job.grid.downsample * opts.stride
-    geometry = {
-        "slide": job.info.path,
-        "level": job.level,
-        "level0_per_pixel": level0_per_px,
-        "mpp": heat_mpp,
-    }
-    write_heatmap_tiff(wd / "heatmap.tif", np.asarray(heat), heat_mpp, geometry)
-    (wd / "overview.png").write_bytes(overview_png(job.thumb, job.tissue, np.asarray(heat)))
-    slide, info = open_slide(job.info.path)
-    top = sorted(job.top, key=lambda t: t[:2], reverse=True)
-    tiles = [
-        read_region(slide, info, *job.grid.level0(np.array([[x, y]]))[0], job.level, opts.tile)
-        for *_, x, y, _ in top
-    ]
-    caps = [f"p={s:.2f} map={m:.2f}" for s, m, *_ in top]
-    (wd / "top_tiles.png").write_bytes(top_tiles_png(tiles, [t[4] for t in top], caps))
-    pq.write_table(pa.Table.from_pylist(job.records) if job.records else pa.table({}), wd / "tiles.parquet")
-
-    covered = np.asarray(heat) > 0
-    summary: dict[str, Any] = {
-        "slide": info.name,
-        "path": info.path,
-        "backend": info.backend,
-        "level": job.level,
-        "level_size": [job.grid.width, job.grid.height],
-        "downsample": job.grid.downsample,
-        "mpp": info.level_mpp(job.level),
-        "heatmap": {
-            "size": [heat.shape[1], heat.shape[0]],
-            "level0_per_pixel": level0_per_px,
-            "mpp": heat_mpp,
-        },
-        "tile": opts.tile,
-        "overlap": opts.overlap,
-        "tiles": len(job.records),
-        "tiles_on_grid": int(len(job.grid.all_positions())),
-        "tissue_fraction": float(job.tissue.mean()),
-        "heat_mean_on_tissue": float(np.asarray(heat)[covered].mean() / 255.0) if covered.any() else 0.0,
-        "method": ck.method,
-        "normalization": ck.meta.get("normalization", "minmax"),
-        "map_class": class_names[score_class] if opts.cam_class else "predicted",
-        "score_class": class_names[score_class] if class_names else None,
-        "seconds_shared": elapsed,
-        "tiles_per_s_all_slides": total / elapsed if elapsed else None,
-    }
-    if job.records and "pred" in job.records[0]:
-        key = f"prob_{class_names[score_class]}"
-        p = np.array([r[key] for r in job.records])
-        summary.update(
-            score_mean=float(p.mean()),
-            score_max=float(p.max()),
-            positive_tile_fraction=float((p >= 0.5).mean()),
-        )
-    mask_path = find_mask(info, opts.masks) if opts.masks else None
-    if opts.masks and mask_path is None:
-        summary["mask"] = None
-    if mask_path:
-        mask = read_mask(mask_path, heat.shape)
-        summary["mask"] = mask_path
-        if mask.any():
-            summary["pxap"] = pxap(np.asarray(heat, np.float32)[None] / 255.0, mask[None])
-            summary["roi_prior"] = float(mask.mean() * 100.0)
-    write_json_atomic(wd / "summary.json", summary)
-    del heat
-    for f in ("heat.npy", "sum.npy", "weight.npy"):
-        (wd / f).unlink(missing_ok=True)
-    _replace_dir(wd, Path(opts.out) / info.name)
-    return summary
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Rename `src` to `dst`; an existing `dst` (--overwrite) is moved aside first and removed after."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(temporary_prefix(dst) + "old")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _log_mlflow(report: dict[str, Any], out: Path) -> None:
-    """One MLflow run of kind `inference`: options as params, per-slide metrics, summaries and overviews."""
-    from pixelcam.tracking import RunKind, slide_metric, start_run
-
-    opts = report["options"]
-    params = {k: v for k, v in opts.items() if k not in ("masks",)}
-    params.update(method=report["method"], checkpoint=report["checkpoint"], slides=len(report["slides"]))
-    run = start_run(RunKind.INFERENCE, f"predict-{out.name}", experiment="pixelcam-inference", params=params)
-    metrics = {"tiles": report["tiles"], "failed_slides": len(report["failed"])}
-    if report["tiles_per_s"]:
-        metrics["tiles_per_s"] = report["tiles_per_s"]
-    for name, s in report["slides"].items():
-        if "error" in s:
-            continue
-        for key in ("tiles", "score_mean", "positive_tile_fraction", "pxap", "roi_prior"):
-            if s.get(key) is not None:
-                metrics[slide_metric(key, name)] = s[key]
-        for f in ("overview.png", "top_tiles.png", "summary.json"):
-            if (out / name / f).exists():
-                run.data((out / name / f).read_bytes(), f"slides/{name}/{f}")
-    run.metrics(metrics)
-    run.data((out / SUMMARY).read_bytes(), SUMMARY)
-    run.data((out / DASHBOARD).read_bytes(), DASHBOARD)
-    run.finish(
-        "FAILED" if report["failed"] and len(report["failed"]) == len(report["slides"]) else "FINISHED"
-    )

@@ -184,7 +184,9 @@ def _dashboard_in_chromium(out: Path, tmp_path: Path) -> None:
 
 
 def test_a_tile_that_fails_mid_pipeline_fails_its_slide_only(tmp_path: Path):
-    from pixelcam.evaluation.slides.predict import SlideJob, _consume, _finish
+    from pixelcam.evaluation.slides.options import SlideJob
+    from pixelcam.evaluation.slides.outputs import finish_slide
+    from pixelcam.evaluation.slides.predict import _consume
 
     def job(i: int) -> SlideJob:
         from pixelcam.evaluation.slides.reader import SlideInfo
@@ -230,4 +232,4 @@ def test_a_tile_that_fails_mid_pipeline_fails_its_slide_only(tmp_path: Path):
     assert jobs[0].error is None and len(jobs[0].records) == 1
     assert "cannot be read" in jobs[1].error and len(jobs[1].records) == 0  # later rows of s1 are dropped
     with pytest.raises(SlideError, match="s1.tif: tile at level-0"):
-        _finish(jobs[1], None, None, [], 1, 3, 1.0)
+        finish_slide(jobs[1], None, None, [], 1, 3, 1.0)

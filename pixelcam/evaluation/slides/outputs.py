@@ -1,0 +1,188 @@
+"""A slide's outputs, written once its tiles are in: heatmap TIFF, overview and top-tile PNGs, tile Parquet,
+summary JSON (with the slide-level PxAP against a mask), renamed into place as one directory; and the
+MLflow run of kind `inference` over a whole `predict`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixelcam.errors import SlideError
+from pixelcam.evaluation.slides.options import PredictOptions, SlideJob
+from pixelcam.evaluation.slides.reader import SlideInfo, open_slide, read_region, slide_name
+from pixelcam.io import temporary_prefix, write_json_atomic
+
+SUMMARY = "predict.json"
+DASHBOARD = "slides.html"
+
+
+def find_mask(slide: SlideInfo, masks: Sequence[str]) -> str | None:
+    """The mask of `slide` among `masks`: the file whose name (without extension) is the slide's name, or
+    the slide's name + `_mask` / `.mask` / `_tumor`."""
+    wanted = {slide.name + s for s in ("", "_mask", ".mask", "_tumor", "-mask")}
+    for m in masks:
+        if slide_name(m) in wanted:
+            return m
+    return None
+
+
+def read_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
+    """bool (H, W) = `shape`: a binary mask image or (pyramidal) TIFF, nearest-resized to the heatmap."""
+    from PIL import Image
+
+    try:
+        try:
+            slide, info = open_slide(path)
+            lvl = int(np.argmin([abs(w - shape[1]) for w, _ in info.dimensions]))
+            w, h = info.dimensions[lvl]
+            arr = np.asarray(slide.read_region((0, 0), lvl, (w, h)))
+            arr = arr[..., 0] if arr.ndim == 3 else arr
+        except SlideError:  # a plain image (PNG, single-level TIFF)
+            Image.MAX_IMAGE_PIXELS = None
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("L"))
+    except (OSError, ValueError) as exc:
+        raise SlideError(f"{path}: mask cannot be read ({type(exc).__name__}: {exc})") from None
+    img = Image.fromarray((arr > 0).astype(np.uint8) * 255)
+    return np.asarray(img.resize((shape[1], shape[0]), Image.NEAREST)) > 0
+
+
+def finish_slide(
+    job: SlideJob,
+    opts: PredictOptions,
+    ck: Any,
+    class_names: list[str],
+    score_class: int,
+    total: int,
+    elapsed: float,
+) -> dict[str, Any]:
+    """Write the slide's outputs into its working directory, then rename it to OUT/NAME."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pixelcam.evaluation.slides.heatmap import write_heatmap_tiff
+    from pixelcam.evaluation.slides.overview import overview_png, top_tiles_png
+    from pixelcam.metrics.pxap import pxap
+
+    if job.error:
+        raise SlideError(job.error)
+    if len(job.records) != len(job.positions):
+        raise SlideError(f"{job.info.path}: {len(job.records)} of {len(job.positions)} tiles came back")
+    wd = job.workdir
+    heat = np.lib.format.open_memmap(wd / "heat.npy", "w+", np.uint8, job.stitcher.shape)
+    job.stitcher.finish(heat, job.tissue, job.tissue_scale)
+    heat_mpp = job.info.level_mpp(job.level)
+    heat_mpp = None if heat_mpp is None else heat_mpp * opts.stride
+    level0_per_px = job.grid.downsample * opts.stride
+    geometry = {
+        "slide": job.info.path,
+        "level": job.level,
+        "level0_per_pixel": level0_per_px,
+        "mpp": heat_mpp,
+    }
+    write_heatmap_tiff(wd / "heatmap.tif", np.asarray(heat), heat_mpp, geometry)
+    (wd / "overview.png").write_bytes(overview_png(job.thumb, job.tissue, np.asarray(heat)))
+    slide, info = open_slide(job.info.path)
+    top = sorted(job.top, key=lambda t: t[:2], reverse=True)
+    tiles = [
+        read_region(slide, info, *job.grid.level0(np.array([[x, y]]))[0], job.level, opts.tile)
+        for *_, x, y, _ in top
+    ]
+    caps = [f"p={s:.2f} map={m:.2f}" for s, m, *_ in top]
+    (wd / "top_tiles.png").write_bytes(top_tiles_png(tiles, [t[4] for t in top], caps))
+    pq.write_table(pa.Table.from_pylist(job.records) if job.records else pa.table({}), wd / "tiles.parquet")
+
+    covered = np.asarray(heat) > 0
+    summary: dict[str, Any] = {
+        "slide": info.name,
+        "path": info.path,
+        "backend": info.backend,
+        "level": job.level,
+        "level_size": [job.grid.width, job.grid.height],
+        "downsample": job.grid.downsample,
+        "mpp": info.level_mpp(job.level),
+        "heatmap": {
+            "size": [heat.shape[1], heat.shape[0]],
+            "level0_per_pixel": level0_per_px,
+            "mpp": heat_mpp,
+        },
+        "tile": opts.tile,
+        "overlap": opts.overlap,
+        "tiles": len(job.records),
+        "tiles_on_grid": int(len(job.grid.all_positions())),
+        "tissue_fraction": float(job.tissue.mean()),
+        "heat_mean_on_tissue": float(np.asarray(heat)[covered].mean() / 255.0) if covered.any() else 0.0,
+        "method": ck.method,
+        "normalization": ck.meta.get("normalization", "minmax"),
+        "map_class": class_names[score_class] if opts.cam_class else "predicted",
+        "score_class": class_names[score_class] if class_names else None,
+        "seconds_shared": elapsed,
+        "tiles_per_s_all_slides": total / elapsed if elapsed else None,
+    }
+    if job.records and "pred" in job.records[0]:
+        key = f"prob_{class_names[score_class]}"
+        p = np.array([r[key] for r in job.records])
+        summary.update(
+            score_mean=float(p.mean()),
+            score_max=float(p.max()),
+            positive_tile_fraction=float((p >= 0.5).mean()),
+        )
+    mask_path = find_mask(info, opts.masks) if opts.masks else None
+    if opts.masks and mask_path is None:
+        summary["mask"] = None
+    if mask_path:
+        mask = read_mask(mask_path, heat.shape)
+        summary["mask"] = mask_path
+        if mask.any():
+            summary["pxap"] = pxap(np.asarray(heat, np.float32)[None] / 255.0, mask[None])
+            summary["roi_prior"] = float(mask.mean() * 100.0)
+    write_json_atomic(wd / "summary.json", summary)
+    del heat
+    for f in ("heat.npy", "sum.npy", "weight.npy"):
+        (wd / f).unlink(missing_ok=True)
+    replace_dir(wd, Path(opts.out) / info.name)
+    return summary
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Rename `src` to `dst`; an existing `dst` (--overwrite) is moved aside first and removed after."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(temporary_prefix(dst) + "old")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def log_mlflow(report: dict[str, Any], out: Path) -> None:
+    """One MLflow run of kind `inference`: options as params, per-slide metrics, summaries and overviews."""
+    from pixelcam.tracking import RunKind, slide_metric, start_run
+
+    opts = report["options"]
+    params = {k: v for k, v in opts.items() if k not in ("masks",)}
+    params.update(method=report["method"], checkpoint=report["checkpoint"], slides=len(report["slides"]))
+    run = start_run(RunKind.INFERENCE, f"predict-{out.name}", experiment="pixelcam-inference", params=params)
+    metrics = {"tiles": report["tiles"], "failed_slides": len(report["failed"])}
+    if report["tiles_per_s"]:
+        metrics["tiles_per_s"] = report["tiles_per_s"]
+    for name, s in report["slides"].items():
+        if "error" in s:
+            continue
+        for key in ("tiles", "score_mean", "positive_tile_fraction", "pxap", "roi_prior"):
+            if s.get(key) is not None:
+                metrics[slide_metric(key, name)] = s[key]
+        for f in ("overview.png", "top_tiles.png", "summary.json"):
+            if (out / name / f).exists():
+                run.data((out / name / f).read_bytes(), f"slides/{name}/{f}")
+    run.metrics(metrics)
+    run.data((out / SUMMARY).read_bytes(), SUMMARY)
+    run.data((out / DASHBOARD).read_bytes(), DASHBOARD)
+    run.finish(
+        "FAILED" if report["failed"] and len(report["failed"]) == len(report["slides"]) else "FINISHED"
+    )
