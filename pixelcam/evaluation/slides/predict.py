@@ -72,9 +72,7 @@ def predict_slides(
     """Run `opts.checkpoint` over `slides`; returns (and writes to OUT/predict.json) {options, slides:
     {name: summary or {"error": ...}}, failed: [...]}. Raises only for errors that concern every slide
     (checkpoint, options); a slide's own failure is recorded and the others go on."""
-    from pixelcam.evaluation.slides.pipeline import Resources, run_tiles
     from pixelcam.train.checkpoint import load_checkpoint, resolve_checkpoint_dir
-    from pixelcam.train.cluster import init_ray
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if not slides:
@@ -94,57 +92,30 @@ def predict_slides(
 
     results: dict[str, Any] = {}
     jobs: list[SlideJob] = []
-    for path in slides:
-        try:
-            job = _prepare(len(jobs), path, opts, out)
-        except SlideError as exc:
-            results[slide_name(path)] = {"path": str(path), "error": str(exc)}
-            log(f"predict: skipped {path}: {exc}")
-            continue
-        jobs.append(job)
-        log(
-            f"predict: {job.info.name}: level {job.level} ({job.grid.width}x{job.grid.height} px), "
-            f"{len(job.positions)} tiles on tissue of {len(job.grid.all_positions())}"
-        )
-
-    elapsed = first_batch_s = 0.0
-    total = sum(len(j.positions) for j in jobs)
-    if total:
-        import ray
-
-        init_ray(quiet=True)
-        res = Resources.plan(opts.actors, opts.gpus_per_actor, opts.cpus_per_actor, ray.cluster_resources())
-        start = time.perf_counter()
-        done, shown = 0, -1
-        batches = run_tiles(
-            [j.info.path for j in jobs],
-            [(j.index, j.level, j.positions, j.grid.level0(j.positions), j.tissue_fractions) for j in jobs],
-            checkpoint,
-            tile=opts.tile,
-            stride=opts.stride,
-            batch_size=opts.batch_size,
-            resources=res,
-            precision=opts.precision,
-            cam_class=cam_class,
-        )
-        for batch in batches:
-            if not done:  # Ray Data's start-up, the actors' model loading and the first batch
-                first_batch_s = time.perf_counter() - start
-            _consume(batch, jobs, class_names, score_class, opts.top_k)
-            done += len(batch["slide"])
-            if 10 * done // total > shown:
-                shown = 10 * done // total
-                rate = done / max(time.perf_counter() - start, 1e-9)
-                log(f"predict: {done}/{total} tiles ({rate:.1f} tiles/s)")
-        elapsed = time.perf_counter() - start
-    for job in jobs:
-        try:
-            results[job.info.name] = finish_slide(job, opts, ck, class_names, score_class, total, elapsed)
-            log(f"predict: {job.info.name}: wrote {out / job.info.name}")
-        except SlideError as exc:
-            results[job.info.name] = {"path": job.info.path, "error": str(exc)}
-            log(f"predict: failed {job.info.path}: {exc}")
-        finally:
+    try:  # whatever stops the run (an error, Ctrl-C, SIGTERM), no working directory is left behind
+        for path in slides:
+            try:
+                job = _prepare(len(jobs), path, opts, out)
+            except SlideError as exc:
+                results[slide_name(path)] = {"path": str(path), "error": str(exc)}
+                log(f"predict: skipped {path}: {exc}")
+                continue
+            jobs.append(job)
+            log(
+                f"predict: {job.info.name}: level {job.level} ({job.grid.width}x{job.grid.height} px), "
+                f"{len(job.positions)} tiles on tissue of {len(job.grid.all_positions())}"
+            )
+        total = sum(len(j.positions) for j in jobs)
+        elapsed, first_batch_s = _stream(jobs, opts, checkpoint, class_names, cam_class, score_class, log)
+        for job in jobs:
+            try:
+                results[job.info.name] = finish_slide(job, opts, ck, class_names, score_class, total, elapsed)
+                log(f"predict: {job.info.name}: wrote {out / job.info.name}")
+            except SlideError as exc:
+                results[job.info.name] = {"path": job.info.path, "error": str(exc)}
+                log(f"predict: failed {job.info.path}: {exc}")
+    finally:
+        for job in jobs:
             job.stitcher.close()
             shutil.rmtree(job.workdir, ignore_errors=True)
     failed = sorted(n for n, r in results.items() if "error" in r)
@@ -153,9 +124,9 @@ def predict_slides(
         "checkpoint": checkpoint,
         "method": ck.method,
         "class_names": class_names,
-        "tiles": total,
+        "tiles": sum(len(j.positions) for j in jobs),
         "seconds": elapsed,
-        "tiles_per_s": total / elapsed if elapsed else None,
+        "tiles_per_s": sum(len(j.positions) for j in jobs) / elapsed if elapsed else None,
         "first_batch_s": first_batch_s,
         "slides": results,
         "failed": failed,
@@ -167,6 +138,52 @@ def predict_slides(
     if opts.mlflow:
         log_mlflow(report, out)
     return report
+
+
+def _stream(
+    jobs: list[SlideJob],
+    opts: PredictOptions,
+    checkpoint: str,
+    class_names: list[str],
+    cam_class: int | None,
+    score_class: int,
+    log: Callable[[str], None],
+) -> tuple[float, float]:
+    """Every job's tiles through the Ray Data pipeline, stitched as batches arrive; returns (seconds from
+    the pipeline's start to its last batch, seconds to its first batch)."""
+    from pixelcam.evaluation.slides.pipeline import Resources, run_tiles
+    from pixelcam.train.cluster import init_ray
+
+    total = sum(len(j.positions) for j in jobs)
+    if not total:
+        return 0.0, 0.0
+    import ray
+
+    init_ray(quiet=True)
+    res = Resources.plan(opts.actors, opts.gpus_per_actor, opts.cpus_per_actor, ray.cluster_resources())
+    start = time.perf_counter()
+    done, shown, first_batch_s = 0, -1, 0.0
+    batches = run_tiles(
+        [j.info.path for j in jobs],
+        [(j.index, j.level, j.positions, j.grid.level0(j.positions), j.tissue_fractions) for j in jobs],
+        checkpoint,
+        tile=opts.tile,
+        stride=opts.stride,
+        batch_size=opts.batch_size,
+        resources=res,
+        precision=opts.precision,
+        cam_class=cam_class,
+    )
+    for batch in batches:
+        if not done:  # Ray Data's start-up, the actors' model loading and the first batch
+            first_batch_s = time.perf_counter() - start
+        _consume(batch, jobs, class_names, score_class, opts.top_k)
+        done += len(batch["slide"])
+        if 10 * done // total > shown:
+            shown = 10 * done // total
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            log(f"predict: {done}/{total} tiles ({rate:.1f} tiles/s)")
+    return time.perf_counter() - start, first_batch_s
 
 
 def _consume(
