@@ -104,7 +104,7 @@ def cluster(tmp_path: Path):
         address = f"http://127.0.0.1:{dash}"
         wait_for(
             lambda: urllib.request.urlopen(f"http://127.0.0.1:{mlf}/health", timeout=2).status == 200,
-            "mlflow server", 90, server, mlflow_log,
+            "mlflow server", 240, server, mlflow_log,
         )  # fmt: skip
         # clients run as subprocesses, as a user's would: Ray reads RAY_AUTH_MODE once per process
         wait_for(
@@ -112,7 +112,7 @@ def cluster(tmp_path: Path):
                 [str(BIN / "ray"), "job", "list", "--address", address],
                 env=env, capture_output=True, timeout=60,
             ).returncode == 0,
-            "ray head", 120, head, ray_log,
+            "ray head", 240, head, ray_log,
         )  # fmt: skip
         # the job API answers before the node's job agent has registered ("No available agent to submit
         # job, please try again later"): wait until a trivial job is accepted
@@ -121,7 +121,7 @@ def cluster(tmp_path: Path):
                 [str(BIN / "ray"), "job", "submit", "--address", address, "--no-wait", "--", "true"],
                 env=env, capture_output=True, timeout=60,
             ).returncode == 0,
-            "ray job agent", 120, head, ray_log,
+            "ray job agent", 240, head, ray_log,
         )  # fmt: skip
         # secure defaults: both servers listen on loopback only
         assert listening_hosts(dash) == {"127.0.0.1"} and listening_hosts(mlf) == {"127.0.0.1"}

@@ -44,7 +44,7 @@ def start_server(tmp_path: Path, port: int, log: Path) -> subprocess.Popen:
         )  # fmt: skip
     wait_for(
         lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200,
-        "mlflow server", 90, server, log,
+        "mlflow server", 240, server, log,
     )  # fmt: skip
     return server
 
