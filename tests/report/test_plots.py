@@ -141,3 +141,20 @@ def test_paired_rows_carry_per_image_means_and_a_verdict():
         assert row["verdict"] in {"PixelCAM better", "baseline better", "not significant"} or row[
             "verdict"
         ].startswith("mixed")
+
+
+def test_gallery_mixes_models_evaluated_at_different_sizes():
+    """SAT trains at 128 px next to CNNs at 144 px: each model's map goes over its own copy of the image (the
+    science study's dashboard failed on the broadcast before)."""
+    from pixelcam.report.plots import cam_gallery
+
+    rec = records()
+    rng = np.random.default_rng(1)
+    small = rec.evaluation("pixelcam-cam", "colon").gallery["lymph"]
+    small.update(
+        image=rng.integers(0, 255, (4, 12, 12, 3), dtype=np.uint8),
+        mask=(rng.random((4, 12, 12)) > 0.7).astype(np.uint8),
+        map=rng.random((4, 12, 12)).astype(np.float16),
+    )
+    png = cam_gallery(rec, "colon", "lymph")
+    assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
