@@ -261,8 +261,8 @@ def cam_gallery(rec: StudyRecords, source: str, target: str) -> bytes | None:
         ]
         for label in models:
             g = rec.evaluation(label, source).gallery[target]
-            # over the model's own copy of the image: models trained at another `resize` (SAT at 128 px next to
-            # CNNs at 144) have their gallery, and maps, at their own size
+            # over the model's own copy of the image: models trained at another `resize` (SAT at 128 px next
+            # to CNNs at 144) have their gallery, and maps, at their own size
             panels.append((label, 0.55 * _heat(g["map"][r]) + 0.45 * g["image"][r] / 255.0))
         for c, (title, arr) in enumerate(panels):
             ax = fig.add_subplot(n, cols, r * cols + c + 1)

@@ -16,8 +16,6 @@ import numpy as np
 
 from pixelcam.errors import ConfigError, SlideError
 
-ROWS_PER_BLOCK = 256  # tile rows per input block: the unit Ray Data hands to one read task
-
 _OPEN: dict[str, tuple[Any, Any]] = {}  # slides opened by this worker process (tasks reuse their worker)
 
 
@@ -144,8 +142,10 @@ class Resources:
         return cls(actors, float(cpus), float(gpus_per_actor), 0.25, max(1, round(cpus)))
 
 
-def tile_table(jobs: Sequence[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]) -> list[Any]:
-    """Arrow tables of ROWS_PER_BLOCK rows (slide, level, x, y, x0, y0, tissue) from (slide index, level,
+def tile_table(
+    jobs: Sequence[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]], rows_per_block: int
+) -> list[Any]:
+    """Arrow tables of `rows_per_block` rows (slide, level, x, y, x0, y0, tissue) from (slide index, level,
     level positions (N, 2), level-0 positions (N, 2), tissue fractions (N,)) per slide: the input blocks."""
     import pyarrow as pa
 
@@ -161,7 +161,7 @@ def tile_table(jobs: Sequence[tuple[int, int, np.ndarray, np.ndarray, np.ndarray
         cols["y0"].append(pos0[:, 1])
         cols["tissue"].append(np.asarray(tissue, np.float32))
     table = pa.table({k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in cols.items()})
-    return [table.slice(i, ROWS_PER_BLOCK) for i in range(0, max(table.num_rows, 1), ROWS_PER_BLOCK)]
+    return [table.slice(i, rows_per_block) for i in range(0, max(table.num_rows, 1), rows_per_block)]
 
 
 def run_tiles(
@@ -179,7 +179,9 @@ def run_tiles(
     """Stream the model's output batches over every tile of `jobs` (any order)."""
     import ray
 
-    ds = ray.data.from_arrow(tile_table(jobs))
+    # one block per batch: a read task per batch, so reads overlap inference, every actor gets work and
+    # results stream back batch by batch (one block of a whole small slide ran read, then model, serially)
+    ds = ray.data.from_arrow(tile_table(jobs, batch_size))
     ds = ds.map_batches(
         read_tiles,
         fn_kwargs={"paths": list(paths), "tile": tile},

@@ -75,7 +75,8 @@ def test_resources_leave_cpu_for_reads_and_refuse_what_cannot_run():
 def test_tile_table_cuts_blocks_and_keeps_every_tile():
     pos = np.arange(600 * 2).reshape(600, 2)
     blocks = tile_table(
-        [(0, 1, pos[:300], pos[:300] * 2, np.ones(300)), (1, 0, pos[300:], pos[300:], np.ones(300))]
+        [(0, 1, pos[:300], pos[:300] * 2, np.ones(300)), (1, 0, pos[300:], pos[300:], np.ones(300))], 32
     )
-    assert sum(b.num_rows for b in blocks) == 600 and max(b.num_rows for b in blocks) == 256
+    assert sum(b.num_rows for b in blocks) == 600 and max(b.num_rows for b in blocks) == 32
+    assert len(blocks) == 19  # 600 / 32, rounded up
     assert blocks[-1].column("slide")[-1].as_py() == 1 and blocks[0].column("x0")[1].as_py() == 4
