@@ -42,6 +42,7 @@ class SlideJob:
     """A slide prepared for the pipeline (its stitcher and tile records fill as batches arrive)."""
 
     index: int
+    handle: Any  # the open slide (tiffslide/openslide), kept for the top tiles read after the pipeline
     info: SlideInfo
     level: int
     grid: TileGrid

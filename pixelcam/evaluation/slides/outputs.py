@@ -87,7 +87,7 @@ def finish_slide(
     }
     write_heatmap_tiff(wd / "heatmap.tif", np.asarray(heat), heat_mpp, geometry)
     (wd / "overview.png").write_bytes(overview_png(job.thumb, job.tissue, np.asarray(heat)))
-    slide, info = open_slide(job.info.path)
+    slide, info = job.handle, job.info
     top = sorted(job.top, key=lambda t: t[:2], reverse=True)
     tiles = [
         read_region(slide, info, *job.grid.level0(np.array([[x, y]]))[0], job.level, opts.tile)

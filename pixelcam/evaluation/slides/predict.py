@@ -53,7 +53,7 @@ def _prepare(index: int, path: str, opts: PredictOptions, out: Path) -> SlideJob
     workdir = Path(out / (temporary_prefix(target) + "work"))
     if workdir.exists():
         shutil.rmtree(workdir)
-    job = SlideJob(index, info, level, grid, positions, fractions, thumb, tissue, scale, workdir)
+    job = SlideJob(index, slide, info, level, grid, positions, fractions, thumb, tissue, scale, workdir)
     job.stitcher = Stitcher(grid, opts.stride, workdir)
     return job
 
@@ -190,10 +190,9 @@ def _consume(
     batch: dict[str, np.ndarray], jobs: list[SlideJob], class_names: list[str], score_class: int, top_k: int
 ) -> None:
     """Stitch one output batch into its slides and keep tile records and the top-k tiles."""
-    by_index = {j.index: j for j in jobs}
     probs = batch["probs"]
     for i in range(len(batch["slide"])):
-        job = by_index[int(batch["slide"][i])]
+        job = jobs[int(batch["slide"][i])]  # a job's index is its place in `jobs`
         if job.error:
             continue
         if batch["error"][i]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from pixelcam.data.png import decode_image, decode_mask
 from pixelcam.data.reader import PatchDataset, as_dataset
+from pixelcam.io import temporary_prefix
 
 TIFF_TILE = 256
 MPP = 0.5
@@ -130,7 +131,7 @@ def _write_pyramid(
     import tifffile
 
     base = base or size
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(temporary_prefix(path) + "write")  # a killed write is cleaned by the io service
     opts = {
         "tile": (TIFF_TILE, TIFF_TILE),
         "compression": "jpeg" if rgb else "zlib",

@@ -197,6 +197,7 @@ def test_a_tile_that_fails_mid_pipeline_fails_its_slide_only(tmp_path: Path):
         pos = grid.all_positions()
         j = SlideJob(
             i,
+            None,
             info,
             0,
             grid,
