@@ -19,11 +19,89 @@ from pixelcam.evaluation.evaluate import eval_size_of
 from pixelcam.metrics import pxap, separability_index
 from pixelcam.metrics.pxap import at_eval_size
 from pixelcam.train.checkpoint import load_checkpoint
-from pixelcam.train.data import check_splits, iter_split
+from pixelcam.train.data import EvalBatch, check_splits, iter_split
+from pixelcam.train.steps import evaluate_batches
 from pixelcam.train.transforms import unnormalize
 
 
-@torch.no_grad()
+class DetailsCollector:
+    """Per-image details and the gallery of one domain, fed batch by batch by `evaluate_batches(observe=)`
+    with the maps it computed anyway (no second model pass). J needs the backbone's features F: they are
+    caught by a forward hook on `model.backbone` during that pass, or computed again when the model's
+    backbone is a view that the pass does not call (the U-Net)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        domain: str,
+        split: str,
+        eval_size: int | str,
+        per_class: int = 2,
+        num_bins: int = 1000,
+    ) -> None:
+        self.model, self.domain, self.split = model, domain, split
+        self.eval_size, self.per_class, self.num_bins = eval_size, per_class, num_bins
+        self.ids: list[str] = []
+        self.labels: list[int] = []
+        self.scores: list[float] = []
+        self.js: list[float] = []
+        self.picked: dict[int, int] = {}
+        self.gal: dict[str, list] = {"image": [], "mask": [], "map": [], "label": [], "image_id": []}
+        self._features: torch.Tensor | None = None
+        backbone = model.backbone
+        self._hook = (
+            backbone.register_forward_hook(self._catch) if isinstance(backbone, torch.nn.Module) else None
+        )
+
+    def _catch(self, _module: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        self._features = output.detach()
+
+    @torch.no_grad()
+    def __call__(self, batch: EvalBatch, logits: torch.Tensor, maps: torch.Tensor) -> None:
+        features, self._features = self._features, None
+        if features is None or features.shape[0] != len(batch.labels):
+            features = self.model.backbone(batch.images.to(next(self.model.parameters()).device))
+        features = features.float().cpu()
+        rgb = (unnormalize(batch.images.cpu()).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        for i, mask in enumerate(batch.masks):
+            label = int(batch.labels[i])
+            self.ids.append(batch.image_ids[i])
+            self.labels.append(label)
+            has_both = mask is not None and 0 < int(mask.sum()) < mask.size
+            if has_both:
+                m, g = at_eval_size(maps[i], torch.from_numpy(mask), self.eval_size)
+                self.scores.append(pxap([m], [g], self.num_bins))
+            else:
+                self.scores.append(float("nan"))
+            self.js.append(separability_index(features[i], mask) if has_both else float("nan"))
+            if self.picked.get(label, 0) < self.per_class:
+                self.picked[label] = self.picked.get(label, 0) + 1
+                size = maps.shape[-2:]
+                m = mask if mask is not None else np.zeros(size, np.uint8)
+                m = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None].float(), size=size)[0, 0]
+                self.gal["image"].append(rgb[i])
+                self.gal["mask"].append(m.numpy().astype(np.uint8))
+                self.gal["map"].append(maps[i].numpy().astype(np.float16))
+                self.gal["label"].append(label)
+                self.gal["image_id"].append(batch.image_ids[i])
+
+    def result(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(details, gallery); removes the hook."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        details = {
+            "domain": self.domain,
+            "split": self.split,
+            "image_ids": self.ids,
+            "labels": self.labels,
+            "pxap": self.scores,
+            "j": self.js,
+        }
+        gallery = {k: np.stack(v) if v else np.zeros((0,)) for k, v in self.gal.items()}
+        return details, gallery
+
+
 def image_details(
     checkpoint: str | Path,
     data: PatchDataset | str | Path,
@@ -33,7 +111,8 @@ def image_details(
     batch_size: int = 32,
     num_bins: int = 1000,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(details, gallery) of one checkpoint on one domain's split.
+    """(details, gallery) of one checkpoint on one domain's split (`evaluate_with_details` gets them with the
+    metrics from one pass).
 
     details: image_ids, labels, pxap (NaN where the mask is all FG or all BG: AP is undefined), j (NaN
     likewise).
@@ -44,38 +123,14 @@ def image_details(
     model = ck.build_model().eval()
     ds = as_dataset(data)
     check_splits(ds, domain, (split,), where="target")
-    eval_size = eval_size_of(ck.meta)
-    ids, labels, scores, js = [], [], [], []
-    picked: dict[int, int] = {}
-    gal: dict[str, list] = {"image": [], "mask": [], "map": [], "label": [], "image_id": []}
-    for batch in iter_split(ds, domain, split, int(ck.meta["resize"]), batch_size):
-        features = model.backbone(batch.images)
-        maps = model.cam(batch.images, batch.labels)
-        rgb = (unnormalize(batch.images).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-        for i, mask in enumerate(batch.masks):
-            label = int(batch.labels[i])
-            ids.append(batch.image_ids[i])
-            labels.append(label)
-            has_both = mask is not None and 0 < int(mask.sum()) < mask.size
-            if has_both:
-                m, g = at_eval_size(maps[i], torch.from_numpy(mask), eval_size)
-                scores.append(pxap([m], [g], num_bins))
-            else:
-                scores.append(float("nan"))
-            js.append(separability_index(features[i], mask) if has_both else float("nan"))
-            if picked.get(label, 0) < per_class:
-                picked[label] = picked.get(label, 0) + 1
-                size = maps.shape[-2:]
-                m = mask if mask is not None else np.zeros(size, np.uint8)
-                m = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None].float(), size=size)[0, 0]
-                gal["image"].append(rgb[i])
-                gal["mask"].append(m.numpy().astype(np.uint8))
-                gal["map"].append(maps[i].numpy().astype(np.float16))
-                gal["label"].append(label)
-                gal["image_id"].append(batch.image_ids[i])
-    details = {"domain": domain, "split": split, "image_ids": ids, "labels": labels, "pxap": scores, "j": js}
-    gallery = {k: np.stack(v) if v else np.zeros((0,)) for k, v in gal.items()}
-    return details, gallery
+    collector = DetailsCollector(model, domain, split, eval_size_of(ck.meta), per_class, num_bins)
+    evaluate_batches(
+        model,
+        iter_split(ds, domain, split, int(ck.meta["resize"]), batch_size),
+        localization=False,
+        observe=collector,
+    )
+    return collector.result()
 
 
 def gallery_bytes(gallery: dict[str, np.ndarray]) -> bytes:

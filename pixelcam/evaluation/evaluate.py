@@ -36,6 +36,26 @@ def evaluate(
 ) -> dict[str, Any]:
     """Report dict: checkpoint, method, source, tau, normalization, precision, results {domain: {pxap, cl,
     ...}}. `precision`: autocast dtype (default: the run's own, from its config)."""
+    return evaluate_with_details(
+        checkpoint, data, domains, split, batch_size, device, num_bins, precision, 0
+    )[0]
+
+
+def evaluate_with_details(
+    checkpoint: str | Path,
+    data: PatchDataset | str | Path,
+    domains: Sequence[str] | None = None,
+    split: str = "test",
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    num_bins: int = 1000,
+    precision: str | None = None,
+    per_class: int | None = 2,
+) -> tuple[dict[str, Any], dict[str, tuple[dict[str, Any], dict[str, Any]]]]:
+    """(`evaluate`'s report, {domain: (details, gallery)} as `evaluation.details.image_details` gives them),
+    from one model pass per image. `per_class` None or 0: no details (an empty dict)."""
+    from pixelcam.evaluation.details import DetailsCollector
+
     ck = load_checkpoint(checkpoint)
     config = ck.meta.get("config", {})
     num = precision_of({**config, **({"precision": precision} if precision else {})}, device)
@@ -50,7 +70,7 @@ def evaluate(
             f"{ds.location} (hash {ds.hash[:12]}) is not the dataset {ck.path} was trained and selected on "
             f"(hash {trained_on[:12]}): tau and any in-domain reading come from other data"
         )
-    results = {}
+    results, details = {}, {}
     for domain in domains:
         check_splits(ds, domain, (split,), where="target")
         names = ds.class_names(domain)
@@ -59,6 +79,11 @@ def evaluate(
                 f"{ck.path}: trained on classes {ck.meta['class_names']}, but domain {domain!r} of "
                 f"{ds.location} has {len(names)}: {names}"
             )
+        collector = (
+            DetailsCollector(model, domain, split, eval_size_of(ck.meta), per_class, num_bins)
+            if per_class
+            else None
+        )
         px, acc = evaluate_batches(
             model,
             iter_split(ds, domain, split, ck.meta["resize"], batch_size),
@@ -66,11 +91,14 @@ def evaluate(
             num_bins,
             eval_size=eval_size_of(ck.meta),
             precision=num,
+            observe=collector,
         )
+        if collector is not None:
+            details[domain] = collector.result()
         row = {"pxap": px.compute(), "cl": acc.compute(), "images": int(acc.total)}
         row.update({k: v for k, v in confusion_rates(px, tau).as_dict().items() if k != "tau"})
         results[domain] = row
-    return {
+    report = {
         "checkpoint": str(ck.path),
         "method": ck.method,
         "backbone": ck.meta["backbone"],
@@ -85,6 +113,7 @@ def evaluate(
         "results": results,
         "warnings": warnings,
     }
+    return report, details
 
 
 def eval_size_of(meta: dict[str, Any]) -> int | str:

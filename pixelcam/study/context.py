@@ -71,6 +71,7 @@ class StudyContext:
     concurrency: int = 1  # trials at once
     early_stopping: bool = True
     outputs: dict[str, Any] = field(default_factory=dict)  # what steps hand to later steps in this process
+    train_data: dict[str, Any] = field(default_factory=dict)  # decoded train datasets shared by trials
 
     @property
     def parent_run_id(self) -> str | None:
@@ -100,6 +101,28 @@ class StudyContext:
         if rec is None and seed == self.spec.seed:
             rec = self.state["experiments"].get(experiment_key(source, method))
         return (rec or {}).get("checkpoint")
+
+    def shared_train_data(self, configs: list[dict[str, Any]]) -> dict[str, Any]:
+        """The decoded train datasets the runs of `configs` (TrainConfig dicts) need, materialised once per
+        study (per source, size and masks) in Ray's object store and handed to every trial, instead of each
+        trial decoding its source again (~5 s of its start-up on 2 cores). Only for runs that cache their
+        decoded images anyway (`cache_decoded`); the others stream as before."""
+        from pixelcam.config import TrainConfig
+        from pixelcam.train.data import train_data_key, train_dataset
+        from pixelcam.train.runner import caches_decoded
+
+        out = {}
+        for raw in configs:
+            cfg = TrainConfig.from_dict(raw)
+            if not caches_decoded(cfg, self.dataset):
+                continue
+            key = train_data_key(cfg.source, cfg.resize, cfg.is_supervised)
+            if key not in self.train_data:
+                self.train_data[key] = train_dataset(
+                    self.dataset, cfg.source, cfg.resize, cache=True, masks=cfg.is_supervised
+                )
+            out[key] = self.train_data[key]
+        return out
 
     def models(self) -> list[tuple[str, str]]:
         """Every (source, model label) of the study, in the order results are reported."""

@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover
 
 def _label(trial: Any) -> str:
     cfg = getattr(trial, "config", {}) or {}
+    cfg = {**cfg, **(cfg.get("run") or {})}  # a wave's run carries its own tags and overrides
     key = cfg.get("tags", {}).get("experiment_key", "trial")
     seed = (cfg.get("overrides") or {}).get("seed")
     return f"[{key}{f'@seed{seed}' if seed is not None else ''} {getattr(trial, 'trial_id', '?')}]"

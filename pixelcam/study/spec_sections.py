@@ -55,6 +55,9 @@ class Resources(ConfigModel):
     cpus_per_worker: Annotated[float, Field(gt=0)] | None = None
     # a fraction packs trials on one GPU (0.25: four at once); above 1, whole GPUs only (Ray's rule)
     gpus_per_worker: Annotated[float, Field(ge=0)] = 0.0
+    # retries of a failed trial (Tune's FailureConfig): a retried trial continues from its latest checkpoint
+    # and MLflow run, so a lost node costs the epochs since then; 0 records the failure and goes on
+    max_failures: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _whole_gpus_above_one(self) -> Resources:

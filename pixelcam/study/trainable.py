@@ -19,11 +19,14 @@ def trial_name(trial_id: str) -> str:
     return f"trial-{trial_id}"
 
 
-def trial_driver(config: dict[str, Any], dataset: PatchDataset | None = None) -> None:
+def trial_driver(
+    config: dict[str, Any], dataset: PatchDataset | None = None, shared_data: dict[str, Any] | None = None
+) -> None:
     """Tune trainable. `config`: {"base": TrainConfig dict, "searched": [keys], "train_storage",
     "mlflow_uri", "mlflow_parent", "tags", optional "overrides" (fixed settings of a grid) and "kind" (the
-    MLflow run kind, default trial)} plus the searched values (merged in by OptunaSearch); `dataset`: the
-    study's opened dataset (through `tune.with_parameters`)."""
+    MLflow run kind, default trial)} plus the searched values (merged in by OptunaSearch); in a wave
+    (`study.waves`) "run" carries the run's own base, train_storage, tags and overrides; `dataset`: the
+    study's opened dataset and `shared_data` its decoded train datasets (through `tune.with_parameters`)."""
     import ray.tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -32,6 +35,7 @@ def trial_driver(config: dict[str, Any], dataset: PatchDataset | None = None) ->
     from pixelcam.train.runner import train
 
     trial_id = ray.tune.get_context().get_trial_id()
+    config = {**config, **{k: v for k, v in (config.get("run") or {}).items() if k != "key"}}  # a wave's run
     values = {k: config[k] for k in config["searched"]}
     values.update(config.get("overrides", {}))  # a grid of fixed settings (the seeds step: seed, baseline)
     cfg = TrainConfig.from_dict(config["base"]).replace(
@@ -48,4 +52,5 @@ def trial_driver(config: dict[str, Any], dataset: PatchDataset | None = None) ->
         | ({"seed": str(values["seed"])} if "seed" in values else {}),
         dataset=dataset,
         kind=config.get("kind", RunKind.TRIAL),
+        shared_data=shared_data,
     )

@@ -15,13 +15,16 @@ def fit_experiment(
     ctx: StudyContext, path: Path, constants: dict[str, Any], tune_config: Any, resume_errored: bool = False
 ) -> Any:
     """Run the experiment stored at `path` (restored with its finished trials kept when it exists, else new
-    with `tune_config`); returns Tune's ResultGrid. The opened dataset reaches every trial through the
-    object store (no trial re-reads the manifest); each trial holds `trial_resources`."""
+    with `tune_config`); returns Tune's ResultGrid. The opened dataset and the study's decoded train
+    datasets (`StudyContext.shared_train_data`) reach every trial through the object store (no trial
+    re-reads the manifest or decodes its source again); each trial holds `trial_resources`."""
     import ray
     import ray.tune
 
+    runs = constants["run"]["grid_search"] if "run" in constants else [constants]  # a wave: one base per run
+    shared = ctx.shared_train_data([r["base"] for r in runs])
     trainable = ray.tune.with_resources(
-        ray.tune.with_parameters(trial_driver, dataset=ctx.dataset),
+        ray.tune.with_parameters(trial_driver, dataset=ctx.dataset, shared_data=shared),
         trial_resources(ctx.spec, ray.cluster_resources()),
     )
     if ray.tune.Tuner.can_restore(str(path)):
@@ -36,7 +39,7 @@ def fit_experiment(
             run_config=ray.tune.RunConfig(
                 name=path.name,
                 storage_path=str(path.parent),
-                failure_config=ray.tune.FailureConfig(max_failures=0),
+                failure_config=ray.tune.FailureConfig(max_failures=ctx.spec.resources.max_failures),
                 verbose=0,
                 callbacks=[StudyProgress(ctx.log, ctx.spec.budget.epochs)],
             ),

@@ -48,6 +48,11 @@ def decoded_bytes(ds: PatchDataset, domain: str, resize: int) -> int:
     return split_size(ds, domain, "train") * resize * resize * 3
 
 
+def train_data_key(domain: str, resize: int, masks: bool) -> str:
+    """What identifies a decoded train dataset: runs with the same key can share one materialised copy."""
+    return f"{domain}@{resize}{'+masks' if masks else ''}"
+
+
 def train_dataset(ds: PatchDataset, domain: str, resize: int, cache: bool = False, masks: bool = False):
     """Ray Dataset of decoded, resized `train` images of `domain` (uint8 image, label, image_id; with `masks`,
     for supervised methods, uint8 `mask` (S, S) too: NO_MASK where a row has none, background for classes

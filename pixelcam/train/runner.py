@@ -27,7 +27,7 @@ from pixelcam.train.checkpoint import (
     load_checkpoint,
 )
 from pixelcam.train.cluster import TrainError, check_local_gpu, check_schedulable, init_ray, worker_resources
-from pixelcam.train.data import check_splits, train_dataset
+from pixelcam.train.data import check_splits, train_data_key, train_dataset
 from pixelcam.train.run_tracking import RUN_FILE, TrainResult, close_interrupted, log_selected, open_run
 
 CACHE_FRACTION = 0.25  # decoded train images are cached when they take at most this share of the object store
@@ -77,6 +77,7 @@ def train(
     mlflow_uri: str | None = None,
     dataset: PatchDataset | None = None,
     kind: str = RunKind.TRAIN,
+    shared_data: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Run (or resume) one training run on Ray Train; returns the selected checkpoint and its metrics.
 
@@ -84,7 +85,9 @@ def train(
     nest the MLflow run under a study, whose tracking URI a trial passes as `mlflow_uri` (a Tune trial runs
     in a directory of its own, where the default store `./mlflow.db` would be another one). `dataset` is the
     already opened `cfg.data` (a study opens it once); the workers get this handle and do not reopen it.
-    `kind` is the MLflow run's kind (`RunKind.TRIAL` for a study's trial).
+    `kind` is the MLflow run's kind (`RunKind.TRIAL` for a study's trial). `shared_data`: decoded train
+    datasets already materialised by the caller (a study, once for all its trials), by `train_data_key`;
+    used when this run would cache its decoded images anyway.
     """
     started = time.time()
     import ray.train
@@ -127,10 +130,11 @@ def train(
         "dataset": ds,  # the opened handle: workers read its files without re-reading the manifest
     }
     try:
+        data = run_train_data(cfg, ds, shared_data)
         if cfg.runs_locally:
-            checkpoints, out = _run_local(cfg, payload, run_dir, ds)
+            checkpoints, out = _run_local(cfg, payload, run_dir, data)
         else:
-            checkpoints, out = _run_ray_train(cfg, payload, run_dir, ds, need, callbacks)
+            checkpoints, out = _run_ray_train(cfg, payload, run_dir, data, need, callbacks)
         selected = _selected(checkpoints, run_dir)
         selected.history = list(out.get("history", []))
     except BaseException as exc:
@@ -142,19 +146,23 @@ def train(
     return selected
 
 
-def _run_local(
-    cfg: TrainConfig, payload: dict[str, Any], run_dir: Path, ds: PatchDataset
-) -> tuple[list, dict]:
+def run_train_data(cfg: TrainConfig, ds: PatchDataset, shared: dict[str, Any] | None = None) -> Any:
+    """The run's Ray Dataset of decoded train images: the caller's shared copy when it has one and the run
+    caches (same rows, same order: a shared copy changes nothing but the start-up), else its own."""
+    cache = caches_decoded(cfg, ds)
+    key = train_data_key(cfg.source, cfg.resize, cfg.is_supervised)
+    if cache and shared and key in shared:
+        return shared[key]
+    return train_dataset(ds, cfg.source, cfg.resize, cache=cache, masks=cfg.is_supervised)
+
+
+def _run_local(cfg: TrainConfig, payload: dict[str, Any], run_dir: Path, data: Any) -> tuple[list, dict]:
     """The loop in this process (`LocalSession`); returns the checkpoints written, with their metrics, and
     the loop's return value."""
     from pixelcam.train.session import LocalSession
     from pixelcam.train.worker import train_loop_per_worker
 
-    session = LocalSession(
-        run_dir,
-        train_dataset(ds, cfg.source, cfg.resize, cache=_cache(cfg, ds), masks=cfg.is_supervised),
-        cfg.use_gpu,
-    )
+    session = LocalSession(run_dir, data, cfg.use_gpu)
     out = train_loop_per_worker(payload, session) or {}
     if "error" in out:
         raise TrainError(f"training run {cfg.run_name()} stopped: {out['error']}")
@@ -165,7 +173,7 @@ def _run_ray_train(
     cfg: TrainConfig,
     payload: dict[str, Any],
     run_dir: Path,
-    ds: PatchDataset,
+    data: Any,
     need: dict,
     callbacks: list | None,
 ) -> tuple[list, dict]:
@@ -193,9 +201,7 @@ def _run_ray_train(
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
             callbacks=callbacks,
         ),
-        datasets={
-            "train": train_dataset(ds, cfg.source, cfg.resize, cache=_cache(cfg, ds), masks=cfg.is_supervised)
-        },
+        datasets={"train": data},
         dataset_config=ray.train.DataConfig(
             datasets_to_split=["train"], execution_options=ExecutionOptions(preserve_order=True)
         ),
@@ -210,7 +216,7 @@ def _run_ray_train(
     return [(Path(c.path), m) for c, m in result.best_checkpoints], out
 
 
-def _cache(cfg: TrainConfig, ds) -> bool:
+def caches_decoded(cfg: TrainConfig, ds: PatchDataset) -> bool:
     """Cache decoded train images when asked, or (auto) when they fit in a quarter of the object store."""
     import ray
 

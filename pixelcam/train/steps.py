@@ -143,6 +143,9 @@ def _logits(model: WSOLModel, images: torch.Tensor) -> torch.Tensor:
     return model(images)["logits"]
 
 
+BatchObserver = Callable[[EvalBatch, torch.Tensor, torch.Tensor], None]
+
+
 def evaluate_batches(
     model: torch.nn.Module,
     batches: Iterable[EvalBatch],
@@ -151,11 +154,15 @@ def evaluate_batches(
     localization: bool = True,
     eval_size: int | str = "native",
     precision: Precision | None = None,
+    observe: BatchObserver | None = None,
 ) -> tuple[PxAP, Accuracy]:
     """PxAP state (maps of the true class vs masks at `eval_size`; rows without a mask are skipped) and CL
     state. `precision`: as in training (default fp32 on `device`); maps are float32 whatever it is.
 
-    Not synced: call `.sync()` on both under DDP. Train/eval mode is set to eval for the pass and restored.
+    One backbone pass per batch gives both the logits and the maps (`WSOLModel.predict`). `observe(batch,
+    logits, maps)` (maps of every row's true class, on the CPU) sees each batch, so reports that need
+    per-image values (`evaluation.details`) ride on the same pass. Not synced: call `.sync()` on both under
+    DDP. Train/eval mode is set to eval for the pass and restored.
     """
     num = precision or Precision("fp32", device)
     net = _unwrap(model)
@@ -165,19 +172,20 @@ def evaluate_batches(
     try:
         for batch in batches:
             images = num.images(batch.images)
-            labels = batch.labels.to(num.device)
-            with num.autocast():
-                acc.update(_logits(net, images).float().cpu(), batch.labels)
-            if not localization:
-                continue
             keep = [i for i, m in enumerate(batch.masks) if m is not None]
-            if not keep:
+            if not (localization and keep) and observe is None:
+                with num.autocast():
+                    acc.update(_logits(net, images).float().cpu(), batch.labels)
                 continue
-            idx = torch.tensor(keep, device=num.device)
             with num.autocast():
-                maps = net.cam(images[idx], labels[idx]).float().cpu()
-            pairs = [at_eval_size(m, torch.from_numpy(batch.masks[i]), eval_size) for m, i in zip(maps, keep)]
-            px.update([m for m, _ in pairs], [g for _, g in pairs])
+                logits, maps = net.predict(images, batch.labels.to(num.device))
+            logits, maps = logits.float().cpu(), maps.float().cpu()
+            acc.update(logits, batch.labels)
+            if observe is not None:
+                observe(batch, logits, maps)
+            if localization and keep:
+                pairs = [at_eval_size(maps[i], torch.from_numpy(batch.masks[i]), eval_size) for i in keep]
+                px.update([m for m, _ in pairs], [g for _, g in pairs])
     finally:
         net.train(was_training)
     return px, acc

@@ -66,7 +66,8 @@ def test_sweep_level_zero_is_plain_evaluation_and_levels_follow_the_shift(cam_ck
         with torch.no_grad():
             maps += list(model.cam(normalize(shifted).float(), b.labels))
         masks += [torch.from_numpy(m) for m in b.masks]
-    assert rows[4]["pxap"] == pytest.approx(pxap(maps, masks), abs=1e-6)
+    # the sweep feeds channels-last batches (faster CPU convolutions): sums in another order, 1e-4 points
+    assert rows[4]["pxap"] == pytest.approx(pxap(maps, masks), abs=1e-3)
     assert rows[4]["delta_e"] == pytest.approx(float(torch.cat(de).mean()), rel=1e-5)
 
 

@@ -42,6 +42,11 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     # seeds [0, 1]: seed 0 is the tuned run; seed 1 retrains cam, then PixelCAM on cam *of seed 1*
     state = json.loads((study_dir / "state.json").read_text())
     assert set(state["seeds"]) == {"synth-colon__cam@seed1", "synth-colon__pixelcam-cam@seed1"}
+    # as two waves (one Tune experiment each: the baselines' seeds, then PixelCAM's on them)
+    assert sorted(p.name for p in (tiny_study.study_dir / "tune").glob("seeds-*")) == [
+        "seeds-baselines",
+        "seeds-pixelcam",
+    ]
     pc1 = json.loads(
         (Path(state["seeds"]["synth-colon__pixelcam-cam@seed1"]["checkpoint"]) / "meta.json").read_text()
     )

@@ -51,3 +51,9 @@ def test_unet_row_in_a_study(tmp_path: Path, synth_dir: Path):
     assert all(0 <= v <= 100 for v in unet["pxap"].values()) and set(unet["cl"]) == set(unet["pxap"])
     # (how well it localizes is tested on enough images in tests/models/test_unet.py)
     assert "95.8" in res.stdout  # its published value printed beside ours
+    # nothing searched: both models trained as one wave (one Tune experiment), each in its own directory
+    study = tmp_path / "studies" / "upper"
+    assert [p.name for p in (study / "tune").iterdir()] == ["fixed-baselines"]
+    assert "training the fixed configuration of synth-colon__cam, synth-colon__unet" in res.stdout
+    for key in ("synth-colon__cam", "synth-colon__unet"):
+        assert len(list((study / "train" / key).glob("trial-*"))) == 1

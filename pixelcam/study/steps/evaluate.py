@@ -31,8 +31,8 @@ def evaluate_model(
 ) -> dict[str, Any] | None:
     """Evaluate one selected model (skipped when it has no checkpoint or was evaluated before); `seed`: its
     retraining with that seed (`seeds` step) instead of the tuned run."""
-    from pixelcam.evaluation.details import gallery_bytes, image_details
-    from pixelcam.evaluation.evaluate import evaluate
+    from pixelcam.evaluation.details import gallery_bytes
+    from pixelcam.evaluation.evaluate import evaluate_with_details
 
     exp = ctx.state["experiments"].get(experiment_key(source, method), {})
     if seed is None:
@@ -44,7 +44,7 @@ def evaluate_model(
         return ctx.state["evaluations"][key]
     if not rec.get("checkpoint"):
         return None
-    report = evaluate(rec["checkpoint"], ctx.dataset, ctx.targets)
+    report, per_image = evaluate_with_details(rec["checkpoint"], ctx.dataset, ctx.targets)
     tags = {"method": method, "source": source, "best_trial": str(exp.get("best_trial"))}
     if ctx.spec.seeds:
         tags["seed"] = str(ctx.spec.seed if seed is None else seed)
@@ -60,8 +60,7 @@ def evaluate_model(
         metrics["chance_cl"] = 100.0 / len(ctx.dataset.class_names(source))
         log.metrics(metrics)
         log.text(json.dumps(report, indent=2), "evaluation.json")
-        for tgt in report["results"]:  # per-image PxAP and J, and a gallery of maps, for the dashboard
-            details, gallery = image_details(rec["checkpoint"], ctx.dataset, tgt)
+        for tgt, (details, gallery) in per_image.items():  # per-image PxAP and J, a gallery: the dashboard's
             log.text(json.dumps(details), f"details/{tgt}.json")
             log.data(gallery_bytes(gallery), f"gallery/{tgt}.npz")
         log.finish()

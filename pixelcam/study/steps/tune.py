@@ -24,6 +24,12 @@ class TuneStep:
 
     def run(self, ctx: StudyContext) -> None:
         spec = ctx.spec
+        labels = [x for m in spec.methods for x in spec.pixelcam_labels(m)] if spec.pixelcam else []
+        if is_fixed(spec, list(spec.methods) + labels):  # nothing to tune: waves of single trainings
+            train_fixed(ctx, "baselines", list(spec.methods))
+            if labels:
+                train_fixed(ctx, "pixelcam", labels)
+            return
         for source in spec.sources:
             for method in spec.methods:
                 tune_experiment(ctx, source, method)
@@ -54,7 +60,7 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
             ctx.state.record("experiments", key, rec)
             return rec
         base = base.replace(pseudo_labels_from=parent["checkpoint"], **fixed)
-    dims = {k: v for k, v in spec.searched(pixelcam).items() if k not in fixed}
+    dims = searched_dims(spec, method)
     train_storage = ctx.dir / "train" / key
     tune_root = ctx.dir / "tune"
     grid = spec.searcher == "grid"
@@ -92,6 +98,66 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
     close_stopped_trials(results, train_storage, spec.budget.epochs)
     close_killed_children(ctx)
     ctx.state.record("experiments", key, rec)
+    _log_record(ctx, key, rec)
+    return rec
+
+
+def searched_dims(spec: Any, label: str) -> dict[str, Any]:
+    """What is searched for model `label` (a PixelCAM ablation's own field is fixed, not searched)."""
+    baseline, fixed = spec.variant(label)
+    return {k: v for k, v in spec.searched(baseline is not None).items() if k not in fixed}
+
+
+def is_fixed(spec: Any, labels: list[str]) -> bool:
+    """Every model of the study is one training of a fixed configuration (one trial, nothing searched)."""
+    return spec.budget.trials == 1 and not any(searched_dims(spec, label) for label in labels)
+
+
+def train_fixed(ctx: StudyContext, phase: str, labels: list[str]) -> None:
+    """Train the fixed configuration of `labels` on every source as one wave (`study.waves`): the same
+    records, Train directories and MLflow runs as `tune_experiment`, without one Tune experiment each."""
+    from pixelcam.study.waves import run_wave, wave_run
+
+    spec, experiments = ctx.spec, ctx.state["experiments"]
+    runs = []
+    for source in spec.sources:
+        for label in labels:
+            key = experiment_key(source, label)
+            baseline, fixed = spec.variant(label)
+            base = spec.base_config("pixelcam" if baseline else label, source, baseline)
+            if baseline is not None:
+                parent = experiments.get(experiment_key(source, baseline), {})
+                if not parent.get("checkpoint"):
+                    if key not in experiments:
+                        ctx.state.record(
+                            "experiments",
+                            key,
+                            {"status": "skipped", "reason": f"baseline {baseline} has no model"},
+                        )
+                    continue
+                base = base.replace(pseudo_labels_from=parent["checkpoint"], **fixed)
+            tags = {"study": spec.name, "method_label": label}
+            runs.append(wave_run(key, base.to_dict(), ctx.dir / "train" / key, tags))
+    for run in runs:
+        if run["key"] in experiments:
+            ctx.log(f"[{run['key']}] done earlier: best trial {experiments[run['key']].get('best_trial')}")
+    # a wave's records are written together, so a resumed wave is the same grid as the interrupted one
+    runs = [r for r in runs if r["key"] not in experiments]
+    if not runs:
+        return
+    keys = ", ".join(r["key"] for r in runs)
+    ctx.log(f"training the fixed configuration of {keys} ({ctx.concurrency} at once)")
+    results = run_wave(ctx, f"fixed-{phase}", runs)
+    for run, result, _ in results:
+        storage = Path(run["train_storage"])
+        experiments[run["key"]] = rec = best_trial([result], storage, {})
+        close_stopped_trials([result], storage, spec.budget.epochs)
+        _log_record(ctx, run["key"], rec)
+    ctx.state.save()
+    close_killed_children(ctx)
+
+
+def _log_record(ctx: StudyContext, key: str, rec: dict[str, Any]) -> None:
     if rec.get("checkpoint"):
         m = rec["metrics"]
         ctx.log(
@@ -101,7 +167,6 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
         )
     else:
         ctx.log(f"[{key}] every trial failed: {rec.get('errors')}")
-    return rec
 
 
 def best_trial(grid: Any, train_storage: Path, dims: dict) -> dict[str, Any]:
