@@ -2,7 +2,8 @@
 PixelCAM variant), the FG/BG feature separability J (PixelCAM App. D / Fig. 3), and a small gallery of maps.
 
 The gallery is the first `per_class` images of each class in the split's stored order, so every model of a
-study shows the same images.
+study shows the same images. `evaluation.evaluate.evaluate_with_details` collects them (`DetailsCollector`)
+on the evaluation's own model pass; `image_details` there gives one domain's.
 """
 
 from __future__ import annotations
@@ -14,13 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from pixelcam.data.reader import PatchDataset, as_dataset
-from pixelcam.evaluation.evaluate import eval_size_of
 from pixelcam.metrics import pxap, separability_index
 from pixelcam.metrics.pxap import at_eval_size
-from pixelcam.train.checkpoint import load_checkpoint
-from pixelcam.train.data import EvalBatch, check_splits, iter_split
-from pixelcam.train.steps import evaluate_batches
+from pixelcam.train.data import EvalBatch
 from pixelcam.train.transforms import unnormalize
 
 
@@ -100,37 +97,6 @@ class DetailsCollector:
         }
         gallery = {k: np.stack(v) if v else np.zeros((0,)) for k, v in self.gal.items()}
         return details, gallery
-
-
-def image_details(
-    checkpoint: str | Path,
-    data: PatchDataset | str | Path,
-    domain: str,
-    split: str = "test",
-    per_class: int = 2,
-    batch_size: int = 32,
-    num_bins: int = 1000,
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(details, gallery) of one checkpoint on one domain's split (`evaluate_with_details` gets them with the
-    metrics from one pass).
-
-    details: image_ids, labels, pxap (NaN where the mask is all FG or all BG: AP is undefined), j (NaN
-    likewise).
-    gallery: image (k, S, S, 3) uint8, mask (k, S, S) uint8 (resized to S, nearest), map (k, S, S) float16,
-    label (k,), image_id (k,).
-    """
-    ck = load_checkpoint(checkpoint)
-    model = ck.build_model().eval()
-    ds = as_dataset(data)
-    check_splits(ds, domain, (split,), where="target")
-    collector = DetailsCollector(model, domain, split, eval_size_of(ck.meta), per_class, num_bins)
-    evaluate_batches(
-        model,
-        iter_split(ds, domain, split, int(ck.meta["resize"]), batch_size),
-        localization=False,
-        observe=collector,
-    )
-    return collector.result()
 
 
 def gallery_bytes(gallery: dict[str, np.ndarray]) -> bytes:

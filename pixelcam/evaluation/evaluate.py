@@ -116,6 +116,27 @@ def evaluate_with_details(
     return report, details
 
 
+def image_details(
+    checkpoint: str | Path,
+    data: PatchDataset | str | Path,
+    domain: str,
+    split: str = "test",
+    per_class: int = 2,
+    batch_size: int = 32,
+    num_bins: int = 1000,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(details, gallery) of one checkpoint on one domain's split (`evaluation.details`).
+
+    details: image_ids, labels, pxap (NaN where the mask is all FG or all BG: AP is undefined), j (NaN
+    likewise). gallery: image (k, S, S, 3) uint8, mask (k, S, S) uint8 (resized to S, nearest), map
+    (k, S, S) float16, label (k,), image_id (k,).
+    """
+    _, details = evaluate_with_details(
+        checkpoint, data, [domain], split, batch_size, num_bins=num_bins, per_class=per_class
+    )
+    return details[domain]
+
+
 def eval_size_of(meta: dict[str, Any]) -> int | str:
     """The PxAP resolution a checkpoint was selected at (runs before `eval_size` existed: native)."""
     return meta.get("config", {}).get("eval_size", "native")

@@ -8,8 +8,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from pixelcam.data import open_dataset
-from pixelcam.evaluation.details import image_details
-from pixelcam.evaluation.evaluate import evaluate, evaluate_with_details
+from pixelcam.evaluation.evaluate import evaluate, evaluate_with_details, image_details
 from pixelcam.metrics import separability_index
 from pixelcam.models import create_wsol_model
 from pixelcam.train.checkpoint import save_checkpoint
