@@ -56,5 +56,11 @@ class StudyProgress(Callback):
         how = "done" if ran >= self.epochs else f"stopped early after {ran} epoch(s)"
         self.log(f"{_label(trial)} {how}: best valpx PxAP {last.get('selected_score', float('nan')):.2f}")
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.log(
+            f"{_label(trial)} failed (its worker or node was lost, or it raised); retried "
+            f"(resources.max_failures), continuing from its latest checkpoint"
+        )
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.log(f"{_label(trial)} failed (its error is recorded; the study goes on)")

@@ -12,6 +12,7 @@ from pixelcam.config import TrainConfig
 from pixelcam.errors import TrainError
 
 QUIET_NOTES = ("ray._private.authentication.authentication_token_setup", "ray.data._internal.progress")
+QUIET_TRACEBACKS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
 CPU_FOR_DATA = 1.0  # CPUs left to Ray Data's decode tasks when workers are sized automatically
 
 
@@ -37,6 +38,10 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
         # Data's progress bars being off (we print our own progress)
         for name in QUIET_NOTES:
             logging.getLogger(name).setLevel(logging.ERROR)
+        # a failed trial's traceback: the study prints one line per failure or retry, and Tune keeps the
+        # traceback in the trial's error file (the study state records its last line)
+        for name in QUIET_TRACEBACKS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return None
     # Ray's core worker installs a failure handler for SIGTERM that dumps a stack trace and aborts (exit

@@ -73,10 +73,9 @@ class LocalSession:
         DataContext.get_current().execution_options.preserve_order = True  # as Ray Train's split does
         self.run_dir, self.dataset = Path(run_dir), dataset
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+        # a resumed run (a retried trial, `--resume`) knows its earlier checkpoints with what they reported
         self.checkpoints: list[tuple[Path, dict[str, Any]]] = [
-            (p, json.loads((p / META_FILE).read_text())["metrics"] | {"epoch": int(p.name.split("_")[1])})
-            for p in sorted(self.run_dir.glob("epoch_*"))
-            if (p / META_FILE).is_file()
+            (p, _reported(p)) for p in sorted(self.run_dir.glob("epoch_*")) if (p / META_FILE).is_file()
         ]
         self.in_tune = _in_tune()
 
@@ -96,14 +95,35 @@ class LocalSession:
             tmp = self.run_dir / f".{name}.tmp-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(checkpoint_dir, tmp)
+            (tmp / REPORTED_FILE).write_text(json.dumps(metrics))
             if target.exists():  # an epoch re-run after a crash: the same values, replaced whole
                 shutil.rmtree(target)
             os.replace(tmp, target)
-            self.checkpoints.append((target, dict(metrics)))
+            self.checkpoints = [(p, m) for p, m in self.checkpoints if p != target] + [
+                (target, dict(metrics))
+            ]
         if self.in_tune:
             import ray.tune
 
             ray.tune.report(dict(metrics))
+
+
+REPORTED_FILE = "reported.json"  # a local checkpoint's reported metrics (selection_rank included)
+
+
+def _reported(checkpoint: Path) -> dict[str, Any]:
+    """What a checkpoint of an earlier attempt reported; for checkpoints written before `reported.json`,
+    rebuilt from its meta (the rank as the worker computes it: the selection metric, earlier epoch first)."""
+    if (checkpoint / REPORTED_FILE).is_file():
+        return json.loads((checkpoint / REPORTED_FILE).read_text())
+    from pixelcam.config import SELECTION_METRICS
+
+    meta = json.loads((checkpoint / META_FILE).read_text())
+    epoch = int(checkpoint.name.split("_")[1])
+    metrics = dict(meta["metrics"]) | {"epoch": epoch}
+    key = SELECTION_METRICS[meta.get("config", {}).get("selection", "b-loc")]
+    metrics.setdefault("selection_rank", metrics[key] - 1e-9 * epoch)
+    return metrics
 
 
 def _in_tune() -> bool:

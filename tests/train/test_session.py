@@ -25,7 +25,25 @@ def test_local_session_writes_checkpoints_whole_and_finds_them_again(tmp_path: P
     again = LocalSession(run, dataset=object())  # a resumed run
     with again.latest_checkpoint() as d:
         assert d == run / "epoch_002"
-    assert again.checkpoints[0][1] == {"valpx_pxap": 30.0, "epoch": 2}
+    assert again.checkpoints[0][1] == {"valpx_pxap": 30.0, "epoch": 2}  # what was reported, whole
+    # an epoch re-run after a crash replaces its checkpoint and its entry
+    again.report({"valpx_pxap": 30.0, "epoch": 2, "selection_rank": 30.0}, str(src), "epoch_002")
+    assert [(p.name, m["selection_rank"]) for p, m in again.checkpoints] == [("epoch_002", 30.0)]
+
+
+def test_a_resumed_run_ranks_checkpoints_written_before_reported_json(tmp_path: Path):
+    """A trial retried after its node was lost found checkpoints whose meta lacked the selection rank
+    (KeyError 'selection_rank' in the driver): ranked from the meta as the worker ranks them."""
+    run = tmp_path / "run"
+    for epoch, pxap, cl in ((1, 40.0, 90.0), (2, 40.0, 95.0), (3, 35.0, 99.0)):
+        d = run / f"epoch_{epoch:03d}"
+        d.mkdir(parents=True)
+        meta = {"metrics": {"valpx_pxap": pxap, "valcl_cl": cl}, "config": {"selection": "b-loc"}}
+        (d / "meta.json").write_text(json.dumps(meta))
+    got = LocalSession(run, dataset=object()).checkpoints
+    ranks = {p.name: m["selection_rank"] for p, m in got}
+    assert max(ranks, key=ranks.get) == "epoch_001"  # the B-LOC best; a tie goes to the earlier epoch
+    assert ranks["epoch_003"] == 35.0 - 3e-9 and all(m["epoch"] == int(p.name[-3:]) for p, m in got)
 
 
 def test_executor_choice():
