@@ -203,7 +203,9 @@ def _run_ray_train(
         ),
         datasets={"train": data},
         dataset_config=ray.train.DataConfig(
-            datasets_to_split=["train"], execution_options=ExecutionOptions(preserve_order=True)
+            # one worker reads the whole dataset: no split coordinator actor between it and its blocks
+            datasets_to_split=["train"] if cfg.num_workers > 1 else [],
+            execution_options=ExecutionOptions(preserve_order=True),
         ),
     )
     try:

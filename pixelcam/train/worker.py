@@ -36,7 +36,11 @@ from pixelcam.train.steps import NonFiniteLossError, train_epoch, validate
 from pixelcam.train.transforms import Augment
 
 SHUFFLE_BATCHES = 4  # local shuffle buffer, in batches: big enough to mix classes, small enough to stream
-PREFETCH_BATCHES = 2  # batches decoded ahead of the training step
+# Batches prepared ahead of the training step on a GPU (copy and augmentation overlap the kernels). On the CPU
+# none: a prefetch thread's Python work competes with torch's intra-op threads for the same cores, and the
+# stalls cost more than doing it inline (benchmarks/train_throughput.py, 2 cores: in-process 1.14x -> 1.02x
+# of a bare loop, Ray Train 1 worker 1.26x -> 1.15x).
+PREFETCH_BATCHES = {"cuda": 2, "cpu": 0}
 OVERLAY_IMAGES = 4
 EPOCH_METRICS = (
     "loss",
@@ -129,7 +133,7 @@ def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[
             collate_fn=Augment(cfg.crop, cfg.seed, epoch, on_device=device.type == "cuda"),
             local_shuffle_buffer_size=SHUFFLE_BATCHES * cfg.batch_size,
             local_shuffle_seed=derived_seed(cfg.seed, "shuffle", rank, epoch),
-            prefetch_batches=PREFETCH_BATCHES,
+            prefetch_batches=PREFETCH_BATCHES.get(device.type, 2),
             # the host-to-device copy happens on Ray Data's prefetch thread, from pinned memory on CUDA
             device=device,
             pin_memory=device.type == "cuda",
