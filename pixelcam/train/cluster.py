@@ -11,7 +11,11 @@ import threading
 from pixelcam.config import TrainConfig
 from pixelcam.errors import TrainError
 
-QUIET_NOTES = ("ray._private.authentication.authentication_token_setup", "ray.data._internal.progress")
+QUIET_NOTES = (
+    "ray._private.authentication.authentication_token_setup",
+    "ray.data._internal.progress",
+    "mlflow.store.db.utils",  # "Creating initial MLflow database tables..." when a new local store is made
+)
 QUIET_TRACEBACKS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
 CPU_FOR_DATA = 1.0  # CPUs left to Ray Data's decode tasks when workers are sized automatically
 
@@ -34,8 +38,8 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Tune then prints nothing itself
         for name in ("ray.tune", "ray.train", "ray.data", "ray.air"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        # notes, not problems: the local cluster's token auth being on by default (it stays on), and Ray
-        # Data's progress bars being off (we print our own progress)
+        # notes, not problems: the local cluster's token auth being on by default (it stays on), Ray Data's
+        # progress bars being off (we print our own progress), a new local MLflow store's schema set-up
         for name in QUIET_NOTES:
             logging.getLogger(name).setLevel(logging.ERROR)
         # a failed trial's traceback: the study prints one line per failure or retry, and Tune keeps the

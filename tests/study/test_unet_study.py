@@ -51,6 +51,17 @@ def test_unet_row_in_a_study(tmp_path: Path, synth_dir: Path):
     assert all(0 <= v <= 100 for v in unet["pxap"].values()) and set(unet["cl"]) == set(unet["pxap"])
     # (how well it localizes is tested on enough images in tests/models/test_unet.py)
     assert "95.8" in res.stdout  # its published value printed beside ours
+    # the console is the study's own: none of Ray's or MLflow's internals
+    console = res.stdout + res.stderr
+    for internal in (
+        "(raylet)",
+        "core_worker",
+        "Execution plan",
+        "TensorBoard",
+        "Creating initial MLflow",
+        "Traceback",
+    ):
+        assert internal not in console, internal
     # nothing searched: both models trained as one wave (one Tune experiment), each in its own directory
     study = tmp_path / "studies" / "upper"
     assert [p.name for p in (study / "tune").iterdir()] == ["fixed-baselines"]
