@@ -1,7 +1,11 @@
-"""Shared fixtures: a small synthetic dataset generated once per test session."""
+"""Shared fixtures: a small synthetic dataset generated once per test session, and the same dataset on an S3
+protocol server on loopback."""
 
 from __future__ import annotations
 
+import logging
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +35,34 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path):
     from tests.tiny_study import run_killed_and_resumed
 
     return run_killed_and_resumed(tmp_path_factory.mktemp("tiny-study"), synth_dir)
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch, synth_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """(URI of the synthetic dataset on an S3 protocol server on loopback (moto's server mode), the
+    environment that reaches it: AWS_ENDPOINT_URL, as a MinIO or Ceph user sets it). Set in this process
+    too; pass the environment to subprocesses and Ray nodes."""
+    import boto3
+    import pyarrow.fs as pafs
+    from moto import server as moto_server  # moto[server]: a test dependency
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    try:
+        boto3.client("s3").create_bucket(Bucket="lab")
+        pafs.copy_files(str(synth_dir), "s3://lab/datasets/synth")
+        yield "s3://lab/datasets/synth", env
+    finally:
+        server.stop()

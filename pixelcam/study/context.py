@@ -25,7 +25,12 @@ def experiment_key(source: str, method: str) -> str:
 
 def seed_key(source: str, method: str, seed: int) -> str:
     """The key of one model retrained with `seed`: `<experiment key>@seed<seed>`."""
-    return f"{experiment_key(source, method)}@seed{seed}"
+    return with_seed(experiment_key(source, method), seed)
+
+
+def with_seed(key: str, seed: int) -> str:
+    """`<experiment key>@seed<seed>` from an experiment key."""
+    return f"{key}@seed{seed}"
 
 
 class StudyState:

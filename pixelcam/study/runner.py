@@ -126,6 +126,11 @@ def run_study(
         spec.storage = storage
     if data:
         spec.data = data
+    if is_uri(spec.storage):
+        raise StudyError(
+            f"storage {spec.storage}: a study directory lives on a filesystem path every node sees (shared "
+            f"disk, or the bucket mounted with s3fs / EFS / a PVC), not an object-store URI"
+        )
     directory = Path(spec.storage).resolve() / spec.name
     if (directory / STATE_FILE).exists():
         raise StudyError(f"{directory} exists: `pixelcam study resume {directory}` continues it")

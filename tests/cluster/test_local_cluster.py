@@ -65,12 +65,10 @@ def stop_group(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path):
-    """(env for clients, dashboard address, MLflow URI); torn down by process group after the test."""
-    gcs, dash, mlf = free_port(), free_port(), free_port()
-    # the secure default: token authentication, every API call carrying the cluster's token. A token of this
-    # test's own (as `ray get-auth-token --generate` makes one), so that a fresh machine needs none in ~/.ray
+def token_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test cluster and its clients: the secure default, token authentication with
+    every API call carrying the cluster's token. A token of the test's own (as `ray get-auth-token
+    --generate` makes one), so that a fresh machine needs none in ~/.ray; no RAY_ADDRESS inherited."""
     token = tmp_path / "auth_token"
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
@@ -79,10 +77,18 @@ def cluster(tmp_path: Path):
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN_PATH": str(token),
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlf}",
+        **extra,
     }
     env.pop("RAY_AUTH_TOKEN", None)
     env.pop("RAY_ADDRESS", None)
+    return env
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    """(env for clients, dashboard address, MLflow URI); torn down by process group after the test."""
+    gcs, dash, mlf = free_port(), free_port(), free_port()
+    env = token_env(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{mlf}")
     procs: list[subprocess.Popen] = []
     ray_log, mlflow_log = tmp_path / "ray.log", tmp_path / "mlflow.log"
     try:

@@ -1,14 +1,13 @@
-"""A real two-node Ray cluster on loopback (`ray start --head` without CPUs, a worker node with them): a study
-whose trial runs on the worker node loses that node mid-trial (its raylet SIGKILLed), a new node joins, and
-the study retries the trial (`resources.max_failures`) from its latest checkpoint and completes; the trial
-has one MLflow run with every epoch, and the study state records the model once."""
+"""A real two-node Ray cluster on loopback (`ray start --head` without CPUs, a worker node with them) and the
+dataset on an S3 protocol server on loopback (`--data s3://...`, read by Ray Data's tasks on the nodes): a
+study whose trial runs on the worker node loses that node mid-trial (its raylet SIGKILLed), a new node joins,
+and the study retries the trial (`resources.max_failures`) from its latest checkpoint and completes; the
+trial has one MLflow run with every epoch, and the study state records the model once."""
 
 from __future__ import annotations
 
 import json
-import os
 import queue
-import secrets
 import subprocess
 import sys
 import threading
@@ -17,9 +16,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.cluster.test_local_cluster import BIN, free_port, stop_group, wait_for
+from tests.cluster.test_local_cluster import BIN, free_port, stop_group, token_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -61,25 +61,19 @@ def raylet_of(node: subprocess.Popen) -> psutil.Process:
     raise AssertionError("the worker node has no raylet process")
 
 
-def test_study_survives_losing_the_node_its_trial_runs_on(tmp_path: Path, synth_dir: Path):
+def test_study_on_s3_data_survives_losing_the_node_its_trial_runs_on(tmp_path: Path, s3: tuple[str, dict]):
+    data, s3_env = s3
     gcs = free_port()
     address = f"127.0.0.1:{gcs}"
-    token = tmp_path / "auth_token"
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": str(token),
+    env = token_env(
+        tmp_path,
         # a lost node is declared dead after ~3 s instead of Ray's default ~30 s
-        "RAY_health_check_period_ms": "1000",
-        "RAY_health_check_failure_threshold": "3",
-        "RAY_health_check_timeout_ms": "1000",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-    }
-    env.pop("RAY_AUTH_TOKEN", None)
-    env.pop("RAY_ADDRESS", None)
+        RAY_health_check_period_ms="1000",
+        RAY_health_check_failure_threshold="3",
+        RAY_health_check_timeout_ms="1000",
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        **s3_env,  # every node reaches the S3 server
+    )
     log = tmp_path / "ray.log"
     nodes: list[subprocess.Popen] = []
     study = None
@@ -93,7 +87,7 @@ def test_study_survives_losing_the_node_its_trial_runs_on(tmp_path: Path, synth_
         wait_for(lambda: cluster_cpus(address, env) == 2.0, "worker node A", 240, nodes[1], log)
 
         spec = tmp_path / "nodeloss.yaml"
-        spec.write_text(SPEC.format(data=synth_dir, storage=tmp_path / "studies", epochs=EPOCHS))
+        spec.write_text(SPEC.format(data=data, storage=tmp_path / "studies", epochs=EPOCHS))
         study = subprocess.Popen(
             [sys.executable, "-m", "pixelcam.cli", "study", "run", str(spec)],
             env={**env, "RAY_ADDRESS": address}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -121,6 +115,7 @@ def test_study_survives_losing_the_node_its_trial_runs_on(tmp_path: Path, synth_
 
         # the study state records the model once, with its checkpoint; evaluation ran on it
         state = json.loads((tmp_path / "studies" / "nodeloss" / "state.json").read_text())
+        assert yaml.safe_load((tmp_path / "studies" / "nodeloss" / "spec.yaml").read_text())["data"] == data
         rec = state["experiments"]["synth-colon__cam"]
         assert rec["status"] == "ok" and Path(rec["checkpoint"]).is_dir()
         assert set(state["evaluations"]) == {"synth-colon__cam"}

@@ -11,29 +11,16 @@ from pixelcam.data import open_dataset
 from pixelcam.evaluation.evaluate import evaluate, evaluate_with_details, image_details
 from pixelcam.metrics import separability_index
 from pixelcam.models import create_wsol_model
-from pixelcam.train.checkpoint import save_checkpoint
 from pixelcam.train.data import iter_split
+from tests.checkpoints import random_checkpoint
 
 DOMAINS = ["synth-colon", "synth-lymph"]
 
 
 @pytest.fixture(scope="module", params=["cam", "gradcampp"])
 def ckpt(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    torch.manual_seed(3)
     method = request.param
-    model = create_wsol_model(method, "resnet10t")
-    meta = {
-        "method": method,
-        "backbone": "resnet10t",
-        "class_names": ["normal", "cancer"],
-        "source": "synth-colon",
-        "resize": 64,
-        "epoch": 0,
-        "tau": 0.5,
-        "metrics": {},
-        "normalization": "minmax",
-    }
-    return method, save_checkpoint(tmp_path_factory.mktemp("ck") / "ck", model, meta)
+    return method, random_checkpoint(tmp_path_factory.mktemp("ck") / "ck", method, seed=3)
 
 
 def test_details_from_one_pass_match_an_independent_computation(ckpt: tuple[str, Path], synth_dir: Path):

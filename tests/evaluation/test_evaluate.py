@@ -10,27 +10,13 @@ from pixelcam.cli import main
 from pixelcam.data import open_dataset
 from pixelcam.evaluation.evaluate import evaluate, format_table
 from pixelcam.models import create_wsol_model
-from pixelcam.train.checkpoint import save_checkpoint
 from pixelcam.train.data import iter_split
+from tests.checkpoints import random_checkpoint
 
 
 @pytest.fixture(scope="module")
 def pixelcam_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(1)
-    model = create_wsol_model("pixelcam", "resnet10t")
-    meta = {
-        "method": "pixelcam",
-        "backbone": "resnet10t",
-        "pixel_head_depth": 1,
-        "class_names": ["normal", "cancer"],
-        "source": "synth-colon",
-        "resize": 64,
-        "epoch": 0,
-        "tau": 0.5,
-        "metrics": {},
-        "normalization": "none",
-    }
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "ck", model, meta)
+    return random_checkpoint(tmp_path_factory.mktemp("ck") / "ck", "pixelcam", seed=1, pixel_head_depth=1)
 
 
 def test_evaluate_both_domains_against_sklearn(pixelcam_ckpt: Path, synth_dir: Path):

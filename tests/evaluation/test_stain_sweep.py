@@ -11,25 +11,14 @@ from pixelcam.evaluation.evaluate import evaluate
 from pixelcam.evaluation.stain_sweep import format_sweep, reference_images, stain_sweep
 from pixelcam.metrics import pxap
 from pixelcam.models import create_wsol_model
-from pixelcam.train.checkpoint import save_checkpoint
 from pixelcam.train.data import iter_split
 from pixelcam.train.transforms import normalize, unnormalize
+from tests.checkpoints import random_checkpoint
 
 
 @pytest.fixture(scope="module")
 def cam_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(2)
-    meta = {
-        "method": "cam",
-        "backbone": "resnet10t",
-        "class_names": ["normal", "cancer"],
-        "source": "synth-colon",
-        "resize": 64,
-        "epoch": 0,
-        "tau": 0.5,
-        "metrics": {},
-    }
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "ck", create_wsol_model("cam", "resnet10t"), meta)
+    return random_checkpoint(tmp_path_factory.mktemp("ck") / "ck", "cam", seed=2)
 
 
 def test_sweep_level_zero_is_plain_evaluation_and_levels_follow_the_shift(cam_ckpt: Path, synth_dir: Path):

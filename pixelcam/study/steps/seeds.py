@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pixelcam.study.context import StudyContext, experiment_key, seed_key
+from pixelcam.study.context import StudyContext, experiment_key, seed_key, with_seed
 from pixelcam.tracking import RunKind
 
 
@@ -74,7 +74,7 @@ def train_seeds(ctx: StudyContext, phase: str, labels: list[str]) -> None:
         ctx.log(f"[{key}] retraining the selected configuration with seeds {seeds}")
     for run, result, info in run_wave(ctx, f"seeds-{phase}", runs, kind=RunKind.SEED):
         seed = run["overrides"]["seed"]
-        skey = f"{run['key']}@seed{seed}"
+        skey = with_seed(run["key"], seed)
         error = run_error(result, info)
         if error is not None or info is None:
             rec = {"status": "failed", "seed": seed, "error": error}

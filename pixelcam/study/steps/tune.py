@@ -10,6 +10,7 @@ from typing import Any
 
 from pixelcam.study.context import StudyContext, experiment_key
 from pixelcam.study.search import TUNE_METRIC, make_scheduler, make_searcher
+from pixelcam.study.spec import StudySpec
 from pixelcam.study.trainable import trial_name
 from pixelcam.study.tuner import fit_experiment
 from pixelcam.tracking import RunKind, RunLogger, child_runs
@@ -102,13 +103,13 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
     return rec
 
 
-def searched_dims(spec: Any, label: str) -> dict[str, Any]:
+def searched_dims(spec: StudySpec, label: str) -> dict[str, Any]:
     """What is searched for model `label` (a PixelCAM ablation's own field is fixed, not searched)."""
     baseline, fixed = spec.variant(label)
     return {k: v for k, v in spec.searched(baseline is not None).items() if k not in fixed}
 
 
-def is_fixed(spec: Any, labels: list[str]) -> bool:
+def is_fixed(spec: StudySpec, labels: list[str]) -> bool:
     """Every model of the study is one training of a fixed configuration (one trial, nothing searched)."""
     return spec.budget.trials == 1 and not any(searched_dims(spec, label) for label in labels)
 

@@ -8,25 +8,12 @@ import torch.nn.functional as F
 from pixelcam.errors import ConfigError
 from pixelcam.evaluation.slides.pipeline import Resources, TileModel, bound_model, tile_table
 from pixelcam.models import create_wsol_model
-from pixelcam.train.checkpoint import save_checkpoint
 from pixelcam.train.transforms import to_tensor
+from tests.checkpoints import random_checkpoint
 
 
 def _checkpoint(root: Path, method: str) -> Path:
-    torch.manual_seed(0)
-    model = create_wsol_model(method, "resnet10t")
-    meta = {
-        "method": method,
-        "backbone": "resnet10t",
-        "class_names": ["normal", "cancer"],
-        "source": "synth-colon",
-        "resize": 64,
-        "epoch": 0,
-        "tau": 0.5,
-        "metrics": {},
-        "normalization": model.normalization(),
-    }
-    return save_checkpoint(root / method, model, meta)
+    return random_checkpoint(root / method, method)
 
 
 @pytest.mark.parametrize("method", ["cam", "pixelcam", "gradcampp"])
