@@ -59,7 +59,6 @@ class DetailsCollector:
         if features is None or features.shape[0] != len(batch.labels):
             features = self.model.backbone(batch.images.to(next(self.model.parameters()).device))
         features = features.float().cpu()
-        rgb = (unnormalize(batch.images.cpu()).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         for i, mask in enumerate(batch.masks):
             label = int(batch.labels[i])
             self.ids.append(batch.image_ids[i])
@@ -76,7 +75,8 @@ class DetailsCollector:
                 size = maps.shape[-2:]
                 m = mask if mask is not None else np.zeros(size, np.uint8)
                 m = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None].float(), size=size)[0, 0]
-                self.gal["image"].append(rgb[i])
+                rgb = unnormalize(batch.images[i : i + 1].cpu())[0].permute(1, 2, 0).numpy()
+                self.gal["image"].append((rgb * 255).round().astype(np.uint8))
                 self.gal["mask"].append(m.numpy().astype(np.uint8))
                 self.gal["map"].append(maps[i].numpy().astype(np.float16))
                 self.gal["label"].append(label)

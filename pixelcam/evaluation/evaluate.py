@@ -36,9 +36,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Report dict: checkpoint, method, source, tau, normalization, precision, results {domain: {pxap, cl,
     ...}}. `precision`: autocast dtype (default: the run's own, from its config)."""
-    return evaluate_with_details(
-        checkpoint, data, domains, split, batch_size, device, num_bins, precision, 0
-    )[0]
+    report, _ = evaluate_with_details(
+        checkpoint, data, domains, split, batch_size, device, num_bins, precision, per_class=None
+    )
+    return report
 
 
 def evaluate_with_details(
