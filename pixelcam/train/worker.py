@@ -38,8 +38,8 @@ from pixelcam.train.transforms import Augment
 SHUFFLE_BATCHES = 4  # local shuffle buffer, in batches: big enough to mix classes, small enough to stream
 # Batches prepared ahead of the training step on a GPU (copy and augmentation overlap the kernels). On the CPU
 # none: a prefetch thread's Python work competes with torch's intra-op threads for the same cores, and the
-# stalls cost more than doing it inline (benchmarks/train_throughput.py, 2 cores: in-process 1.14x -> 1.02x
-# of a bare loop, Ray Train 1 worker 1.26x -> 1.15x).
+# stalls cost more than doing it inline (benchmarks/train_throughput.py, 2 cores: in-process 1.14x ->
+# 1.01-1.03x of a bare loop).
 PREFETCH_BATCHES = {"cuda": 2, "cpu": 0}
 OVERLAY_IMAGES = 4
 EPOCH_METRICS = (
