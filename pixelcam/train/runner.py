@@ -147,13 +147,13 @@ def train(
 
 
 def run_train_data(cfg: TrainConfig, ds: PatchDataset, shared: dict[str, Any] | None = None) -> Any:
-    """The run's Ray Dataset of decoded train images: the caller's shared copy when it has one and the run
-    caches (same rows, same order: a shared copy changes nothing but the start-up), else its own."""
-    cache = caches_decoded(cfg, ds)
+    """The run's Ray Dataset of decoded train images: the caller's shared copy when it has one (same rows,
+    same order: it changes nothing but the start-up), else its own. The caller shares only what passes
+    `caches_decoded`; asking again here would weigh the object store with the shared copy already in it."""
     key = train_data_key(cfg.source, cfg.resize, cfg.is_supervised)
-    if cache and shared and key in shared:
+    if shared and key in shared:
         return shared[key]
-    return train_dataset(ds, cfg.source, cfg.resize, cache=cache, masks=cfg.is_supervised)
+    return train_dataset(ds, cfg.source, cfg.resize, cache=caches_decoded(cfg, ds), masks=cfg.is_supervised)
 
 
 def _run_local(cfg: TrainConfig, payload: dict[str, Any], run_dir: Path, data: Any) -> tuple[list, dict]:
