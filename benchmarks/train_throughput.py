@@ -9,7 +9,12 @@ loop runs, the model is built, the first SGD step is done, counted from the `tra
 the run's wall time outside its epochs (validation, checkpoints, teardown): it is paid once per run, not per
 epoch. Targets: steady state Ray Train (1 worker) / bare loop <= 1.10; start-up of a local run <= 5 s.
 
-Run: `.venv/bin/python benchmarks/train_throughput.py [--data data/synth] [--epochs 4]`
+`--cpus N` gives the training N compute threads (the bare loop, the in-process run, the workers' CPUs) and
+Ray as many logical CPUs as on an N-core machine, on a machine that has more: Ray's own processes (GCS,
+raylet, Train's controller) then run on spare cores, which a 2-core machine has none of. Without MLflow
+installed the per-epoch rates come from the run's history and the start-up split is left out.
+
+Run: `.venv/bin/python benchmarks/train_throughput.py [--data data/synth] [--epochs 4] [--cpus N]`
 """
 
 from __future__ import annotations
@@ -54,17 +59,18 @@ def bare_loop(cfg: TrainConfig) -> list[float]:
 
 
 def ray_run(
-    cfg: TrainConfig, workers: int, root: Path, executor: str = "ray_train"
+    cfg: TrainConfig, workers: int, root: Path, cpus: int, executor: str = "ray_train"
 ) -> tuple[list[float], float, dict[str, float]]:
     """Seconds per epoch (from the images/s each epoch reports), the whole run's wall time and its start-up
-    split (`startup_workers_s`, `startup_model_s`, `startup_first_step_s`)."""
-    from mlflow.tracking import MlflowClient
-
+    split (`startup_workers_s`, `startup_model_s`, `startup_first_step_s`; empty without MLflow)."""
     from pixelcam.train.runner import train
 
-    # Same compute threads as the bare loop (all CPUs split over the workers); Ray Data gets one more logical
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        MlflowClient = None  # noqa: N806
+    # Same compute threads as the bare loop (`cpus` split over the workers); Ray Data gets one more logical
     # CPU for its decode tasks, which share the cores exactly as the bare loop's inline decoding does.
-    cpus = os.cpu_count() or 1
     start = time.perf_counter()
     res = train(
         cfg.replace(
@@ -73,16 +79,19 @@ def ray_run(
             executor=executor,
             name=f"bench-{executor}-{workers}w",
             storage=str(root / "runs"),
-        )
+        ),
+        mlflow=MlflowClient is not None,
     )
     wall = time.perf_counter() - start
+    n = sum(open_dataset(cfg.data).counts(cfg.source)["train"].values())
+    n -= n % workers  # equal shards drop the remainder
+    if MlflowClient is None:
+        return [n / h["images_per_s"] for h in res.history], wall, {}
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     ips = [
         m.value
         for m in sorted(client.get_metric_history(res.mlflow_run_id, "images_per_s"), key=lambda m: m.step)
     ]
-    n = sum(open_dataset(cfg.data).counts(cfg.source)["train"].values())
-    n -= n % workers  # equal shards drop the remainder
     metrics = client.get_run(res.mlflow_run_id).data.metrics
     startup = {k[len("startup_") : -2]: v for k, v in metrics.items() if k.startswith("startup_")}
     return [n / v for v in ips], wall, startup
@@ -93,7 +102,9 @@ def main() -> None:
     ap.add_argument("--data", default="data/synth")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--backbone", default="resnet18")
+    ap.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="compute threads (default: all)")
     args = ap.parse_args()
+    torch.set_num_threads(args.cpus)  # the bare loop's and the in-process run's; Ray sets its workers' own
     root = Path(tempfile.mkdtemp(prefix="pixelcam-bench-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     cfg = TrainConfig(
@@ -108,18 +119,16 @@ def main() -> None:
     )
     print(
         f"data {cfg.data}, {cfg.backbone} at {cfg.crop}px, batch {cfg.batch_size}, {cfg.epochs} epochs, "
-        f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
+        f"{args.cpus} of {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
     )
     bare = bare_loop(cfg)
     import ray
 
-    ray.init(
-        address="local", num_cpus=(os.cpu_count() or 1) + 1, include_dashboard=False, logging_level="ERROR"
-    )
+    ray.init(address="local", num_cpus=args.cpus + 1, include_dashboard=False, logging_level="ERROR")
     runs = {
-        "in-process (local), 1": ray_run(cfg, 1, root, "local"),
-        "Ray Train, 1 worker": ray_run(cfg, 1, root),
-        "Ray Train, 2 workers": ray_run(cfg, 2, root),
+        "in-process (local), 1": ray_run(cfg, 1, root, args.cpus, "local"),
+        "Ray Train, 1 worker": ray_run(cfg, 1, root, args.cpus),
+        "Ray Train, 2 workers": ray_run(cfg, 2, root, args.cpus),
     }
     b = statistics.mean(bare[1:])
     n = sum(open_dataset(cfg.data).counts(cfg.source)["train"].values())

@@ -111,7 +111,7 @@ def main() -> int:
     p.add_argument("spec", help="study spec, relative to the repository (e.g. studies/cluster-smoke.yaml)")
     p.add_argument("--address", help="Ray dashboard address (default: $RAY_ADDRESS or http://127.0.0.1:8265)")
     p.add_argument("--data", help="dataset path on the nodes or URI (s3://, gs://)")
-    p.add_argument("--storage", help="study storage visible at the same path on every node")
+    p.add_argument("--storage", help="study storage: s3://bucket/prefix, or a path every node mounts")
     p.add_argument("--python", default="python", help="the nodes' Python interpreter (default: python)")
     p.add_argument("--wait", action="store_true", help="tail the job's logs until it ends")
     args = p.parse_args()

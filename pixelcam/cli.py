@@ -136,15 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("spec")
     r.add_argument(
         "--storage",
-        help="parent of the study directory (default: the spec's storage); on a cluster a path "
-        "mounted on every node (NFS/EFS/PVC)",
+        help="parent of the study directory (default: the spec's storage): a path every node mounts "
+        "(NFS/EFS/PVC), or an object store (s3://bucket/studies, gs://...) the study mirrors to",
     )
     r.add_argument("--data", help="dataset directory or URI (s3://, gs://) overriding the spec's `data`")
     r.add_argument("--no-early-stopping", action="store_true", help="FIFO instead of ASHA")
     r.add_argument("--verbose", action="store_true", help="also show Ray's own output (workers, Tune, Data)")
     r.set_defaults(fn=commands.cmd_study)
     r = ssub.add_parser("resume", help="continue an interrupted study from its directory")
-    r.add_argument("dir")
+    r.add_argument("dir", help="the study directory, or its URI (s3://bucket/studies/NAME)")
     r.add_argument("--verbose", action="store_true", help="also show Ray's own output (workers, Tune, Data)")
     r.set_defaults(fn=commands.cmd_study)
 

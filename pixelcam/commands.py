@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from pixelcam.errors import ConfigError
 
@@ -250,18 +251,25 @@ def cmd_study(args: argparse.Namespace) -> int:
         )
     else:
         directory, _, spec = resume_study(args.dir, verbose=args.verbose)
+    return study_summary(directory, spec.mlflow_experiment())
+
+
+def study_summary(directory: Path, experiment: str) -> int:
+    """Where a finished study's results are; exit code 1 (with the experiments named) when any experiment
+    of it has no successful trial, so that a study whose trials all failed does not look like a success."""
+    from pixelcam.mirror import uri_of
     from pixelcam.study.context import StudyState
     from pixelcam.tracking import tracking_uri
 
     experiments = StudyState(directory / "state.json")["experiments"]
     failed = sorted(k for k, rec in experiments.items() if rec.get("status") != "ok")
-
-    print(f"study directory: {directory} (ood.json, ood.csv)")
+    stored = uri_of(directory)
+    print(f"study directory: {directory} (ood.json, ood.csv)" + (f", stored at {stored}" if stored else ""))
     if (directory / "dashboard.html").is_file():
         print(f"dashboard: {directory / 'dashboard.html'} (open it in a browser; works offline)")
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
-        print(f"MLflow: open {uri} (experiment {spec.mlflow_experiment()})")
+        print(f"MLflow: open {uri} (experiment {experiment})")
     else:
         print(f"MLflow: mlflow ui --backend-store-uri {uri}")
     if failed:

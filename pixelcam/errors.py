@@ -31,4 +31,17 @@ class SlideError(ValueError):
     """A whole-slide image is missing, unreadable, not pyramidal or corrupt; the message names the file."""
 
 
-USER_ERRORS = (ConfigError, DatasetError, CheckpointError, TrainError, StudyError, ReportError, SlideError)
+class StorageError(RuntimeError):
+    """An object-store location that cannot be used (unknown scheme, unreachable, no such bucket)."""
+
+
+USER_ERRORS = (
+    ConfigError,
+    DatasetError,
+    CheckpointError,
+    TrainError,
+    StudyError,
+    ReportError,
+    SlideError,
+    StorageError,
+)

@@ -1,5 +1,5 @@
-"""Shared fixtures: a small synthetic dataset generated once per test session, and the same dataset on an S3
-protocol server on loopback."""
+"""Shared fixtures: a small synthetic dataset generated once per test session, the same dataset on an S3
+protocol server on loopback, and the tiny study (stored on that server) the e2e study tests read."""
 
 from __future__ import annotations
 
@@ -30,18 +30,21 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path):
-    """The e2e tiny study (killed and resumed), run once for the study and dashboard tests (~3 min)."""
+def tiny_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, s3_server: dict[str, str]):
+    """The e2e tiny study (stored on S3, killed, resumed from the bucket), run once for the study and
+    dashboard tests (~3 min)."""
     from tests.tiny_study import run_killed_and_resumed
 
-    return run_killed_and_resumed(tmp_path_factory.mktemp("tiny-study"), synth_dir)
+    return run_killed_and_resumed(tmp_path_factory.mktemp("tiny-study"), synth_dir, s3_server)
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, synth_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """(URI of the synthetic dataset on an S3 protocol server on loopback (moto's server mode), the
-    environment that reaches it: AWS_ENDPOINT_URL, as a MinIO or Ceph user sets it). Set in this process
-    too; pass the environment to subprocesses and Ray nodes."""
+@pytest.fixture(scope="session")
+def s3_server(synth_dir: Path) -> Iterator[dict[str, str]]:
+    """An S3 protocol server on loopback (moto's server mode) for the test session, with the bucket `lab`
+    holding the synthetic dataset at `datasets/synth`; returns the environment that reaches it
+    (AWS_ENDPOINT_URL, as a MinIO or Ceph user sets it)."""
+    import os
+
     import boto3
     import pyarrow.fs as pafs
     from moto import server as moto_server  # moto[server]: a test dependency
@@ -58,11 +61,22 @@ def s3(monkeypatch: pytest.MonkeyPatch, synth_dir: Path) -> Iterator[tuple[str, 
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
     }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # pyarrow's S3 client reads them in this process too
     try:
         boto3.client("s3").create_bucket(Bucket="lab")
         pafs.copy_files(str(synth_dir), "s3://lab/datasets/synth")
-        yield "s3://lab/datasets/synth", env
+        yield env
     finally:
         server.stop()
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+@pytest.fixture
+def s3(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[str, dict[str, str]]:
+    """(URI of the synthetic dataset on the session's S3 server, the environment that reaches it). Set in
+    this process too; pass the environment to subprocesses and Ray nodes."""
+    for k, v in s3_server.items():
+        monkeypatch.setenv(k, v)
+    return "s3://lab/datasets/synth", s3_server

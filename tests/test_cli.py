@@ -1,5 +1,6 @@
 """The console script end to end, as a user runs it (real subprocesses, real files)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,26 @@ def test_ingest_errors_are_one_clear_line(tmp_path: Path):
     assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
     r = run("data", "inspect", str(tmp_path))
     assert r.returncode == 2 and "not a pixelcam dataset" in r.stderr
+
+
+def test_a_study_with_an_experiment_without_a_model_exits_1(tmp_path: Path, capsys, monkeypatch):
+    """`pixelcam study run/resume` end with `study_summary`: every experiment ok -> 0; any experiment whose
+    trials all failed (or that was skipped for want of its baseline) -> 1, naming them."""
+    from pixelcam.commands import study_summary
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    state = {"experiments": {"a__cam": {"status": "ok"}}, "parent_run_id": None, "steps": {}}
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    assert study_summary(tmp_path, "pixelcam-x") == 0
+    out, err = capsys.readouterr()
+    assert f"study directory: {tmp_path}" in out and "experiment pixelcam-x" in out and err == ""
+    state["experiments"] |= {
+        "a__deepmil": {"status": "failed", "errors": ["non-finite loss"]},
+        "a__pixelcam-deepmil": {"status": "skipped", "reason": "baseline deepmil has no model"},
+    }
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    assert study_summary(tmp_path, "pixelcam-x") == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "pixelcam: error: no successful trial in 2 experiment(s): a__deepmil, a__pixelcam-deepmil"
+    )

@@ -211,9 +211,9 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
         r"give a study \(directory or run id\) or --slides DIR, not both",
     ),
     (
-        "study storage given as an object-store URI",
-        lambda t, d: ["study", "run", str(_spec(t, f"data: {d}\n")[2]), "--storage", "s3://bucket/runs"],
-        r"storage s3://bucket/runs: a study directory lives on a filesystem path every node sees",
+        "study storage on an object store no filesystem opens",
+        lambda t, d: ["study", "run", str(_spec(t, f"data: {d}\n")[2]), "--storage", "nosuch://bucket/runs"],
+        r"nosuch://bucket/runs/\S+: cannot open \(.*nosuch",
     ),
     (
         "a corrupt image names the file, not an in-memory buffer",

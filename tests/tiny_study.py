@@ -1,10 +1,13 @@
 """The tiny study shared by the end-to-end tests: run on a real local Ray and a real SQLite MLflow store,
-its driver SIGKILLed after the first Tune experiment, then finished by `pixelcam study resume`."""
+stored on an S3 protocol server on loopback (`--storage s3://...`), its driver SIGKILLed after the first Tune
+experiment, its local stage then deleted (as on a new machine), and finished by `pixelcam study resume
+s3://...` from what the bucket holds."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,21 +46,25 @@ def cli(*args: str, env: dict, **kw) -> subprocess.Popen:
 @dataclass
 class TinyStudy:
     root: Path
-    study_dir: Path
+    study_dir: Path  # the resumed study's stage
+    stored: str  # the study's URI in the bucket
     uri: str
     cam_trials_before_kill: set[str]
     resume_output: str
     resume_returncode: int
 
 
-def run_killed_and_resumed(root: Path, synth_dir: Path) -> TinyStudy:
+def run_killed_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, str]) -> TinyStudy:
     spec = root / "tiny.yaml"
-    spec.write_text(SPEC.format(data=synth_dir, storage=root / "studies"))
+    storage = f"s3://lab/{root.name}/studies"
+    spec.write_text(SPEC.format(data=synth_dir, storage=storage))
     # the embedded default, as the README's main command uses it: no MLFLOW_TRACKING_URI, so the store is
     # ./mlflow.db of the working directory (Tune trials run elsewhere and must still log into it)
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    stage = root / "stage"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    study_dir = root / "studies" / "tiny"
+    env.update(s3_env, PIXELCAM_STAGE=str(stage))
+    study_dir = stage / "s3" / "lab" / root.name / "studies" / "tiny"
     with open(root / "run.log", "w") as log:
         proc = cli(
             "study",
@@ -81,6 +88,8 @@ def run_killed_and_resumed(root: Path, synth_dir: Path) -> TinyStudy:
             )
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
         proc.wait()
+    wait_for_group(proc.pid)
+    shutil.rmtree(stage)  # a new machine: only the bucket knows the study
     client = MlflowClient(uri)
     before = {
         r.data.tags["trial_id"]
@@ -89,9 +98,29 @@ def run_killed_and_resumed(root: Path, synth_dir: Path) -> TinyStudy:
             "tags.experiment_key = 'synth-colon__cam' and tags.kind = 'trial'",
         )
     }
-    res = cli(
-        "study", "resume", str(study_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=root
-    )
+    stored = f"{storage}/tiny"
+    res = cli("study", "resume", stored, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=root)
     out, _ = res.communicate(timeout=600)
     (root / "resume.log").write_text(out)
-    return TinyStudy(root, study_dir, uri, before, out, res.returncode)
+    return TinyStudy(root, study_dir, stored, uri, before, out, res.returncode)
+
+
+def wait_for_group(pgid: int, timeout: float = 30.0) -> None:
+    """Wait until no process of the killed group is left (Ray's processes end once their driver is gone)."""
+    import psutil
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        alive = [p for p in psutil.process_iter() if _pgid(p.pid) == pgid]
+        if not alive:
+            return
+        for p in alive:
+            p.kill()
+        time.sleep(0.5)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None

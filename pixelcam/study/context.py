@@ -11,11 +11,20 @@ from typing import Any
 
 from pixelcam.data.reader import PatchDataset
 from pixelcam.io import write_json_atomic
+from pixelcam.mirror import push
 from pixelcam.study.spec import StudySpec
 from pixelcam.tracking import RunLogger, start_run
 
 STATE_FILE = "state.json"
 SPEC_FILE = "spec.yaml"
+TRIAL_DIRS = ("train", "seeds", "tune")  # written, and mirrored, by the trials and by Tune themselves
+
+
+def push_study(directory: Path) -> None:
+    """Mirror the study's own files to its bucket when it has one (`pixelcam.mirror`): results first, then
+    the state that refers to them, so the bucket never holds a state naming a file it lacks."""
+    push(directory, skip=(*TRIAL_DIRS, STATE_FILE))
+    push(directory / STATE_FILE)
 
 
 def experiment_key(source: str, method: str) -> str:
@@ -60,6 +69,7 @@ class StudyState:
 
     def save(self) -> None:
         write_json_atomic(self.path, self.data)
+        push_study(self.path.parent)
 
 
 @dataclass

@@ -20,7 +20,8 @@ from pixelcam.config import ConfigError
 from pixelcam.data.reader import PatchDataset, is_uri, open_dataset
 from pixelcam.errors import StudyError
 from pixelcam.io import write_text_atomic
-from pixelcam.study.context import SPEC_FILE, STATE_FILE, StudyContext, StudyState
+from pixelcam.mirror import check_uri, pull, remote_exists, stage_of
+from pixelcam.study.context import SPEC_FILE, STATE_FILE, TRIAL_DIRS, StudyContext, StudyState
 from pixelcam.study.resources import check_resources
 from pixelcam.study.spec import StudySpec, load_spec, spec_from_dict
 from pixelcam.study.steps import PIPELINE
@@ -126,14 +127,7 @@ def run_study(
         spec.storage = storage
     if data:
         spec.data = data
-    if is_uri(spec.storage):
-        raise StudyError(
-            f"storage {spec.storage}: a study directory lives on a filesystem path every node sees (shared "
-            f"disk, or the bucket mounted with s3fs / EFS / a PVC), not an object-store URI"
-        )
-    directory = Path(spec.storage).resolve() / spec.name
-    if (directory / STATE_FILE).exists():
-        raise StudyError(f"{directory} exists: `pixelcam study resume {directory}` continues it")
+    directory = study_directory(spec)
     if not is_uri(spec.data):  # a shared URI (s3://, gs://) stays as given
         spec.data = str(Path(spec.data).resolve())
     ds, targets = open_study_dataset(spec)  # fail before anything is written
@@ -141,7 +135,7 @@ def run_study(
     directory.mkdir(parents=True, exist_ok=True)
     raw = yaml.safe_load(Path(path).read_text())
     raw["data"] = spec.data
-    raw["storage"] = str(directory.parent)
+    raw["storage"] = spec.storage if is_uri(spec.storage) else str(directory.parent)
     write_text_atomic(directory / SPEC_FILE, yaml.safe_dump(raw, sort_keys=False))
     ctx.state.save()
     return directory, run_pipeline(ctx), spec
@@ -151,6 +145,47 @@ def resume_study(
     directory: str, log: Callable[[str], None] = print, verbose: bool = False
 ) -> tuple[Path, dict[str, Any], StudySpec]:
     """`pixelcam study resume DIR`: continue a study from its directory; returns what `run_study` does."""
+    d = open_study_directory(directory)
+    try:
+        spec = spec_from_dict(yaml.safe_load((d / SPEC_FILE).read_text()), str(d / SPEC_FILE))
+    except ConfigError as exc:
+        raise StudyError(str(exc)) from exc
+    spec.storage = directory.rstrip("/").rsplit("/", 1)[0] if is_uri(directory) else str(d.parent)
+    ds, targets = open_study_dataset(spec)
+    return d, run_pipeline(_context(spec, d, ds, targets, log, verbose=verbose)), spec
+
+
+def study_directory(spec: StudySpec) -> Path:
+    """Where a new study works: `<storage>/<name>`, or for an object-store `storage` (s3://, gs://) the
+    stage mirrored to `<storage>/<name>` (`pixelcam.mirror`). StudyError when a study of that name exists."""
+    if not is_uri(spec.storage):
+        directory = Path(spec.storage).resolve() / spec.name
+        if (directory / STATE_FILE).exists():
+            raise StudyError(f"{directory} exists: `pixelcam study resume {directory}` continues it")
+        return directory
+    uri = f"{spec.storage.rstrip('/')}/{spec.name}"
+    check_uri(uri)
+    directory = stage_of(uri)
+    if remote_exists(directory / STATE_FILE):
+        raise StudyError(f"{uri} exists: `pixelcam study resume {uri}` continues it")
+    if directory.exists():  # a stage that never reached the bucket (a study that failed to start)
+        import shutil
+
+        shutil.rmtree(directory)
+    return directory
+
+
+def open_study_directory(directory: str) -> Path:
+    """The working directory of the study at `directory` (a path, or the URI it is stored at, whose spec,
+    state and results are pulled into its stage); StudyError unless it holds a study this user may resume."""
+    if is_uri(directory):
+        uri = directory.rstrip("/")
+        check_uri(uri)
+        d = stage_of(uri)
+        if not (remote_exists(d / SPEC_FILE) and remote_exists(d / STATE_FILE)):
+            raise StudyError(f"{uri}: not a study ({SPEC_FILE} and {STATE_FILE} expected)")
+        # Resuming unpickles Tune's state from the bucket: only resume from a bucket trusted like code.
+        return pull(d, skip=TRIAL_DIRS, refresh=True)
     d = Path(directory).resolve()
     if not (d / SPEC_FILE).is_file() or not (d / STATE_FILE).is_file():
         raise StudyError(f"{d}: not a study directory ({SPEC_FILE} and {STATE_FILE} expected)")
@@ -161,13 +196,7 @@ def resume_study(
             f"{d}: owned by uid {owner}, not by you (uid {me}); resuming loads pickled Tune state from "
             f"it, so only a study directory you own (trusted like code) is resumed"
         )
-    try:
-        spec = spec_from_dict(yaml.safe_load((d / SPEC_FILE).read_text()), str(d / SPEC_FILE))
-    except ConfigError as exc:
-        raise StudyError(str(exc)) from exc
-    spec.storage = str(d.parent)
-    ds, targets = open_study_dataset(spec)
-    return d, run_pipeline(_context(spec, d, ds, targets, log, verbose=verbose)), spec
+    return d
 
 
 def _code_version() -> dict[str, str]:

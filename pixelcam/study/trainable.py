@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelcam.data.reader import PatchDataset
+from pixelcam.mirror import pull
 
 TRIAL_RESOURCES = {"CPU": 0.01}  # the trial driver only waits on its Train run; Train workers hold the CPUs
 
@@ -41,7 +42,7 @@ def trial_driver(
     cfg = TrainConfig.from_dict(config["base"]).replace(
         **values, name=trial_name(trial_id), storage=config["train_storage"]
     )
-    run_dir = Path(cfg.storage) / cfg.run_name()
+    run_dir = pull(Path(cfg.storage) / cfg.run_name())  # a study on object storage: the retried trial's run
     train(
         cfg,
         resume=run_dir.exists(),

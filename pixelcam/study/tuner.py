@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pixelcam.mirror import location
 from pixelcam.study.context import StudyContext
 from pixelcam.study.progress import StudyProgress
 from pixelcam.study.resources import trial_resources
@@ -27,9 +28,10 @@ def fit_experiment(
         ray.tune.with_parameters(trial_driver, dataset=ctx.dataset, shared_data=shared),
         trial_resources(ctx.spec, ray.cluster_resources()),
     )
-    if ray.tune.Tuner.can_restore(str(path)):
+    where = location(path)  # a study on object storage: Tune keeps its state in the bucket itself
+    if ray.tune.Tuner.can_restore(where):
         tuner = ray.tune.Tuner.restore(
-            str(path), trainable, resume_unfinished=True, resume_errored=resume_errored, param_space=constants
+            where, trainable, resume_unfinished=True, resume_errored=resume_errored, param_space=constants
         )
     else:
         tuner = ray.tune.Tuner(
@@ -38,7 +40,7 @@ def fit_experiment(
             tune_config=tune_config,
             run_config=ray.tune.RunConfig(
                 name=path.name,
-                storage_path=str(path.parent),
+                storage_path=location(path.parent),
                 failure_config=ray.tune.FailureConfig(max_failures=ctx.spec.resources.max_failures),
                 verbose=0,
                 callbacks=[StudyProgress(ctx.log, ctx.spec.budget.epochs)],

@@ -19,6 +19,7 @@ import torch
 
 from pixelcam.errors import CheckpointError
 from pixelcam.io import write_json_atomic
+from pixelcam.mirror import WEIGHT_FILES, pull
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.factory import create_wsol_model, model_kwargs
 
@@ -97,8 +98,9 @@ def load_optim_state(path: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
-    """A checkpoint directory as is; a run directory -> its selected checkpoint; else CheckpointError."""
-    p = Path(path)
+    """A checkpoint directory as is; a run directory -> its selected checkpoint; else CheckpointError.
+    A staged path of a study on object storage is pulled first (`pixelcam.mirror`)."""
+    p = pull(Path(path), skip=(OPTIM_FILE,))
     if (p / META_FILE).is_file():
         return p
     if (p / SELECTED_FILE).is_file():
@@ -113,7 +115,7 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
 
 def resolve_pseudo_label_source(ref: str) -> Path:
     """Checkpoint dir, run dir, or an MLflow run id (its `pixelcam.checkpoint` tag) -> checkpoint dir."""
-    p = Path(ref)
+    p = pull(Path(ref), skip=WEIGHT_FILES)
     if p.exists():
         return resolve_checkpoint_dir(p)
     from pixelcam.tracking import checkpoint_of_run
@@ -128,7 +130,7 @@ def resolve_pseudo_label_source(ref: str) -> Path:
 
 def run_of_checkpoint(checkpoint: Path) -> Path | None:
     """The run directory a checkpoint belongs to (`<run>/epoch_NNN`), None for a lone checkpoint."""
-    parent = Path(checkpoint).parent
+    parent = pull(Path(checkpoint).parent, skip=WEIGHT_FILES)
     return parent if (parent / SELECTED_FILE).is_file() or latest_meta(parent) is not None else None
 
 
@@ -197,7 +199,7 @@ def latest_meta(run_dir: str | os.PathLike) -> dict[str, Any] | None:
 def selected_in_run(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The selected checkpoint of a run directory: `selected.json` when the run finished, else (a run stopped
     early, e.g. by ASHA after its last report) the best epoch recorded in its latest checkpoint."""
-    d = Path(run_dir)
+    d = pull(Path(run_dir), skip=WEIGHT_FILES)
     if (d / SELECTED_FILE).is_file():
         sel = read_selected(d)
         return {**sel, "checkpoint": str(selected_checkpoint(d, sel))}

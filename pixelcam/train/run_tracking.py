@@ -14,6 +14,7 @@ import yaml
 from pixelcam.config import TrainConfig
 from pixelcam.data.reader import PatchDataset
 from pixelcam.io import write_json_atomic
+from pixelcam.mirror import WEIGHT_FILES, pull
 from pixelcam.tracking import CHECKPOINT_TAG, RUN_DIR_TAG, RunLogger, flat_params, start_run, tracking_uri
 from pixelcam.train.checkpoint import selected_in_run
 
@@ -89,7 +90,7 @@ def close_stopped_run(run_dir: str | os.PathLike, epochs: int, uri: str | None =
     or was marked FAILED while torn down: FINISHED with its selection logged when all `epochs` ran, else
     KILLED, so that `status = 'KILLED'` means exactly "stopped early". Returns the new status, or None when
     the run has no MLflow run or already ended FINISHED/KILLED."""
-    run_dir = Path(run_dir)
+    run_dir = pull(Path(run_dir), skip=WEIGHT_FILES)
     state = run_dir / RUN_FILE
     if not state.is_file():
         return None

@@ -18,6 +18,7 @@ from typing import Any
 from pixelcam.config import SELECTION_METRICS, ConfigError, TrainConfig
 from pixelcam.data.reader import PatchDataset, is_uri, open_dataset
 from pixelcam.io import write_json_atomic
+from pixelcam.mirror import location, pull, push
 from pixelcam.models.factory import list_methods, method_class
 from pixelcam.tracking import RunKind
 from pixelcam.train.checkpoint import (
@@ -120,6 +121,7 @@ def train(
         if mlflow
         else (None, None)
     )
+    push(run_dir)  # a study on object storage: its MLflow run id, so a retried trial continues that run
     payload = {
         "started": started,  # wall clock at train(): the worker measures its start-up against it
         "config": cfg.to_dict(),
@@ -137,6 +139,7 @@ def train(
             checkpoints, out = _run_ray_train(cfg, payload, run_dir, data, need, callbacks)
         selected = _selected(checkpoints, run_dir)
         selected.history = list(out.get("history", []))
+        push(run_dir, delete=True)  # the pruned run and its selected.json (a no-op off object storage)
     except BaseException as exc:
         if run_id:
             close_interrupted(uri, run_id, run_dir, cfg.epochs, exc)
@@ -191,7 +194,7 @@ def _run_ray_train(
         ),
         run_config=ray.train.RunConfig(
             name=cfg.run_name(),
-            storage_path=cfg.storage,
+            storage_path=location(cfg.storage),  # a staged study's bucket: workers persist there
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures, controller_failure_limit=3),
             # Workers checkpoint only epochs that improve B-LOC or B-CL; `_selected` prunes all but the two
             # bests (PixelCAM may take its CAMs from one and its initial weights from the other).
@@ -215,6 +218,11 @@ def _run_ray_train(
     out = result.return_value or {}
     if "error" in out:
         raise TrainError(f"training run {cfg.run_name()} stopped: {out['error']}")
+    if (
+        location(cfg.storage) != cfg.storage
+    ):  # checkpoints written to the bucket: into the stage for `_selected`
+        pull(run_dir, skip=("optim.pt",))
+        return [(run_dir / Path(c.path).name, m) for c, m in result.best_checkpoints], out
     return [(Path(c.path), m) for c, m in result.best_checkpoints], out
 
 

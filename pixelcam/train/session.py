@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from pixelcam.mirror import push
 from pixelcam.train.checkpoint import META_FILE
 
 
@@ -102,6 +103,7 @@ class LocalSession:
             self.checkpoints = [(p, m) for p, m in self.checkpoints if p != target] + [
                 (target, dict(metrics))
             ]
+            push(self.run_dir)  # a study on object storage: this checkpoint survives its node
         if self.in_tune:
             import ray.tune
 

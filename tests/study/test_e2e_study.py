@@ -1,5 +1,6 @@
-"""A tiny study end to end on a real local Ray instance and a real MLflow store: the driver is killed after
-the first experiment, `pixelcam study resume` finishes it, and the MLflow records are read back."""
+"""A tiny study end to end on a real local Ray instance and a real MLflow store, stored on an S3 protocol
+server: the driver is killed after the first experiment and its local stage deleted, `pixelcam study resume
+s3://...` finishes it from the bucket, and the MLflow records and the bucket's contents are read back."""
 
 from __future__ import annotations
 
@@ -42,15 +43,29 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     # seeds [0, 1]: seed 0 is the tuned run; seed 1 retrains cam, then PixelCAM on cam *of seed 1*
     state = json.loads((study_dir / "state.json").read_text())
     assert set(state["seeds"]) == {"synth-colon__cam@seed1", "synth-colon__pixelcam-cam@seed1"}
-    # as two waves (one Tune experiment each: the baselines' seeds, then PixelCAM's on them)
-    assert sorted(p.name for p in (tiny_study.study_dir / "tune").glob("seeds-*")) == [
+    # as two waves (one Tune experiment each: the baselines' seeds, then PixelCAM's on them), whose Tune
+    # state Tune keeps in the bucket itself
+    stored = bucket_files(tiny_study.stored)
+    assert sorted({k.split("/")[1] for k in stored if k.startswith("tune/seeds-")}) == [
         "seeds-baselines",
         "seeds-pixelcam",
     ]
+    assert f"stored at {tiny_study.stored}" in out
     pc1 = json.loads(
         (Path(state["seeds"]["synth-colon__pixelcam-cam@seed1"]["checkpoint"]) / "meta.json").read_text()
     )
     assert pc1["config"]["seed"] == 1
+    # the bucket holds the study: spec, state (as the stage has it), results, and every model's run pruned
+    # to its B-LOC and B-CL checkpoints with the weights, written there by the trials on their nodes
+    assert {"spec.yaml", "state.json", "ood.json", "ood.csv", "stain.json", "dashboard.html"} <= set(stored)
+    assert json.loads(stored["state.json"]) == state
+    for rec in [*state["experiments"].values(), *state["seeds"].values()]:
+        run = Path(rec["checkpoint"]).parent.relative_to(study_dir).as_posix()
+        kept = {k.split("/")[-2] for k in stored if k.startswith(f"{run}/epoch_") and k.endswith("model.pt")}
+        assert (
+            1 <= len(kept) <= 2 and f"{run}/selected.json" in stored and f"{run}/pixelcam_run.json" in stored
+        )
+        assert f"{Path(rec['checkpoint']).relative_to(study_dir).as_posix()}/optim.pt" in stored
     assert pc1["config"]["pseudo_labels_from"] == state["seeds"]["synth-colon__cam@seed1"]["checkpoint"]
     for row in rows.values():
         assert row["seeds_run"] == [0, 1]
@@ -135,6 +150,19 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     assert sorted(m.step for m in hist) == [0, 1, 2]
     some_trial = trials[0]
     assert "valpx_pxap" in some_trial.data.metrics and "lr" in some_trial.data.params
+
+
+def bucket_files(uri: str) -> dict[str, bytes]:
+    """{path under `uri`: bytes} of every object under `uri` (directory markers left out)."""
+    import pyarrow.fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri(uri)
+    out = {}
+    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+        if info.type == pafs.FileType.File:
+            with fs.open_input_stream(info.path) as f:
+                out[info.path[len(root) + 1 :]] = f.read() if info.size < 1 << 20 else b""
+    return out
 
 
 def test_unschedulable_study_fails_at_once(tmp_path: Path, synth_dir: Path):

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pixelcam.mirror import location
 from pixelcam.study.context import StudyContext, experiment_key
 from pixelcam.study.search import TUNE_METRIC, make_scheduler, make_searcher
 from pixelcam.study.spec import StudySpec
@@ -75,7 +76,7 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
         "tags": {"study": spec.name, "experiment_key": key, "method_label": method},
     }
     path = tune_root / key
-    if ray.tune.Tuner.can_restore(str(path)):
+    if ray.tune.Tuner.can_restore(location(path)):
         ctx.log(f"[{key}] restoring the Tune experiment (finished trials are kept)")
     elif not dims:
         ctx.log(f"[{key}] training the fixed configuration")
