@@ -18,7 +18,7 @@ from typing import Any
 from pixelcam.config import SELECTION_METRICS, ConfigError, TrainConfig
 from pixelcam.data.reader import PatchDataset, is_uri, open_dataset
 from pixelcam.io import write_json_atomic
-from pixelcam.mirror import location, pull, push
+from pixelcam.mirror import WEIGHT_FILES, location, pull, push
 from pixelcam.models.factory import list_methods, method_class
 from pixelcam.tracking import RunKind
 from pixelcam.train.checkpoint import (
@@ -139,7 +139,9 @@ def train(
             checkpoints, out = _run_ray_train(cfg, payload, run_dir, data, need, callbacks)
         selected = _selected(checkpoints, run_dir)
         selected.history = list(out.get("history", []))
-        push(run_dir, delete=True)  # the pruned run and its selected.json (a no-op off object storage)
+        # the pruned run and its selected.json (a no-op off object storage); Ray Train's workers wrote their
+        # checkpoints to the bucket themselves and the stage holds only their metas: their weights stay
+        push(run_dir, delete=True, skip=() if cfg.runs_locally else WEIGHT_FILES)
     except BaseException as exc:
         if run_id:
             close_interrupted(uri, run_id, run_dir, cfg.epochs, exc)
@@ -221,7 +223,7 @@ def _run_ray_train(
     if (
         location(cfg.storage) != cfg.storage
     ):  # checkpoints written to the bucket: into the stage for `_selected`
-        pull(run_dir, skip=("optim.pt",))
+        pull(run_dir, skip=WEIGHT_FILES)  # metas; the selected checkpoint's weights are pulled when loaded
         return [(run_dir / Path(c.path).name, m) for c, m in result.best_checkpoints], out
     return [(Path(c.path), m) for c, m in result.best_checkpoints], out
 
