@@ -52,7 +52,8 @@ class StudyProgress(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         last = getattr(trial, "last_result", {}) or {}
-        ran = int(last.get("training_iteration", 0))
+        # the epoch it reached: a trial retried from its checkpoint reports fewer Tune iterations than epochs
+        ran = int(last["epoch"]) + 1 if "epoch" in last else int(last.get("training_iteration", 0))
         how = "done" if ran >= self.epochs else f"stopped early after {ran} epoch(s)"
         self.log(f"{_label(trial)} {how}: best valpx PxAP {last.get('selected_score', float('nan')):.2f}")
 

@@ -30,6 +30,18 @@ def test_epoch_and_trial_lines():
     assert epoch_line("[x]", {"epoch": 2}, 3).startswith("[x] epoch 3/3  loss nan")
 
 
+def test_a_retried_trial_that_reached_its_last_epoch_is_done():
+    """Retried from its epoch-1 checkpoint, the trial reports 2 Tune iterations for epochs 2 and 3."""
+    lines: list[str] = []
+    trial = SimpleNamespace(
+        trial_id="ab_00000",
+        config={"tags": {"experiment_key": "k"}},
+        last_result={"training_iteration": 2, "epoch": 2, "selected_score": 40.0},
+    )
+    StudyProgress(lines.append, epochs=3).on_trial_complete(2, [], trial)
+    assert lines == ["[k ab_00000] done: best valpx PxAP 40.00"]
+
+
 def test_a_waves_run_is_labelled_by_its_own_key_and_seed():
     lines: list[str] = []
     trial = SimpleNamespace(
