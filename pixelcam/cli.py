@@ -113,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue the run of this name from its latest checkpoint"
     )
     tcommon.add_argument("--name", help="run name under --storage (default: METHOD-BACKBONE-SOURCE)")
-    tcommon.add_argument("--storage", help="where runs and checkpoints go (default: runs/)")
+    tcommon.add_argument(
+        "--storage", help="where runs and checkpoints go: a directory (default: runs/) or s3://bucket/prefix"
+    )
     tcommon.add_argument("--data", help="dataset directory (overrides the config)")
     tcommon.add_argument("--source", help="source domain (overrides the config)")
     tcommon.add_argument("--epochs", type=positive_int)

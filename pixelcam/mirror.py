@@ -59,6 +59,12 @@ def uri_of(path: str | os.PathLike) -> str | None:
     return f"{rel.parts[0]}://{'/'.join(rel.parts[1:])}"
 
 
+def local_path(ref: str | os.PathLike) -> Path:
+    """A path as given, or the stage of an object-store URI (`s3://bucket/runs/r` -> its staged path), so that
+    commands taking a run, checkpoint or storage location accept either."""
+    return stage_of(str(ref)) if "://" in str(ref) else Path(ref)
+
+
 def location(path: str | os.PathLike) -> str:
     """Where Ray (Tune's or Train's `storage_path`) should keep what belongs at `path`: its URI when
     staged, else the path."""

@@ -216,6 +216,22 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
         r"nosuch://bucket/runs/\S+: cannot open \(.*nosuch",
     ),
     (
+        "training storage on an object store no filesystem opens",
+        lambda t, d: [
+            "train",
+            "baseline",
+            "--config",
+            str(_train_config(t)),
+            "--data",
+            str(d),
+            "--source",
+            "synth-colon",
+            "--storage",
+            "nosuch://bucket/runs",
+        ],
+        r"nosuch://bucket/runs: cannot open \(.*nosuch",
+    ),  # fmt: skip
+    (
         "a corrupt image names the file, not an in-memory buffer",
         lambda t, d: _corrupt(t),
         r"train_normal.png: cannot decode image \(not an image format PIL reads\)$",

@@ -19,7 +19,7 @@ import torch
 
 from pixelcam.errors import CheckpointError
 from pixelcam.io import write_json_atomic
-from pixelcam.mirror import WEIGHT_FILES, pull
+from pixelcam.mirror import WEIGHT_FILES, local_path, pull
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.factory import create_wsol_model, model_kwargs
 
@@ -99,8 +99,9 @@ def load_optim_state(path: str | os.PathLike) -> dict[str, Any] | None:
 
 def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
     """A checkpoint directory as is; a run directory -> its selected checkpoint; else CheckpointError.
-    A staged path of a study on object storage is pulled first (`pixelcam.mirror`)."""
-    p = pull(Path(path), skip=(OPTIM_FILE,))
+    An object-store URI, or a staged path of a study on object storage, is pulled first (`pixelcam.mirror`).
+    """
+    p = pull(local_path(path), skip=(OPTIM_FILE,))
     if (p / META_FILE).is_file():
         return p
     if (p / SELECTED_FILE).is_file():
@@ -114,8 +115,9 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
 
 
 def resolve_pseudo_label_source(ref: str) -> Path:
-    """Checkpoint dir, run dir, or an MLflow run id (its `pixelcam.checkpoint` tag) -> checkpoint dir."""
-    p = pull(Path(ref), skip=WEIGHT_FILES)
+    """Checkpoint dir, run dir (either may be an object-store URI), or an MLflow run id (its
+    `pixelcam.checkpoint` tag) -> checkpoint dir."""
+    p = pull(local_path(ref), skip=WEIGHT_FILES)
     if p.exists():
         return resolve_checkpoint_dir(p)
     from pixelcam.tracking import checkpoint_of_run

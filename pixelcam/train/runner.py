@@ -18,7 +18,7 @@ from typing import Any
 from pixelcam.config import SELECTION_METRICS, ConfigError, TrainConfig
 from pixelcam.data.reader import PatchDataset, is_uri, open_dataset
 from pixelcam.io import write_json_atomic
-from pixelcam.mirror import WEIGHT_FILES, location, pull, push
+from pixelcam.mirror import WEIGHT_FILES, check_uri, local_path, location, pull, push
 from pixelcam.models.factory import list_methods, method_class
 from pixelcam.tracking import RunKind
 from pixelcam.train.checkpoint import (
@@ -94,7 +94,9 @@ def train(
     import ray.train
 
     ds = dataset or open_dataset(cfg.data if is_uri(cfg.data) else Path(cfg.data).resolve())
-    cfg = cfg.replace(data=ds.location, storage=str(Path(cfg.storage).resolve()))
+    if is_uri(cfg.storage):  # runs on object storage: worked on in their stage, mirrored (`pixelcam.mirror`)
+        check_uri(cfg.storage)
+    cfg = cfg.replace(data=ds.location, storage=str(local_path(cfg.storage).resolve()))
     cfg.validate()
     check_splits(ds, cfg.source, ("train", "valcl", "valpx"))
     num_classes = len(ds.class_names(cfg.source))
@@ -102,11 +104,13 @@ def train(
     if cfg.is_pixelcam:
         cfg, baseline_dir, init_dir = _prepare_pixelcam(cfg, num_classes)
 
-    run_dir = Path(cfg.storage) / cfg.run_name()
+    run_dir = pull(Path(cfg.storage) / cfg.run_name())  # on object storage: the run to resume, if any
     if run_dir.exists() and not resume:
-        raise TrainError(f"{run_dir} exists: pass --resume to continue that run, or choose another --name")
+        raise TrainError(
+            f"{location(run_dir)} exists: pass --resume to continue that run, or choose another --name"
+        )
     if resume and not run_dir.exists():
-        raise TrainError(f"{run_dir}: nothing to resume (no such run directory)")
+        raise TrainError(f"{location(run_dir)}: nothing to resume (no such run directory)")
 
     init_ray()
     need = worker_resources(cfg, ray.cluster_resources())

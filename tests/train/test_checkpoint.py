@@ -157,3 +157,26 @@ def test_init_from_baseline_copies_backbone_and_a_matching_head():
     assert torch.equal(pc2.head.fc.weight, head)
     with pytest.raises(ValueError, match="backbone weights do not fit"):
         init_from_baseline(create_wsol_model("pixelcam", "resnet18"), cam.state_dict())
+
+
+def test_a_checkpoint_on_s3_loads_by_its_uri(s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`evaluate`, `predict` and `--pseudo-labels-from` take a run or checkpoint stored on object storage: its
+    files are pulled into the stage (the optimizer state, which loading does not need, is not)."""
+    import pyarrow.fs as pafs
+
+    from pixelcam.train.checkpoint import baseline_checkpoint, load_checkpoint
+    from tests.checkpoints import random_checkpoint
+
+    monkeypatch.setenv("PIXELCAM_STAGE", str(tmp_path / "stage"))
+    run = tmp_path / "run"
+    random_checkpoint(run / "epoch_000", "cam", selection="b-loc")
+    (run / "epoch_000" / "optim.pt").write_bytes(b"optimizer state")
+    sel = {"checkpoint": "epoch_000", "by_selection": {"b-loc": "epoch_000", "b-cl": "epoch_000"}}
+    (run / "selected.json").write_text(json.dumps(sel))
+    pafs.copy_files(str(run), "s3://lab/ckpt-test/run")
+    ck = load_checkpoint("s3://lab/ckpt-test/run")
+    assert ck.path == (tmp_path / "stage" / "s3" / "lab" / "ckpt-test" / "run" / "epoch_000").resolve()
+    assert ck.meta["method"] == "cam" and not (ck.path / "optim.pt").exists()
+    assert set(ck.model_state) == set(create_wsol_model("cam", "resnet10t").state_dict())
+    path, how = baseline_checkpoint("s3://lab/ckpt-test/run", "b-cl")
+    assert path == ck.path and how == "b-cl of run run"
