@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
+from pixelcam.data.reader import is_uri
 from pixelcam.errors import StorageError
 
 STAGE_ENV = "PIXELCAM_STAGE"
@@ -62,7 +63,7 @@ def uri_of(path: str | os.PathLike) -> str | None:
 def local_path(ref: str | os.PathLike) -> Path:
     """A path as given, or the stage of an object-store URI (`s3://bucket/runs/r` -> its staged path), so that
     commands taking a run, checkpoint or storage location accept either."""
-    return stage_of(str(ref)) if "://" in str(ref) else Path(ref)
+    return stage_of(str(ref)) if is_uri(ref) else Path(ref)
 
 
 def location(path: str | os.PathLike) -> str:
