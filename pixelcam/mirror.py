@@ -76,11 +76,11 @@ def check_uri(uri: str) -> None:
     """StorageError (one line) unless `uri`'s filesystem opens and its bucket answers; reads nothing else."""
     import pyarrow.fs as pafs
 
+    fs, path = _fs(uri)
+    bucket = path.split("/", 1)[0]
     try:
-        fs, path = pafs.FileSystem.from_uri(uri)
-        bucket = path.split("/", 1)[0]
         info = fs.get_file_info(bucket)
-    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError with the server's message
+    except Exception as exc:  # pyarrow raises OSError with the server's message
         raise StorageError(f"{uri}: cannot open ({str(exc).strip().splitlines()[0]})") from None
     if info.type == pafs.FileType.NotFound:
         raise StorageError(f"{uri}: bucket {bucket!r} not found")
