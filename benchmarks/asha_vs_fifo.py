@@ -24,13 +24,13 @@ import torch
 
 from pixelcam.data.reader import open_dataset
 from pixelcam.metrics import PxAP
+from pixelcam.runtime.checkpoint import load_checkpoint
+from pixelcam.runtime.data import iter_split
 from pixelcam.study.context import STATE_FILE, StudyContext, StudyState
 from pixelcam.study.runner import open_parent_run, open_study_dataset
 from pixelcam.study.spec import load_spec
 from pixelcam.study.steps.tune import tune_experiment
 from pixelcam.tracking import tracking_uri
-from pixelcam.train.checkpoint import load_checkpoint
-from pixelcam.train.data import iter_split
 
 
 @torch.no_grad()
@@ -90,7 +90,7 @@ def main() -> None:
         (d / "spec.yaml").write_text(Path(args.spec).read_text())
         import ray
 
-        from pixelcam.train.cluster import init_ray
+        from pixelcam.runtime.cluster import init_ray
 
         dataset, targets = open_study_dataset(spec)
         init_ray()

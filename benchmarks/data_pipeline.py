@@ -19,10 +19,10 @@ import torch
 
 from pixelcam.config import TrainConfig
 from pixelcam.data.reader import open_dataset
-from pixelcam.train.build import build_model
-from pixelcam.train.data import train_dataset
+from pixelcam.runtime.build import build_model
+from pixelcam.runtime.data import train_dataset
+from pixelcam.runtime.transforms import Augment
 from pixelcam.train.steps import train_epoch
-from pixelcam.train.transforms import Augment
 
 
 def main() -> None:

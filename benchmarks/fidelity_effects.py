@@ -23,7 +23,7 @@ from pixelcam.config import TrainConfig
 from pixelcam.data.reader import open_dataset
 from pixelcam.evaluation.evaluate import evaluate
 from pixelcam.metrics import mean_ci
-from pixelcam.train.checkpoint import load_checkpoint
+from pixelcam.runtime.checkpoint import load_checkpoint
 from pixelcam.train.runner import train
 
 VARIANTS: dict[str, dict] = {

@@ -32,7 +32,7 @@ import torch
 
 from pixelcam.models import create_wsol_model, list_methods
 from pixelcam.models.precision import Precision
-from pixelcam.train.pseudo_labels import PseudoLabeler
+from pixelcam.runtime.pseudo_labels import PseudoLabeler
 from pixelcam.train.steps import train_epoch
 
 # The paper's Table 11 (one 224x224 image, NVIDIA RTX A6000; ResNet-50 for the CNN methods, DeiT-Tiny for
@@ -259,10 +259,10 @@ def section_c(sz: Sizes, device: torch.device, root: Path) -> dict:
     from pixelcam.config import TrainConfig
     from pixelcam.data.reader import open_dataset
     from pixelcam.data.synth import SynthConfig, generate_synthetic
-    from pixelcam.train.build import build_model
-    from pixelcam.train.cluster import init_ray
+    from pixelcam.runtime.build import build_model
+    from pixelcam.runtime.cluster import init_ray
+    from pixelcam.runtime.transforms import Augment, decode_batch
     from pixelcam.train.runner import train
-    from pixelcam.train.transforms import Augment, decode_batch
 
     data = root / "synth"
     t = time.perf_counter()

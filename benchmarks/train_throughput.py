@@ -31,9 +31,9 @@ import torch
 
 from pixelcam.config import TrainConfig
 from pixelcam.data.reader import open_dataset
-from pixelcam.train.build import build_model
+from pixelcam.runtime.build import build_model
+from pixelcam.runtime.transforms import Augment, decode_batch
 from pixelcam.train.steps import train_epoch
-from pixelcam.train.transforms import Augment, decode_batch
 
 
 def bare_loop(cfg: TrainConfig) -> list[float]:

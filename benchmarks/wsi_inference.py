@@ -30,7 +30,7 @@ import torch
 
 def make_checkpoint(root: Path, backbone: str) -> Path:
     from pixelcam.models import create_wsol_model
-    from pixelcam.train.checkpoint import save_checkpoint
+    from pixelcam.runtime.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = create_wsol_model("pixelcam", backbone, pretrained=backbone == "efficientnet_lite0")  # offline
@@ -65,8 +65,8 @@ def tiles_of(slide: Path, tile: int, overlap: int, level: int = 0) -> tuple[np.n
 
 def forward_only(checkpoint: Path, images: np.ndarray, batch: int, device: str, threads: int) -> float:
     """Tiles/s of the bare forward (`predict`: logits and maps) over `images`, after one warm-up batch."""
-    from pixelcam.train.checkpoint import load_checkpoint
-    from pixelcam.train.transforms import to_tensor
+    from pixelcam.runtime.checkpoint import load_checkpoint
+    from pixelcam.runtime.transforms import to_tensor
 
     torch.set_num_threads(threads)
     model = load_checkpoint(checkpoint).build_model().to(device).eval()

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--storage",
         help="parent of the study directory (default: the spec's storage): a path every node mounts "
-        "(NFS/EFS/PVC), or an object store (s3://bucket/studies, gs://...) the study mirrors to",
+        "(NFS/EFS/PVC), or an object store URI (s3://bucket/studies, gs://...) the study is written to",
     )
     r.add_argument("--data", help="dataset directory or URI (s3://, gs://) overriding the spec's `data`")
     r.add_argument("--no-early-stopping", action="store_true", help="FIFO instead of ASHA")

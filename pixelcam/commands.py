@@ -7,8 +7,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pixelcam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pixelcam.storage import Location
 
 
 class _LineProgress:
@@ -157,7 +161,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _check_output(path: str | None, flag: str = "--json") -> None:
     """Before any work: an output file must be writable where asked (not a directory, parent existing)."""
-    from pathlib import Path
 
     if path is None:
         return
@@ -202,7 +205,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         from pathlib import Path
 
-        from pixelcam.io import write_json_atomic
+        from pixelcam.storage.atomic import write_json_atomic
 
         write_json_atomic(Path(args.json), report)
         print(f"wrote {args.json}")
@@ -231,7 +234,7 @@ def cmd_stain_sweep(args: argparse.Namespace) -> int:
     if args.json:
         from pathlib import Path
 
-        from pixelcam.io import write_json_atomic
+        from pixelcam.storage.atomic import write_json_atomic
 
         write_json_atomic(Path(args.json), report)
         print(f"wrote {args.json}")
@@ -254,19 +257,21 @@ def cmd_study(args: argparse.Namespace) -> int:
     return study_summary(directory, spec.mlflow_experiment())
 
 
-def study_summary(directory: Path, experiment: str) -> int:
+def study_summary(directory: Location, experiment: str) -> int:
     """Where a finished study's results are; exit code 1 (with the experiments named) when any experiment
     of it has no successful trial, so that a study whose trials all failed does not look like a success."""
-    from pixelcam.mirror import uri_of
     from pixelcam.study.context import StudyState
     from pixelcam.tracking import tracking_uri
 
     experiments = StudyState(directory / "state.json")["experiments"]
     failed = sorted(k for k, rec in experiments.items() if rec.get("status") != "ok")
-    stored = uri_of(directory)
-    print(f"study directory: {directory} (ood.json, ood.csv)" + (f", stored at {stored}" if stored else ""))
-    if (directory / "dashboard.html").is_file():
-        print(f"dashboard: {directory / 'dashboard.html'} (open it in a browser; works offline)")
+    print(f"study directory: {directory} (ood.json, ood.csv)")
+    dashboard = directory / "dashboard.html"
+    if dashboard.is_file():
+        where = "open it in a browser; works offline"
+        if dashboard.is_remote:
+            where = f"copy it out first, e.g. `pyarrow`/`aws s3 cp {dashboard} .`; works offline"
+        print(f"dashboard: {dashboard} ({where})")
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         print(f"MLflow: open {uri} (experiment {experiment})")

@@ -19,8 +19,8 @@ __all__ = ["SELECTIONS", "ConfigError", "TrainConfig", "load_config", "read_yaml
 
 SELECTION_METRICS = {"b-loc": "valpx_pxap", "b-cl": "valcl_cl"}  # what each selection maximises
 SELECTIONS = tuple(SELECTION_METRICS)
-NO_ROI_SEEDS = ("none", "bg")  # see train/pseudo_labels.py
-SEED_GRIDS = ("image", "feature")  # see train/pseudo_labels.py
+NO_ROI_SEEDS = ("none", "bg")  # see runtime/pseudo_labels.py
+SEED_GRIDS = ("image", "feature")  # see runtime/pseudo_labels.py
 INIT_FROM = ("b-cl", "b-loc", "none")  # which checkpoint of the baseline run PixelCAM starts from
 
 Positive = Annotated[int, Field(gt=0)]

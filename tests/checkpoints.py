@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from pixelcam.models import create_wsol_model
-from pixelcam.train.checkpoint import save_checkpoint
+from pixelcam.runtime.checkpoint import save_checkpoint
 
 
 def random_checkpoint(

@@ -1,13 +1,12 @@
 """The tiny study shared by the end-to-end tests: run on a real local Ray and a real SQLite MLflow store,
-stored on an S3 protocol server on loopback (`--storage s3://...`), its driver SIGKILLed after the first Tune
-experiment, its local stage then deleted (as on a new machine), and finished by `pixelcam study resume
-s3://...` from what the bucket holds."""
+stored on an S3 protocol server on loopback (`--storage s3://...`: spec, state, Tune's and Train's
+directories, checkpoints and results are written to the bucket, nothing to a local stage), its driver
+SIGKILLed after the first Tune experiment, and finished by `pixelcam study resume s3://...` from what the
+bucket holds, as on a new machine."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
+
+from pixelcam.storage import Location
 
 SPEC = """\
 name: tiny
@@ -45,9 +46,9 @@ def cli(*args: str, env: dict, **kw) -> subprocess.Popen:
 
 @dataclass
 class TinyStudy:
-    root: Path
-    study_dir: Path  # the resumed study's stage
-    stored: str  # the study's URI in the bucket
+    root: Path  # the working directory of both commands
+    study_dir: Location  # the study, in the bucket
+    stored: str  # its URI
     uri: str
     cam_trials_before_kill: set[str]
     resume_output: str
@@ -61,10 +62,9 @@ def run_killed_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, str]) 
     # the embedded default, as the README's main command uses it: no MLFLOW_TRACKING_URI, so the store is
     # ./mlflow.db of the working directory (Tune trials run elsewhere and must still log into it)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    stage = root / "stage"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(s3_env, PIXELCAM_STAGE=str(stage))
-    study_dir = stage / "s3" / "lab" / root.name / "studies" / "tiny"
+    env.update(s3_env)
+    study_dir = Location(f"{storage}/tiny")
     with open(root / "run.log", "w") as log:
         proc = cli(
             "study",
@@ -79,7 +79,7 @@ def run_killed_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, str]) 
         deadline = time.time() + 400
         while time.time() < deadline and proc.poll() is None:
             state = study_dir / "state.json"
-            if state.is_file() and "synth-colon__cam" in json.loads(state.read_text())["experiments"]:
+            if state.is_file() and "synth-colon__cam" in state.read_json()["experiments"]:
                 break
             time.sleep(0.5)
         if proc.poll() is not None:
@@ -89,7 +89,6 @@ def run_killed_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, str]) 
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
         proc.wait()
     wait_for_group(proc.pid)
-    shutil.rmtree(stage)  # a new machine: only the bucket knows the study
     client = MlflowClient(uri)
     before = {
         r.data.tags["trial_id"]

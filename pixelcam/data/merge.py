@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from pixelcam.data.errors import DatasetError
-from pixelcam.data.reader import open_dataset
+from pixelcam.data.reader import PatchDataset, open_dataset
 from pixelcam.data.schema import MANIFEST, SCHEMA_VERSION
 from pixelcam.data.writer import check_replaceable, file_sha256, manifest_hash
+from pixelcam.storage.atomic import atomic_dir
 
 
 def merge_datasets(
@@ -34,33 +34,26 @@ def merge_datasets(
                     f"domain {d!r} is in both {owners[d]} and {ds.root}; ingest one with --domain NAME"
                 )
             owners[d] = ds.root
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.merge-"))
-    try:
+    with atomic_dir(out) as tmp:
         domains = {}
         for ds in sets:
             for d in ds.domains:
-                info = dict(ds.manifest["domains"][d])
-                files = {}
-                for rel in info["files"]:
-                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(ds.root / rel, tmp / rel)
-                    files[rel] = file_sha256(tmp / rel)
-                    if files[rel] != info["files"][rel]:
-                        raise DatasetError(f"{ds.root / rel}: content does not match its manifest hash")
-                info["files"] = files
-                domains[d] = info
+                domains[d] = _copy_domain(ds, d, tmp)
         manifest = {"schema_version": SCHEMA_VERSION, "hash": manifest_hash(domains), "domains": domains}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         open_dataset(tmp)  # the merged directory validates before it replaces anything
-        if out.exists():
-            backup = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, backup)
-            os.replace(tmp, out)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _copy_domain(ds: PatchDataset, domain: str, tmp: Path) -> dict:
+    """Copy one domain's files into `tmp` (re-hashed: a copy must match the manifest); its manifest entry."""
+    info = dict(ds.manifest["domains"][domain])
+    files = {}
+    for rel in info["files"]:
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ds.root / rel, tmp / rel)
+        files[rel] = file_sha256(tmp / rel)
+        if files[rel] != info["files"][rel]:
+            raise DatasetError(f"{ds.root / rel}: content does not match its manifest hash")
+    info["files"] = files
+    return info

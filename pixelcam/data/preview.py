@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from pixelcam.data.png import decode_image, decode_mask
 from pixelcam.data.reader import PatchDataset
+from pixelcam.storage.atomic import atomic_file
 
 
 def outline(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (0, 230, 0)) -> np.ndarray:
@@ -57,7 +59,6 @@ def preview_grid(
                 ax.set_ylabel(title, fontsize=8)
     fig.suptitle(f"{ds.root.name}: ROI outlined in green", fontsize=9)
     fig.tight_layout()
-    tmp = f"{out}.tmp.png"
-    fig.savefig(tmp, dpi=80)
+    with atomic_file(Path(out)) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
-    os.replace(tmp, out)

@@ -2,43 +2,38 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.schema import MANIFEST, OPTIONAL_COLUMNS, READABLE_VERSIONS, SCHEMA, SPLITS
+from pixelcam.errors import StorageError
+from pixelcam.storage import Location, is_uri
 
-
-def is_uri(path: str | os.PathLike) -> bool:
-    """True for `scheme://...` locations (s3://, gs://, hdfs://, file://) read through pyarrow filesystems."""
-    return "://" in str(path)
+__all__ = ["PatchDataset", "as_dataset", "is_uri", "open_dataset", "verify_manifest_hash"]
 
 
 @dataclass(frozen=True)
 class PatchDataset:
     """A validated dataset directory: its manifest and the Parquet files per (split, domain).
 
-    Local directories have `filesystem=None`; a URI (`s3://bucket/ds`, `gs://...`, `file:///...`) is opened
-    with `pyarrow.fs.FileSystem.from_uri` (credentials from the usual environment variables or instance
-    roles), and `root` is then the path inside that filesystem.
+    `root` is a `Location`: a local directory, or a URI (`s3://bucket/ds`, `gs://...`, `file:///...`) read
+    through its pyarrow filesystem (credentials from the usual environment variables or instance roles).
     """
 
-    root: Path
+    root: Location
     manifest: dict
-    filesystem: pafs.FileSystem | None = None
-    uri: str = ""
 
     @property
     def location(self) -> str:
-        """Where the dataset is, as the user gave it (for messages and provenance)."""
-        return self.uri or str(self.root)
+        """Where the dataset is (a local path or its URI), for messages and provenance."""
+        return self.root.uri
 
     @property
     def hash(self) -> str:
@@ -70,9 +65,10 @@ class PatchDataset:
                 f"{self.root}: unknown domain {domain!r}; the dataset has {self.domains}"
             ) from None
 
-    def files(self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None) -> list[Path]:
-        """Parquet files holding the given domains (all when None) and splits (all when None); paths inside
-        `filesystem` for a remote dataset (see `uris`)."""
+    def files(
+        self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None
+    ) -> list[Location]:
+        """Parquet files holding the given domains (all when None) and splits (all when None)."""
         splits = list(SPLITS if splits is None else splits)
         for s in splits:
             if s not in SPLITS:
@@ -97,8 +93,8 @@ class PatchDataset:
             return empty if columns is None else empty.select(list(columns))
         return pa.concat_tables(self._read(f, columns) for f in files)
 
-    def _read(self, f: Path, columns: Sequence[str] | None) -> pa.Table:
-        t = pq.read_table(str(f), filesystem=self.filesystem)
+    def _read(self, f: Location, columns: Sequence[str] | None) -> pa.Table:
+        t = pq.read_table(f.path, filesystem=f.fs)
         for name in OPTIONAL_COLUMNS:  # version-1 files
             if name not in t.column_names:
                 t = t.append_column(SCHEMA.field(name), pa.array([False] * t.num_rows, pa.bool_()))
@@ -109,11 +105,7 @@ class PatchDataset:
     def uris(self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None) -> list[str]:
         """The files as strings a reader elsewhere (a Ray Data task on another node) can open: local paths,
         or `scheme://` URIs for a remote dataset."""
-        files = self.files(domains, splits)
-        if self.filesystem is None:
-            return [str(f) for f in files]
-        scheme = self.uri.split("://", 1)[0]
-        return [f"{scheme}://{f}" if scheme != "file" else f"file://{f}" for f in files]
+        return [f.uri for f in self.files(domains, splits)]
 
     def iter_batches(
         self,
@@ -134,14 +126,15 @@ class PatchDataset:
                     )
 
     def _batches(
-        self, files: list[Path], columns: Sequence[str] | None, batch_size: int, only_in_valcl: bool = False
+        self,
+        files: list[Location],
+        columns: Sequence[str] | None,
+        batch_size: int,
+        only_in_valcl: bool = False,
     ) -> Iterator[pa.RecordBatch]:
         for f in files:
-            if self.filesystem is None:
-                yield from _file_batches(pq.ParquetFile(f), columns, batch_size, only_in_valcl)
-            else:
-                with self.filesystem.open_input_file(str(f)) as fh:
-                    yield from _file_batches(pq.ParquetFile(fh), columns, batch_size, only_in_valcl)
+            with f.open_input_file() as fh:
+                yield from _file_batches(pq.ParquetFile(fh), columns, batch_size, only_in_valcl)
 
 
 def _file_batches(
@@ -190,11 +183,25 @@ def as_dataset(data: PatchDataset | str | os.PathLike) -> PatchDataset:
     return data if isinstance(data, PatchDataset) else open_dataset(data)
 
 
-def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
-    """Open and validate a dataset directory or URI; `verify=True` also checks every file's SHA-256."""
-    if is_uri(path):
-        return _open_remote(str(path), verify)
-    root = Path(path)
+def open_dataset(path: str | os.PathLike | Location, verify: bool = False) -> PatchDataset:
+    """Open and validate a dataset directory or URI: its manifest and every listed file's schema (`verify`:
+    also every file's SHA-256 and the manifest's own hash)."""
+    try:
+        root = Location(path)
+        manifest = _read_manifest(root)
+    except StorageError as exc:  # an unknown scheme, an unreachable store, a missing bucket
+        raise DatasetError(str(exc)) from None
+    for domain, info in manifest["domains"].items():
+        for rel, sha in info["files"].items():
+            _check_file(root / rel, domain, sha if verify else None)
+    ds = PatchDataset(root=root, manifest=manifest)
+    if verify:
+        verify_manifest_hash(ds)
+    return ds
+
+
+def _read_manifest(root: Location) -> dict:
+    """The manifest of the dataset at `root`, its shape and schema version checked."""
     mpath = root / MANIFEST
     if not root.exists():
         raise DatasetError(f"{root}: no such dataset directory")
@@ -204,7 +211,11 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
             f"or `pixelcam data ingest`"
         )
     try:
-        manifest = json.loads(mpath.read_text())
+        text = mpath.read_text()
+    except (OSError, StorageError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{mpath}: cannot be read ({exc})") from None
+    try:
+        manifest = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{mpath}: not valid JSON ({exc})") from exc
     _check_manifest(manifest, str(mpath))
@@ -213,73 +224,27 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> PatchDataset:
         raise DatasetError(
             f"{mpath}: schema_version {version!r}, this pixelcam reads versions {list(READABLE_VERSIONS)}"
         )
-    for domain, info in manifest.get("domains", {}).items():
-        for rel, sha in info.get("files", {}).items():
-            f = root / rel
-            if not f.is_file():
-                raise DatasetError(f"{f}: listed in {mpath} for domain {domain!r} but missing")
-            try:
-                schema = pq.read_schema(f)
-            except Exception as exc:
-                raise DatasetError(f"{f}: not a readable Parquet file ({exc})") from exc
-            missing = [n for n in SCHEMA.names if n not in schema.names and n not in OPTIONAL_COLUMNS]
-            if missing:
-                raise DatasetError(
-                    f"{f}: columns {missing} missing; expected the pixelcam schema {SCHEMA.names}"
-                )
-            if verify:
-                from pixelcam.data.writer import file_sha256
-
-                if file_sha256(f) != sha:
-                    raise DatasetError(f"{f}: content changed since it was written (SHA-256 mismatch)")
-    ds = PatchDataset(root=root, manifest=manifest)
-    if verify:
-        verify_manifest_hash(ds)
-    return ds
+    return manifest
 
 
-def _open_remote(uri: str, verify: bool) -> PatchDataset:
-    """A dataset behind a pyarrow filesystem URI: the manifest and every file's schema are checked there."""
+def _check_file(f: Location, domain: str, sha: str | None) -> None:
+    """A listed file exists, has the pixelcam schema and, when `sha` is given, that content hash."""
     try:
-        fs, base = pafs.FileSystem.from_uri(uri.rstrip("/"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise DatasetError(f"{uri}: cannot open this location through pyarrow ({exc})") from exc
-    mpath = f"{base}/{MANIFEST}"
-    try:
-        with fs.open_input_stream(mpath) as fh:
-            manifest = json.loads(fh.read().decode())
+        schema = pq.read_schema(f.path, filesystem=f.fs)
     except FileNotFoundError:
-        raise DatasetError(f"{uri}: not a pixelcam dataset ({MANIFEST} missing)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{uri}/{MANIFEST}: cannot be read ({exc})") from exc
-    _check_manifest(manifest, f"{uri}/{MANIFEST}")
-    if manifest.get("schema_version") not in READABLE_VERSIONS:
-        raise DatasetError(
-            f"{uri}/{MANIFEST}: schema_version {manifest.get('schema_version')!r}, this pixelcam reads "
-            f"versions {list(READABLE_VERSIONS)}"
-        )
-    for domain, info in manifest.get("domains", {}).items():
-        for rel, sha in info.get("files", {}).items():
-            where = f"{uri.rstrip('/')}/{rel}"
-            try:
-                with fs.open_input_file(f"{base}/{rel}") as fh:
-                    schema = pq.read_schema(fh)
-            except FileNotFoundError:
-                raise DatasetError(
-                    f"{where}: listed in the manifest for domain {domain!r} but missing"
-                ) from None
-            except Exception as exc:
-                raise DatasetError(f"{where}: not a readable Parquet file ({exc})") from exc
-            missing = [n for n in SCHEMA.names if n not in schema.names and n not in OPTIONAL_COLUMNS]
-            if missing:
-                raise DatasetError(f"{where}: columns {missing} missing; expected the pixelcam schema")
-            if verify:
-                import hashlib
+        raise DatasetError(f"{f}: listed in the manifest for domain {domain!r} but missing") from None
+    except (OSError, pa.ArrowException) as exc:  # ArrowInvalid: not Parquet; OSError: unreadable
+        raise DatasetError(f"{f}: not a readable Parquet file ({exc})") from exc
+    missing = [n for n in SCHEMA.names if n not in schema.names and n not in OPTIONAL_COLUMNS]
+    if missing:
+        raise DatasetError(f"{f}: columns {missing} missing; expected the pixelcam schema {SCHEMA.names}")
+    if sha is not None and _sha256(f) != sha:
+        raise DatasetError(f"{f}: content changed since it was written (SHA-256 mismatch)")
 
-                digest = hashlib.sha256()
-                with fs.open_input_stream(f"{base}/{rel}") as fh:
-                    while chunk := fh.read(1 << 20):
-                        digest.update(chunk)
-                if digest.hexdigest() != sha:
-                    raise DatasetError(f"{where}: content changed since it was written (SHA-256 mismatch)")
-    return PatchDataset(root=Path(base), manifest=manifest, filesystem=fs, uri=uri.rstrip("/"))
+
+def _sha256(f: Location) -> str:
+    digest = hashlib.sha256()
+    with f.fs.open_input_stream(f.path) as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.schema import MANIFEST, SCHEMA_VERSION, SPLITS, Patch, schema_with_metadata
-from pixelcam.io import remove_stale_temporaries, temporary_prefix
+from pixelcam.storage.atomic import remove_stale_temporaries, replace_with, temporary_prefix
 
 _FLUSH_ROWS = 128
 
@@ -178,13 +178,7 @@ class DatasetWriter:
 
     def _install(self) -> None:
         assert self._tmp is not None
-        backup = None
-        if self.out.exists():
-            backup = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            os.replace(self.out, backup)
-        os.replace(self._tmp, self.out)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+        replace_with(self._tmp, self.out)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -17,8 +17,8 @@ import torch
 
 from pixelcam.metrics import pxap, separability_index
 from pixelcam.metrics.pxap import at_eval_size
-from pixelcam.train.data import EvalBatch
-from pixelcam.train.transforms import unnormalize
+from pixelcam.runtime.data import EvalBatch
+from pixelcam.runtime.transforms import unnormalize
 
 
 class DetailsCollector:

@@ -17,9 +17,9 @@ from pixelcam.data.reader import PatchDataset, as_dataset
 from pixelcam.errors import CheckpointError
 from pixelcam.metrics import confusion_rates
 from pixelcam.models.precision import precision_of
-from pixelcam.train.checkpoint import load_checkpoint
-from pixelcam.train.data import check_splits, iter_split
-from pixelcam.train.steps import evaluate_batches
+from pixelcam.runtime.checkpoint import load_checkpoint
+from pixelcam.runtime.data import check_splits, iter_split
+from pixelcam.runtime.eval_loop import evaluate_batches
 
 COLUMNS = ("pxap", "cl", "tp_star", "fn_star", "tn_star", "fp_star")
 

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from pixelcam.data.reader import PatchDataset, as_dataset
-from pixelcam.train.checkpoint import load_checkpoint
-from pixelcam.train.data import check_splits, iter_split
-from pixelcam.train.pseudo_labels import PseudoLabeler, SeedPurity, seed_purity
+from pixelcam.runtime.checkpoint import load_checkpoint
+from pixelcam.runtime.data import check_splits, iter_split
+from pixelcam.runtime.pseudo_labels import PseudoLabeler, SeedPurity, seed_purity
 
 VARIANTS: tuple[tuple[str, str], ...] = (
     ("image", "inverse"),

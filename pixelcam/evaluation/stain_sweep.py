@@ -23,10 +23,10 @@ from pixelcam.data.stain.transforms import StainTransform
 from pixelcam.evaluation.evaluate import eval_size_of
 from pixelcam.metrics import Accuracy, PxAP
 from pixelcam.models.precision import precision_of
-from pixelcam.train.checkpoint import load_checkpoint
-from pixelcam.train.data import EvalBatch, check_splits, iter_split
-from pixelcam.train.steps import evaluate_batches
-from pixelcam.train.transforms import normalize, unnormalize
+from pixelcam.runtime.checkpoint import load_checkpoint
+from pixelcam.runtime.data import EvalBatch, check_splits, iter_split
+from pixelcam.runtime.eval_loop import evaluate_batches
+from pixelcam.runtime.transforms import normalize, unnormalize
 
 MODES = ("styles", "interpolate")
 

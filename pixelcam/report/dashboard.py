@@ -5,13 +5,14 @@ figures logged as PNG artifacts of the study's MLflow parent run (`dashboard/*.p
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+import os
 
+from pixelcam.metrics.aggregate import near_chance
 from pixelcam.report import plots
 from pixelcam.report.compare import VERDICT_CLASS
 from pixelcam.report.html import Section, render, table
 from pixelcam.report.records import StudyRecords, load_records
-from pixelcam.study.ood import near_chance
+from pixelcam.storage import Location
 
 SECTION_IDS = (
     "ood",
@@ -214,11 +215,13 @@ def build_sections(rec: StudyRecords) -> list[Section]:
 
 
 def build_dashboard(
-    study: str | Path, out: str | Path, uri: str | None = None, log_to_mlflow: bool = True
-) -> Path:
-    """Write the dashboard HTML to `out` (atomically); by default also log it and its PNGs to MLflow."""
-    from pixelcam.io import write_text_atomic
-
+    study: str | Location,
+    out: str | os.PathLike | Location,
+    uri: str | None = None,
+    log_to_mlflow: bool = True,
+) -> Location:
+    """Write the dashboard HTML to `out` (atomically; a local path or a URI); by default also log it and its
+    PNGs to MLflow."""
     rec = load_records(study, uri)
     sections = build_sections(rec)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -233,8 +236,8 @@ def build_dashboard(
         ],
         sections,
     )
-    out = Path(out)
-    write_text_atomic(out, page)
+    out = Location(out)
+    out.write_text(page)
     if log_to_mlflow:
         from pixelcam.tracking import RunLogger
 

@@ -15,6 +15,7 @@ import numpy as np
 from pixelcam.errors import ReportError
 from pixelcam.metrics.stats import MeanCI, mean_ci
 from pixelcam.models.factory import list_methods, method_class
+from pixelcam.storage import Location
 from pixelcam.tracking import RunKind, child_runs, client, parse_pair_metric, tracking_uri
 
 SHARED_PARAMS = ("lr", "lr_decay")  # searched for every method; a method adds its own `train_params`
@@ -91,11 +92,11 @@ class StudyRecords:
         )
 
 
-def parent_run_of(study: str | Path) -> str:
-    """A study directory (its state.json) or an MLflow run id -> the parent run id."""
-    p = Path(study)
+def parent_run_of(study: str | Location) -> str:
+    """A study directory (its state.json; a path or a URI) or an MLflow run id -> the parent run id."""
+    p = Location(study)
     if (p / "state.json").is_file():
-        run_id = json.loads((p / "state.json").read_text()).get("parent_run_id")
+        run_id = (p / "state.json").read_json().get("parent_run_id")
         if not run_id:
             raise ReportError(f"{p / 'state.json'}: the study has no MLflow parent run yet")
         return run_id
@@ -108,7 +109,7 @@ def _artifact_json(store: Any, run_id: str, path: str, tmp: Path) -> Any:
     return json.loads(Path(store.download_artifacts(run_id, path, str(tmp))).read_text())
 
 
-def load_records(study: str | Path, uri: str | None = None) -> StudyRecords:
+def load_records(study: str | Location, uri: str | None = None) -> StudyRecords:
     """Everything the dashboard shows, read from the study's MLflow parent run and its children."""
     from mlflow.exceptions import MlflowException
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pixelcam.errors import ReportError
-from pixelcam.io import write_text_atomic
 from pixelcam.report.html import Section, render, table
+from pixelcam.storage.atomic import write_text_atomic
 
 SUMMARY = "predict.json"  # written by pixelcam.evaluation.slides.predict
 

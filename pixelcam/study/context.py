@@ -3,28 +3,17 @@ dataset, the MLflow parent run, logging) handed to each step in turn."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pixelcam.data.reader import PatchDataset
-from pixelcam.io import write_json_atomic
-from pixelcam.mirror import push
+from pixelcam.storage import Location
 from pixelcam.study.spec import StudySpec
 from pixelcam.tracking import RunLogger, start_run
 
 STATE_FILE = "state.json"
 SPEC_FILE = "spec.yaml"
-TRIAL_DIRS = ("train", "seeds", "tune")  # written, and mirrored, by the trials and by Tune themselves
-
-
-def push_study(directory: Path) -> None:
-    """Mirror the study's own files to its bucket when it has one (`pixelcam.mirror`): results first, then
-    the state that refers to them, so the bucket never holds a state naming a file it lacks."""
-    push(directory, skip=(*TRIAL_DIRS, STATE_FILE))
-    push(directory / STATE_FILE)
 
 
 def experiment_key(source: str, method: str) -> str:
@@ -48,12 +37,12 @@ class StudyState:
 
     RECORDS = ("experiments", "seeds", "evaluations", "stain")
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Location) -> None:
+        self.path = Location(path)
         self.data: dict[str, Any] = {k: {} for k in self.RECORDS}
         self.data.update(parent_run_id=None, steps={})
-        if path.is_file():
-            self.data.update(json.loads(path.read_text()))
+        if self.path.is_file():
+            self.data.update(self.path.read_json())
             self.data.setdefault("steps", {})
 
     def __getitem__(self, key: str) -> Any:
@@ -68,8 +57,7 @@ class StudyState:
         self.save()
 
     def save(self) -> None:
-        write_json_atomic(self.path, self.data)
-        push_study(self.path.parent)
+        self.path.write_json(self.data)
 
 
 @dataclass
@@ -77,7 +65,7 @@ class StudyContext:
     """Handed to every step: read the spec, the state and the opened dataset; record into the state."""
 
     spec: StudySpec
-    dir: Path
+    dir: Location  # the study directory: a local path or a URI (s3://...), the same code either way
     state: StudyState
     dataset: PatchDataset
     targets: list[str]
@@ -123,7 +111,7 @@ class StudyContext:
         trial decoding its source again (~5 s of its start-up on 2 cores). Only for runs that cache their
         decoded images anyway (`cache_decoded`); the others stream as before."""
         from pixelcam.config import TrainConfig
-        from pixelcam.train.data import train_data_key, train_dataset
+        from pixelcam.runtime.data import train_data_key, train_dataset
         from pixelcam.train.runner import caches_decoded
 
         out = {}

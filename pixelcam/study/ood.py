@@ -7,11 +7,10 @@ import csv
 import io
 from typing import Any
 
+from pixelcam.metrics.aggregate import METRICS, near_chance
 from pixelcam.metrics.stats import mean_ci
 from pixelcam.study.context import experiment_key, seed_key
 from pixelcam.study.spec import StudySpec
-
-METRICS = ("pxap", "cl")
 
 
 def ood_matrix(spec: StudySpec, state: dict[str, Any], targets: list[str]) -> dict[str, Any]:
@@ -36,21 +35,6 @@ def ood_matrix(spec: StudySpec, state: dict[str, Any], targets: list[str]) -> di
                     _add_seeds(row, spec, state, source, method)
             rows.append(row)
     return {"study": spec.name, "targets": list(targets), "rows": rows}
-
-
-CHANCE_MARGIN = 5.0  # points of accuracy above chance under which a selected model does not really classify
-
-
-def near_chance(method: str, source: str, valcl_cl: float, num_classes: int) -> str | None:
-    """A warning when a selected model's valcl CL is within CHANCE_MARGIN points of chance (100 / classes):
-    its localization numbers then come from a model that does not classify, and mean little."""
-    chance = 100.0 / num_classes
-    if valcl_cl - chance < CHANCE_MARGIN:
-        return (
-            f"{method} <- {source}: valcl CL {valcl_cl:.1f} is within {CHANCE_MARGIN:.0f} points of chance "
-            f"({chance:.1f}); this model does not classify, read its PxAP with care"
-        )
-    return None
 
 
 def chance_warnings(matrix: dict[str, Any], num_classes: dict[str, int]) -> list[str]:

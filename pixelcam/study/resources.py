@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pixelcam.errors import StudyError
+from pixelcam.runtime.cluster import CPU_FOR_DATA, worker_resources
 from pixelcam.study.spec import StudySpec
 from pixelcam.study.trainable import TRIAL_RESOURCES
-from pixelcam.train.cluster import CPU_FOR_DATA, worker_resources
 
 
 def _per_worker(spec: StudySpec, cluster: dict[str, float]) -> tuple[dict[str, float], bool]:

@@ -1,9 +1,10 @@
 """Run a study: the loop over the pipeline of steps (`study/steps/`), inside the study's MLflow parent run.
 
-The study directory (`<storage>/<name>`) holds `spec.yaml`, `state.json` (what each step produced, the MLflow
-parent run id), `tune/<experiment>` (Tune's state, restorable), `train/<experiment>/trial-<id>` (Train runs)
-and the results (`ood.json`, `ood.csv`, `stain.*`, `dashboard.html`). `resume_study(dir)` runs the pipeline
-again: every step skips the work the state records as done, and unfinished Tune experiments are restored.
+The study directory (`<storage>/<name>`: a local directory, or a URI such as `s3://bucket/studies/NAME`,
+through the same code) holds `spec.yaml`, `state.json` (what each step produced, the MLflow parent run id),
+`tune/<experiment>` (Tune's state, restorable), `train/<experiment>/trial-<id>` (Train runs) and the results
+(`ood.json`, `ood.csv`, `stain.*`, `dashboard.html`). `resume_study(dir)` runs the pipeline again: every step
+skips the work the state records as done, and unfinished Tune experiments are restored.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from typing import Any
 import yaml
 
 from pixelcam.config import ConfigError
-from pixelcam.data.reader import PatchDataset, is_uri, open_dataset
+from pixelcam.data.reader import PatchDataset, open_dataset
 from pixelcam.errors import StudyError
-from pixelcam.io import write_text_atomic
-from pixelcam.mirror import check_uri, pull, remote_exists, stage_of
-from pixelcam.study.context import SPEC_FILE, STATE_FILE, TRIAL_DIRS, StudyContext, StudyState
+from pixelcam.runtime.cluster import init_ray
+from pixelcam.storage import Location
+from pixelcam.study.context import SPEC_FILE, STATE_FILE, StudyContext, StudyState
 from pixelcam.study.resources import check_resources
 from pixelcam.study.spec import StudySpec, load_spec, spec_from_dict
 from pixelcam.study.steps import PIPELINE
 from pixelcam.tracking import RunKind, RunLogger, start_run, tracking_uri
-from pixelcam.train.cluster import init_ray
 
 __all__ = ["StudyError", "resume_study", "run_study"]
 
@@ -95,7 +95,7 @@ def run_pipeline(ctx: StudyContext) -> dict[str, Any]:
 
 def _context(
     spec: StudySpec,
-    directory: Path,
+    directory: Location,
     ds: PatchDataset,
     targets: list[str],
     log: Callable[[str], None],
@@ -119,7 +119,7 @@ def run_study(
     log: Callable[[str], None] = print,
     data: str | None = None,
     verbose: bool = False,
-) -> tuple[Path, dict[str, Any], StudySpec]:
+) -> tuple[Location, dict[str, Any], StudySpec]:
     """`pixelcam study run FILE`: a new study directory `<storage>/<name>` (`data` overrides the spec's);
     returns (directory, OOD matrix, resolved spec)."""
     spec = load_spec(path)
@@ -128,69 +128,55 @@ def run_study(
     if data:
         spec.data = data
     directory = study_directory(spec)
-    if not is_uri(spec.data):  # a shared URI (s3://, gs://) stays as given
-        spec.data = str(Path(spec.data).resolve())
+    spec.data = Location(spec.data).uri  # a local path made absolute; a shared URI stays as given
     ds, targets = open_study_dataset(spec)  # fail before anything is written
     ctx = _context(spec, directory, ds, targets, log, early_stopping=early_stopping, verbose=verbose)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir()
     raw = yaml.safe_load(Path(path).read_text())
     raw["data"] = spec.data
-    raw["storage"] = spec.storage if is_uri(spec.storage) else str(directory.parent)
-    write_text_atomic(directory / SPEC_FILE, yaml.safe_dump(raw, sort_keys=False))
+    raw["storage"] = directory.parent.uri
+    (directory / SPEC_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
     ctx.state.save()
     return directory, run_pipeline(ctx), spec
 
 
 def resume_study(
     directory: str, log: Callable[[str], None] = print, verbose: bool = False
-) -> tuple[Path, dict[str, Any], StudySpec]:
-    """`pixelcam study resume DIR`: continue a study from its directory; returns what `run_study` does."""
+) -> tuple[Location, dict[str, Any], StudySpec]:
+    """`pixelcam study resume DIR`: continue a study from its directory (a path or its URI); returns what
+    `run_study` does."""
     d = open_study_directory(directory)
     try:
         spec = spec_from_dict(yaml.safe_load((d / SPEC_FILE).read_text()), str(d / SPEC_FILE))
     except ConfigError as exc:
         raise StudyError(str(exc)) from exc
-    spec.storage = directory.rstrip("/").rsplit("/", 1)[0] if is_uri(directory) else str(d.parent)
+    spec.storage = d.parent.uri
     ds, targets = open_study_dataset(spec)
     return d, run_pipeline(_context(spec, d, ds, targets, log, verbose=verbose)), spec
 
 
-def study_directory(spec: StudySpec) -> Path:
-    """Where a new study works: `<storage>/<name>`, or for an object-store `storage` (s3://, gs://) the
-    stage mirrored to `<storage>/<name>` (`pixelcam.mirror`). StudyError when a study of that name exists."""
-    if not is_uri(spec.storage):
-        directory = Path(spec.storage).resolve() / spec.name
-        if (directory / STATE_FILE).exists():
-            raise StudyError(f"{directory} exists: `pixelcam study resume {directory}` continues it")
-        return directory
-    uri = f"{spec.storage.rstrip('/')}/{spec.name}"
-    check_uri(uri)
-    directory = stage_of(uri)
-    if remote_exists(directory / STATE_FILE):
-        raise StudyError(f"{uri} exists: `pixelcam study resume {uri}` continues it")
-    if directory.exists():  # a stage that never reached the bucket (a study that failed to start)
-        import shutil
-
-        shutil.rmtree(directory)
+def study_directory(spec: StudySpec) -> Location:
+    """Where a new study works: `<storage>/<name>`, a local directory or a URI (s3://, gs://); StudyError
+    when a study of that name exists there, StorageError when its object store does not answer."""
+    storage = Location(spec.storage)
+    storage.check()
+    directory = storage / spec.name
+    if (directory / STATE_FILE).exists():
+        raise StudyError(f"{directory} exists: `pixelcam study resume {directory}` continues it")
     return directory
 
 
-def open_study_directory(directory: str) -> Path:
-    """The working directory of the study at `directory` (a path, or the URI it is stored at, whose spec,
-    state and results are pulled into its stage); StudyError unless it holds a study this user may resume."""
-    if is_uri(directory):
-        uri = directory.rstrip("/")
-        check_uri(uri)
-        d = stage_of(uri)
-        if not (remote_exists(d / SPEC_FILE) and remote_exists(d / STATE_FILE)):
-            raise StudyError(f"{uri}: not a study ({SPEC_FILE} and {STATE_FILE} expected)")
-        # Resuming unpickles Tune's state from the bucket: only resume from a bucket trusted like code.
-        return pull(d, skip=TRIAL_DIRS, refresh=True)
-    d = Path(directory).resolve()
-    if not (d / SPEC_FILE).is_file() or not (d / STATE_FILE).is_file():
+def open_study_directory(directory: str) -> Location:
+    """The study at `directory` (a path or its URI); StudyError unless it holds a study this user may
+    resume."""
+    d = Location(directory.rstrip("/") if "://" in directory else directory)
+    d.check()
+    if not ((d / SPEC_FILE).is_file() and (d / STATE_FILE).is_file()):
         raise StudyError(f"{d}: not a study directory ({SPEC_FILE} and {STATE_FILE} expected)")
+    if d.is_remote:  # resuming unpickles Tune's state from the bucket: a bucket trusted like code
+        return d
     # Resuming unpickles Ray Tune's state (tuner.pkl) from this directory: it must be trusted like code.
-    owner, me = d.stat().st_uid, os.getuid()
+    owner, me = d.local.stat().st_uid, os.getuid()
     if owner != me:
         raise StudyError(
             f"{d}: owned by uid {owner}, not by you (uid {me}); resuming loads pickled Tune state from "

@@ -7,11 +7,10 @@ trial continues from its own checkpoints, and its MLflow run (a child of the stu
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pixelcam.data.reader import PatchDataset
-from pixelcam.mirror import pull
+from pixelcam.storage import Location
 
 TRIAL_RESOURCES = {"CPU": 0.01}  # the trial driver only waits on its Train run; Train workers hold the CPUs
 
@@ -42,10 +41,9 @@ def trial_driver(
     cfg = TrainConfig.from_dict(config["base"]).replace(
         **values, name=trial_name(trial_id), storage=config["train_storage"]
     )
-    run_dir = pull(Path(cfg.storage) / cfg.run_name())  # a study on object storage: the retried trial's run
     train(
         cfg,
-        resume=run_dir.exists(),
+        resume=(Location(cfg.storage) / cfg.run_name()).exists(),  # a retried trial continues its run
         callbacks=[TuneReportCallback()],
         parent_run_id=config.get("mlflow_parent"),
         mlflow_uri=config.get("mlflow_uri"),  # the study's store, not one in the trial's own directory

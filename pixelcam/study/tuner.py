@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from pixelcam.mirror import location
+from pixelcam.storage import Location
 from pixelcam.study.context import StudyContext
 from pixelcam.study.progress import StudyProgress
 from pixelcam.study.resources import trial_resources
@@ -13,7 +12,11 @@ from pixelcam.study.trainable import trial_driver
 
 
 def fit_experiment(
-    ctx: StudyContext, path: Path, constants: dict[str, Any], tune_config: Any, resume_errored: bool = False
+    ctx: StudyContext,
+    path: Location,
+    constants: dict[str, Any],
+    tune_config: Any,
+    resume_errored: bool = False,
 ) -> Any:
     """Run the experiment stored at `path` (restored with its finished trials kept when it exists, else new
     with `tune_config`); returns Tune's ResultGrid. The opened dataset and the study's decoded train
@@ -28,10 +31,9 @@ def fit_experiment(
         ray.tune.with_parameters(trial_driver, dataset=ctx.dataset, shared_data=shared),
         trial_resources(ctx.spec, ray.cluster_resources()),
     )
-    where = location(path)  # a study on object storage: Tune keeps its state in the bucket itself
-    if ray.tune.Tuner.can_restore(where):
+    if ray.tune.Tuner.can_restore(path.uri):  # Tune keeps its state there, a local path or a bucket alike
         tuner = ray.tune.Tuner.restore(
-            where, trainable, resume_unfinished=True, resume_errored=resume_errored, param_space=constants
+            path.uri, trainable, resume_unfinished=True, resume_errored=resume_errored, param_space=constants
         )
     else:
         tuner = ray.tune.Tuner(
@@ -40,7 +42,7 @@ def fit_experiment(
             tune_config=tune_config,
             run_config=ray.tune.RunConfig(
                 name=path.name,
-                storage_path=location(path.parent),
+                storage_path=path.parent.uri,
                 failure_config=ray.tune.FailureConfig(max_failures=ctx.spec.resources.max_failures),
                 verbose=0,
                 callbacks=[StudyProgress(ctx.log, ctx.spec.budget.epochs)],

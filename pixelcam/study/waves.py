@@ -11,19 +11,19 @@ MLflow run, tags and record, exactly as when it ran alone.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from pixelcam.runtime.checkpoint import selected_in_run
+from pixelcam.storage import Location
 from pixelcam.study.context import StudyContext
 from pixelcam.study.trainable import trial_name
 from pixelcam.study.tuner import fit_experiment
-from pixelcam.train.checkpoint import selected_in_run
 
 
 def wave_run(
     key: str,
     base: dict[str, Any],
-    train_storage: Path,
+    train_storage: Location,
     tags: dict[str, str],
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -57,7 +57,9 @@ def run_wave(
     for r in results:
         run = r.config["run"]
         trial_id = (r.metrics or {}).get("trial_id")
-        info = selected_in_run(Path(run["train_storage"]) / trial_name(str(trial_id))) if trial_id else None
+        info = (
+            selected_in_run(Location(run["train_storage"]) / trial_name(str(trial_id))) if trial_id else None
+        )
         by_key[_identity(run)] = (run, r, info)
     return [by_key[_identity(run)] for run in runs if _identity(run) in by_key]
 

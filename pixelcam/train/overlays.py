@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelcam.data.preview import outline
-from pixelcam.train.transforms import IMAGENET_MEAN, IMAGENET_STD
+from pixelcam.runtime.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def denormalize(images: torch.Tensor) -> np.ndarray:

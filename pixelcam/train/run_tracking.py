@@ -7,24 +7,22 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
 from pixelcam.config import TrainConfig
 from pixelcam.data.reader import PatchDataset
-from pixelcam.io import write_json_atomic
-from pixelcam.mirror import WEIGHT_FILES, pull
+from pixelcam.runtime.checkpoint import selected_in_run
+from pixelcam.storage import Location
 from pixelcam.tracking import CHECKPOINT_TAG, RUN_DIR_TAG, RunLogger, flat_params, start_run, tracking_uri
-from pixelcam.train.checkpoint import selected_in_run
 
 RUN_FILE = "pixelcam_run.json"
 
 
 @dataclass
 class TrainResult:
-    run_dir: Path
-    checkpoint: Path  # the selected checkpoint (B-LOC or B-CL)
+    run_dir: Location
+    checkpoint: Location  # the selected checkpoint (B-LOC or B-CL)
     epoch: int
     metrics: dict[str, float]
     tau: float
@@ -35,7 +33,7 @@ class TrainResult:
 
 def open_run(
     cfg: TrainConfig,
-    run_dir: Path,
+    run_dir: Location,
     ds: PatchDataset,
     resume: bool,
     kind: str,
@@ -46,7 +44,7 @@ def open_run(
     uri = uri or tracking_uri()
     state_file = run_dir / RUN_FILE
     if resume and state_file.is_file():
-        run_id = json.loads(state_file.read_text())["mlflow_run_id"]
+        run_id = state_file.read_json()["mlflow_run_id"]
         RunLogger(run_id, uri).reopen()
         return uri, run_id
     tags = {
@@ -72,11 +70,11 @@ def open_run(
     )
     log.text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config.yaml")
     log.text(json.dumps(ds.manifest, indent=2, sort_keys=True), "dataset_manifest.json")
-    write_json_atomic(state_file, {"mlflow_run_id": log.run_id, "tracking_uri": uri})
+    state_file.write_json({"mlflow_run_id": log.run_id, "tracking_uri": uri})
     return uri, log.run_id
 
 
-def close_interrupted(uri: str, run_id: str, run_dir: Path, epochs: int, exc: BaseException) -> None:
+def close_interrupted(uri: str, run_id: str, run_dir: Location, epochs: int, exc: BaseException) -> None:
     """End the MLflow run of a run that did not return: FAILED on an error, else (a stop: Ctrl-C, or Tune's
     scheduler with SystemExit at a report) as `close_stopped_run` does."""
     if isinstance(exc, Exception):
@@ -85,16 +83,18 @@ def close_interrupted(uri: str, run_id: str, run_dir: Path, epochs: int, exc: Ba
         close_stopped_run(run_dir, epochs, uri)
 
 
-def close_stopped_run(run_dir: str | os.PathLike, epochs: int, uri: str | None = None) -> str | None:
+def close_stopped_run(
+    run_dir: str | os.PathLike | Location, epochs: int, uri: str | None = None
+) -> str | None:
     """Close the MLflow run of a run stopped from outside (an ASHA-stopped Tune trial) that is still RUNNING
     or was marked FAILED while torn down: FINISHED with its selection logged when all `epochs` ran, else
     KILLED, so that `status = 'KILLED'` means exactly "stopped early". Returns the new status, or None when
     the run has no MLflow run or already ended FINISHED/KILLED."""
-    run_dir = pull(Path(run_dir), skip=WEIGHT_FILES)
+    run_dir = Location(run_dir)
     state = run_dir / RUN_FILE
     if not state.is_file():
         return None
-    rec = json.loads(state.read_text())
+    rec = state.read_json()
     uri, run_id = uri or rec["tracking_uri"], rec["mlflow_run_id"]
     log = RunLogger(run_id, uri)
     if log.status() not in ("RUNNING", "FAILED"):
@@ -104,7 +104,9 @@ def close_stopped_run(run_dir: str | os.PathLike, epochs: int, uri: str | None =
     if info is None or ran < epochs:
         log.finish("KILLED")
         return "KILLED"
-    sel = TrainResult(run_dir, Path(info["checkpoint"]), info["epoch"], info["metrics"], info["tau"], run_id)
+    sel = TrainResult(
+        run_dir, Location(info["checkpoint"]), info["epoch"], info["metrics"], info["tau"], run_id
+    )
     log_selected(uri, run_id, sel)
     return "FINISHED"
 

@@ -1,34 +1,37 @@
 """The driver side of a training run: check inputs, start Ray, open the MLflow run, launch the TorchTrainer,
 pick the selected checkpoint and record it.
 
-`train(cfg)` -> TrainResult. The run lives in `<storage>/<name>` (Ray Train's checkpoints, `selected.json`,
-`pixelcam_run.json` with the MLflow run id); `train(cfg, resume=True)` continues it from its latest checkpoint
-(Ray Train finds the run snapshot by name) and keeps logging into the same MLflow run.
+`train(cfg)` -> TrainResult. The run lives in `<storage>/<name>`, a local directory or an object-store URI
+alike (`pixelcam.storage.Location`; Ray Train's `storage_path`): its checkpoints, `selected.json`, and
+`pixelcam_run.json` with the MLflow run id. `train(cfg, resume=True)` continues it from its latest
+checkpoint (Ray Train finds the run snapshot by name) and keeps logging into the same MLflow run.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 from pixelcam.config import SELECTION_METRICS, ConfigError, TrainConfig
-from pixelcam.data.reader import PatchDataset, is_uri, open_dataset
-from pixelcam.io import write_json_atomic
-from pixelcam.mirror import WEIGHT_FILES, check_uri, local_path, location, pull, push
+from pixelcam.data.reader import PatchDataset, open_dataset
 from pixelcam.models.factory import list_methods, method_class
-from pixelcam.tracking import RunKind
-from pixelcam.train.checkpoint import (
+from pixelcam.runtime.checkpoint import (
     SELECTED_FILE,
     CheckpointError,
     baseline_checkpoint,
     load_checkpoint,
 )
-from pixelcam.train.cluster import TrainError, check_local_gpu, check_schedulable, init_ray, worker_resources
-from pixelcam.train.data import check_splits, train_data_key, train_dataset
+from pixelcam.runtime.cluster import (
+    TrainError,
+    check_local_gpu,
+    check_schedulable,
+    init_ray,
+    worker_resources,
+)
+from pixelcam.runtime.data import check_splits, train_data_key, train_dataset
+from pixelcam.storage import Location
+from pixelcam.tracking import RunKind
 from pixelcam.train.run_tracking import RUN_FILE, TrainResult, close_interrupted, log_selected, open_run
 
 CACHE_FRACTION = 0.25  # decoded train images are cached when they take at most this share of the object store
@@ -61,11 +64,11 @@ def _prepare_pixelcam(cfg: TrainConfig, num_classes: int) -> tuple[TrainConfig, 
         )
     init = None
     if cfg.init_from != "none":
-        init, init_how = baseline_checkpoint(str(cfg.pseudo_labels_from), cfg.init_from)
-        init = str(init.resolve())
+        init_ckpt, init_how = baseline_checkpoint(str(cfg.pseudo_labels_from), cfg.init_from)
+        init = init_ckpt.uri
         how = f"{how}; init: {init_how}"
     print(f"[{cfg.method} {cfg.source}] pseudo-labels: {how}", flush=True)
-    return cfg, str(ckpt.resolve()), init
+    return cfg, ckpt.uri, init
 
 
 def train(
@@ -93,10 +96,10 @@ def train(
     started = time.time()
     import ray.train
 
-    ds = dataset or open_dataset(cfg.data if is_uri(cfg.data) else Path(cfg.data).resolve())
-    if is_uri(cfg.storage):  # runs on object storage: worked on in their stage, mirrored (`pixelcam.mirror`)
-        check_uri(cfg.storage)
-    cfg = cfg.replace(data=ds.location, storage=str(local_path(cfg.storage).resolve()))
+    ds = dataset or open_dataset(cfg.data)
+    storage = Location(cfg.storage)
+    storage.check()  # an object store that does not answer: one line before anything starts
+    cfg = cfg.replace(data=ds.location, storage=storage.uri)
     cfg.validate()
     check_splits(ds, cfg.source, ("train", "valcl", "valpx"))
     num_classes = len(ds.class_names(cfg.source))
@@ -104,28 +107,21 @@ def train(
     if cfg.is_pixelcam:
         cfg, baseline_dir, init_dir = _prepare_pixelcam(cfg, num_classes)
 
-    run_dir = pull(Path(cfg.storage) / cfg.run_name())  # on object storage: the run to resume, if any
-    if run_dir.exists() and not resume:
-        raise TrainError(
-            f"{location(run_dir)} exists: pass --resume to continue that run, or choose another --name"
-        )
-    if resume and not run_dir.exists():
-        raise TrainError(f"{location(run_dir)}: nothing to resume (no such run directory)")
-
+    run_dir = storage / cfg.run_name()
+    _check_run_dir(run_dir, resume)
     init_ray()
     need = worker_resources(cfg, ray.cluster_resources())
     if not cfg.runs_locally:  # a local run uses the resources its caller holds (a Tune trial's, or none)
         check_schedulable(need, cfg.num_workers, ray.cluster_resources())
     elif cfg.use_gpu:
         check_local_gpu()
-    run_dir.mkdir(parents=True, exist_ok=True)  # only once the run can be scheduled
+    run_dir.mkdir()  # only once the run can be scheduled
 
     uri, run_id = (
         open_run(cfg, run_dir, ds, resume, kind, parent_run_id, extra_tags, mlflow_uri)
         if mlflow
         else (None, None)
     )
-    push(run_dir)  # a study on object storage: its MLflow run id, so a retried trial continues that run
     payload = {
         "started": started,  # wall clock at train(): the worker measures its start-up against it
         "config": cfg.to_dict(),
@@ -143,9 +139,6 @@ def train(
             checkpoints, out = _run_ray_train(cfg, payload, run_dir, data, need, callbacks)
         selected = _selected(checkpoints, run_dir)
         selected.history = list(out.get("history", []))
-        # the pruned run and its selected.json (a no-op off object storage); Ray Train's workers wrote their
-        # checkpoints to the bucket themselves and the stage holds only their metas: their weights stay
-        push(run_dir, delete=True, skip=() if cfg.runs_locally else WEIGHT_FILES)
     except BaseException as exc:
         if run_id:
             close_interrupted(uri, run_id, run_dir, cfg.epochs, exc)
@@ -153,6 +146,14 @@ def train(
     if run_id:
         log_selected(uri, run_id, selected)
     return selected
+
+
+def _check_run_dir(run_dir: Location, resume: bool) -> None:
+    """A new run needs a free name; a resumed one needs its directory."""
+    if run_dir.exists() and not resume:
+        raise TrainError(f"{run_dir} exists: pass --resume to continue that run, or choose another --name")
+    if resume and not run_dir.exists():
+        raise TrainError(f"{run_dir}: nothing to resume (no such run directory)")
 
 
 def run_train_data(cfg: TrainConfig, ds: PatchDataset, shared: dict[str, Any] | None = None) -> Any:
@@ -165,7 +166,7 @@ def run_train_data(cfg: TrainConfig, ds: PatchDataset, shared: dict[str, Any] | 
     return train_dataset(ds, cfg.source, cfg.resize, cache=caches_decoded(cfg, ds), masks=cfg.is_supervised)
 
 
-def _run_local(cfg: TrainConfig, payload: dict[str, Any], run_dir: Path, data: Any) -> tuple[list, dict]:
+def _run_local(cfg: TrainConfig, payload: dict[str, Any], run_dir: Location, data: Any) -> tuple[list, dict]:
     """The loop in this process (`LocalSession`); returns the checkpoints written, with their metrics, and
     the loop's return value."""
     from pixelcam.train.session import LocalSession
@@ -181,7 +182,7 @@ def _run_local(cfg: TrainConfig, payload: dict[str, Any], run_dir: Path, data: A
 def _run_ray_train(
     cfg: TrainConfig,
     payload: dict[str, Any],
-    run_dir: Path,
+    run_dir: Location,
     data: Any,
     need: dict,
     callbacks: list | None,
@@ -200,7 +201,7 @@ def _run_ray_train(
         ),
         run_config=ray.train.RunConfig(
             name=cfg.run_name(),
-            storage_path=location(cfg.storage),  # a staged study's bucket: workers persist there
+            storage_path=cfg.storage,  # a local directory or a URI: the workers persist there themselves
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures, controller_failure_limit=3),
             # Workers checkpoint only epochs that improve B-LOC or B-CL; `_selected` prunes all but the two
             # bests (PixelCAM may take its CAMs from one and its initial weights from the other).
@@ -224,19 +225,14 @@ def _run_ray_train(
     out = result.return_value or {}
     if "error" in out:
         raise TrainError(f"training run {cfg.run_name()} stopped: {out['error']}")
-    if (
-        location(cfg.storage) != cfg.storage
-    ):  # checkpoints written to the bucket: into the stage for `_selected`
-        pull(run_dir, skip=WEIGHT_FILES)  # metas; the selected checkpoint's weights are pulled when loaded
-        return [(run_dir / Path(c.path).name, m) for c, m in result.best_checkpoints], out
-    return [(Path(c.path), m) for c, m in result.best_checkpoints], out
+    return [(run_dir / PurePosixPath(c.path).name, m) for c, m in result.best_checkpoints], out
 
 
 def caches_decoded(cfg: TrainConfig, ds: PatchDataset) -> bool:
     """Cache decoded train images when asked, or (auto) when they fit in a quarter of the object store."""
     import ray
 
-    from pixelcam.train.data import decoded_bytes
+    from pixelcam.runtime.data import decoded_bytes
 
     if cfg.cache_decoded is not None:
         return cfg.cache_decoded
@@ -259,7 +255,7 @@ def _root_message(exc: BaseException) -> str:
     return msg[-1] if msg else type(seen).__name__
 
 
-def _selected(checkpoints: list[tuple[Path, dict[str, Any]]], run_dir: Path) -> TrainResult:
+def _selected(checkpoints: list[tuple[Location, dict[str, Any]]], run_dir: Location) -> TrainResult:
     """The reported checkpoint with the best selection rank; recorded in `<run_dir>/selected.json` with the
     B-LOC and B-CL bests (`by_selection`). Every other checkpoint of the run is deleted."""
     if not checkpoints:
@@ -269,32 +265,29 @@ def _selected(checkpoints: list[tuple[Path, dict[str, Any]]], run_dir: Path) -> 
         sel: max(checkpoints, key=lambda cm, k=key: (cm[1][k], -cm[1]["epoch"]))[0]
         for sel, key in SELECTION_METRICS.items()
     }
-    keep = {path.resolve(), *(p.resolve() for p in by_selection.values())}
+    keep = {path, *by_selection.values()}
     for p, _ in checkpoints:
-        if p.resolve() not in keep and p.resolve().parent == run_dir.resolve() and p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
+        if p not in keep and p.parent == run_dir:
+            p.rmtree()
     meta = load_checkpoint(path).meta
+    state = run_dir / RUN_FILE
     sel = TrainResult(
         run_dir=run_dir,
         checkpoint=path,
         epoch=meta["epoch"],
         metrics=meta["metrics"],
         tau=meta["tau"],
-        mlflow_run_id=None,
+        mlflow_run_id=state.read_json()["mlflow_run_id"] if state.is_file() else None,
     )
-    state = run_dir / RUN_FILE
-    if state.is_file():
-        sel.mlflow_run_id = json.loads(state.read_text())["mlflow_run_id"]
-    write_json_atomic(
-        run_dir / SELECTED_FILE,
+    (run_dir / SELECTED_FILE).write_json(
         {
-            "checkpoint": os.path.relpath(path, run_dir),  # relative: the run directory can move
+            "checkpoint": path.relative_to(run_dir),  # relative: the run directory can move
             "epoch": sel.epoch,
             "metrics": sel.metrics,
             "tau": sel.tau,
             "selection": meta["selection"],
-            "by_selection": {k: os.path.relpath(p, run_dir) for k, p in by_selection.items()},
+            "by_selection": {k: p.relative_to(run_dir) for k, p in by_selection.items()},
             "mlflow_run_id": sel.mlflow_run_id,
-        },
+        }
     )
     return sel

@@ -4,26 +4,24 @@
   Train, the dataset shard Ray Train splits, worker restarts after failures.
 - `LocalSession`: a single-worker run in the calling process (the CLI's driver or a Tune trial's actor),
   without Ray Train's controller, worker and split-coordinator actors, whose start-up cost ~20 s per run on
-  two cores; the input is the same Ray Data pipeline. Checkpoints are written into the run directory
-  directly (temporary name, then rename); inside a Tune trial each epoch's metrics go to `tune.report`
-  (ASHA sees them as before). A crash is not retried here: Tune's failure handling, the study or `--resume`
-  continue the run from its latest checkpoint.
+  two cores; the input is the same Ray Data pipeline. Checkpoints are written into the run directory (a
+  `Location`: local, or on an object store) whole (`Location.put_dir`: `meta.json` last); inside a Tune
+  trial each epoch's metrics go to `tune.report` (ASHA sees them as before). A crash is not retried here:
+  Tune's failure handling, the study or `--resume` continue the run from its latest checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pixelcam.mirror import push
-from pixelcam.train.checkpoint import META_FILE
+from pixelcam.runtime.checkpoint import META_FILE
+from pixelcam.storage import Location
 
 
 class RayTrainSession:
@@ -36,7 +34,7 @@ class RayTrainSession:
         self.device = ray.train.torch.get_device()
 
     @contextlib.contextmanager
-    def latest_checkpoint(self) -> Iterator[Path | None]:
+    def latest_checkpoint(self) -> Iterator[Location | None]:
         import ray.train
 
         ckpt = ray.train.get_checkpoint()
@@ -44,7 +42,7 @@ class RayTrainSession:
             yield None
             return
         with ckpt.as_directory() as d:
-            yield Path(d)
+            yield Location(d)
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         import ray.train.torch
@@ -68,20 +66,20 @@ class LocalSession:
 
     rank, world = 0, 1
 
-    def __init__(self, run_dir: Path, dataset: Any, use_gpu: bool = False) -> None:
+    def __init__(self, run_dir: Location, dataset: Any, use_gpu: bool = False) -> None:
         from ray.data import DataContext
 
         DataContext.get_current().execution_options.preserve_order = True  # as Ray Train's split does
-        self.run_dir, self.dataset = Path(run_dir), dataset
+        self.run_dir, self.dataset = Location(run_dir), dataset
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
         # a resumed run (a retried trial, `--resume`) knows its earlier checkpoints with what they reported
-        self.checkpoints: list[tuple[Path, dict[str, Any]]] = [
-            (p, _reported(p)) for p in sorted(self.run_dir.glob("epoch_*")) if (p / META_FILE).is_file()
+        self.checkpoints: list[tuple[Location, dict[str, Any]]] = [
+            (p, _reported(p)) for p in self.run_dir.glob("epoch_*") if (p / META_FILE).is_file()
         ]
         self.in_tune = _in_tune()
 
     @contextlib.contextmanager
-    def latest_checkpoint(self) -> Iterator[Path | None]:
+    def latest_checkpoint(self) -> Iterator[Location | None]:
         yield self.checkpoints[-1][0] if self.checkpoints else None
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -92,18 +90,13 @@ class LocalSession:
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None, name: str) -> None:
         if checkpoint_dir:
+            (Path(checkpoint_dir) / REPORTED_FILE).write_text(json.dumps(metrics))
             target = self.run_dir / name
-            tmp = self.run_dir / f".{name}.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(checkpoint_dir, tmp)
-            (tmp / REPORTED_FILE).write_text(json.dumps(metrics))
-            if target.exists():  # an epoch re-run after a crash: the same values, replaced whole
-                shutil.rmtree(target)
-            os.replace(tmp, target)
+            # whole or not at all (an epoch re-run after a crash replaces it with the same values)
+            target.put_dir(checkpoint_dir, last=(META_FILE,))
             self.checkpoints = [(p, m) for p, m in self.checkpoints if p != target] + [
                 (target, dict(metrics))
             ]
-            push(self.run_dir)  # a study on object storage: this checkpoint survives its node
         if self.in_tune:
             import ray.tune
 
@@ -113,14 +106,14 @@ class LocalSession:
 REPORTED_FILE = "reported.json"  # a local checkpoint's reported metrics (selection_rank included)
 
 
-def _reported(checkpoint: Path) -> dict[str, Any]:
+def _reported(checkpoint: Location) -> dict[str, Any]:
     """What a checkpoint of an earlier attempt reported; for checkpoints written before `reported.json`,
     rebuilt from its meta (the rank as the worker computes it: the selection metric, earlier epoch first)."""
     if (checkpoint / REPORTED_FILE).is_file():
-        return json.loads((checkpoint / REPORTED_FILE).read_text())
+        return (checkpoint / REPORTED_FILE).read_json()
     from pixelcam.config import SELECTION_METRICS
 
-    meta = json.loads((checkpoint / META_FILE).read_text())
+    meta = (checkpoint / META_FILE).read_json()
     epoch = int(checkpoint.name.split("_")[1])
     metrics = dict(meta["metrics"]) | {"epoch": epoch}
     key = SELECTION_METRICS[meta.get("config", {}).get("selection", "b-loc")]

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from pixelcam.metrics import Accuracy, PxAP, best_threshold
-from pixelcam.metrics.pxap import at_eval_size
-from pixelcam.models.base import WSOLModel
+from pixelcam.metrics import Accuracy, best_threshold
 from pixelcam.models.losses import classification_loss, pixelcam_loss, segmentation_loss
 from pixelcam.models.precision import Precision
-from pixelcam.train.data import EvalBatch
-from pixelcam.train.pseudo_labels import PseudoLabeler, pixel_logits_on_grid
-from pixelcam.train.transforms import device_batch
+from pixelcam.runtime.data import EvalBatch
+from pixelcam.runtime.eval_loop import evaluate_batches
+from pixelcam.runtime.pseudo_labels import PseudoLabeler, pixel_logits_on_grid
+from pixelcam.runtime.transforms import device_batch
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -60,10 +59,6 @@ def _all_finite(loss: torch.Tensor) -> bool:
     if _distributed():
         dist.all_reduce(ok, op=dist.ReduceOp.MIN)
     return bool(ok.item() > 0)
-
-
-def _unwrap(model: torch.nn.Module) -> WSOLModel:
-    return model.module if hasattr(model, "module") else model
 
 
 def train_epoch(
@@ -136,59 +131,6 @@ def train_epoch(
         stats.ce /= stats.images
         stats.pixel_ce /= stats.images
     return stats
-
-
-@torch.no_grad()
-def _logits(model: WSOLModel, images: torch.Tensor) -> torch.Tensor:
-    return model(images)["logits"]
-
-
-BatchObserver = Callable[[EvalBatch, torch.Tensor, torch.Tensor], None]
-
-
-def evaluate_batches(
-    model: torch.nn.Module,
-    batches: Iterable[EvalBatch],
-    device: torch.device | str = "cpu",
-    num_bins: int = 1000,
-    localization: bool = True,
-    eval_size: int | str = "native",
-    precision: Precision | None = None,
-    observe: BatchObserver | None = None,
-) -> tuple[PxAP, Accuracy]:
-    """PxAP state (maps of the true class vs masks at `eval_size`; rows without a mask are skipped) and CL
-    state. `precision`: as in training (default fp32 on `device`); maps are float32 whatever it is.
-
-    One backbone pass per batch gives both the logits and the maps (`WSOLModel.predict`). `observe(batch,
-    logits, maps)` (maps of every row's true class, on the CPU) sees each batch, so reports that need
-    per-image values (`evaluation.details`) ride on the same pass. Not synced: call `.sync()` on both under
-    DDP. Train/eval mode is set to eval for the pass and restored.
-    """
-    num = precision or Precision("fp32", device)
-    net = _unwrap(model)
-    was_training = net.training
-    net.eval()
-    px, acc = PxAP(num_bins=num_bins), Accuracy()
-    try:
-        for batch in batches:
-            images = num.images(batch.images)
-            keep = [i for i, m in enumerate(batch.masks) if m is not None]
-            if not (localization and keep) and observe is None:
-                with num.autocast():
-                    acc.update(_logits(net, images).float().cpu(), batch.labels)
-                continue
-            with num.autocast():
-                logits, maps = net.predict(images, batch.labels.to(num.device))
-            logits, maps = logits.float().cpu(), maps.float().cpu()
-            acc.update(logits, batch.labels)
-            if observe is not None:
-                observe(batch, logits, maps)
-            if localization and keep:
-                pairs = [at_eval_size(maps[i], torch.from_numpy(batch.masks[i]), eval_size) for i in keep]
-                px.update([m for m, _ in pairs], [g for _, g in pairs])
-    finally:
-        net.train(was_training)
-    return px, acc
 
 
 @dataclass

@@ -21,7 +21,7 @@ import torch
 from pixelcam.config import SELECTION_METRICS, TrainConfig
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.precision import Precision
-from pixelcam.train.build import (
+from pixelcam.runtime.build import (
     build_model,
     build_pseudo_labeler,
     derived_seed,
@@ -29,11 +29,11 @@ from pixelcam.train.build import (
     keep_best,
     make_meta,
 )
-from pixelcam.train.checkpoint import load_checkpoint, load_optim_state, save_checkpoint
-from pixelcam.train.data import iter_split
+from pixelcam.runtime.checkpoint import load_checkpoint, load_optim_state, save_checkpoint
+from pixelcam.runtime.data import iter_split
+from pixelcam.runtime.transforms import Augment
 from pixelcam.train.overlays import overlay_grid
 from pixelcam.train.steps import NonFiniteLossError, train_epoch, validate
-from pixelcam.train.transforms import Augment
 
 SHUFFLE_BATCHES = 4  # local shuffle buffer, in batches: big enough to mix classes, small enough to stream
 # Batches prepared ahead of the training step on a GPU (copy and augmentation overlap the kernels). On the CPU

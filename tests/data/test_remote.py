@@ -9,12 +9,12 @@ import pytest
 from pixelcam.data import open_dataset
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.reader import is_uri
-from pixelcam.train.data import iter_split
+from pixelcam.runtime.data import iter_split
 
 
 def test_file_uri_reads_the_same_rows_as_the_local_path(synth_dir: Path):
     local, remote = open_dataset(synth_dir), open_dataset(synth_dir.as_uri(), verify=True)
-    assert remote.filesystem is not None and remote.location == synth_dir.as_uri()
+    assert not remote.root.is_remote and remote.location == synth_dir.as_uri()
     assert remote.manifest == local.manifest and remote.domains == local.domains
     assert remote.read_table(["synth-colon"], ["valpx"]).equals(local.read_table(["synth-colon"], ["valpx"]))
     a = [b.image_ids for b in iter_split(local, "synth-lymph", "test", 32)]

@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pixelcam.data import open_dataset
-from pixelcam.train.data import iter_split
+from pixelcam.runtime.data import iter_split
 
 
 def test_dataset_read_over_s3_equals_the_local_one(s3: tuple[str, dict[str, str]], synth_dir: Path):
     uri, _ = s3
     local, remote = open_dataset(synth_dir), open_dataset(uri, verify=True)  # every file's hash checked
-    assert remote.location == uri and remote.filesystem is not None
+    assert remote.location == uri and remote.root.is_remote
     assert remote.manifest == local.manifest and remote.hash == local.hash
     assert remote.read_table(["synth-lymph"], ["test"]).equals(local.read_table(["synth-lymph"], ["test"]))
     a = [(b.image_ids, b.labels.tolist()) for b in iter_split(local, "synth-colon", "valpx", 64)]

@@ -11,7 +11,7 @@ from pixelcam.data import open_dataset
 from pixelcam.evaluation.evaluate import evaluate, evaluate_with_details, image_details
 from pixelcam.metrics import separability_index
 from pixelcam.models import create_wsol_model
-from pixelcam.train.data import iter_split
+from pixelcam.runtime.data import iter_split
 from tests.checkpoints import random_checkpoint
 
 DOMAINS = ["synth-colon", "synth-lymph"]

@@ -10,7 +10,7 @@ from pixelcam.cli import main
 from pixelcam.data import open_dataset
 from pixelcam.evaluation.evaluate import evaluate, format_table
 from pixelcam.models import create_wsol_model
-from pixelcam.train.data import iter_split
+from pixelcam.runtime.data import iter_split
 from tests.checkpoints import random_checkpoint
 
 

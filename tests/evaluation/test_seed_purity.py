@@ -7,7 +7,7 @@ import torch
 from pixelcam.data.reader import open_dataset
 from pixelcam.evaluation.seed_purity import VARIANTS, format_purity, measure_seed_purity
 from pixelcam.models import create_wsol_model
-from pixelcam.train.checkpoint import save_checkpoint
+from pixelcam.runtime.checkpoint import save_checkpoint
 
 
 def checkpoint(tmp_path: Path) -> Path:

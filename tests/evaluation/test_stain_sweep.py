@@ -11,8 +11,8 @@ from pixelcam.evaluation.evaluate import evaluate
 from pixelcam.evaluation.stain_sweep import format_sweep, reference_images, stain_sweep
 from pixelcam.metrics import pxap
 from pixelcam.models import create_wsol_model
-from pixelcam.train.data import iter_split
-from pixelcam.train.transforms import normalize, unnormalize
+from pixelcam.runtime.data import iter_split
+from pixelcam.runtime.transforms import normalize, unnormalize
 from tests.checkpoints import random_checkpoint
 
 

@@ -16,7 +16,7 @@ from pixelcam.models.backbones import (
     list_backbones,
     load_positional,
 )
-from pixelcam.train.transforms import normalize
+from pixelcam.runtime.transforms import normalize
 
 
 def imagenet_input(rgb: np.ndarray) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from pixelcam.config import ConfigError, TrainConfig
 from pixelcam.models import create_wsol_model, list_methods
 from pixelcam.models.precision import Precision, precision_of
-from pixelcam.train.pseudo_labels import PseudoLabeler
+from pixelcam.runtime.pseudo_labels import PseudoLabeler
 from pixelcam.train.steps import train_epoch
 
 

@@ -48,11 +48,11 @@ def browser(profile: Path):
 def test_dashboard_renders_in_headless_chromium(tiny_study: TinyStudy, tmp_path: Path):
     from selenium.webdriver.common.by import By
 
-    assert (tiny_study.study_dir / "dashboard.html").is_file()  # written by `study run` itself
+    assert (tiny_study.study_dir / "dashboard.html").is_file()  # written by `study run` itself, to the bucket
     out = tmp_path / "report.html"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tiny_study.uri}
-    res = subprocess.run(
-        [sys.executable, "-m", "pixelcam.cli", "dashboard", str(tiny_study.study_dir), "--out", str(out)],
+    res = subprocess.run(  # the study named by its URI: its parent run id is read from the bucket's state
+        [sys.executable, "-m", "pixelcam.cli", "dashboard", tiny_study.stored, "--out", str(out)],
         env=env,
         capture_output=True,
         text=True,

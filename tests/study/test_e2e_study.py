@@ -1,12 +1,14 @@
 """A tiny study end to end on a real local Ray instance and a real MLflow store, stored on an S3 protocol
-server: the driver is killed after the first experiment and its local stage deleted, `pixelcam study resume
-s3://...` finishes it from the bucket, and the MLflow records and the bucket's contents are read back."""
+server (written there directly: nothing of it on the local disk): the driver is killed after the first
+experiment, `pixelcam study resume s3://...` finishes it from the bucket, and the MLflow records and the
+bucket's contents are read back."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
+from pixelcam.storage import Location
 from tests.tiny_study import SPEC, TinyStudy, cli
 
 pytestmark = pytest.mark.e2e
@@ -33,15 +36,25 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     assert "mlflow ui --backend-store-uri" in out
     assert f"dashboard: {study_dir / 'dashboard.html'}" in out
     client = MlflowClient(uri)
+    # nothing of the study on the local disk: the working directory holds the spec, the two commands' logs
+    # and the MLflow store (tracking, not storage) only; no staged copy anywhere
+    assert {p.name for p in tiny_study.root.iterdir()} == {
+        "tiny.yaml",
+        "run.log",
+        "resume.log",
+        "mlflow.db",
+        "mlartifacts",
+    }
+    assert not Path(tempfile.gettempdir(), "pixelcam-stage").exists()
 
-    matrix = json.loads((study_dir / "ood.json").read_text())
+    matrix = (study_dir / "ood.json").read_json()
     rows = {r["method"]: r for r in matrix["rows"]}
     assert set(rows) == {"cam", "pixelcam-cam"}
     for row in rows.values():
         assert set(row["pxap"]) == {"synth-colon", "synth-lymph"} and 0 < row["pxap"]["synth-lymph"] <= 100
     assert (study_dir / "ood.csv").read_text().count("\n") == 5
     # seeds [0, 1]: seed 0 is the tuned run; seed 1 retrains cam, then PixelCAM on cam *of seed 1*
-    state = json.loads((study_dir / "state.json").read_text())
+    state = (study_dir / "state.json").read_json()
     assert set(state["seeds"]) == {"synth-colon__cam@seed1", "synth-colon__pixelcam-cam@seed1"}
     # as two waves (one Tune experiment each: the baselines' seeds, then PixelCAM's on them), whose Tune
     # state Tune keeps in the bucket itself
@@ -50,22 +63,22 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
         "seeds-baselines",
         "seeds-pixelcam",
     ]
-    assert f"stored at {tiny_study.stored}" in out
-    pc1 = json.loads(
-        (Path(state["seeds"]["synth-colon__pixelcam-cam@seed1"]["checkpoint"]) / "meta.json").read_text()
-    )
+    assert f"study directory: {tiny_study.stored}" in out
+    pc1 = (
+        Location(state["seeds"]["synth-colon__pixelcam-cam@seed1"]["checkpoint"]) / "meta.json"
+    ).read_json()
     assert pc1["config"]["seed"] == 1
-    # the bucket holds the study: spec, state (as the stage has it), results, and every model's run pruned
-    # to its B-LOC and B-CL checkpoints with the weights, written there by the trials on their nodes
+    # the bucket holds the study: spec, state, results, and every model's run pruned to its B-LOC and B-CL
+    # checkpoints with the weights, written there by the trials
     assert {"spec.yaml", "state.json", "ood.json", "ood.csv", "stain.json", "dashboard.html"} <= set(stored)
     assert json.loads(stored["state.json"]) == state
     for rec in [*state["experiments"].values(), *state["seeds"].values()]:
-        run = Path(rec["checkpoint"]).parent.relative_to(study_dir).as_posix()
+        run = Location(rec["checkpoint"]).parent.relative_to(study_dir)
         kept = {k.split("/")[-2] for k in stored if k.startswith(f"{run}/epoch_") and k.endswith("model.pt")}
         assert (
             1 <= len(kept) <= 2 and f"{run}/selected.json" in stored and f"{run}/pixelcam_run.json" in stored
         )
-        assert f"{Path(rec['checkpoint']).relative_to(study_dir).as_posix()}/optim.pt" in stored
+        assert f"{Location(rec['checkpoint']).relative_to(study_dir)}/optim.pt" in stored
     assert pc1["config"]["pseudo_labels_from"] == state["seeds"]["synth-colon__cam@seed1"]["checkpoint"]
     for row in rows.values():
         assert row["seeds_run"] == [0, 1]
@@ -134,7 +147,7 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
         assert {"details", "gallery", "evaluation.json"} <= {
             a.path for a in client.list_artifacts(run.info.run_id)
         }
-    sweeps = json.loads((study_dir / "stain.json").read_text())
+    sweeps = (study_dir / "stain.json").read_json()
     assert {(r["label"], r["domain"], r["reference"]) for r in sweeps} == {
         ("cam", "synth-colon", "synth-lymph"),
         ("pixelcam-cam", "synth-colon", "synth-lymph"),

@@ -1,6 +1,6 @@
 """Where a study works and what may be resumed, checked before Ray starts: local directories (only the
-user's own: resuming unpickles Tune's state), and studies stored on an S3 protocol server (the stage they
-work in, a name already taken in the bucket, a URI that holds no study)."""
+user's own: resuming unpickles Tune's state), and studies stored on an S3 protocol server (written there
+directly, a name already taken in the bucket, a URI that holds no study, a bucket that does not exist)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pixelcam.errors import StorageError, StudyError
-from pixelcam.mirror import push, stage_of
+from pixelcam.storage import Location
 from pixelcam.study.runner import open_study_directory, study_directory
 from pixelcam.study.spec import spec_from_dict
 
@@ -30,7 +30,7 @@ def _spec(storage: str):
 
 def test_only_the_users_own_study_directory_is_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     d = _study(tmp_path / "s")
-    assert open_study_directory(str(d)) == d.resolve()
+    assert open_study_directory(str(d)) == Location(d)
     owner = d.stat().st_uid
     monkeypatch.setattr("os.getuid", lambda: owner + 1)  # another user resuming it
     with pytest.raises(StudyError, match=rf"owned by uid {owner}, not by you .*trusted like code"):
@@ -40,25 +40,24 @@ def test_only_the_users_own_study_directory_is_resumed(tmp_path: Path, monkeypat
 
 
 def test_local_study_names_are_not_reused(tmp_path: Path):
-    assert study_directory(_spec(str(tmp_path))) == (tmp_path / "s").resolve()
+    assert study_directory(_spec(str(tmp_path))) == Location(tmp_path / "s")
     _study(tmp_path / "s")
     with pytest.raises(StudyError, match=r"exists: `pixelcam study resume .*/s` continues it"):
         study_directory(_spec(str(tmp_path)))
 
 
-def test_a_study_on_s3_works_in_its_stage(s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("PIXELCAM_STAGE", str(tmp_path / "stage"))
+def test_a_study_on_s3_is_its_bucket_prefix(s3, tmp_path: Path):
     uri = "s3://lab/runner-test/s"
-    stage = stage_of(uri)
-    stage.mkdir(parents=True)
-    (stage / "leftover").write_text("a stage that never reached the bucket")
-    assert study_directory(_spec("s3://lab/runner-test")) == stage and not stage.exists()
-    with pytest.raises(StudyError, match=rf"{uri}: not a study \(spec.yaml and state.json expected\)"):
+    assert study_directory(_spec("s3://lab/runner-test")) == Location(uri)
+    with pytest.raises(StudyError, match=rf"{uri}: not a study directory \(spec.yaml and state.json"):
         open_study_directory(uri)
-    push(_study(stage))
-    (stage / "spec.yaml").write_text("name: changed locally\n")  # the bucket's copy wins on resume
+    (Location(uri) / "spec.yaml").write_text("name: s\n")
+    (Location(uri) / "state.json").write_json({})
     with pytest.raises(StudyError, match=rf"{uri} exists: `pixelcam study resume {uri}` continues it"):
         study_directory(_spec("s3://lab/runner-test"))
-    assert open_study_directory(uri + "/") == stage and (stage / "spec.yaml").read_text() == "name: s\n"
+    assert open_study_directory(uri + "/") == Location(uri)
+    assert not list(tmp_path.iterdir())  # nothing local: no stage, no copy
     with pytest.raises(StorageError, match="bucket 'nobucket' not found"):
         open_study_directory("s3://nobucket/s")
+    with pytest.raises(StorageError, match="bucket 'nobucket' not found"):
+        study_directory(_spec("s3://nobucket/studies"))

@@ -7,7 +7,7 @@ import pytest
 from pixelcam.config import ConfigError, TrainConfig
 from pixelcam.data import DatasetError
 from pixelcam.models import create_wsol_model
-from pixelcam.train.checkpoint import CheckpointError, save_checkpoint
+from pixelcam.runtime.checkpoint import CheckpointError, save_checkpoint
 from pixelcam.train.runner import TrainError, check_schedulable, train, worker_resources
 
 

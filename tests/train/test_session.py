@@ -1,16 +1,28 @@
-"""The in-process session of single-worker runs: checkpoints written into the run directory whole, found
-again on resume, nothing reported to Tune outside a trial."""
+"""The in-process session of single-worker runs: checkpoints written into the run directory whole (a local
+directory or a bucket on the test S3 server, through the same code), found again on resume, nothing reported
+to Tune outside a trial."""
 
 import json
 from pathlib import Path
 
+import pytest
+
 from pixelcam.config import TrainConfig
+from pixelcam.storage import Location
 from pixelcam.train.session import LocalSession
 
 
-def test_local_session_writes_checkpoints_whole_and_finds_them_again(tmp_path: Path):
-    run = tmp_path / "run"
-    run.mkdir()
+@pytest.fixture(params=["local", "s3"])
+def run_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
+    if request.param == "local":
+        (tmp_path / "run").mkdir()
+        return Location(tmp_path / "run")
+    request.getfixturevalue("s3")
+    return Location(f"s3://lab/session-test/{tmp_path.name}/run")
+
+
+def test_local_session_writes_checkpoints_whole_and_finds_them_again(tmp_path: Path, run_dir: Location):
+    run = run_dir
     s = LocalSession(run, dataset=object())
     assert (s.rank, s.world, str(s.device)) == (0, 1, "cpu") and not s.in_tune
     with s.latest_checkpoint() as d:
@@ -21,7 +33,8 @@ def test_local_session_writes_checkpoints_whole_and_finds_them_again(tmp_path: P
     s.report({"valpx_pxap": 30.0, "epoch": 2}, str(src), "epoch_002")
     s.report({"valpx_pxap": 20.0, "epoch": 3}, None, "epoch_003")  # not an improvement: no checkpoint
     assert [p.name for p, _ in s.checkpoints] == ["epoch_002"]
-    assert sorted(p.name for p in run.iterdir()) == ["epoch_002"]  # no temporary left
+    assert [p.name for p in run.iterdir()] == ["epoch_002"]  # no temporary left
+    assert {p.name for p in (run / "epoch_002").iterdir()} == {"meta.json", "reported.json"}
     again = LocalSession(run, dataset=object())  # a resumed run
     with again.latest_checkpoint() as d:
         assert d == run / "epoch_002"

@@ -4,8 +4,6 @@ MLflow run of kind `inference` over a whole `predict`."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ import numpy as np
 from pixelcam.errors import SlideError
 from pixelcam.evaluation.slides.options import PredictOptions, SlideJob
 from pixelcam.evaluation.slides.reader import SlideInfo, open_slide, read_region, slide_name
-from pixelcam.io import temporary_prefix, write_json_atomic
+from pixelcam.storage.atomic import replace_with, write_json_atomic
 
 SUMMARY = "predict.json"
 DASHBOARD = "slides.html"
@@ -145,19 +143,8 @@ def finish_slide(
     del heat
     for f in ("heat.npy", "sum.npy", "weight.npy"):
         (wd / f).unlink(missing_ok=True)
-    replace_dir(wd, Path(opts.out) / info.name)
+    replace_with(wd, Path(opts.out) / info.name)
     return summary
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Rename `src` to `dst`; an existing `dst` (--overwrite) is moved aside first and removed after."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(temporary_prefix(dst) + "old")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def log_mlflow(report: dict[str, Any], out: Path) -> None:

@@ -63,7 +63,7 @@ class TileModel:
         import torch
 
         from pixelcam.models.precision import precision_of
-        from pixelcam.train.checkpoint import load_checkpoint
+        from pixelcam.runtime.checkpoint import load_checkpoint
 
         if threads:
             torch.set_num_threads(threads)
@@ -77,7 +77,7 @@ class TileModel:
         import torch
         import torch.nn.functional as F
 
-        from pixelcam.train.transforms import to_tensor
+        from pixelcam.runtime.transforms import to_tensor
 
         x = self.num.images(to_tensor(batch["image"]))
         targets = None if self.cam_class is None else torch.full((x.shape[0],), self.cam_class)

@@ -29,7 +29,7 @@ from pixelcam.evaluation.slides.outputs import DASHBOARD, SUMMARY, finish_slide,
 from pixelcam.evaluation.slides.reader import choose_level, open_slide, slide_name, thumbnail
 from pixelcam.evaluation.slides.tiles import TileGrid
 from pixelcam.evaluation.slides.tissue import tissue_mask
-from pixelcam.io import remove_stale_temporaries, temporary_prefix, write_json_atomic
+from pixelcam.storage.atomic import remove_stale_temporaries, temporary_prefix, write_json_atomic
 
 __all__ = ["PredictOptions", "predict_slides"]
 
@@ -72,7 +72,7 @@ def predict_slides(
     """Run `opts.checkpoint` over `slides`; returns (and writes to OUT/predict.json) {options, slides:
     {name: summary or {"error": ...}}, failed: [...]}. Raises only for errors that concern every slide
     (checkpoint, options); a slide's own failure is recorded and the others go on."""
-    from pixelcam.train.checkpoint import load_checkpoint, resolve_checkpoint_dir
+    from pixelcam.runtime.checkpoint import load_checkpoint, resolve_checkpoint_dir
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if not slides:
@@ -152,7 +152,7 @@ def _stream(
     """Every job's tiles through the Ray Data pipeline, stitched as batches arrive; returns (seconds from
     the pipeline's start to its last batch, seconds to its first batch)."""
     from pixelcam.evaluation.slides.pipeline import Resources, run_tiles
-    from pixelcam.train.cluster import init_ray
+    from pixelcam.runtime.cluster import init_ray
 
     total = sum(len(j.positions) for j in jobs)
     if not total:

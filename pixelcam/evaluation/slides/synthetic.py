@@ -16,7 +16,7 @@ import numpy as np
 
 from pixelcam.data.png import decode_image, decode_mask
 from pixelcam.data.reader import PatchDataset, as_dataset
-from pixelcam.io import temporary_prefix
+from pixelcam.storage.atomic import atomic_file
 
 TIFF_TILE = 256
 MPP = 0.5
@@ -131,7 +131,6 @@ def _write_pyramid(
     import tifffile
 
     base = base or size
-    tmp = path.with_name(temporary_prefix(path) + "write")  # a killed write is cleaned by the io service
     opts = {
         "tile": (TIFF_TILE, TIFF_TILE),
         "compression": "jpeg" if rgb else "zlib",
@@ -140,19 +139,14 @@ def _write_pyramid(
         "metadata": None,
     }
     shape = lambda s: (s, s, 3) if rgb else (s, s)  # noqa: E731
-    try:
-        with tifffile.TiffWriter(tmp, bigtiff=True) as tif:
-            tif.write(
-                tiles(0),
-                shape=shape(base),
-                subifds=levels - 1,
-                resolution=(1e4 / mpp, 1e4 / mpp),
-                resolutionunit="CENTIMETER",
-                **opts,
-            )
-            for lv in range(1, levels):
-                tif.write(tiles(lv), shape=shape(-(-base // 2**lv)), subfiletype=1, **opts)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=True) as tif:
+        tif.write(
+            tiles(0),
+            shape=shape(base),
+            subifds=levels - 1,
+            resolution=(1e4 / mpp, 1e4 / mpp),
+            resolutionunit="CENTIMETER",
+            **opts,
+        )
+        for lv in range(1, levels):
+            tif.write(tiles(lv), shape=shape(-(-base // 2**lv)), subfiletype=1, **opts)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-from pixelcam.io import write_json_atomic, write_text_atomic
 from pixelcam.study.context import StudyContext
 from pixelcam.study.ood import chance_warnings, format_ood, ood_csv, ood_matrix
 
@@ -19,8 +18,8 @@ class OODStep:
         matrix = ood_matrix(ctx.spec, ctx.state.data, ctx.targets)
         classes = {s: len(ctx.dataset.class_names(s)) for s in ctx.spec.sources}
         matrix["warnings"] = chance_warnings(matrix, classes)
-        write_json_atomic(ctx.dir / "ood.json", matrix)
-        write_text_atomic(ctx.dir / "ood.csv", ood_csv(matrix))
+        (ctx.dir / "ood.json").write_json(matrix)
+        (ctx.dir / "ood.csv").write_text(ood_csv(matrix))
         table = format_ood(matrix, ctx.spec.published)
         if matrix["warnings"]:
             table += "\n\nWARNING (near chance):\n" + "\n".join(f"  {w}" for w in matrix["warnings"])

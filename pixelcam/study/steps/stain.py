@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pixelcam.io import write_json_atomic, write_text_atomic
 from pixelcam.study.context import StudyContext, experiment_key
 from pixelcam.study.stain import format_stain, stain_csv, stain_rows, sweep_plan
 from pixelcam.tracking import RunKind, pair_metric
@@ -28,8 +27,8 @@ class StainStep:
                 ctx.log(f"[{key}] stain-shift sweep ({st.method})")
             sweep_model(ctx, source, method)
         reports = stain_rows(ctx.state.data)
-        write_json_atomic(ctx.dir / "stain.json", reports)
-        write_text_atomic(ctx.dir / "stain.csv", stain_csv(reports))
+        (ctx.dir / "stain.json").write_json(reports)
+        (ctx.dir / "stain.csv").write_text(stain_csv(reports))
         table = format_stain(reports)
         ctx.log(table)
         parent = ctx.parent_logger()

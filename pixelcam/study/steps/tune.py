@@ -5,17 +5,16 @@ parameters (or why it has none)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
-from pixelcam.mirror import location
+from pixelcam.runtime.checkpoint import selected_in_run
+from pixelcam.storage import Location
 from pixelcam.study.context import StudyContext, experiment_key
 from pixelcam.study.search import TUNE_METRIC, make_scheduler, make_searcher
 from pixelcam.study.spec import StudySpec
 from pixelcam.study.trainable import trial_name
 from pixelcam.study.tuner import fit_experiment
 from pixelcam.tracking import RunKind, RunLogger, child_runs
-from pixelcam.train.checkpoint import selected_in_run
 from pixelcam.train.run_tracking import close_stopped_run
 
 
@@ -76,7 +75,7 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
         "tags": {"study": spec.name, "experiment_key": key, "method_label": method},
     }
     path = tune_root / key
-    if ray.tune.Tuner.can_restore(location(path)):
+    if ray.tune.Tuner.can_restore(path.uri):
         ctx.log(f"[{key}] restoring the Tune experiment (finished trials are kept)")
     elif not dims:
         ctx.log(f"[{key}] training the fixed configuration")
@@ -151,7 +150,7 @@ def train_fixed(ctx: StudyContext, phase: str, labels: list[str]) -> None:
     ctx.log(f"training the fixed configuration of {keys} ({ctx.concurrency} at once)")
     results = run_wave(ctx, f"fixed-{phase}", runs)
     for run, result, _ in results:
-        storage = Path(run["train_storage"])
+        storage = Location(run["train_storage"])
         experiments[run["key"]] = rec = best_trial([result], storage, {})
         close_stopped_trials([result], storage, spec.budget.epochs)
         _log_record(ctx, run["key"], rec)
@@ -171,7 +170,7 @@ def _log_record(ctx: StudyContext, key: str, rec: dict[str, Any]) -> None:
         ctx.log(f"[{key}] every trial failed: {rec.get('errors')}")
 
 
-def best_trial(grid: Any, train_storage: Path, dims: dict) -> dict[str, Any]:
+def best_trial(grid: Any, train_storage: Location, dims: dict) -> dict[str, Any]:
     """The experiment's record from Tune's results: the trial with the best score that has a checkpoint."""
     best, ok, failed, epochs, errors = None, 0, 0, 0, []
     for r in grid:
@@ -207,7 +206,7 @@ def best_trial(grid: Any, train_storage: Path, dims: dict) -> dict[str, Any]:
     return rec
 
 
-def close_stopped_trials(grid: Any, train_storage: Path, epochs: int) -> None:
+def close_stopped_trials(grid: Any, train_storage: Location, epochs: int) -> None:
     """Tune is the judge of how a trial ended: a trial it reports without error was stopped by the
     scheduler (or finished), whatever its Train run's exception looked like while it was being torn down.
     Its MLflow run ends KILLED (stopped early) or FINISHED (every epoch ran), never FAILED."""

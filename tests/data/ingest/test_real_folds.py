@@ -19,7 +19,7 @@ import pytest
 from pixelcam.data import open_dataset
 from pixelcam.data.ingest import ingest
 from pixelcam.data.png import decode_mask
-from pixelcam.train.data import iter_split, split_size
+from pixelcam.runtime.data import iter_split, split_size
 from tests.data.ingest.real_folds import CAMELYON_FOLDS, GLAS_FOLDS, REAL_FOLDS, build_stand_ins, lines
 
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from pixelcam.errors import ConfigError
 from pixelcam.evaluation.slides.pipeline import Resources, TileModel, bound_model, tile_table
 from pixelcam.models import create_wsol_model
-from pixelcam.train.transforms import to_tensor
+from pixelcam.runtime.transforms import to_tensor
 from tests.checkpoints import random_checkpoint
 
 

@@ -17,7 +17,7 @@ import torch
 
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.reader import PatchDataset
-from pixelcam.train.transforms import decode_batch, to_tensor
+from pixelcam.runtime.transforms import decode_batch, to_tensor
 
 TRAIN_COLUMNS = ["image_id", "label", "image"]
 EVAL_COLUMNS = ["image_id", "label", "image", "mask"]

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from pixelcam.data.png import encode_png
-from pixelcam.train.transforms import (
+from pixelcam.runtime.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Augment,
@@ -62,7 +62,7 @@ def test_decode_batch_resizes_images_keeps_masks_full_size():
 
 
 def test_device_augmentation_equals_the_cpu_path():
-    from pixelcam.train.transforms import Augment, crop_flip, device_batch, image_seed, normalize_uint8
+    from pixelcam.runtime.transforms import Augment, crop_flip, device_batch, image_seed, normalize_uint8
 
     rng = np.random.default_rng(0)
     batch = {
@@ -80,7 +80,7 @@ def test_device_augmentation_equals_the_cpu_path():
     torch.testing.assert_close(out, ref["image"], rtol=0, atol=1e-6)
     assert torch.equal(raw["label"], ref["label"])
     # the gathered crops are crop_flip's, byte for byte
-    from pixelcam.train.transforms import device_crop_flip
+    from pixelcam.runtime.transforms import device_crop_flip
 
     crops = device_crop_flip(raw["image"], raw["crop"][:, :4], 16)
     for k, (img, i) in enumerate(zip(batch["image"], batch["image_id"])):

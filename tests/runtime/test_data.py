@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pixelcam.data import DatasetError, open_dataset
-from pixelcam.train.data import check_splits, iter_split
+from pixelcam.runtime.data import check_splits, iter_split
 
 
 def test_rank_shares_cover_the_split_once(synth_dir: Path):

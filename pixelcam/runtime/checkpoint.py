@@ -1,14 +1,15 @@
-"""Checkpoints: a directory with `model.pt` (weights), `optim.pt` (optimizer + LR schedule) and `meta.json`.
+"""Checkpoints: a directory with `model.pt` (weights), `optim.pt` (optimizer + LR schedule) and `meta.json`
+(written last: a checkpoint is complete when it has one).
 
 Tensors are loaded with `torch.load(weights_only=True)` (no pickled code runs); everything else (method,
 backbone, class names, epoch, metrics, tau, the resolved config, the dataset hash) is JSON. A run directory
-(`<storage>/<name>`) holds Ray Train's `checkpoint_*` folders and `selected.json`, which points at the
-checkpoint chosen by the run's selection criterion.
+(`<storage>/<name>`, a `Location`: local or on an object store) holds the `epoch_NNN` checkpoints and
+`selected.json`, which points at the checkpoint chosen by the run's selection criterion.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import os
 import pickle
 from dataclasses import dataclass
@@ -17,11 +18,11 @@ from typing import Any
 
 import torch
 
-from pixelcam.errors import CheckpointError
-from pixelcam.io import write_json_atomic
-from pixelcam.mirror import WEIGHT_FILES, local_path, pull
+from pixelcam.errors import CheckpointError, StorageError
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.factory import create_wsol_model, model_kwargs
+from pixelcam.storage import Location
+from pixelcam.storage.atomic import write_json_atomic
 
 MODEL_FILE = "model.pt"
 OPTIM_FILE = "optim.pt"
@@ -31,7 +32,7 @@ SELECTED_FILE = "selected.json"
 
 @dataclass
 class LoadedCheckpoint:
-    path: Path
+    path: Location
     meta: dict[str, Any]
     model_state: dict[str, torch.Tensor]
 
@@ -81,27 +82,29 @@ def save_checkpoint(
     return d
 
 
-def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
+def load_checkpoint(path: str | os.PathLike | Location) -> LoadedCheckpoint:
     """Read a checkpoint directory (or resolve a run directory through its `selected.json`)."""
     p = resolve_checkpoint_dir(path)
     try:
-        meta = json.loads((p / META_FILE).read_text())
-        state = torch.load(p / MODEL_FILE, map_location="cpu", weights_only=True)
-    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
+        meta = (p / META_FILE).read_json()
+        state = _load_tensors(p / MODEL_FILE)
+    except (OSError, StorageError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
         raise CheckpointError(f"{p}: cannot read checkpoint ({exc})") from exc
     return LoadedCheckpoint(path=p, meta=meta, model_state=state)
 
 
-def load_optim_state(path: str | os.PathLike) -> dict[str, Any] | None:
-    f = Path(path) / OPTIM_FILE
-    return torch.load(f, map_location="cpu", weights_only=True) if f.is_file() else None
+def _load_tensors(f: Location) -> Any:
+    return torch.load(io.BytesIO(f.read_bytes()), map_location="cpu", weights_only=True)
 
 
-def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
-    """A checkpoint directory as is; a run directory -> its selected checkpoint; else CheckpointError.
-    An object-store URI, or a staged path of a study on object storage, is pulled first (`pixelcam.mirror`).
-    """
-    p = pull(local_path(path), skip=(OPTIM_FILE,))
+def load_optim_state(path: str | os.PathLike | Location) -> dict[str, Any] | None:
+    f = Location(path) / OPTIM_FILE
+    return _load_tensors(f) if f.is_file() else None
+
+
+def resolve_checkpoint_dir(path: str | os.PathLike | Location) -> Location:
+    """A checkpoint directory as is; a run directory -> its selected checkpoint; else CheckpointError."""
+    p = Location(path)
     if (p / META_FILE).is_file():
         return p
     if (p / SELECTED_FILE).is_file():
@@ -114,15 +117,15 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
     )
 
 
-def resolve_pseudo_label_source(ref: str) -> Path:
+def resolve_pseudo_label_source(ref: str | Location) -> Location:
     """Checkpoint dir, run dir (either may be an object-store URI), or an MLflow run id (its
     `pixelcam.checkpoint` tag) -> checkpoint dir."""
-    p = pull(local_path(ref), skip=WEIGHT_FILES)
+    p = Location(ref)
     if p.exists():
         return resolve_checkpoint_dir(p)
     from pixelcam.tracking import checkpoint_of_run
 
-    found = checkpoint_of_run(ref)
+    found = checkpoint_of_run(str(ref))
     if found is None:
         raise CheckpointError(
             f"{ref}: not a checkpoint or run directory, and no MLflow run with that id has a checkpoint tag"
@@ -130,17 +133,17 @@ def resolve_pseudo_label_source(ref: str) -> Path:
     return resolve_checkpoint_dir(found)
 
 
-def run_of_checkpoint(checkpoint: Path) -> Path | None:
+def run_of_checkpoint(checkpoint: Location) -> Location | None:
     """The run directory a checkpoint belongs to (`<run>/epoch_NNN`), None for a lone checkpoint."""
-    parent = pull(Path(checkpoint).parent, skip=WEIGHT_FILES)
+    parent = Location(checkpoint).parent
     return parent if (parent / SELECTED_FILE).is_file() or latest_meta(parent) is not None else None
 
 
-def run_checkpoints(run_dir: str | os.PathLike) -> dict[str, Path]:
+def run_checkpoints(run_dir: str | os.PathLike | Location) -> dict[str, Location]:
     """{selection: checkpoint dir} a run keeps: its B-LOC and B-CL bests (`selected.json`'s `by_selection`,
     or the latest checkpoint's `best_by` while the run has not finished); runs written before both were kept
     know only their own selection's."""
-    d = Path(run_dir)
+    d = Location(run_dir)
     if (d / SELECTED_FILE).is_file():
         sel = read_selected(d)
         found = {k: d / v for k, v in sel.get("by_selection", {}).items()}
@@ -154,7 +157,7 @@ def run_checkpoints(run_dir: str | os.PathLike) -> dict[str, Path]:
     return {k: p for k, p in found.items() if (p / META_FILE).is_file()}
 
 
-def baseline_checkpoint(ref: str, selection: str) -> tuple[Path, str]:
+def baseline_checkpoint(ref: str | Location, selection: str) -> tuple[Location, str]:
     """(checkpoint dir, how it was found) of baseline `ref` under `selection` (b-loc / b-cl).
 
     `ref` is a checkpoint dir, run dir or MLflow run id; a checkpoint of a run stands for its run, whose
@@ -174,37 +177,38 @@ def baseline_checkpoint(ref: str, selection: str) -> tuple[Path, str]:
     return kept[selection], f"{selection} of run {run.name}"
 
 
-def read_selected(run_dir: Path) -> dict[str, Any]:
+def read_selected(run_dir: Location) -> dict[str, Any]:
     """A run directory's `selected.json`; CheckpointError naming it when it is not what a run writes."""
-    f = Path(run_dir) / SELECTED_FILE
+    f = Location(run_dir) / SELECTED_FILE
     try:
-        sel = json.loads(f.read_text())
-    except (OSError, ValueError) as exc:
+        sel = f.read_json()
+    except (OSError, StorageError, ValueError) as exc:
         raise CheckpointError(f"{f}: cannot be read as JSON ({exc})") from None
     if not isinstance(sel, dict) or not isinstance(sel.get("checkpoint"), str):
         raise CheckpointError(f"{f}: expected an object whose 'checkpoint' names the selected checkpoint")
     return sel
 
 
-def selected_checkpoint(run_dir: Path, sel: dict[str, Any]) -> Path:
+def selected_checkpoint(run_dir: Location, sel: dict[str, Any]) -> Location:
     """The selected checkpoint's directory: stored relative to the run directory (so a moved run directory
     still resolves), or absolute in runs written before."""
-    return Path(run_dir) / sel["checkpoint"]
+    ref = sel["checkpoint"]
+    return Location(ref) if os.path.isabs(ref) or "://" in ref else Location(run_dir) / ref
 
 
-def latest_meta(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+def latest_meta(run_dir: str | os.PathLike | Location) -> dict[str, Any] | None:
     """Meta of a run directory's latest complete checkpoint (`epoch_NNN/meta.json`), None before the first."""
-    epochs = sorted(p for p in Path(run_dir).glob("epoch_*") if (p / META_FILE).is_file())
-    return json.loads((epochs[-1] / META_FILE).read_text()) if epochs else None
+    epochs = [p for p in Location(run_dir).glob("epoch_*") if (p / META_FILE).is_file()]
+    return (epochs[-1] / META_FILE).read_json() if epochs else None
 
 
-def selected_in_run(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+def selected_in_run(run_dir: str | os.PathLike | Location) -> dict[str, Any] | None:
     """The selected checkpoint of a run directory: `selected.json` when the run finished, else (a run stopped
     early, e.g. by ASHA after its last report) the best epoch recorded in its latest checkpoint."""
-    d = pull(Path(run_dir), skip=WEIGHT_FILES)
+    d = Location(run_dir)
     if (d / SELECTED_FILE).is_file():
         sel = read_selected(d)
-        return {**sel, "checkpoint": str(selected_checkpoint(d, sel))}
+        return {**sel, "checkpoint": selected_checkpoint(d, sel).uri}
     latest = latest_meta(d)
     if latest is None:
         return None
@@ -212,9 +216,9 @@ def selected_in_run(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     chosen = d / f"epoch_{best['epoch']:03d}"
     if not (chosen / META_FILE).is_file():
         return None
-    meta = json.loads((chosen / META_FILE).read_text())
+    meta = (chosen / META_FILE).read_json()
     return {
-        "checkpoint": str(chosen),
+        "checkpoint": chosen.uri,
         "epoch": meta["epoch"],
         "metrics": meta["metrics"],
         "tau": meta["tau"],

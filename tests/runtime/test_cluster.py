@@ -9,7 +9,7 @@ import pytest
 
 PROBE = """
 import json, os, subprocess, sys, ray
-from pixelcam.train.cluster import init_ray
+from pixelcam.runtime.cluster import init_ray
 init_ray(num_cpus=1, quiet=True)
 addr = ray.get_runtime_context().gcs_address
 connect = f"import ray; ray.init(address='{addr}'); print('CONNECTED')"

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelcam.models import create_wsol_model
-from pixelcam.train.pseudo_labels import PseudoLabeler, grid_cams, pixel_logits_on_grid, seed_purity
+from pixelcam.runtime.pseudo_labels import PseudoLabeler, grid_cams, pixel_logits_on_grid, seed_purity
 
 GRID = (7, 7)
 

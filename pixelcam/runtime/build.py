@@ -12,8 +12,8 @@ from pixelcam.config import TrainConfig
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.factory import create_wsol_model
 from pixelcam.models.precision import Precision
-from pixelcam.train.checkpoint import load_checkpoint
-from pixelcam.train.pseudo_labels import PseudoLabeler
+from pixelcam.runtime.checkpoint import load_checkpoint
+from pixelcam.runtime.pseudo_labels import PseudoLabeler
 
 
 def derived_seed(*parts: int | str) -> int:

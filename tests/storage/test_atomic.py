@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pixelcam.io import write_json_atomic, write_text_atomic
+from pixelcam.storage.atomic import write_json_atomic, write_text_atomic
 
 
 def test_atomic_write_replaces_and_leaves_no_temporaries(tmp_path):
