@@ -68,8 +68,8 @@ def main() -> None:
                 res = train(
                     cfg0.replace(name=name, storage=tmp, seed=seed, **change), mlflow=False, dataset=ds
                 )
-                r = evaluate(res.checkpoint, ds, [source])["results"][source]
-                rows.setdefault(label, []).append((r["pxap"], r["cl"]))
+                r = evaluate(res.checkpoint, ds, [source]).results[source]
+                rows.setdefault(label, []).append((r.pxap, r.cl))
                 if label == "default":
                     meta = load_checkpoint(res.checkpoint).meta
                     meta["config"]["eval_size"] = "native"
@@ -78,13 +78,13 @@ def main() -> None:
                     for f in Path(res.checkpoint).iterdir():
                         (native / f.name).write_bytes(f.read_bytes())
                     (native / "meta.json").write_text(json.dumps(meta))
-                    rn = evaluate(native, ds, [source])["results"][source]
-                    rows.setdefault("default, eval_size native", []).append((rn["pxap"], rn["cl"]))
-    b = evaluate(args.baseline, ds, [source])["results"][source]
+                    rn = evaluate(native, ds, [source]).results[source]
+                    rows.setdefault("default, eval_size native", []).append((rn.pxap, rn.cl))
+    b = evaluate(args.baseline, ds, [source]).results[source]
     head = f"PixelCAM on {args.baseline} ({base['method']}, {source}), {args.epochs} epochs, test split"
     print(f"{head}, seeds {args.seeds}")
     print(f"{'setting':34}{'PxAP (mean ± 95% CI)':>24}{'CL':>8}{'runs':>6}")
-    print(f"{'baseline ' + base['method']:34}{b['pxap']:>24.2f}{b['cl']:>8.1f}{'':>6}")
+    print(f"{'baseline ' + base['method']:34}{b.pxap:>24.2f}{b.cl:>8.1f}{'':>6}")
     for label, vals in rows.items():
         px = mean_ci([v[0] for v in vals])
         cl = sum(v[1] for v in vals) / len(vals)

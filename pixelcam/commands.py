@@ -200,14 +200,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         precision=args.precision,
     )
     print(format_table(report))
-    for warning in report.get("warnings", []):
+    for warning in report.warnings:
         print(f"pixelcam: warning: {warning}", file=sys.stderr)
     if args.json:
-        from pathlib import Path
-
         from pixelcam.storage.atomic import write_json_atomic
 
-        write_json_atomic(Path(args.json), report)
+        write_json_atomic(Path(args.json), report.to_json())
         print(f"wrote {args.json}")
     return 0
 
@@ -263,8 +261,8 @@ def study_summary(directory: Location, experiment: str) -> int:
     from pixelcam.study.context import StudyState
     from pixelcam.tracking import tracking_uri
 
-    experiments = StudyState(directory / "state.json")["experiments"]
-    failed = sorted(k for k, rec in experiments.items() if rec.get("status") != "ok")
+    experiments = StudyState(directory / "state.json").experiments()
+    failed = sorted(k for k, rec in experiments.items() if rec.status != "ok")
     print(f"study directory: {directory} (ood.json, ood.csv)")
     dashboard = directory / "dashboard.html"
     if dashboard.is_file():

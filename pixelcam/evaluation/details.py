@@ -8,8 +8,6 @@ on the evaluation's own model pass; `image_details` there gives one domain's.
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +15,7 @@ import torch
 
 from pixelcam.metrics import pxap, separability_index
 from pixelcam.metrics.pxap import at_eval_size
+from pixelcam.results import Gallery, ImageDetails
 from pixelcam.runtime.data import EvalBatch
 from pixelcam.runtime.transforms import unnormalize
 
@@ -82,30 +81,18 @@ class DetailsCollector:
                 self.gal["label"].append(label)
                 self.gal["image_id"].append(batch.image_ids[i])
 
-    def result(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def result(self) -> tuple[ImageDetails, Gallery]:
         """(details, gallery); removes the hook."""
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
-        details = {
-            "domain": self.domain,
-            "split": self.split,
-            "image_ids": self.ids,
-            "labels": self.labels,
-            "pxap": self.scores,
-            "j": self.js,
-        }
-        gallery = {k: np.stack(v) if v else np.zeros((0,)) for k, v in self.gal.items()}
+        details = ImageDetails(
+            domain=self.domain,
+            split=self.split,
+            image_ids=self.ids,
+            labels=self.labels,
+            pxap=self.scores,
+            j=self.js,
+        )
+        gallery = Gallery(**{k: np.stack(v) if v else np.zeros((0,)) for k, v in self.gal.items()})
         return details, gallery
-
-
-def gallery_bytes(gallery: dict[str, np.ndarray]) -> bytes:
-    """The gallery as .npz bytes (what the evaluation run stores in MLflow)."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **gallery)
-    return buf.getvalue()
-
-
-def read_gallery(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}

@@ -17,6 +17,7 @@ from pixelcam.data.reader import PatchDataset, as_dataset
 from pixelcam.errors import CheckpointError
 from pixelcam.metrics import confusion_rates
 from pixelcam.models.precision import precision_of
+from pixelcam.results import DomainResult, EvaluationReport, Gallery, ImageDetails
 from pixelcam.runtime.checkpoint import load_checkpoint
 from pixelcam.runtime.data import check_splits, iter_split
 from pixelcam.runtime.eval_loop import evaluate_batches
@@ -33,9 +34,9 @@ def evaluate(
     device: str | torch.device = "cpu",
     num_bins: int = 1000,
     precision: str | None = None,
-) -> dict[str, Any]:
-    """Report dict: checkpoint, method, source, tau, normalization, precision, results {domain: {pxap, cl,
-    ...}}. `precision`: autocast dtype (default: the run's own, from its config)."""
+) -> EvaluationReport:
+    """PxAP, CL and the confusion rates at tau of the checkpoint on each domain's `split`, with what produced
+    them. `precision`: autocast dtype (default: the run's own, from its config)."""
     report, _ = evaluate_with_details(
         checkpoint, data, domains, split, batch_size, device, num_bins, precision, per_class=None
     )
@@ -52,9 +53,9 @@ def evaluate_with_details(
     num_bins: int = 1000,
     precision: str | None = None,
     per_class: int | None = 2,
-) -> tuple[dict[str, Any], dict[str, tuple[dict[str, Any], dict[str, Any]]]]:
-    """(`evaluate`'s report, {domain: (details, gallery)} as `evaluation.details.image_details` gives them),
-    from one model pass per image. `per_class` None or 0: no details (an empty dict)."""
+) -> tuple[EvaluationReport, dict[str, tuple[ImageDetails, Gallery]]]:
+    """(`evaluate`'s report, {domain: (details, gallery)}) from one model pass per image. `per_class` None or
+    0: no details (an empty dict)."""
     from pixelcam.evaluation.details import DetailsCollector
 
     ck = load_checkpoint(checkpoint)
@@ -96,24 +97,23 @@ def evaluate_with_details(
         )
         if collector is not None:
             details[domain] = collector.result()
-        row = {"pxap": px.compute(), "cl": acc.compute(), "images": int(acc.total)}
-        row.update({k: v for k, v in confusion_rates(px, tau).as_dict().items() if k != "tau"})
-        results[domain] = row
-    report = {
-        "checkpoint": str(ck.path),
-        "method": ck.method,
-        "backbone": ck.meta["backbone"],
-        "source": ck.meta["source"],
-        "split": split,
-        "tau": tau,
-        "normalization": ck.meta.get("normalization", "minmax"),
-        "eval_size": eval_size_of(ck.meta),
-        "precision": num.name,
-        "channels_last": num.channels_last,
-        "dataset_hash": ds.hash,
-        "results": results,
-        "warnings": warnings,
-    }
+        rates = {k: v for k, v in confusion_rates(px, tau).as_dict().items() if k != "tau"}
+        results[domain] = DomainResult(pxap=px.compute(), cl=acc.compute(), images=int(acc.total), **rates)
+    report = EvaluationReport(
+        checkpoint=ck.path.uri,
+        method=ck.method,
+        backbone=ck.meta["backbone"],
+        source=ck.meta["source"],
+        split=split,
+        tau=tau,
+        normalization=ck.meta.get("normalization", "minmax"),
+        eval_size=eval_size_of(ck.meta),
+        precision=num.name,
+        channels_last=num.channels_last,
+        dataset_hash=ds.hash,
+        results=results,
+        warnings=warnings,
+    )
     return report, details
 
 
@@ -125,13 +125,8 @@ def image_details(
     per_class: int = 2,
     batch_size: int = 32,
     num_bins: int = 1000,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(details, gallery) of one checkpoint on one domain's split (`evaluation.details`).
-
-    details: image_ids, labels, pxap (NaN where the mask is all FG or all BG: AP is undefined), j (NaN
-    likewise). gallery: image (k, S, S, 3) uint8, mask (k, S, S) uint8 (resized to S, nearest), map
-    (k, S, S) float16, label (k,), image_id (k,).
-    """
+) -> tuple[ImageDetails, Gallery]:
+    """(details, gallery) of one checkpoint on one domain's split (`evaluation.details`)."""
     _, details = evaluate_with_details(
         checkpoint, data, [domain], split, batch_size, num_bins=num_bins, per_class=per_class
     )
@@ -143,15 +138,15 @@ def eval_size_of(meta: dict[str, Any]) -> int | str:
     return meta.get("config", {}).get("eval_size", "native")
 
 
-def format_table(report: dict[str, Any]) -> str:
+def format_table(report: EvaluationReport) -> str:
     """A plain-text table: one row per domain, PxAP, CL and the confusion rates at tau."""
     head = (
-        f"{report['method']} ({report['backbone']}) trained on {report['source']}, "
-        f"{report['split']} split, tau={report['tau']:.3f}"
+        f"{report.method} ({report.backbone}) trained on {report.source}, "
+        f"{report.split} split, tau={report.tau:.3f}"
     )
     cols = ("domain", "PxAP", "CL", "TP*", "FN*", "TN*", "FP*", "images")
     lines = [head, "  ".join(f"{c:>12}" for c in cols)]
-    for domain, r in report["results"].items():
-        vals = [domain] + [f"{r[k]:.2f}" for k in COLUMNS] + [str(r["images"])]
+    for domain, r in report.results.items():
+        vals = [domain] + [f"{getattr(r, k):.2f}" for k in COLUMNS] + [str(r.images)]
         lines.append("  ".join(f"{v:>12}" for v in vals))
     return "\n".join(lines)

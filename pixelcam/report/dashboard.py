@@ -28,7 +28,7 @@ SECTION_IDS = (
 def _over_seeds(rec: StudyRecords, e, metric: str, target: str) -> object:
     """A cell: mean ± 95 % CI over the model's seeds when it has >= 2, else its single value."""
     ci = rec.over_seeds(e.method, e.source, metric, target)
-    return str(ci) if ci is not None and ci.n >= 2 else getattr(e, metric).get(target)
+    return str(ci) if ci is not None else None
 
 
 def build_sections(rec: StudyRecords) -> list[Section]:

@@ -62,11 +62,11 @@ def ood_heatmap(rec: StudyRecords, metric: str) -> bytes | None:
 def _seed_mean_images(evals: list, target: str) -> tuple[list[str], np.ndarray] | None:
     """(image ids, per-image PxAP averaged over the seeds' evaluations) on `target`, or None."""
     dets = [e.details.get(target) for e in evals]
-    if not dets or any(d is None for d in dets) or any(d["image_ids"] != dets[0]["image_ids"] for d in dets):
+    if not dets or any(d is None for d in dets) or any(d.image_ids != dets[0].image_ids for d in dets):
         return None
     with warnings.catch_warnings():  # an image without ROI and background has NaN in every seed: stays NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        return dets[0]["image_ids"], np.nanmean(np.asarray([d["pxap"] for d in dets], float), axis=0)
+        return dets[0].image_ids, np.nanmean(np.asarray([d.pxap for d in dets], float), axis=0)
 
 
 def paired_tests(rec: StudyRecords) -> list[dict[str, Any]]:
@@ -94,7 +94,7 @@ def paired_tests(rec: StudyRecords) -> list[dict[str, Any]]:
                     for side, model in (("baseline", base), ("pixelcam", label)):
                         ci = rec.over_seeds(model, src, "pxap", tgt)
                         row[f"{side}_pxap"] = ci.mean if ci else None
-                        row[f"{side}_pxap_ci"] = ci.half_width if ci and ci.n >= 2 else None
+                        row[f"{side}_pxap_ci"] = ci.half_width if ci else None
                     a, b = _seed_mean_images(bs, tgt), _seed_mean_images(ps, tgt)
                     if a is not None and b is not None and a[0] == b[0]:
                         xa, xb = a[1], b[1]
@@ -248,22 +248,22 @@ def cam_gallery(rec: StudyRecords, source: str, target: str) -> bytes | None:
     if not models:
         return None
     gal0 = rec.evaluation(models[0], source).gallery[target]
-    n = len(gal0["label"])
+    n = len(gal0)
     if n == 0:
         return None
     cols = 2 + len(models)
     fig = Figure(figsize=(1.55 * cols, 1.6 * n), layout="constrained")
     for r in range(n):
-        img = gal0["image"][r]
+        img = gal0.image[r]
         panels = [
             ("input", img),
-            ("ground truth", np.where(gal0["mask"][r][..., None] > 0, [1.0, 0.9, 0.1], img / 255.0)),
+            ("ground truth", np.where(gal0.mask[r][..., None] > 0, [1.0, 0.9, 0.1], img / 255.0)),
         ]
         for label in models:
             g = rec.evaluation(label, source).gallery[target]
             # over the model's own copy of the image: models trained at another `resize` (SAT at 128 px next
             # to CNNs at 144) have their gallery, and maps, at their own size
-            panels.append((label, 0.55 * _heat(g["map"][r]) + 0.45 * g["image"][r] / 255.0))
+            panels.append((label, 0.55 * _heat(g.map[r]) + 0.45 * g.image[r] / 255.0))
         for c, (title, arr) in enumerate(panels):
             ax = fig.add_subplot(n, cols, r * cols + c + 1)
             ax.imshow(arr)
@@ -272,7 +272,7 @@ def cam_gallery(rec: StudyRecords, source: str, target: str) -> bytes | None:
             if r == 0:
                 ax.set_title(title, fontsize=7)
             if c == 0:
-                ax.set_ylabel("cancer" if int(gal0["label"][r]) == 1 else "normal", fontsize=7)
+                ax.set_ylabel("cancer" if int(gal0.label[r]) == 1 else "normal", fontsize=7)
     fig.suptitle(f"CAMs: trained on {source}, {target} test images", fontsize=9)
     return _png(fig)
 
@@ -286,7 +286,7 @@ def separability_hist(rec: StudyRecords) -> bytes | None:
             for label in rec.labels():
                 p = rec.evaluation(label, src) if label.startswith(f"pixelcam-{base}") else None
                 if b and p and src in b.details and src in p.details:
-                    pairs.append((src, base, label, b.details[src]["j"], p.details[src]["j"]))
+                    pairs.append((src, base, label, b.details[src].j, p.details[src].j))
     if not pairs:
         return None
     cols = min(4, len(pairs))

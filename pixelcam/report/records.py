@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pixelcam.errors import ReportError
-from pixelcam.metrics.stats import MeanCI, mean_ci
+from pixelcam.metrics.aggregate import Aggregate, aggregate
 from pixelcam.models.factory import list_methods, method_class
+from pixelcam.results import Gallery, ImageDetails
 from pixelcam.storage import Location
 from pixelcam.tracking import RunKind, child_runs, client, parse_pair_metric, tracking_uri
 
@@ -28,8 +27,8 @@ class Evaluation:
     run_id: str
     pxap: dict[str, float]  # target -> PxAP
     cl: dict[str, float]
-    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> per-image details
-    gallery: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # target -> gallery arrays
+    details: dict[str, ImageDetails] = field(default_factory=dict)  # target -> per-image details
+    gallery: dict[str, Gallery] = field(default_factory=dict)  # target -> gallery arrays
     seed: int | None = None  # set when the study retrains per seed (`seeds`)
     valcl_cl: float | None = None  # the selected model's valcl CL (near-chance warning)
     chance_cl: float | None = None  # 100 / number of classes of its source
@@ -67,7 +66,7 @@ class StudyRecords:
         """The tuned model's evaluation (the run of the study's seed)."""
         return next((e for e in self.evaluations if e.method == method and e.source == source), None)
 
-    def over_seeds(self, method: str, source: str, metric: str, target: str) -> MeanCI | None:
+    def over_seeds(self, method: str, source: str, metric: str, target: str) -> Aggregate | None:
         """`metric` ("pxap" or "cl") on `target` of one model: mean ± 95 % CI over its seeds' evaluations
         (n = 1 without `seeds`), None when no evaluation has it."""
         values = [
@@ -75,7 +74,7 @@ class StudyRecords:
             for e in self.seed_evaluations(method, source)
             if target in getattr(e, metric)
         ]
-        return mean_ci(values) if values else None
+        return aggregate(values) if values else None
 
     def seed_evaluations(self, method: str, source: str) -> list[Evaluation]:
         """Every seed's evaluation of one model, by seed (the tuned model alone without `seeds`)."""
@@ -112,8 +111,6 @@ def _artifact_json(store: Any, run_id: str, path: str, tmp: Path) -> Any:
 def load_records(study: str | Location, uri: str | None = None) -> StudyRecords:
     """Everything the dashboard shows, read from the study's MLflow parent run and its children."""
     from mlflow.exceptions import MlflowException
-
-    from pixelcam.evaluation.details import read_gallery
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file otherwise
     uri = uri or tracking_uri()
@@ -152,10 +149,10 @@ def load_records(study: str | Location, uri: str | None = None) -> StudyRecords:
                 for tgt in pxap:
                     targets.append(tgt)
                     try:
-                        ev.details[tgt] = _artifact_json(store, rid, f"details/{tgt}.json", tmp)
-                        ev.gallery[tgt] = read_gallery(
-                            store.download_artifacts(rid, f"gallery/{tgt}.npz", str(tmp))
-                        )
+                        raw = _artifact_json(store, rid, f"details/{tgt}.json", tmp)
+                        ev.details[tgt] = ImageDetails.from_json(raw)
+                        npz = store.download_artifacts(rid, f"gallery/{tgt}.npz", str(tmp))
+                        ev.gallery[tgt] = Gallery.from_bytes(Path(npz).read_bytes())
                     except (MlflowException, OSError):
                         pass  # an evaluation from before details were recorded: no bars/gallery for it
                 evaluations.append(ev)

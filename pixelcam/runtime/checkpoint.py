@@ -21,6 +21,7 @@ import torch
 from pixelcam.errors import CheckpointError, StorageError
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.factory import create_wsol_model, model_kwargs
+from pixelcam.results import SelectedCheckpoint
 from pixelcam.storage import Location
 from pixelcam.storage.atomic import write_json_atomic
 
@@ -202,25 +203,28 @@ def latest_meta(run_dir: str | os.PathLike | Location) -> dict[str, Any] | None:
     return (epochs[-1] / META_FILE).read_json() if epochs else None
 
 
-def selected_in_run(run_dir: str | os.PathLike | Location) -> dict[str, Any] | None:
+def selected_in_run(run_dir: str | os.PathLike | Location) -> SelectedCheckpoint | None:
     """The selected checkpoint of a run directory: `selected.json` when the run finished, else (a run stopped
     early, e.g. by ASHA after its last report) the best epoch recorded in its latest checkpoint."""
     d = Location(run_dir)
     if (d / SELECTED_FILE).is_file():
         sel = read_selected(d)
-        return {**sel, "checkpoint": selected_checkpoint(d, sel).uri}
+        chosen = selected_checkpoint(d, sel)
+        if not {"epoch", "metrics", "tau"} <= set(sel):  # a minimal selected.json: the rest from the meta
+            meta = (chosen / META_FILE).read_json()
+            sel = {k: meta[k] for k in ("epoch", "metrics", "tau")} | sel
+        return SelectedCheckpoint.from_json({**sel, "checkpoint": chosen.uri})
     latest = latest_meta(d)
     if latest is None:
         return None
-    best = latest["best"]
-    chosen = d / f"epoch_{best['epoch']:03d}"
+    chosen = d / f"epoch_{latest['best']['epoch']:03d}"
     if not (chosen / META_FILE).is_file():
         return None
     meta = (chosen / META_FILE).read_json()
-    return {
-        "checkpoint": chosen.uri,
-        "epoch": meta["epoch"],
-        "metrics": meta["metrics"],
-        "tau": meta["tau"],
-        "selection": meta.get("selection"),
-    }
+    return SelectedCheckpoint(
+        checkpoint=chosen.uri,
+        epoch=meta["epoch"],
+        metrics=meta["metrics"],
+        tau=meta["tau"],
+        selection=meta.get("selection"),
+    )

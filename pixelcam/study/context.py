@@ -7,7 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from pixelcam.data.reader import PatchDataset
+from pixelcam.errors import StudyError
+from pixelcam.results import EvaluationReport, ExperimentRecord, Record, SeedRecord
 from pixelcam.storage import Location
 from pixelcam.study.spec import StudySpec
 from pixelcam.tracking import RunLogger, start_run
@@ -32,28 +36,89 @@ def with_seed(key: str, seed: int) -> str:
 
 
 class StudyState:
-    """`state.json`: what each step has produced (per-model records by experiment key), the MLflow parent
-    run id and which steps ran. Saved atomically after every unit of work, so a killed study resumes."""
+    """`state.json`: what each step has produced (typed records per model, by experiment key), the MLflow
+    parent run id and which steps ran. The one place study records are written and read: every record is
+    validated when the file is opened (a hand-edited or foreign state fails there, naming the record) and
+    the file is saved atomically after every unit of work, so a killed study resumes."""
 
-    RECORDS = ("experiments", "seeds", "evaluations", "stain")
+    TYPED: dict[str, type[Record]] = {
+        "experiments": ExperimentRecord,
+        "seeds": SeedRecord,
+        "evaluations": EvaluationReport,
+    }
+    SECTIONS = (*TYPED, "stain")
 
     def __init__(self, path: Location) -> None:
         self.path = Location(path)
-        self.data: dict[str, Any] = {k: {} for k in self.RECORDS}
+        self.data: dict[str, Any] = {k: {} for k in self.SECTIONS}
         self.data.update(parent_run_id=None, steps={})
         if self.path.is_file():
             self.data.update(self.path.read_json())
             self.data.setdefault("steps", {})
+        self._typed = {section: self._load(section, kind) for section, kind in self.TYPED.items()}
 
-    def __getitem__(self, key: str) -> Any:
-        return self.data[key]
+    def _load(self, section: str, kind: type[Record]) -> dict[str, Record]:
+        out = {}
+        for key, raw in self.data.get(section, {}).items():
+            try:
+                out[key] = kind.from_json(raw)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(x) for x in first["loc"])
+                raise StudyError(f"{self.path}: {section}.{key}.{where}: {first['msg']}") from None
+        return out
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.data[key] = value
+    @property
+    def parent_run_id(self) -> str | None:
+        return self.data.get("parent_run_id")
 
-    def record(self, section: str, key: str, value: Any) -> None:
-        """Store one unit of a step's output (e.g. one experiment's record) and save."""
-        self.data.setdefault(section, {})[key] = value
+    def set_parent_run(self, run_id: str) -> None:
+        self.data["parent_run_id"] = run_id
+        self.save()
+
+    def experiment(self, key: str) -> ExperimentRecord | None:
+        return self._typed["experiments"].get(key)  # type: ignore[return-value]
+
+    def seed_run(self, key: str) -> SeedRecord | None:
+        return self._typed["seeds"].get(key)  # type: ignore[return-value]
+
+    def evaluation(self, key: str) -> EvaluationReport | None:
+        return self._typed["evaluations"].get(key)  # type: ignore[return-value]
+
+    def experiments(self) -> dict[str, ExperimentRecord]:
+        return dict(self._typed["experiments"])  # type: ignore[arg-type]
+
+    def seed_runs(self) -> dict[str, SeedRecord]:
+        return dict(self._typed["seeds"])  # type: ignore[arg-type]
+
+    def stain(self, key: str) -> list[dict[str, Any]] | None:
+        return self.data["stain"].get(key)
+
+    def stain_reports(self) -> list[dict[str, Any]]:
+        """Every stain-sweep report, in run order."""
+        return [rep for reports in self.data["stain"].values() for rep in reports]
+
+    def put(self, section: str, key: str, record: Record | list[dict[str, Any]], save: bool = True) -> None:
+        """Store one unit of a step's output (a model's record) and, by default, save."""
+        if section in self.TYPED:
+            assert isinstance(record, self.TYPED[section]), (section, type(record))
+            self._typed[section][key] = record
+            self.data[section][key] = record.to_json()
+        else:
+            self.data.setdefault(section, {})[key] = record
+        if save:
+            self.save()
+
+    def has(self, section: str) -> bool:
+        """Whether `section` (a step's output) exists."""
+        return section in self.data
+
+    def mark(self, section: str, value: Any) -> None:
+        """Record a step's plain output (e.g. the files it wrote)."""
+        self.data[section] = value
+
+    def step_done(self, name: str, requires: tuple[str, ...], produces: tuple[str, ...]) -> None:
+        self.data["steps"][name] = {"requires": list(requires), "produces": list(produces)}
         self.save()
 
     def save(self) -> None:
@@ -78,7 +143,7 @@ class StudyContext:
 
     @property
     def parent_run_id(self) -> str | None:
-        return self.state["parent_run_id"]
+        return self.state.parent_run_id
 
     def parent_logger(self) -> RunLogger | None:
         return RunLogger(self.parent_run_id, self.uri) if self.parent_run_id else None
@@ -100,10 +165,10 @@ class StudyContext:
 
     def seed_checkpoint(self, source: str, method: str, seed: int) -> str | None:
         """The checkpoint of `method` on `source` trained with `seed` (the tuned one for the study's seed)."""
-        rec = self.state["seeds"].get(seed_key(source, method, seed))
+        rec: SeedRecord | ExperimentRecord | None = self.state.seed_run(seed_key(source, method, seed))
         if rec is None and seed == self.spec.seed:
-            rec = self.state["experiments"].get(experiment_key(source, method))
-        return (rec or {}).get("checkpoint")
+            rec = self.state.experiment(experiment_key(source, method))
+        return rec.checkpoint if rec is not None else None
 
     def shared_train_data(self, configs: list[dict[str, Any]]) -> dict[str, Any]:
         """The decoded train datasets the runs of `configs` (TrainConfig dicts) need, materialised once per

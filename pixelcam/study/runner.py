@@ -20,6 +20,7 @@ import yaml
 from pixelcam.config import ConfigError
 from pixelcam.data.reader import PatchDataset, open_dataset
 from pixelcam.errors import StudyError
+from pixelcam.results import OODMatrix
 from pixelcam.runtime.cluster import init_ray
 from pixelcam.storage import Location
 from pixelcam.study.context import SPEC_FILE, STATE_FILE, StudyContext, StudyState
@@ -68,29 +69,27 @@ def open_parent_run(ctx: StudyContext) -> RunLogger:
     log.text((ctx.dir / SPEC_FILE).read_text(), "study_spec.yaml")
     log.text(json.dumps(ctx.dataset.manifest, indent=2, sort_keys=True), "dataset_manifest.json")
     log.text(json.dumps(_code_version(), indent=2), "code_version.json")
-    ctx.state["parent_run_id"] = log.run_id
-    ctx.state.save()
+    ctx.state.set_parent_run(log.run_id)
     return log
 
 
-def run_pipeline(ctx: StudyContext) -> dict[str, Any]:
+def run_pipeline(ctx: StudyContext) -> OODMatrix | None:
     """Every step of `PIPELINE` in order inside the parent run (FAILED if a step raises); returns the OOD
     matrix."""
     parent = open_parent_run(ctx)
     try:
         for i, step in enumerate(PIPELINE, 1):
             ctx.log(f"== step {i}/{len(PIPELINE)}: {step.name}")
-            missing = [k for k in step.requires if k not in ctx.state.data]
+            missing = [k for k in step.requires if not ctx.state.has(k)]
             if missing:
                 raise StudyError(f"study step {step.name!r} needs {missing}, which no earlier step produced")
             step.run(ctx)
-            ctx.state["steps"][step.name] = {"requires": list(step.requires), "produces": list(step.produces)}
-            ctx.state.save()
+            ctx.state.step_done(step.name, step.requires, step.produces)
     except BaseException:
         parent.finish("FAILED")
         raise
     parent.finish()
-    return ctx.outputs.get("ood", {})
+    return ctx.outputs.get("ood")
 
 
 def _context(
@@ -119,7 +118,7 @@ def run_study(
     log: Callable[[str], None] = print,
     data: str | None = None,
     verbose: bool = False,
-) -> tuple[Location, dict[str, Any], StudySpec]:
+) -> tuple[Location, OODMatrix | None, StudySpec]:
     """`pixelcam study run FILE`: a new study directory `<storage>/<name>` (`data` overrides the spec's);
     returns (directory, OOD matrix, resolved spec)."""
     spec = load_spec(path)
@@ -142,7 +141,7 @@ def run_study(
 
 def resume_study(
     directory: str, log: Callable[[str], None] = print, verbose: bool = False
-) -> tuple[Location, dict[str, Any], StudySpec]:
+) -> tuple[Location, OODMatrix | None, StudySpec]:
     """`pixelcam study resume DIR`: continue a study from its directory (a path or its URI); returns what
     `run_study` does."""
     d = open_study_directory(directory)

@@ -26,11 +26,6 @@ def sweep_plan(spec: StudySpec, domains_in_data: list[str], source: str) -> list
     return out
 
 
-def stain_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flat list of every sweep report in the study state, in run order."""
-    return [rep for reports in state.get("stain", {}).values() for rep in reports]
-
-
 def stain_csv(reports: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)

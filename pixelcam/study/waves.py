@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pixelcam.results import SelectedCheckpoint
 from pixelcam.runtime.checkpoint import selected_in_run
 from pixelcam.storage import Location
 from pixelcam.study.context import StudyContext
@@ -39,7 +40,7 @@ def wave_run(
 
 def run_wave(
     ctx: StudyContext, name: str, runs: list[dict[str, Any]], kind: str | None = None
-) -> list[tuple[dict[str, Any], Any, dict[str, Any] | None]]:
+) -> list[tuple[dict[str, Any], Any, SelectedCheckpoint | None]]:
     """Train `runs` (from `wave_run`) as the Tune experiment `tune/<name>` (restored when it exists);
     returns (run, Tune result, the run's selected checkpoint info or None) per run, in the order given."""
     import ray.tune
@@ -68,7 +69,7 @@ def _identity(run: dict[str, Any]) -> tuple[str, Any]:
     return run["key"], run["overrides"].get("seed")
 
 
-def run_error(result: Any, info: dict[str, Any] | None) -> str | None:
+def run_error(result: Any, info: SelectedCheckpoint | None) -> str | None:
     """Why a wave's run has no model (None when it has one)."""
     if result.error is not None:
         return str(result.error).strip().splitlines()[-1][:300]

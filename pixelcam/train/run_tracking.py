@@ -104,9 +104,7 @@ def close_stopped_run(
     if info is None or ran < epochs:
         log.finish("KILLED")
         return "KILLED"
-    sel = TrainResult(
-        run_dir, Location(info["checkpoint"]), info["epoch"], info["metrics"], info["tau"], run_id
-    )
+    sel = TrainResult(run_dir, Location(info.checkpoint), info.epoch, info.metrics, info.tau, run_id)
     log_selected(uri, run_id, sel)
     return "FINISHED"
 

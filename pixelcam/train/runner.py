@@ -32,6 +32,7 @@ from pixelcam.runtime.cluster import (
 from pixelcam.runtime.data import check_splits, train_data_key, train_dataset
 from pixelcam.storage import Location
 from pixelcam.tracking import RunKind
+from pixelcam.train.payload import RunPayload
 from pixelcam.train.run_tracking import RUN_FILE, TrainResult, close_interrupted, log_selected, open_run
 
 CACHE_FRACTION = 0.25  # decoded train images are cached when they take at most this share of the object store
@@ -122,15 +123,7 @@ def train(
         if mlflow
         else (None, None)
     )
-    payload = {
-        "started": started,  # wall clock at train(): the worker measures its start-up against it
-        "config": cfg.to_dict(),
-        "mlflow_uri": uri,
-        "mlflow_run_id": run_id,
-        "baseline_dir": baseline_dir,
-        "init_dir": init_dir,
-        "dataset": ds,  # the opened handle: workers read its files without re-reading the manifest
-    }
+    payload = RunPayload(cfg, ds, started, uri, run_id, baseline_dir, init_dir)
     try:
         data = run_train_data(cfg, ds, shared_data)
         if cfg.runs_locally:
@@ -166,7 +159,7 @@ def run_train_data(cfg: TrainConfig, ds: PatchDataset, shared: dict[str, Any] | 
     return train_dataset(ds, cfg.source, cfg.resize, cache=caches_decoded(cfg, ds), masks=cfg.is_supervised)
 
 
-def _run_local(cfg: TrainConfig, payload: dict[str, Any], run_dir: Location, data: Any) -> tuple[list, dict]:
+def _run_local(cfg: TrainConfig, payload: RunPayload, run_dir: Location, data: Any) -> tuple[list, dict]:
     """The loop in this process (`LocalSession`); returns the checkpoints written, with their metrics, and
     the loop's return value."""
     from pixelcam.train.session import LocalSession
@@ -181,7 +174,7 @@ def _run_local(cfg: TrainConfig, payload: dict[str, Any], run_dir: Location, dat
 
 def _run_ray_train(
     cfg: TrainConfig,
-    payload: dict[str, Any],
+    payload: RunPayload,
     run_dir: Location,
     data: Any,
     need: dict,
@@ -195,7 +188,7 @@ def _run_ray_train(
 
     trainer = TorchTrainer(
         _entry,
-        train_loop_config=payload,
+        train_loop_config={"payload": payload},
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=need
         ),
@@ -240,7 +233,7 @@ def caches_decoded(cfg: TrainConfig, ds: PatchDataset) -> bool:
     return decoded_bytes(ds, cfg.source, cfg.resize) <= CACHE_FRACTION * store
 
 
-def _entry(payload: dict[str, Any]) -> dict[str, Any]:
+def _entry(payload: dict[str, RunPayload]) -> dict[str, Any]:
     from pixelcam.train.worker import train_loop_per_worker
 
     return train_loop_per_worker(payload)

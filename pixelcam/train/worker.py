@@ -13,7 +13,6 @@ so every epoch appears exactly once.
 from __future__ import annotations
 
 import tempfile
-import time
 from typing import Any
 
 import torch
@@ -33,6 +32,7 @@ from pixelcam.runtime.checkpoint import load_checkpoint, load_optim_state, save_
 from pixelcam.runtime.data import iter_split
 from pixelcam.runtime.transforms import Augment
 from pixelcam.train.overlays import overlay_grid
+from pixelcam.train.payload import RunPayload
 from pixelcam.train.steps import NonFiniteLossError, train_epoch, validate
 
 SHUFFLE_BATCHES = 4  # local shuffle buffer, in batches: big enough to mix classes, small enough to stream
@@ -56,197 +56,253 @@ EPOCH_METRICS = (
 )
 
 
-def train_loop_per_worker(payload: dict[str, Any], session: Any = None) -> dict[str, Any]:
-    """The training loop: Ray Train's entry point (`session` None: a `RayTrainSession`), or run in-process
-    with a `LocalSession`. `payload`: {"config": TrainConfig dict, "mlflow_uri", "mlflow_run_id",
-    "baseline_dir", "init_dir", "started", "dataset" (the driver's opened PatchDataset)}. Returns (rank 0)
-    {"best": ..., "epochs": ..., "history": [per-epoch metrics]} or {"error": ...} on a non-finite loss."""
+def train_loop_per_worker(payload: RunPayload | dict[str, RunPayload], session: Any = None) -> dict[str, Any]:
+    """The training loop: Ray Train's entry point (`session` None: a `RayTrainSession`; `payload` then comes
+    as Ray Train's `{"payload": RunPayload}` config), or run in-process with a `LocalSession`. Returns
+    (rank 0) {"best", "epochs", "history": [per-epoch metrics]}, or {"error": ...} on a non-finite loss."""
     from pixelcam.train.session import RayTrainSession
 
-    cfg = TrainConfig.from_dict(payload["config"])
-    startup = {"workers": time.time() - payload.get("started", time.time())}  # seconds since train() began
+    if isinstance(payload, dict):
+        payload = payload["payload"]
+    startup = {"workers": payload.since_start()}  # seconds since train() began
     if session is None:
-        _quiet_ray_train_logs()
+        quiet_ray_train_logs()
         session = RayTrainSession()
-    rank, world, device = session.rank, session.world, session.device
-    ds = payload["dataset"]
-    class_names = ds.class_names(cfg.source)
+    loop = EpochLoop(payload, session, startup)
+    for epoch in range(loop.start_epoch, loop.cfg.epochs):
+        try:
+            loop.run_epoch(epoch)
+        except NonFiniteLossError as exc:
+            # Every rank stops at the same step (the finiteness flag is all-reduced) and hands the message
+            # back, instead of raising into FailureConfig, which would only repeat the same divergence.
+            return {"error": str(exc), "epoch": epoch}
+    return {"best": loop.best, "epochs": loop.cfg.epochs, "history": loop.history}
 
-    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-    model = build_model(cfg, len(class_names))
-    labeler, init = None, None
-    if cfg.is_pixelcam:
-        roi = set(ds.roi_classes(cfg.source))  # the dataset's ROI semantics decide where FG seeds may go
-        no_roi = {i for i, name in enumerate(class_names) if name not in roi}
-        labeler = build_pseudo_labeler(cfg, payload["baseline_dir"], device, no_roi)
-        init = {"from": cfg.init_from, "checkpoint": payload.get("init_dir"), "parts": []}
-        if payload.get("init_dir"):
-            init["parts"] = init_from_baseline(model, load_checkpoint(payload["init_dir"]).model_state)
 
-    start_epoch, best = 0, {"epoch": -1, "score": float("-inf")}
-    best_by = {sel: {"epoch": -1, "score": float("-inf")} for sel in SELECTION_METRICS}
-    resumed_meta = None
-    optim_state = None
-    with session.latest_checkpoint() as d:
-        if d is not None:
+class EpochLoop:
+    """One worker's run: the model (resumed from the session's latest checkpoint), its optimizer, PixelCAM's
+    pseudo-labeler, the bests so far, and one `run_epoch` per epoch."""
+
+    def __init__(self, payload: RunPayload, session: Any, startup: dict[str, float]) -> None:
+        self.payload, self.session, self.startup = payload, session, startup
+        self.cfg: TrainConfig = payload.config
+        self.rank, self.world, self.device = session.rank, session.world, session.device
+        self.ds = payload.dataset
+        self.class_names = self.ds.class_names(self.cfg.source)
+        self.history: list[dict[str, float]] = []  # every epoch this call ran (after a resume: from it on)
+        self.best: dict[str, Any] = {"epoch": -1, "score": float("-inf")}
+        self.best_by = {sel: {"epoch": -1, "score": float("-inf")} for sel in SELECTION_METRICS}
+        torch.manual_seed(self.cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+        model = build_model(self.cfg, len(self.class_names))
+        self.labeler, self.init = self._pixelcam(model)
+        self.start_epoch, optim_state = self._resume(model)
+        self.num = Precision(self.cfg.precision, self.device, self.cfg.channels_last)
+        if self.device.type == "cuda":  # fixed crop and eval sizes: let cuDNN pick its fastest kernels once
+            torch.backends.cudnn.benchmark = True
+        self.model = session.prepare(self.num.model(model))
+        self.net = self.model.module if hasattr(self.model, "module") else self.model
+        self.optimizer, self.scheduler = self._optimizer(optim_state)
+        self.logger = self._logger()
+        self.startup["model"] = payload.since_start()
+        self.shard = session.shard()
+
+    def _pixelcam(self, model: WSOLModel) -> tuple[Any, dict[str, Any] | None]:
+        """PixelCAM's frozen baseline (pseudo-labels) and initial weights; (None, None) for other methods."""
+        cfg, payload = self.cfg, self.payload
+        if not cfg.is_pixelcam:
+            return None, None
+        roi = set(self.ds.roi_classes(cfg.source))  # the dataset's ROI semantics decide where FG seeds may go
+        no_roi = {i for i, name in enumerate(self.class_names) if name not in roi}
+        labeler = build_pseudo_labeler(cfg, payload.baseline_dir, self.device, no_roi)
+        init = {"from": cfg.init_from, "checkpoint": payload.init_dir, "parts": []}
+        if payload.init_dir:
+            init["parts"] = init_from_baseline(model, load_checkpoint(payload.init_dir).model_state)
+        return labeler, init
+
+    def _resume(self, model: WSOLModel) -> tuple[int, dict[str, Any] | None]:
+        """(first epoch to run, optimizer state): after the session's latest checkpoint, whose weights and
+        bests are loaded; (0, None) for a new run."""
+        with self.session.latest_checkpoint() as d:
+            if d is None:
+                return 0, None
             loaded = load_checkpoint(d)
-            if loaded.method != cfg.method:
+            if loaded.method != self.cfg.method:
                 raise ValueError(
-                    f"{d}: checkpoint of method {loaded.method!r}, this run trains {cfg.method!r}"
+                    f"{d}: checkpoint of method {loaded.method!r}, this run trains {self.cfg.method!r}"
                 )
             model.load_state_dict(loaded.model_state)
             optim_state = load_optim_state(d)
-            resumed_meta = loaded.meta
-    if resumed_meta is not None:
-        start_epoch, best = resumed_meta["epoch"] + 1, resumed_meta["best"]
-        best_by = resumed_meta.get("best_by") or best_by
+        self.best = loaded.meta["best"]
+        self.best_by = loaded.meta.get("best_by") or self.best_by
+        return loaded.meta["epoch"] + 1, optim_state
 
-    num = Precision(cfg.precision, device, cfg.channels_last)
-    if device.type == "cuda":  # fixed crop and eval sizes: let cuDNN pick its fastest kernels once
-        torch.backends.cudnn.benchmark = True
-    model = session.prepare(num.model(model))
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_decay)
-    if optim_state is not None:
-        optimizer.load_state_dict(optim_state["optimizer"])
-        scheduler.load_state_dict(optim_state["scheduler"])
+    def _optimizer(self, state: dict[str, Any] | None) -> tuple[torch.optim.Optimizer, Any]:
+        cfg = self.cfg
+        optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_decay)
+        if state is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        return optimizer, scheduler
 
-    logger = None
-    if rank == 0 and payload.get("mlflow_run_id"):
+    def _logger(self) -> Any:
+        if self.rank != 0 or not self.payload.mlflow_run_id:
+            return None
         from pixelcam.tracking import RunLogger
 
-        logger = RunLogger(payload["mlflow_run_id"], payload["mlflow_uri"])
+        return RunLogger(self.payload.mlflow_run_id, self.payload.mlflow_uri)
 
-    startup["model"] = time.time() - payload.get("started", time.time())
-    shard = session.shard()
-    net = model.module if hasattr(model, "module") else model
-    history = []  # every epoch this call ran (after a resume: from the resumed epoch on)
-    for epoch in range(start_epoch, cfg.epochs):
-        lr = optimizer.param_groups[0]["lr"]
-        if labeler is not None:
-            labeler.reseed(derived_seed(cfg.seed, "pseudo", rank, epoch))
-        batches = shard.iter_torch_batches(
+    def run_epoch(self, epoch: int) -> None:
+        """Train, validate, select, log, checkpoint and report one epoch (raises NonFiniteLossError)."""
+        cfg = self.cfg
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.labeler is not None:
+            self.labeler.reseed(derived_seed(cfg.seed, "pseudo", self.rank, epoch))
+        stats = train_epoch(
+            self.model,
+            self._batches(epoch),
+            self.optimizer,
+            epoch,
+            self.device,
+            self.labeler,
+            cfg.lam,
+            on_batch=lambda b: self._first_step(b, epoch),
+            precision=self.num,
+        )
+        self.scheduler.step()
+        val = self._validate()
+        metrics = {
+            "loss": stats.loss,
+            "ce": stats.ce,
+            "pixel_ce": stats.pixel_ce,
+            "train_cl": stats.train_accuracy.sync().compute() if stats.images or self.world > 1 else 0.0,
+            **val.as_dict(),
+            "lr": lr,
+            "images_per_s": self._throughput(stats),
+            "input_wait_s": stats.input_wait,  # rank 0's; on a GPU, the time it idled for input
+        }
+        improved = self._select(metrics, epoch, val.tau)
+        self._log(epoch, metrics)
+        self._checkpoint_and_report(epoch, metrics, improved)
+        self.history.append({"epoch": epoch, **{k: metrics[k] for k in EPOCH_METRICS}})
+        if self.rank == 0:
+            self._print(epoch, metrics, stats.input_wait_fraction)
+
+    def _batches(self, epoch: int) -> Any:
+        cfg, device = self.cfg, self.device
+        return self.shard.iter_torch_batches(
             batch_size=cfg.batch_size,
             # on CUDA the images travel as uint8 and are cropped, flipped and normalised on the device
             collate_fn=Augment(cfg.crop, cfg.seed, epoch, on_device=device.type == "cuda"),
             local_shuffle_buffer_size=SHUFFLE_BATCHES * cfg.batch_size,
-            local_shuffle_seed=derived_seed(cfg.seed, "shuffle", rank, epoch),
+            local_shuffle_seed=derived_seed(cfg.seed, "shuffle", self.rank, epoch),
             prefetch_batches=PREFETCH_BATCHES.get(device.type, 2),
             # the host-to-device copy happens on Ray Data's prefetch thread, from pinned memory on CUDA
             device=device,
             pin_memory=device.type == "cuda",
         )
 
-        def first_step(b: int, epoch: int = epoch) -> None:
-            if b == 0 and epoch == start_epoch:
-                startup["first_step"] = time.time() - payload.get("started", time.time())
+    def _first_step(self, batch: int, epoch: int) -> None:
+        if batch == 0 and epoch == self.start_epoch:
+            self.startup["first_step"] = self.payload.since_start()
 
-        try:
-            stats = train_epoch(
-                model, batches, optimizer, epoch, device, labeler, cfg.lam, on_batch=first_step, precision=num
-            )
-        except NonFiniteLossError as exc:
-            # Every rank stops at the same step (the finiteness flag is all-reduced) and hands the message
-            # back, instead of raising into FailureConfig, which would only repeat the same divergence.
-            return {"error": str(exc), "epoch": epoch}
-        scheduler.step()
-        # Throughput over all workers: images seen by every rank / slowest rank's time.
-        totals = torch.tensor([float(stats.images), stats.seconds])
-        if world > 1:
+    def _throughput(self, stats: Any) -> float:
+        """Images per second over all workers: images seen by every rank / the slowest rank's time."""
+        images, seconds = torch.tensor([float(stats.images)]), torch.tensor([stats.seconds])
+        if self.world > 1:
             import torch.distributed as dist
 
-            imgs = torch.tensor([float(stats.images)])
-            secs = torch.tensor([stats.seconds])
-            dist.all_reduce(imgs)
-            dist.all_reduce(secs, op=dist.ReduceOp.MAX)
-            totals = torch.cat([imgs, secs])
-        train_acc = stats.train_accuracy.sync().compute() if stats.images or world > 1 else 0.0
+            dist.all_reduce(images)
+            dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
+        return float(images[0] / max(float(seconds[0]), 1e-9))
 
-        val = validate(
-            model,
-            iter_split(ds, cfg.source, "valpx", cfg.resize, cfg.batch_size, rank, world),
-            iter_split(ds, cfg.source, "valcl", cfg.resize, cfg.batch_size, rank, world),
-            device,
+    def _validate(self) -> Any:
+        cfg = self.cfg
+        return validate(
+            self.model,
+            iter_split(self.ds, cfg.source, "valpx", cfg.resize, cfg.batch_size, self.rank, self.world),
+            iter_split(self.ds, cfg.source, "valcl", cfg.resize, cfg.batch_size, self.rank, self.world),
+            self.device,
             cfg.num_bins,
             cfg.threshold_criterion,
             cfg.eval_size,
-            precision=num,
+            precision=self.num,
         )
-        metrics = {
-            "loss": stats.loss,
-            "ce": stats.ce,
-            "pixel_ce": stats.pixel_ce,
-            "train_cl": train_acc,
-            **val.as_dict(),
-            "lr": lr,
-            "images_per_s": float(totals[0] / max(float(totals[1]), 1e-9)),
-            "input_wait_s": stats.input_wait,  # rank 0's; on a GPU, the time it idled for input
-        }
+
+    def _select(self, metrics: dict[str, float], epoch: int, tau: float) -> list[str]:
+        """Update the bests (from `select_from_epoch` on; ties keep the earlier epoch); returns the
+        selections this epoch improves. Adds what Tune and Ray compare: `selected_score` (the best so far)
+        and `selection_rank` (ties to the earlier epoch)."""
+        cfg = self.cfg
         score = metrics[cfg.selection_metric]
         improved = []
         if epoch >= cfg.select_from_epoch:  # earlier epochs are never selected (nor checkpointed)
-            best = keep_best(
-                metrics, cfg.selection_metric, epoch, val.tau, best
-            )  # ties keep the earlier epoch
-            improved = [s for s, k in SELECTION_METRICS.items() if metrics[k] > best_by[s]["score"]]
-            best_by = {
-                s: keep_best(metrics, k, epoch, val.tau, best_by[s]) for s, k in SELECTION_METRICS.items()
+            self.best = keep_best(metrics, cfg.selection_metric, epoch, tau, self.best)
+            improved = [s for s, k in SELECTION_METRICS.items() if metrics[k] > self.best_by[s]["score"]]
+            self.best_by = {
+                s: keep_best(metrics, k, epoch, tau, self.best_by[s]) for s, k in SELECTION_METRICS.items()
             }
         # best so far: what a tuner compares across trials (this epoch's score before the first selectable)
-        metrics["selected_score"] = best["score"] if best["epoch"] >= 0 else score
-        # Ray keeps the best checkpoint by this rank; ties go to the earlier epoch.
+        metrics["selected_score"] = self.best["score"] if self.best["epoch"] >= 0 else score
         metrics["selection_rank"] = score - 1e-9 * epoch
+        return improved
 
-        if rank == 0 and epoch == start_epoch and "first_step" in startup:
+    def _log(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Rank 0: the start-up split (first epoch of this call), the epoch's metrics and overlays, once."""
+        if self.rank == 0 and epoch == self.start_epoch and "first_step" in self.startup:
+            s = self.startup
             # where a run's fixed start-up goes: Ray Train's workers up, the model built (and its baseline and
             # initial weights loaded), the first SGD step done (input pipeline started)
             print(
-                f"[{cfg.method} {cfg.source}] start-up: workers {startup['workers']:.1f} s, model "
-                f"{startup['model']:.1f} s, first step {startup['first_step']:.1f} s after train()",
+                f"[{self.cfg.method} {self.cfg.source}] start-up: workers {s['workers']:.1f} s, model "
+                f"{s['model']:.1f} s, first step {s['first_step']:.1f} s after train()",
                 flush=True,
             )
-            if logger is not None:
-                logger.metrics({f"startup_{k}_s": v for k, v in startup.items()}, step=epoch)
-        if logger is not None and epoch not in logger.logged_steps("valpx_pxap"):
+            if self.logger is not None:
+                self.logger.metrics({f"startup_{k}_s": v for k, v in s.items()}, step=epoch)
+        if self.logger is not None and epoch not in self.logger.logged_steps("valpx_pxap"):
             # Logged before the checkpoint exists, so a checkpointed epoch is always in MLflow; an epoch
             # re-run after a failure is skipped (its values are the same: the run is deterministic).
-            logger.metrics({k: metrics[k] for k in EPOCH_METRICS}, step=epoch)
-            logger.image(_overlays(net, ds, cfg, num), f"cam_overlays/epoch_{epoch:03d}.png")
+            self.logger.metrics({k: metrics[k] for k in EPOCH_METRICS}, step=epoch)
+            self.logger.image(
+                _overlays(self.net, self.ds, self.cfg, self.num), f"cam_overlays/epoch_{epoch:03d}.png"
+            )
 
+    def _checkpoint_and_report(self, epoch: int, metrics: dict[str, float], improved: list[str]) -> None:
+        """Rank 0 writes a checkpoint when the epoch improves B-LOC or B-CL (only those are kept); every rank
+        reports (a barrier under Ray Train)."""
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
-            if rank == 0 and improved:  # only the B-LOC and B-CL bests are kept: skip other epochs' writes
+            if self.rank == 0 and improved:
                 meta = make_meta(
-                    cfg,
-                    class_names,
-                    ds.hash,
+                    self.cfg,
+                    self.class_names,
+                    self.ds.hash,
                     epoch,
                     {k: metrics[k] for k in EPOCH_METRICS},
-                    best,
-                    best_by,
-                    init,
+                    self.best,
+                    self.best_by,
+                    self.init,
                 )
-                save_checkpoint(tmp, net, meta, optimizer, scheduler)
+                save_checkpoint(tmp, self.net, meta, self.optimizer, self.scheduler)
                 checkpoint = tmp
-            session.report({**metrics, "epoch": epoch}, checkpoint, f"epoch_{epoch:03d}")
+            self.session.report({**metrics, "epoch": epoch}, checkpoint, f"epoch_{epoch:03d}")
 
-        history.append({"epoch": epoch, **{k: metrics[k] for k in EPOCH_METRICS}})
-        if rank == 0:
-            flag = " *" if best["epoch"] == epoch else ""
-            print(
-                f"[{cfg.method} {cfg.source}] epoch {epoch + 1}/{cfg.epochs}  loss {stats.loss:.4f}  "
-                f"train CL {train_acc:.1f}  valpx PxAP {val.valpx_pxap:.2f} (tau {val.tau:.3f})  "
-                f"valcl CL {val.valcl_cl:.1f}  lr {lr:.2g}  {metrics['images_per_s']:.1f} img/s "
-                f"(input wait {100 * stats.input_wait_fraction:.0f}%, {world} "
-                f"worker{'s' if world > 1 else ''}){flag}",
-                flush=True,
-            )
-    return {"best": best, "epochs": cfg.epochs, "history": history}
+    def _print(self, epoch: int, m: dict[str, float], input_wait: float) -> None:
+        cfg, world = self.cfg, self.world
+        flag = " *" if self.best["epoch"] == epoch else ""
+        print(
+            f"[{cfg.method} {cfg.source}] epoch {epoch + 1}/{cfg.epochs}  loss {m['loss']:.4f}  "
+            f"train CL {m['train_cl']:.1f}  valpx PxAP {m['valpx_pxap']:.2f} (tau {m['tau']:.3f})  "
+            f"valcl CL {m['valcl_cl']:.1f}  lr {m['lr']:.2g}  {m['images_per_s']:.1f} img/s "
+            f"(input wait {100 * input_wait:.0f}%, {world} worker{'s' if world > 1 else ''}){flag}",
+            flush=True,
+        )
 
 
-def _quiet_ray_train_logs() -> None:
+def quiet_ray_train_logs() -> None:
     """Ray Train logs every report at INFO on a logger named after its file (LoggingConfig misses it)."""
     import logging
 

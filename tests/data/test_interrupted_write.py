@@ -17,7 +17,7 @@ OUT = "ds"
 
 
 def start(root: Path, *extra: str) -> subprocess.Popen:
-    cmd = ["pixelcam.cli", "data", "synth", "--out", str(root / OUT), "--per-class", "400", "--size", "96"]
+    cmd = ["pixelcam.cli", "data", "synth", "--out", str(root / OUT), "--per-class", "2000", "--size", "96"]
     return subprocess.Popen(
         [sys.executable, "-m", *cmd, "--workers", "1", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

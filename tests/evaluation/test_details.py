@@ -30,8 +30,8 @@ def test_details_from_one_pass_match_an_independent_computation(ckpt: tuple[str,
     # the metrics are evaluate's, unchanged by collecting details
     plain = evaluate(path, synth_dir, DOMAINS, batch_size=8)
     for d in DOMAINS:
-        assert report["results"][d]["pxap"] == pytest.approx(plain["results"][d]["pxap"], abs=1e-9)
-        assert report["results"][d]["cl"] == plain["results"][d]["cl"]
+        assert report.results[d].pxap == pytest.approx(plain.results[d].pxap, abs=1e-9)
+        assert report.results[d].cl == plain.results[d].cl
     # per-image PxAP against sklearn and J against the backbone's features from a separate pass
     model = create_wsol_model(method, "resnet10t")
     model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
@@ -54,14 +54,14 @@ def test_details_from_one_pass_match_an_independent_computation(ckpt: tuple[str,
                 m = m[0, 0]
                 want_px.append(100 * average_precision_score((mask > 0).ravel(), m.numpy().ravel()))
                 want_j.append(separability_index(feats[i], mask))
-        assert det["image_ids"] == ids
-        assert np.isnan(det["pxap"]).tolist() == np.isnan(want_px).tolist()
+        assert det.image_ids == ids
+        assert np.isnan(det.pxap).tolist() == np.isnan(want_px).tolist()
         assert (~np.isnan(want_px)).sum() >= 1
-        np.testing.assert_allclose(det["pxap"], want_px, atol=0.5)  # 1000 bins vs exact AP
-        np.testing.assert_allclose(det["j"], want_j, rtol=1e-4)
+        np.testing.assert_allclose(det.pxap, want_px, atol=0.5)  # 1000 bins vs exact AP
+        np.testing.assert_allclose(det.j, want_j, rtol=1e-4)
         # the gallery: the first two images of each class in stored order, their maps in [0, 1]
-        assert gallery["label"].tolist().count(0) == 2 and gallery["label"].tolist().count(1) == 2
-        assert gallery["map"].shape == (4, 64, 64) and 0 <= gallery["map"].min() <= gallery["map"].max() <= 1
+        assert gallery.label.tolist().count(0) == 2 and gallery.label.tolist().count(1) == 2
+        assert gallery.map.shape == (4, 64, 64) and 0 <= gallery.map.min() <= gallery.map.max() <= 1
     # the stand-alone function gives the same details
     alone, _ = image_details(path, synth_dir, "synth-lymph", batch_size=8)
-    np.testing.assert_allclose(alone["pxap"], details["synth-lymph"][0]["pxap"], atol=1e-9)
+    np.testing.assert_allclose(alone.pxap, details["synth-lymph"][0].pxap, atol=1e-9)

@@ -21,12 +21,12 @@ def pixelcam_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_evaluate_both_domains_against_sklearn(pixelcam_ckpt: Path, synth_dir: Path):
     report = evaluate(pixelcam_ckpt, synth_dir, ["synth-colon", "synth-lymph"])
-    assert set(report["results"]) == {"synth-colon", "synth-lymph"} and report["normalization"] == "none"
+    assert set(report.results) == {"synth-colon", "synth-lymph"} and report.normalization == "none"
     model = create_wsol_model("pixelcam", "resnet10t")
     model.load_state_dict(torch.load(pixelcam_ckpt / "model.pt", weights_only=True))
     model.eval()
     ds = open_dataset(synth_dir)
-    for domain, row in report["results"].items():
+    for domain, row in report.results.items():
         ys, ss = [], []
         fg = bg = tp = fp = 0
         with torch.no_grad():
@@ -42,13 +42,13 @@ def test_evaluate_both_domains_against_sklearn(pixelcam_ckpt: Path, synth_dir: P
                     bg += int((1 - m).sum())
                     tp += int(((q >= 0.5) & (m.ravel() == 1)).sum())
                     fp += int(((q >= 0.5) & (m.ravel() == 0)).sum())
-        assert row["pxap"] == pytest.approx(
+        assert row.pxap == pytest.approx(
             100 * average_precision_score(np.concatenate(ys), np.concatenate(ss)), abs=1e-3
         )
-        assert row["tp_star"] == pytest.approx(100 * tp / fg, abs=1e-6)
-        assert row["fp_star"] == pytest.approx(100 * fp / bg, abs=1e-6)
-        assert row["tp_star"] + row["fn_star"] == pytest.approx(100)
-        assert row["images"] == sum(ds.counts(domain)["test"].values())
+        assert row.tp_star == pytest.approx(100 * tp / fg, abs=1e-6)
+        assert row.fp_star == pytest.approx(100 * fp / bg, abs=1e-6)
+        assert row.tp_star + row.fn_star == pytest.approx(100)
+        assert row.images == sum(ds.counts(domain)["test"].values())
     assert "synth-lymph" in format_table(report) and "TP*" in format_table(report)
 
 

@@ -32,14 +32,14 @@ def test_sweep_level_zero_is_plain_evaluation_and_levels_follow_the_shift(cam_ck
         fit_images=8,
         mode="interpolate",
     )
-    plain = evaluate(cam_ckpt, synth_dir, ["synth-colon"])["results"]["synth-colon"]
+    plain = evaluate(cam_ckpt, synth_dir, ["synth-colon"]).results["synth-colon"]
     rows = rep["rows"]
     assert [r["level"] for r in rows] == [0, 1, 2, 3, 4]
     assert [r["strength"] for r in rows] == [0.0, 0.25, 0.5, 0.75, 1.0]
-    assert rows[0]["pxap"] == pytest.approx(plain["pxap"], abs=1e-9)
-    assert rows[0]["cl"] == pytest.approx(plain["cl"], abs=1e-9) and rows[0]["delta_e"] == 0
+    assert rows[0]["pxap"] == pytest.approx(plain.pxap, abs=1e-9)
+    assert rows[0]["cl"] == pytest.approx(plain.cl, abs=1e-9) and rows[0]["delta_e"] == 0
     assert all(b["delta_e"] > a["delta_e"] for a, b in zip(rows, rows[1:]))
-    assert rep["images"] == plain["images"] and "synth-lymph" in format_sweep(rep)
+    assert rep["images"] == plain.images and "synth-lymph" in format_sweep(rep)
 
     # level 4 recomputed by hand: shift with an independently fitted transform, then PxAP of the model's CAMs
     ds = open_dataset(synth_dir)

@@ -11,18 +11,19 @@ from pixelcam.report import SECTION_IDS, build_sections
 from pixelcam.report.html import render
 from pixelcam.report.plots import paired_tests
 from pixelcam.report.records import Evaluation, StudyRecords, Trial
+from pixelcam.results import Gallery, ImageDetails
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _gallery(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return {
-        "image": rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8),
-        "mask": (rng.random((4, 16, 16)) > 0.7).astype(np.uint8),
-        "map": rng.random((4, 16, 16)).astype(np.float16),
-        "label": np.array([0, 0, 1, 1]),
-        "image_id": np.array(["a", "b", "c", "d"]),
-    }
+def _gallery(rng: np.random.Generator, size: int = 16) -> Gallery:
+    return Gallery(
+        image=rng.integers(0, 255, (4, size, size, 3), dtype=np.uint8),
+        mask=(rng.random((4, size, size)) > 0.7).astype(np.uint8),
+        map=rng.random((4, size, size)).astype(np.float16),
+        label=np.array([0, 0, 1, 1]),
+        image_id=np.array(["a", "b", "c", "d"]),
+    )
 
 
 def records(with_details: bool = True, stain: bool = True) -> StudyRecords:
@@ -41,12 +42,14 @@ def records(with_details: bool = True, stain: bool = True) -> StudyRecords:
             for tgt in ("colon", "lymph"):
                 per = list(rng.normal(20 + shift, 5, 12))
                 per[0] = float("nan")  # a normal image: AP undefined
-                ev.details[tgt] = {
-                    "image_ids": ids,
-                    "labels": [0] * 6 + [1] * 6,
-                    "pxap": per,
-                    "j": list(rng.gamma(2.0, 0.05 + shift / 100, 12)),
-                }
+                ev.details[tgt] = ImageDetails(
+                    domain=tgt,
+                    split="test",
+                    image_ids=ids,
+                    labels=[0] * 6 + [1] * 6,
+                    pxap=per,
+                    j=list(rng.gamma(2.0, 0.05 + shift / 100, 12)),
+                )
                 ev.gallery[tgt] = _gallery(rng)
         evs.append(ev)
     trials = [
@@ -96,8 +99,8 @@ def test_paired_tests_match_scipy_ttest_rel():
         ("colon", "lymph", "cam", "pixelcam-cam"),
     ]
     for row in rows:
-        a = np.asarray(rec.evaluation("cam", "colon").details[row["target"]]["pxap"])
-        b = np.asarray(rec.evaluation("pixelcam-cam", "colon").details[row["target"]]["pxap"])
+        a = np.asarray(rec.evaluation("cam", "colon").details[row["target"]].pxap)
+        b = np.asarray(rec.evaluation("pixelcam-cam", "colon").details[row["target"]].pxap)
         keep = ~np.isnan(a) & ~np.isnan(b)
         ref = stats.ttest_rel(b[keep], a[keep])
         assert row["t"] == pytest.approx(ref.statistic) and row["p"] == pytest.approx(ref.pvalue)
@@ -132,8 +135,8 @@ def test_missing_data_is_said_not_drawn():
 def test_paired_rows_carry_per_image_means_and_a_verdict():
     rec = records()
     for row in paired_tests(rec):
-        a = np.asarray(rec.evaluation("cam", "colon").details[row["target"]]["pxap"])
-        b = np.asarray(rec.evaluation("pixelcam-cam", "colon").details[row["target"]]["pxap"])
+        a = np.asarray(rec.evaluation("cam", "colon").details[row["target"]].pxap)
+        b = np.asarray(rec.evaluation("pixelcam-cam", "colon").details[row["target"]].pxap)
         keep = ~np.isnan(a) & ~np.isnan(b)
         assert row["baseline_image_pxap"] == pytest.approx(a[keep].mean())
         assert row["pixelcam_image_pxap"] == pytest.approx(b[keep].mean())
@@ -150,11 +153,6 @@ def test_gallery_mixes_models_evaluated_at_different_sizes():
 
     rec = records()
     rng = np.random.default_rng(1)
-    small = rec.evaluation("pixelcam-cam", "colon").gallery["lymph"]
-    small.update(
-        image=rng.integers(0, 255, (4, 12, 12, 3), dtype=np.uint8),
-        mask=(rng.random((4, 12, 12)) > 0.7).astype(np.uint8),
-        map=rng.random((4, 12, 12)).astype(np.float16),
-    )
+    rec.evaluation("pixelcam-cam", "colon").gallery["lymph"] = _gallery(rng, size=12)
     png = cam_gallery(rec, "colon", "lymph")
     assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"

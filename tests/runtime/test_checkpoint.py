@@ -59,7 +59,7 @@ def test_selected_json_is_relative_so_a_moved_run_directory_still_resolves(tmp_p
     (tmp_path / "run" / "selected.json").write_text(json.dumps({"checkpoint": "epoch_001", "tau": 0.5}))
     (tmp_path / "run").rename(tmp_path / "moved")
     assert resolve_checkpoint_dir(tmp_path / "moved") == Location(tmp_path / "moved" / "epoch_001")
-    assert selected_in_run(tmp_path / "moved")["checkpoint"] == str(tmp_path / "moved" / "epoch_001")
+    assert selected_in_run(tmp_path / "moved").checkpoint == str(tmp_path / "moved" / "epoch_001")
     (tmp_path / "moved" / "selected.json").write_text("{not json")
     with pytest.raises(CheckpointError, match=r"selected.json: cannot be read as JSON"):
         resolve_checkpoint_dir(tmp_path / "moved")

@@ -1,5 +1,6 @@
 """The study pipeline's declared inputs and outputs."""
 
+from pixelcam.results import ExperimentRecord
 from pixelcam.study.context import StudyState
 from pixelcam.study.steps import PIPELINE
 
@@ -18,7 +19,9 @@ def test_every_step_reads_only_what_an_earlier_step_or_the_state_provides(tmp_pa
 
 def test_state_round_trips_and_records_units_of_work(tmp_path):
     state = StudyState(tmp_path / "state.json")
-    state.record("experiments", "synth-colon__cam", {"status": "ok"})
+    rec = ExperimentRecord(status="ok", checkpoint="c", metrics={"valpx_pxap": 1.0})
+    state.put("experiments", "synth-colon__cam", rec)
     again = StudyState(tmp_path / "state.json")
-    assert again["experiments"] == {"synth-colon__cam": {"status": "ok"}}
-    assert again["evaluations"] == {} and again["parent_run_id"] is None and again["steps"] == {}
+    assert again.experiment("synth-colon__cam") == rec and again.experiments() == {"synth-colon__cam": rec}
+    assert again.evaluation("synth-colon__cam") is None and again.parent_run_id is None
+    assert again.data["steps"] == {}

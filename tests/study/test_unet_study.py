@@ -1,5 +1,7 @@
 """The U-Net upper bound as a model row of a study, through `pixelcam study run` on a real local Ray and a
-real MLflow store: trained on the masks, evaluated on both targets, printed beside its published value."""
+real MLflow store: trained on the masks, evaluated on both targets, printed beside its published value. The
+study is stored on the test S3 server and its trials are Ray Train runs of two DDP workers, which write
+their checkpoints to the bucket themselves (the multi-worker path of a study on object storage)."""
 
 import json
 import os
@@ -8,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from pixelcam.storage import Location
 
 SPEC = """\
 name: upper
@@ -18,7 +22,7 @@ methods: [cam, unet]
 pixelcam: false
 backbone: resnet10t
 budget: {{trials: 1, epochs: 1, grace_period: 1}}
-resources: {{workers: 1}}
+resources: {{workers: 2, cpus_per_worker: 0.5}}
 train: {{resize: 64, crop: 64, batch_size: 16, lr: 0.01}}
 storage: {storage}
 published:
@@ -29,10 +33,11 @@ published:
 
 
 @pytest.mark.e2e
-def test_unet_row_in_a_study(tmp_path: Path, synth_dir: Path):
+def test_unet_row_in_a_study(tmp_path: Path, synth_dir: Path, s3):
     spec = tmp_path / "upper.yaml"
-    spec.write_text(SPEC.format(data=synth_dir, storage=tmp_path / "studies"))
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    storage = f"s3://lab/{tmp_path.name}/studies"
+    spec.write_text(SPEC.format(data=synth_dir, storage=storage))
+    env = {**os.environ, **s3[1], "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
     res = subprocess.run(
         [sys.executable, "-m", "pixelcam.cli", "study", "run", str(spec)],
         env=env,
@@ -42,7 +47,8 @@ def test_unet_row_in_a_study(tmp_path: Path, synth_dir: Path):
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    ood = json.loads((tmp_path / "studies" / "upper" / "ood.json").read_text())
+    study = Location(f"{storage}/upper")
+    ood = (study / "ood.json").read_json()
     text = json.dumps(ood)
     assert "unet" in text and "pixelcam-unet" not in text
     rows = {(r["method"], r["source"]): r for r in ood["rows"]}
@@ -63,8 +69,10 @@ def test_unet_row_in_a_study(tmp_path: Path, synth_dir: Path):
     ):
         assert internal not in console, internal
     # nothing searched: both models trained as one wave (one Tune experiment), each in its own directory
-    study = tmp_path / "studies" / "upper"
     assert [p.name for p in (study / "tune").iterdir()] == ["fixed-baselines"]
     assert "training the fixed configuration of synth-colon__cam, synth-colon__unet" in res.stdout
     for key in ("synth-colon__cam", "synth-colon__unet"):
-        assert len(list((study / "train" / key).glob("trial-*"))) == 1
+        (trial,) = (study / "train" / key).glob("trial-*")
+        kept = [c for c in trial.glob("epoch_*") if (c / "model.pt").is_file()]  # written by rank 0 there
+        assert kept and (trial / "selected.json").is_file()
+    assert not (tmp_path / "studies").exists()  # nothing of the study on the local disk

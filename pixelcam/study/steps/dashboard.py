@@ -21,4 +21,4 @@ class DashboardStep:
         except Exception as exc:  # the results are already saved; a broken figure must not fail the study
             ctx.log(f"dashboard not built ({type(exc).__name__}: {exc}); retry: pixelcam dashboard {ctx.dir}")
             return
-        ctx.state["dashboard"] = "dashboard.html"
+        ctx.state.mark("dashboard", "dashboard.html")

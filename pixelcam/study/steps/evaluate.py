@@ -5,11 +5,11 @@ gallery of maps. Produces `evaluations`."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from pixelcam.results import EvaluationReport, Gallery, ImageDetails
 from pixelcam.study.context import StudyContext, experiment_key, seed_key
 from pixelcam.study.steps.tune import close_killed_children
-from pixelcam.tracking import RunKind, pair_metric
+from pixelcam.tracking import RunKind, RunLogger, pair_metric
 
 
 class EvaluateStep:
@@ -28,51 +28,51 @@ class EvaluateStep:
 
 def evaluate_model(
     ctx: StudyContext, source: str, method: str, seed: int | None = None
-) -> dict[str, Any] | None:
+) -> EvaluationReport | None:
     """Evaluate one selected model (skipped when it has no checkpoint or was evaluated before); `seed`: its
     retraining with that seed (`seeds` step) instead of the tuned run."""
-    from pixelcam.evaluation.details import gallery_bytes
     from pixelcam.evaluation.evaluate import evaluate_with_details
 
-    exp = ctx.state["experiments"].get(experiment_key(source, method), {})
-    if seed is None:
-        key, rec = experiment_key(source, method), exp
-    else:
-        key = seed_key(source, method, seed)
-        rec = ctx.state["seeds"].get(key, {})
-    if key in ctx.state["evaluations"]:
-        return ctx.state["evaluations"][key]
-    if not rec.get("checkpoint"):
+    exp = ctx.state.experiment(experiment_key(source, method))
+    key = experiment_key(source, method) if seed is None else seed_key(source, method, seed)
+    rec = exp if seed is None else ctx.state.seed_run(key)
+    done = ctx.state.evaluation(key)
+    if done is not None:
+        return done
+    if exp is None or rec is None or not rec.checkpoint:
         return None
-    report, per_image = evaluate_with_details(rec["checkpoint"], ctx.dataset, ctx.targets)
-    tags = {"method": method, "source": source, "best_trial": str(exp.get("best_trial"))}
+    report, per_image = evaluate_with_details(rec.checkpoint, ctx.dataset, ctx.targets)
+    tags = {"method": method, "source": source, "best_trial": str(exp.best_trial)}
     if ctx.spec.seeds:
         tags["seed"] = str(ctx.spec.seed if seed is None else seed)
-    log = ctx.child_run(
-        RunKind.EVALUATION, f"eval-{key}", tags, {k: str(v) for k, v in exp.get("params", {}).items()}
-    )
+    log = ctx.child_run(RunKind.EVALUATION, f"eval-{key}", tags, {k: str(v) for k, v in exp.params.items()})
     if log is not None:
-        metrics = {}
-        for tgt, row in report["results"].items():
-            metrics[pair_metric("pxap", source, tgt)] = row["pxap"]
-            metrics[pair_metric("cl", source, tgt)] = row["cl"]
-        metrics["selected_valcl_cl"] = rec["metrics"]["valcl_cl"]  # for the dashboard's near-chance warning
-        metrics["chance_cl"] = 100.0 / len(ctx.dataset.class_names(source))
-        log.metrics(metrics)
-        log.text(json.dumps(report, indent=2), "evaluation.json")
-        for tgt, (details, gallery) in per_image.items():  # per-image PxAP and J, a gallery: the dashboard's
-            log.text(json.dumps(details), f"details/{tgt}.json")
-            log.data(gallery_bytes(gallery), f"gallery/{tgt}.npz")
-        log.finish()
-        if seed is None:  # the parent run's summary holds the tuned models (the OOD step adds the CIs)
-            ctx.parent_logger().metrics(
-                {
-                    pair_metric("pxap", source, t, model=method): r["pxap"]
-                    for t, r in report["results"].items()
-                }
-                | {pair_metric("cl", source, t, model=method): r["cl"] for t, r in report["results"].items()}
-            )
-    ctx.state.record("evaluations", key, report)
-    cells = "  ".join(f"{t}: PxAP {r['pxap']:.2f} CL {r['cl']:.1f}" for t, r in report["results"].items())
+        _log_evaluation(ctx, log, source, report, per_image, rec.metrics["valcl_cl"])
+    ctx.state.put("evaluations", key, report)
+    cells = "  ".join(f"{t}: PxAP {r.pxap:.2f} CL {r.cl:.1f}" for t, r in report.results.items())
     ctx.log(f"[{key}] test  {cells}")
     return report
+
+
+def _log_evaluation(
+    ctx: StudyContext,
+    log: RunLogger,
+    source: str,
+    report: EvaluationReport,
+    per_image: dict[str, tuple[ImageDetails, Gallery]],
+    valcl_cl: float,
+) -> None:
+    """The evaluation run: PxAP/CL per pairing, the report, per-image details and galleries (the dashboard's
+    bars, t-tests, J histograms and map gallery)."""
+    metrics = {}
+    for tgt, row in report.results.items():
+        metrics[pair_metric("pxap", source, tgt)] = row.pxap
+        metrics[pair_metric("cl", source, tgt)] = row.cl
+    metrics["selected_valcl_cl"] = valcl_cl  # for the dashboard's near-chance warning
+    metrics["chance_cl"] = 100.0 / len(ctx.dataset.class_names(source))
+    log.metrics(metrics)
+    log.text(json.dumps(report.to_json(), indent=2), "evaluation.json")
+    for tgt, (details, gallery) in per_image.items():
+        log.text(json.dumps(details.to_json()), f"details/{tgt}.json")
+        log.data(gallery.to_bytes(), f"gallery/{tgt}.npz")
+    log.finish()

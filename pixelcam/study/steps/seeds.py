@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pixelcam.results import SeedRecord
 from pixelcam.study.context import StudyContext, experiment_key, seed_key, with_seed
 from pixelcam.tracking import RunKind
 
@@ -36,14 +37,14 @@ def seed_runs(ctx: StudyContext, source: str, label: str) -> list[dict[str, Any]
     from pixelcam.study.waves import wave_run
 
     spec, key = ctx.spec, experiment_key(source, label)
-    todo = [s for s in spec.seeds if s != spec.seed and seed_key(source, label, s) not in ctx.state["seeds"]]
-    exp = ctx.state["experiments"].get(key, {})
-    if not todo or not exp.get("checkpoint"):
+    todo = [
+        s for s in spec.seeds if s != spec.seed and ctx.state.seed_run(seed_key(source, label, s)) is None
+    ]
+    exp = ctx.state.experiment(key)
+    if not todo or exp is None or not exp.checkpoint:
         return []
     baseline, fixed = spec.variant(label)
-    cfg = spec.base_config("pixelcam" if baseline else label, source, baseline).replace(
-        **fixed, **exp.get("params", {})
-    )
+    cfg = spec.base_config("pixelcam" if baseline else label, source, baseline).replace(**fixed, **exp.params)
     tags = {"study": spec.name, "method_label": label}
     runs = []
     for seed in todo:
@@ -52,9 +53,8 @@ def seed_runs(ctx: StudyContext, source: str, label: str) -> list[dict[str, Any]
             parent = ctx.seed_checkpoint(source, baseline, seed)
             if parent is None:
                 reason = f"baseline {baseline} has no model of seed {seed}"
-                ctx.state.record(
-                    "seeds", seed_key(source, label, seed), {"status": "skipped", "reason": reason}
-                )
+                rec = SeedRecord(status="skipped", seed=seed, reason=reason)
+                ctx.state.put("seeds", seed_key(source, label, seed), rec)
                 continue
             overrides["pseudo_labels_from"] = parent
         runs.append(wave_run(key, cfg.to_dict(), ctx.dir / "seeds" / key, tags, overrides))
@@ -77,12 +77,13 @@ def train_seeds(ctx: StudyContext, phase: str, labels: list[str]) -> None:
         skey = with_seed(run["key"], seed)
         error = run_error(result, info)
         if error is not None or info is None:
-            rec = {"status": "failed", "seed": seed, "error": error}
+            rec = SeedRecord(status="failed", seed=seed, error=error)
             ctx.log(f"[{skey}] failed: {error}")
         else:
-            rec = {"status": "ok", "seed": seed, "checkpoint": info["checkpoint"], "metrics": info["metrics"]}
-            rec["tau"] = info["tau"]
-            m = rec["metrics"]
+            rec = SeedRecord(
+                status="ok", seed=seed, checkpoint=info.checkpoint, metrics=info.metrics, tau=info.tau
+            )
+            m = rec.metrics
             ctx.log(f"[{skey}] valpx PxAP {m['valpx_pxap']:.2f}, valcl CL {m['valcl_cl']:.1f}")
-        ctx.state["seeds"][skey] = rec
+        ctx.state.put("seeds", skey, rec, save=False)
     ctx.state.save()

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from pixelcam.study.context import StudyContext, experiment_key
-from pixelcam.study.stain import format_stain, stain_csv, stain_rows, sweep_plan
+from pixelcam.study.stain import format_stain, stain_csv, sweep_plan
 from pixelcam.tracking import RunKind, pair_metric
 
 
@@ -23,10 +23,10 @@ class StainStep:
             return
         for source, method in ctx.models():
             key = experiment_key(source, method)
-            if key not in ctx.state["stain"]:
+            if ctx.state.stain(key) is None:
                 ctx.log(f"[{key}] stain-shift sweep ({st.method})")
             sweep_model(ctx, source, method)
-        reports = stain_rows(ctx.state.data)
+        reports = ctx.state.stain_reports()
         (ctx.dir / "stain.json").write_json(reports)
         (ctx.dir / "stain.csv").write_text(stain_csv(reports))
         table = format_stain(reports)
@@ -44,15 +44,16 @@ def sweep_model(ctx: StudyContext, source: str, method: str) -> list[dict[str, A
 
     st = ctx.spec.stain_shift
     key = experiment_key(source, method)
-    if key in ctx.state["stain"]:
-        return ctx.state["stain"][key]
-    rec = ctx.state["experiments"].get(key, {})
-    if not rec.get("checkpoint"):
+    done = ctx.state.stain(key)
+    if done is not None:
+        return done
+    rec = ctx.state.experiment(key)
+    if rec is None or not rec.checkpoint:
         return None
     reports = []
     for domain, ref in sweep_plan(ctx.spec, ctx.dataset.domains, source):
         rep = stain_sweep(
-            rec["checkpoint"],
+            rec.checkpoint,
             ctx.dataset,
             domain,
             ref,
@@ -83,5 +84,5 @@ def sweep_model(ctx: StudyContext, source: str, method: str) -> list[dict[str, A
                 )
         log.text(json.dumps(reports, indent=2), "stain_sweep.json")
         log.finish()
-    ctx.state.record("stain", key, reports)
+    ctx.state.put("stain", key, reports)
     return reports

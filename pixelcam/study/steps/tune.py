@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pixelcam.results import ExperimentRecord
 from pixelcam.runtime.checkpoint import selected_in_run
 from pixelcam.storage import Location
 from pixelcam.study.context import StudyContext, experiment_key
@@ -40,27 +41,27 @@ class TuneStep:
                         tune_experiment(ctx, source, label)
 
 
-def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, Any]:
+def tune_experiment(ctx: StudyContext, source: str, method: str) -> ExperimentRecord:
     """Tune one (source, model label) experiment; returns its record (best trial, checkpoint, metrics)."""
     import ray
     import ray.tune
 
-    spec, experiments = ctx.spec, ctx.state["experiments"]
+    spec = ctx.spec
     key = experiment_key(source, method)
-    done = experiments.get(key)
+    done = ctx.state.experiment(key)
     if done is not None:
-        ctx.log(f"[{key}] done earlier: best trial {done.get('best_trial')}")
+        ctx.log(f"[{key}] done earlier: best trial {done.best_trial}")
         return done
     baseline, fixed = spec.variant(method)
     pixelcam = baseline is not None
     base = spec.base_config("pixelcam" if pixelcam else method, source, baseline)
     if pixelcam:
-        parent = experiments.get(experiment_key(source, baseline), {})
-        if not parent.get("checkpoint"):
-            rec = {"status": "skipped", "reason": f"baseline {baseline} has no model"}
-            ctx.state.record("experiments", key, rec)
+        parent = ctx.state.experiment(experiment_key(source, baseline))
+        if parent is None or not parent.checkpoint:
+            rec = ExperimentRecord(status="skipped", reason=f"baseline {baseline} has no model")
+            ctx.state.put("experiments", key, rec)
             return rec
-        base = base.replace(pseudo_labels_from=parent["checkpoint"], **fixed)
+        base = base.replace(pseudo_labels_from=parent.checkpoint, **fixed)
     dims = searched_dims(spec, method)
     train_storage = ctx.dir / "train" / key
     tune_root = ctx.dir / "tune"
@@ -98,7 +99,7 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> dict[str, An
     rec = best_trial(results, train_storage, dims)
     close_stopped_trials(results, train_storage, spec.budget.epochs)
     close_killed_children(ctx)
-    ctx.state.record("experiments", key, rec)
+    ctx.state.put("experiments", key, rec)
     _log_record(ctx, key, rec)
     return rec
 
@@ -117,33 +118,21 @@ def is_fixed(spec: StudySpec, labels: list[str]) -> bool:
 def train_fixed(ctx: StudyContext, phase: str, labels: list[str]) -> None:
     """Train the fixed configuration of `labels` on every source as one wave (`study.waves`): the same
     records, Train directories and MLflow runs as `tune_experiment`, without one Tune experiment each."""
-    from pixelcam.study.waves import run_wave, wave_run
+    from pixelcam.study.waves import run_wave
 
-    spec, experiments = ctx.spec, ctx.state["experiments"]
+    spec = ctx.spec
     runs = []
     for source in spec.sources:
         for label in labels:
-            key = experiment_key(source, label)
-            baseline, fixed = spec.variant(label)
-            base = spec.base_config("pixelcam" if baseline else label, source, baseline)
-            if baseline is not None:
-                parent = experiments.get(experiment_key(source, baseline), {})
-                if not parent.get("checkpoint"):
-                    if key not in experiments:
-                        ctx.state.record(
-                            "experiments",
-                            key,
-                            {"status": "skipped", "reason": f"baseline {baseline} has no model"},
-                        )
-                    continue
-                base = base.replace(pseudo_labels_from=parent["checkpoint"], **fixed)
-            tags = {"study": spec.name, "method_label": label}
-            runs.append(wave_run(key, base.to_dict(), ctx.dir / "train" / key, tags))
+            run = _fixed_run(ctx, source, label)
+            if run is not None:
+                runs.append(run)
     for run in runs:
-        if run["key"] in experiments:
-            ctx.log(f"[{run['key']}] done earlier: best trial {experiments[run['key']].get('best_trial')}")
+        done = ctx.state.experiment(run["key"])
+        if done is not None:
+            ctx.log(f"[{run['key']}] done earlier: best trial {done.best_trial}")
     # a wave's records are written together, so a resumed wave is the same grid as the interrupted one
-    runs = [r for r in runs if r["key"] not in experiments]
+    runs = [r for r in runs if ctx.state.experiment(r["key"]) is None]
     if not runs:
         return
     keys = ", ".join(r["key"] for r in runs)
@@ -151,26 +140,47 @@ def train_fixed(ctx: StudyContext, phase: str, labels: list[str]) -> None:
     results = run_wave(ctx, f"fixed-{phase}", runs)
     for run, result, _ in results:
         storage = Location(run["train_storage"])
-        experiments[run["key"]] = rec = best_trial([result], storage, {})
+        rec = best_trial([result], storage, {})
+        ctx.state.put("experiments", run["key"], rec, save=False)
         close_stopped_trials([result], storage, spec.budget.epochs)
         _log_record(ctx, run["key"], rec)
     ctx.state.save()
     close_killed_children(ctx)
 
 
-def _log_record(ctx: StudyContext, key: str, rec: dict[str, Any]) -> None:
-    if rec.get("checkpoint"):
-        m = rec["metrics"]
+def _fixed_run(ctx: StudyContext, source: str, label: str) -> dict[str, Any] | None:
+    """The wave run of one fixed model (None for a PixelCAM model whose baseline has no model: recorded as
+    skipped)."""
+    from pixelcam.study.waves import wave_run
+
+    spec, key = ctx.spec, experiment_key(source, label)
+    baseline, fixed = spec.variant(label)
+    base = spec.base_config("pixelcam" if baseline else label, source, baseline)
+    if baseline is not None:
+        parent = ctx.state.experiment(experiment_key(source, baseline))
+        if parent is None or not parent.checkpoint:
+            if ctx.state.experiment(key) is None:
+                rec = ExperimentRecord(status="skipped", reason=f"baseline {baseline} has no model")
+                ctx.state.put("experiments", key, rec)
+            return None
+        base = base.replace(pseudo_labels_from=parent.checkpoint, **fixed)
+    tags = {"study": spec.name, "method_label": label}
+    return wave_run(key, base.to_dict(), ctx.dir / "train" / key, tags)
+
+
+def _log_record(ctx: StudyContext, key: str, rec: ExperimentRecord) -> None:
+    if rec.checkpoint:
+        m = rec.metrics
         ctx.log(
-            f"[{key}] best trial {rec['best_trial']}: valpx PxAP {m['valpx_pxap']:.2f}, valcl CL "
-            f"{m['valcl_cl']:.1f} with {rec['params']} ({rec['trials_ok']} ok, "
-            f"{rec['trials_failed']} failed, {rec['trial_epochs']} trial-epochs)"
+            f"[{key}] best trial {rec.best_trial}: valpx PxAP {m['valpx_pxap']:.2f}, valcl CL "
+            f"{m['valcl_cl']:.1f} with {rec.params} ({rec.trials_ok} ok, "
+            f"{rec.trials_failed} failed, {rec.trial_epochs} trial-epochs)"
         )
     else:
-        ctx.log(f"[{key}] every trial failed: {rec.get('errors')}")
+        ctx.log(f"[{key}] every trial failed: {rec.errors}")
 
 
-def best_trial(grid: Any, train_storage: Location, dims: dict) -> dict[str, Any]:
+def best_trial(grid: Any, train_storage: Location, dims: dict) -> ExperimentRecord:
     """The experiment's record from Tune's results: the trial with the best score that has a checkpoint."""
     best, ok, failed, epochs, errors = None, 0, 0, 0, []
     for r in grid:
@@ -188,22 +198,21 @@ def best_trial(grid: Any, train_storage: Location, dims: dict) -> dict[str, Any]
         score = m.get(TUNE_METRIC, -math.inf)
         if best is None or score > best[0]:
             best = (score, trial_id, info, {k: r.config.get(k) for k in dims})
-    rec: dict[str, Any] = {"trials_ok": ok, "trials_failed": failed, "trial_epochs": epochs, "errors": errors}
+    counts = {"trials_ok": ok, "trials_failed": failed, "trial_epochs": epochs, "errors": errors}
     if best is None:
-        rec["status"] = "failed"
-        return rec
+        return ExperimentRecord(status="failed", **counts)
     score, trial_id, info, params = best
-    rec.update(
+    return ExperimentRecord(
         status="ok",
-        best_trial=trial_id,
+        best_trial=str(trial_id),
         score=score,
-        checkpoint=info["checkpoint"],
-        metrics=info["metrics"],
-        tau=info["tau"],
+        checkpoint=info.checkpoint,
+        metrics=info.metrics,
+        tau=info.tau,
         params=params,
-        mlflow_run_id=info.get("mlflow_run_id"),
+        mlflow_run_id=info.mlflow_run_id,
+        **counts,
     )
-    return rec
 
 
 def close_stopped_trials(grid: Any, train_storage: Location, epochs: int) -> None:
