@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             try:
                 report[key] = fn()
-            except Exception as exc:  # one broken section must not hide the others' figures
+            except Exception as exc:  # noqa: BLE001 - one broken section must not hide the others' figures
                 failed.append(key)
                 report[key] = {"error": f"{type(exc).__name__}: {exc}"}
                 print(f"\n({key}) FAILED: {type(exc).__name__}: {exc}")

@@ -112,6 +112,38 @@ def peak_rss(checkpoint: Path, slide: Path, out: Path, level: int) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def memory_and_steady_state(ck: Path, slides: dict[int, Path], root: Path, level: int, bare: float) -> dict:
+    """(3) driver peak RSS per slide size, and (1') the steady-state rate from the two runs' difference."""
+    small, big = sorted(slides)
+    fig: dict = {}
+    rss = {}
+    for size, p in slides.items():
+        rss[size] = peak_rss(ck, p, root / f"rss{size}", level)
+    fig["rss"] = rss
+    print(f"\n(3) driver peak RSS, level {level}, fresh process per slide")
+    for size, r in rss.items():
+        print(
+            f"  {size:>6} px slide: {r['tiles']:>5} tiles, {r['seconds']:.0f} s, "
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB"
+        )
+    a, b = rss[small]["peak_rss_mib"], rss[big]["peak_rss_mib"]
+    print(
+        f"  ratio {b / a:.2f}x for {(big / small) ** 2:.0f}x the pixels and "
+        f"{rss[big]['tiles'] / max(rss[small]['tiles'], 1):.1f}x the tiles (target: flat)"
+    )
+    # the pipeline's fixed cost (actor start, model load, first blocks) cancels between the two runs: what
+    # the extra tiles cost is the steady-state rate a whole slide (1e4-1e5 tiles) runs at
+    extra = rss[big]["tiles"] - rss[small]["tiles"]
+    marginal = extra / max(rss[big]["seconds"] - rss[small]["seconds"], 1e-9)
+    fixed = rss[small]["seconds"] - rss[small]["tiles"] / marginal
+    fig["steady_state"] = {"tiles_per_s": marginal, "vs_forward": marginal / bare, "fixed_s": fixed}
+    print(
+        f"\n(1') steady state from the two runs: {extra} extra tiles at {marginal:.1f} tiles/s = "
+        f"{marginal / bare:.2f}x the forward pass (target >= 0.8x); fixed start-up {fixed:.1f} s"
+    )
+    return fig
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbone", default="efficientnet_lite0")
@@ -172,31 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             assert tiles == n, (tiles, n)
             print(f"  {f'end to end, {actors} actor(s)':<30}{rate:>9.1f}{rate / bare:>11.2f}x{first:>18.1f}s")
 
-        rss = {}
-        for size, p in slides.items():
-            rss[size] = peak_rss(ck, p, root / f"rss{size}", args.rss_level)
-        fig["rss"] = rss
-        print(f"\n(3) driver peak RSS, level {args.rss_level}, fresh process per slide")
-        for size, r in rss.items():
-            print(
-                f"  {size:>6} px slide: {r['tiles']:>5} tiles, {r['seconds']:.0f} s, "
-                f"peak RSS {r['peak_rss_mib']:.0f} MiB"
-            )
-        a, b = rss[small]["peak_rss_mib"], rss[big]["peak_rss_mib"]
-        print(
-            f"  ratio {b / a:.2f}x for {(big / small) ** 2:.0f}x the pixels and "
-            f"{rss[big]['tiles'] / max(rss[small]['tiles'], 1):.1f}x the tiles (target: flat)"
-        )
-        # the pipeline's fixed cost (actor start, model load, first blocks) cancels between the two runs: what
-        # the extra tiles cost is the steady-state rate a whole slide (1e4-1e5 tiles) runs at
-        extra = rss[big]["tiles"] - rss[small]["tiles"]
-        marginal = extra / max(rss[big]["seconds"] - rss[small]["seconds"], 1e-9)
-        fixed = rss[small]["seconds"] - rss[small]["tiles"] / marginal
-        fig["steady_state"] = {"tiles_per_s": marginal, "vs_forward": marginal / bare, "fixed_s": fixed}
-        print(
-            f"\n(1') steady state from the two runs: {extra} extra tiles at {marginal:.1f} tiles/s = "
-            f"{marginal / bare:.2f}x the forward pass (target >= 0.8x); fixed start-up {fixed:.1f} s"
-        )
+        fig.update(memory_and_steady_state(ck, slides, root, args.rss_level, bare))
 
         if args.gpu:
             if not torch.cuda.is_available():

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pixelcam import __version__, commands, slide_commands
 from pixelcam.errors import USER_ERRORS
@@ -20,6 +21,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"pixelcam {__version__}")
     groups = p.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
+    _add_data(groups)
+    _add_train(groups)
+    _add_study(groups)
+    _add_dashboard(groups)
+    _add_evaluate(groups)
+    _add_stain_sweep(groups)
+    _add_predict(groups)
+    return p
+
+
+def _add_data(groups: Any) -> None:
+    """`pixelcam data ...`."""
     data = groups.add_parser("data", help="create, ingest, inspect and preview Parquet patch datasets")
     dsub = data.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
@@ -65,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--overwrite", action="store_true")
     mg.set_defaults(fn=commands.cmd_merge)
 
+    _add_ingest(dsub)
+
+
+def _add_ingest(dsub: Any) -> None:
+    """`pixelcam data ingest glas|camelyon16|folder ...`."""
     g = dsub.add_parser("ingest", help="convert a real dataset (glas, camelyon16, folder) into the schema")
     fsub = g.add_subparsers(dest="format", required=True, metavar="FORMAT")
     common = argparse.ArgumentParser(add_help=False)
@@ -105,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.set_defaults(fn=commands.cmd_ingest)
 
+
+def _add_train(groups: Any) -> None:
+    """`pixelcam train ...`."""
     t = groups.add_parser("train", help="train a baseline WSOL model or PixelCAM on Ray Train")
     tsub = t.add_subparsers(dest="kind", required=True, metavar="KIND")
     tcommon = argparse.ArgumentParser(add_help=False)
@@ -132,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.set_defaults(fn=commands.cmd_train)
 
+
+def _add_study(groups: Any) -> None:
+    """`pixelcam study ...`."""
     st = groups.add_parser("study", help="tune, select and evaluate models over source->target pairings")
     ssub = st.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     r = ssub.add_parser("run", help="run a study spec (YAML, see studies/)")
@@ -150,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--verbose", action="store_true", help="also show Ray's own output (workers, Tune, Data)")
     r.set_defaults(fn=commands.cmd_study)
 
+
+def _add_dashboard(groups: Any) -> None:
+    """`pixelcam dashboard ...`."""
     d = groups.add_parser("dashboard", help="a study's self-contained HTML dashboard, built from MLflow")
     d.add_argument(
         "study", nargs="?", help="study directory (studies-runs/NAME) or the study's MLflow parent run id"
@@ -159,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-mlflow", action="store_true", help="do not log the figures to the parent run")
     d.set_defaults(fn=commands.cmd_dashboard)
 
+
+def _add_evaluate(groups: Any) -> None:
+    """`pixelcam evaluate ...`."""
     e = groups.add_parser("evaluate", help="PxAP, CL and TP*/FN*/TN*/FP* of a checkpoint on test splits")
     e.add_argument("--checkpoint", required=True, help="checkpoint dir or run dir (its selected checkpoint)")
     e.add_argument("--data", required=True, help="dataset directory")
@@ -172,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
     e.set_defaults(fn=commands.cmd_evaluate)
 
+
+def _add_stain_sweep(groups: Any) -> None:
+    """`pixelcam stain-sweep ...`."""
     sw = groups.add_parser(
         "stain-sweep", help="PxAP and CL of a checkpoint under stain-shift levels 0..L (paper Fig. 4/5)"
     )
@@ -195,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--json", help="also write the report as JSON here")
     sw.set_defaults(fn=commands.cmd_stain_sweep)
 
+
+def _add_predict(groups: Any) -> None:
+    """`pixelcam predict ...`."""
     pr = groups.add_parser(
         "predict", help="apply a trained model to whole-slide images: tiled heatmaps on Ray Data"
     )
@@ -247,7 +283,6 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--overwrite", action="store_true", help="replace a slide's existing output directory")
     pr.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run of kind inference")
     pr.set_defaults(fn=slide_commands.cmd_predict)
-    return p
 
 
 def _int(text: str, minimum: int) -> int:

@@ -95,6 +95,8 @@ def client(uri: str | None = None):
 def ensure_experiment(name: str, uri: str | None = None) -> str:
     """Experiment id of `name`, created when missing (SQLite: artifacts in `mlartifacts/` beside the DB) and
     marked as a model-training experiment so that MLflow's UI opens it on the runs table."""
+    from mlflow.exceptions import MlflowException
+
     uri = uri or tracking_uri()
     c = client(uri)
     exp = c.get_experiment_by_name(name)
@@ -106,14 +108,14 @@ def ensure_experiment(name: str, uri: str | None = None) -> str:
             return c.create_experiment(
                 name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
             )
-        except Exception:  # created concurrently by another process (two jobs of one study at once)
+        except MlflowException:  # created concurrently by another process (two jobs of one study at once)
             exp = c.get_experiment_by_name(name)
             if exp is None:
                 raise
     if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # an experiment made before the tag existed
         try:
             c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-        except Exception:  # set concurrently: SQL stores insert, so the second writer gets a UNIQUE error
+        except MlflowException:  # set concurrently: SQL stores insert, the second writer gets a UNIQUE error
             if c.get_experiment(exp.experiment_id).tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
                 raise
     return exp.experiment_id
@@ -236,8 +238,10 @@ class RunLogger:
 
 def checkpoint_of_run(run_id: str, uri: str | None = None) -> str | None:
     """The checkpoint path recorded on an MLflow run (tag `pixelcam.checkpoint`), or None."""
+    from mlflow.exceptions import MlflowException
+
     try:
         run = client(uri).get_run(run_id)
-    except Exception:
+    except MlflowException:  # no such run (or not a run id at all)
         return None
     return run.data.tags.get(CHECKPOINT_TAG)

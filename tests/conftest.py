@@ -1,12 +1,15 @@
 """Shared fixtures: a small synthetic dataset generated once per test session, the same dataset on an S3
-protocol server on loopback, and the tiny study (stored on that server) the e2e study tests read."""
+protocol server on loopback, models trained once per session for the tests that need a trained model, and
+the tiny study (stored on that server) the e2e study and dashboard tests read."""
 
 from __future__ import annotations
 
 import logging
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +30,51 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "ds"
     generate_synthetic(out, SynthConfig(per_class=12, size=64, seed=3), workers=1)
     return out
+
+
+@dataclass
+class TrainedModels:
+    """Models trained once per test session (in-process runs on a real Ray Data input, no MLflow) on a
+    synth-colon dataset of 100 images per class at 64 px: a U-Net (with masks) and a CAM baseline."""
+
+    data: Path
+    unet: Any  # TrainResult
+    cam: Any
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModels:
+    """The session's trained U-Net and CAM baseline (about 35 s): for every test that needs *a* trained
+    model rather than a training run of its own."""
+    import ray
+
+    from pixelcam.config import TrainConfig
+    from pixelcam.train.runner import train
+
+    root = tmp_path_factory.mktemp("trained")
+    data = root / "ds"
+    generate_synthetic(data, SynthConfig(domains=["synth-colon"], per_class=100, size=64, seed=5), workers=1)
+    runs = {}
+    try:
+        for method in ("unet", "cam"):
+            cfg = TrainConfig(
+                method=method,
+                backbone="resnet10t",
+                data=str(data),
+                source="synth-colon",
+                resize=64,
+                crop=64,
+                epochs=6,
+                batch_size=16,
+                lr=0.02,
+                num_workers=1,
+                storage=str(root / "runs"),
+                name=method,
+            )
+            runs[method] = train(cfg, mlflow=False)
+    finally:
+        ray.shutdown()  # later tests start their own Ray in this process
+    return TrainedModels(data, runs["unet"], runs["cam"])
 
 
 @pytest.fixture(scope="session")

@@ -146,6 +146,14 @@ class DatasetWriter:
         for w in self._writers.values():
             w.close()
         self._writers.clear()
+        self._check_splits()
+        assert self._tmp is not None
+        domains = {domain: self._domain_manifest(domain) for domain in self._class_names}
+        manifest = {"schema_version": SCHEMA_VERSION, "hash": manifest_hash(domains), "domains": domains}
+        (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+    def _check_splits(self) -> None:
+        """Every required split has images, and valpx and test have pixel-level masks."""
         if not self._class_names:
             raise DatasetError(f"{self.out}: no domain was written")
         for domain, per_split in self._counts.items():
@@ -157,24 +165,22 @@ class DatasetWriter:
             for split in ("valpx", "test"):
                 if split in self.required_splits and self._masked[domain][split] == 0:
                     raise DatasetError(f"domain {domain!r}: split {split!r} has no pixel-level masks")
+
+    def _domain_manifest(self, domain: str) -> dict:
         assert self._tmp is not None
-        domains = {}
-        for domain, names in self._class_names.items():
-            files = {}
-            for split in SPLITS:
-                rel = f"{split}/{domain}.parquet"
-                if (self._tmp / rel).exists():
-                    files[rel] = file_sha256(self._tmp / rel)
-            domains[domain] = {
-                "class_names": names,
-                "roi_classes": self._roi[domain],
-                "content_sha256": content_digest(self._content[domain]),
-                "counts": self._counts[domain],
-                "masked": self._masked[domain],
-                "files": files,
-            }
-        manifest = {"schema_version": SCHEMA_VERSION, "hash": manifest_hash(domains), "domains": domains}
-        (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        files = {}
+        for split in SPLITS:
+            rel = f"{split}/{domain}.parquet"
+            if (self._tmp / rel).exists():
+                files[rel] = file_sha256(self._tmp / rel)
+        return {
+            "class_names": self._class_names[domain],
+            "roi_classes": self._roi[domain],
+            "content_sha256": content_digest(self._content[domain]),
+            "counts": self._counts[domain],
+            "masked": self._masked[domain],
+            "files": files,
+        }
 
     def _install(self) -> None:
         assert self._tmp is not None

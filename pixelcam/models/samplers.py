@@ -51,6 +51,11 @@ class _Sampler(ABC):
         self.seed = seed
         self._gen: torch.Generator | None = None
 
+    def reseed(self, seed: int) -> None:
+        """Restart the draws from `seed` (a fresh generator on the next call)."""
+        self.seed = seed
+        self._gen = None
+
     def _generator(self, device: torch.device) -> torch.Generator:
         if self._gen is None or self._gen.device != device:
             self._gen = torch.Generator(device=device).manual_seed(self.seed)

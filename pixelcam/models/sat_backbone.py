@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pixelcam.adapters.timm import vit_tokens
 from pixelcam.models.timm_backbone import Backbone
 
 
@@ -60,7 +61,7 @@ class SATBackbone(Backbone):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
         b = x.shape[0]
-        t = m.norm_pre(m.patch_drop(m._pos_embed(m.patch_embed(x))))
+        t = vit_tokens(m, x)
         t = torch.cat([t, (self.loc_token + self.loc_embed).expand(b, -1, -1)], 1)
         masks = []
         for i, blk in enumerate(m.blocks):

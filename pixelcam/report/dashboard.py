@@ -33,6 +33,11 @@ def _over_seeds(rec: StudyRecords, e, metric: str, target: str) -> object:
 
 def build_sections(rec: StudyRecords) -> list[Section]:
     """Every section of the dashboard, in page order (a section without data says so)."""
+    return [build(rec) for build in SECTION_BUILDERS]
+
+
+def _ood_section(rec: StudyRecords) -> Section:
+    """The OOD matrix: heat maps, the table over seeds, near-chance warnings."""
     ood = Section(
         "ood",
         "OOD matrix: PxAP and CL",
@@ -74,7 +79,11 @@ def build_sections(rec: StudyRecords) -> list[Section]:
                     ["loss"] * len(warnings),
                 ),
             )
+    return ood
 
+
+def _paired_section(rec: StudyRecords) -> Section:
+    """Baseline vs PixelCAM: per-image PxAP bars and paired t-tests."""
     tests = plots.paired_tests(rec)
     bars = Section(
         "pixelcam-vs-baseline",
@@ -126,7 +135,11 @@ def build_sections(rec: StudyRecords) -> list[Section]:
             )
         )
     bars.empty = "the study has no baseline with a PixelCAM variant"
+    return bars
 
+
+def _stain_section(rec: StudyRecords) -> Section:
+    """PxAP and CL against the stain-shift level."""
     stain = Section(
         "stain-shift",
         "Staining robustness",
@@ -149,7 +162,11 @@ def build_sections(rec: StudyRecords) -> list[Section]:
             )
         )
     stain.empty = "no stain_shift section in this study's spec"
+    return stain
 
+
+def _hyper_section(rec: StudyRecords) -> Section:
+    """PixelCAM trials' valpx PxAP against lambda and n."""
     hyper = Section(
         "hyperparameters",
         "Hyperparameters: lambda and n",
@@ -160,7 +177,11 @@ def build_sections(rec: StudyRecords) -> list[Section]:
     if png:
         hyper.images.append(("valpx PxAP against lambda and n", png))
     hyper.empty = "no PixelCAM trial searched lambda or n"
+    return hyper
 
+
+def _history_section(rec: StudyRecords) -> Section:
+    """Each Tune experiment's trials in launch order."""
     hist = Section(
         "optuna-history",
         "Optuna optimisation history",
@@ -189,7 +210,11 @@ def build_sections(rec: StudyRecords) -> list[Section]:
                 ],
             )
         )
+    return hist
 
+
+def _gallery_section(rec: StudyRecords) -> Section:
+    """Maps of the first test images of each class."""
     gallery = Section(
         "cam-gallery",
         "CAM gallery",
@@ -201,7 +226,11 @@ def build_sections(rec: StudyRecords) -> list[Section]:
             png = plots.cam_gallery(rec, src, tgt)
             if png:
                 gallery.images.append((f"CAM gallery {src} -> {tgt}", png))
+    return gallery
 
+
+def _separability_section(rec: StudyRecords) -> Section:
+    """Per-image FG/BG separability J histograms."""
     sep = Section(
         "separability",
         "FG/BG separability (J)",
@@ -211,7 +240,18 @@ def build_sections(rec: StudyRecords) -> list[Section]:
     png = plots.separability_hist(rec)
     if png:
         sep.images.append(("separability histograms baseline vs PixelCAM", png))
-    return [ood, bars, stain, hyper, hist, gallery, sep]
+    return sep
+
+
+SECTION_BUILDERS = (
+    _ood_section,
+    _paired_section,
+    _stain_section,
+    _hyper_section,
+    _history_section,
+    _gallery_section,
+    _separability_section,
+)
 
 
 def build_dashboard(

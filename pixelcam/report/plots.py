@@ -78,39 +78,45 @@ def paired_tests(rec: StudyRecords) -> list[dict[str, Any]]:
         for base in rec.methods:
             bs = rec.seed_evaluations(base, src)
             for label in rec.labels():
-                if not label.startswith(f"pixelcam-{base}"):
-                    continue
-                ps = rec.seed_evaluations(label, src)
-                if not bs or not ps:
-                    continue
-                for tgt in rec.targets:
-                    row: dict[str, Any] = {
-                        "source": src,
-                        "target": tgt,
-                        "baseline": base,
-                        "pixelcam": label,
-                        "seeds": min(len(bs), len(ps)),
-                    }
-                    for side, model in (("baseline", base), ("pixelcam", label)):
-                        ci = rec.over_seeds(model, src, "pxap", tgt)
-                        row[f"{side}_pxap"] = ci.mean if ci else None
-                        row[f"{side}_pxap_ci"] = ci.half_width if ci else None
-                    a, b = _seed_mean_images(bs, tgt), _seed_mean_images(ps, tgt)
-                    if a is not None and b is not None and a[0] == b[0]:
-                        xa, xb = a[1], b[1]
-                        both = ~(np.isnan(xa) | np.isnan(xb))
-                        if both.any():
-                            row.update(
-                                baseline_image_pxap=float(xa[both].mean()),
-                                pixelcam_image_pxap=float(xb[both].mean()),
-                            )
-                        try:
-                            t = paired_ttest(xa, xb)
-                            row.update(t=t.t, p=t.p, n=t.n, mean_diff=t.mean_diff)
-                        except ValueError:
-                            pass  # fewer than 2 images with both FG and BG
-                    row["verdict"] = verdict(row)
-                    out.append(row)
+                ps = rec.seed_evaluations(label, src) if label.startswith(f"pixelcam-{base}") else []
+                if bs and ps:
+                    out += [_paired_row(rec, src, tgt, base, label, bs, ps) for tgt in rec.targets]
+    return out
+
+
+def _paired_row(
+    rec: StudyRecords, src: str, tgt: str, base: str, label: str, bs: list, ps: list
+) -> dict[str, Any]:
+    """One pairing's row of `paired_tests`."""
+    row: dict[str, Any] = {
+        "source": src,
+        "target": tgt,
+        "baseline": base,
+        "pixelcam": label,
+        "seeds": min(len(bs), len(ps)),
+    }
+    for side, model in (("baseline", base), ("pixelcam", label)):
+        ci = rec.over_seeds(model, src, "pxap", tgt)
+        row[f"{side}_pxap"] = ci.mean if ci else None
+        row[f"{side}_pxap_ci"] = ci.half_width if ci else None
+    a, b = _seed_mean_images(bs, tgt), _seed_mean_images(ps, tgt)
+    if a is not None and b is not None and a[0] == b[0]:
+        row.update(_per_image_test(a[1], b[1]))
+    row["verdict"] = verdict(row)
+    return row
+
+
+def _per_image_test(xa: np.ndarray, xb: np.ndarray) -> dict[str, float]:
+    """Mean per-image PxAP of both over images where both are defined, and the paired t-test."""
+    out: dict[str, float] = {}
+    both = ~(np.isnan(xa) | np.isnan(xb))
+    if both.any():
+        out.update(baseline_image_pxap=float(xa[both].mean()), pixelcam_image_pxap=float(xb[both].mean()))
+    try:
+        t = paired_ttest(xa, xb)
+        out.update(t=t.t, p=t.p, n=t.n, mean_diff=t.mean_diff)
+    except ValueError:
+        pass  # fewer than 2 images with both FG and BG
     return out
 
 

@@ -108,14 +108,20 @@ def _artifact_json(store: Any, run_id: str, path: str, tmp: Path) -> Any:
     return json.loads(Path(store.download_artifacts(run_id, path, str(tmp))).read_text())
 
 
-def load_records(study: str | Location, uri: str | None = None) -> StudyRecords:
-    """Everything the dashboard shows, read from the study's MLflow parent run and its children."""
+def _artifact_or(store: Any, run_id: str, path: str, tmp: Path, default: Any) -> Any:
+    """An artifact's JSON, or `default` when the run has none (a run recorded before it was logged)."""
     from mlflow.exceptions import MlflowException
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file otherwise
-    uri = uri or tracking_uri()
-    store = client(uri)
-    parent_id = parent_run_of(study)
+    try:
+        return _artifact_json(store, run_id, path, tmp)
+    except (MlflowException, OSError):
+        return default
+
+
+def _parent_run(store: Any, parent_id: str, uri: str) -> Any:
+    """The study's parent run; ReportError when it is missing or not a study's."""
+    from mlflow.exceptions import MlflowException
+
     try:
         parent = store.get_run(parent_id)
     except MlflowException as exc:
@@ -124,70 +130,81 @@ def load_records(study: str | Location, uri: str | None = None) -> StudyRecords:
         raise ReportError(
             f"MLflow run {parent_id} is not a study's parent run (tag kind={parent.data.tags.get('kind')})"
         )
-    children = child_runs(parent_id, uri)
+    return parent
+
+
+def _evaluation(store: Any, run: Any, tmp: Path) -> Evaluation:
+    """An evaluation run: PxAP and CL per target, its per-image details and gallery."""
+    tags, rid = run.data.tags, run.info.run_id
+    by_metric: dict[str, dict[str, float]] = {"pxap": {}, "cl": {}}
+    for k, v in run.data.metrics.items():
+        name = parse_pair_metric(k, ("pxap", "cl"))
+        if name is not None:
+            by_metric[name.metric][name.target] = v
+    ev = Evaluation(tags["method"], tags["source"], rid, by_metric["pxap"], by_metric["cl"])
+    ev.seed = int(tags["seed"]) if "seed" in tags else None
+    ev.valcl_cl = run.data.metrics.get("selected_valcl_cl")
+    ev.chance_cl = run.data.metrics.get("chance_cl")
+    for tgt in ev.pxap:
+        raw = _artifact_or(store, rid, f"details/{tgt}.json", tmp, None)
+        if raw is None:  # an evaluation from before details were recorded: no bars/gallery for it
+            continue
+        ev.details[tgt] = ImageDetails.from_json(raw)
+        npz = store.download_artifacts(rid, f"gallery/{tgt}.npz", str(tmp))
+        ev.gallery[tgt] = Gallery.from_bytes(Path(npz).read_bytes())
+    return ev
+
+
+def _trial(store: Any, run: Any) -> Trial | None:
+    """A trial run with its searched parameters and best valpx PxAP (None before its first epoch)."""
+    tags, rid = run.data.tags, run.info.run_id
+    hist = store.get_metric_history(rid, "valpx_pxap")
+    if not hist:
+        return None
+    names = SHARED_PARAMS + method_class(tags["method"]).train_params
+    params = {k: _number_or_text(run.data.params[k]) for k in names if k in run.data.params}
+    return Trial(
+        key=tags.get("experiment_key", ""),
+        method=tags.get("method_label", tags.get("method", "")),
+        source=tags.get("source", ""),
+        trial_id=tags.get("trial_id", rid[:8]),
+        params=params,
+        score=max(m.value for m in hist),
+        epochs=len({m.step for m in hist}),
+        start_time=run.info.start_time,
+        status=run.info.status,
+    )
+
+
+def _number_or_text(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def load_records(study: str | Location, uri: str | None = None) -> StudyRecords:
+    """Everything the dashboard shows, read from the study's MLflow parent run and its children."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file otherwise
+    uri = uri or tracking_uri()
+    store = client(uri)
+    parent_id = parent_run_of(study)
+    parent = _parent_run(store, parent_id, uri)
     params = parent.data.params
     sources = params.get("sources", "").split(",")
     all_labels = params.get("methods", "").split(",")
     baselines = [m for m in all_labels if m in list_methods(kind="baseline")]
-    evaluations, trials, stain, targets = [], [], [], []
+    evaluations, trials, stain = [], [], []
     with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        for run in children:
-            tags, rid = run.data.tags, run.info.run_id
-            kind = tags.get("kind")
+        for run in child_runs(parent_id, uri):
+            kind = run.data.tags.get("kind")
             if kind == RunKind.EVALUATION:
-                by_metric: dict[str, dict[str, float]] = {"pxap": {}, "cl": {}}
-                for k, v in run.data.metrics.items():
-                    name = parse_pair_metric(k, ("pxap", "cl"))
-                    if name is not None:
-                        by_metric[name.metric][name.target] = v
-                pxap, cl = by_metric["pxap"], by_metric["cl"]
-                ev = Evaluation(tags["method"], tags["source"], rid, pxap, cl)
-                ev.seed = int(tags["seed"]) if "seed" in tags else None
-                ev.valcl_cl = run.data.metrics.get("selected_valcl_cl")
-                ev.chance_cl = run.data.metrics.get("chance_cl")
-                for tgt in pxap:
-                    targets.append(tgt)
-                    try:
-                        raw = _artifact_json(store, rid, f"details/{tgt}.json", tmp)
-                        ev.details[tgt] = ImageDetails.from_json(raw)
-                        npz = store.download_artifacts(rid, f"gallery/{tgt}.npz", str(tmp))
-                        ev.gallery[tgt] = Gallery.from_bytes(Path(npz).read_bytes())
-                    except (MlflowException, OSError):
-                        pass  # an evaluation from before details were recorded: no bars/gallery for it
-                evaluations.append(ev)
+                evaluations.append(_evaluation(store, run, Path(tmpdir)))
             elif kind == RunKind.TRIAL:
-                hist = store.get_metric_history(rid, "valpx_pxap")
-                if not hist:
-                    continue
-                p = {}
-                label = tags.get("method_label", tags.get("method", ""))
-                names = SHARED_PARAMS + method_class(tags["method"]).train_params
-                for k in names:
-                    if k in run.data.params:
-                        v = run.data.params[k]
-                        try:
-                            p[k] = float(v)
-                        except ValueError:
-                            p[k] = v
-                trials.append(
-                    Trial(
-                        key=tags.get("experiment_key", ""),
-                        method=label,
-                        source=tags.get("source", ""),
-                        trial_id=tags.get("trial_id", rid[:8]),
-                        params=p,
-                        score=max(m.value for m in hist),
-                        epochs=len({m.step for m in hist}),
-                        start_time=run.info.start_time,
-                        status=run.info.status,
-                    )
-                )
+                trials += [t for t in [_trial(store, run)] if t is not None]
             elif kind == RunKind.STAIN_SWEEP:
-                try:
-                    stain.extend(_artifact_json(store, rid, "stain_sweep.json", tmp))
-                except (MlflowException, OSError):
-                    pass
+                stain += _artifact_or(store, run.info.run_id, "stain_sweep.json", Path(tmpdir), [])
+    targets = [t for e in evaluations for t in e.pxap]
     order = {label: i for i, label in enumerate(all_labels)}
     evaluations.sort(
         key=lambda e: (sources.index(e.source) if e.source in sources else 99, order.get(e.method, 99))

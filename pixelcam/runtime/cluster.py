@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import math
 import os
-import signal
-import threading
 
+from pixelcam.adapters import ray as ray_adapter
 from pixelcam.config import TrainConfig
 from pixelcam.errors import TrainError
 
-QUIET_NOTES = (
-    "ray._private.authentication.authentication_token_setup",
-    "ray.data._internal.progress",
-    "mlflow.store.db.utils",  # "Creating initial MLflow database tables..." when a new local store is made
-)
+QUIET_NOTES = ("mlflow.store.db.utils",)  # "Creating initial MLflow database tables..." (a new local store)
 QUIET_TRACEBACKS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
 CPU_FOR_DATA = 1.0  # CPUs left to Ray Data's decode tasks when workers are sized automatically
 
@@ -26,8 +21,7 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
     `quiet`: worker and system-process output stays in Ray's session logs instead of the console (a study
     prints its own progress from Tune results); Tune's and Ray Data's INFO notes are silenced. Returns the
     session's log directory when this call started or joined Ray, else None."""
-    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")  # otherwise each worker print shows twice
-    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    ray_adapter.set_env(quiet)
     import ray
     from ray.data import DataContext
 
@@ -35,11 +29,12 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
     if quiet:
         import logging
 
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Tune then prints nothing itself
         for name in ("ray.tune", "ray.train", "ray.data", "ray.air"):
             logging.getLogger(name).setLevel(logging.WARNING)
         # notes, not problems: the local cluster's token auth being on by default (it stays on), Ray Data's
         # progress bars being off (we print our own progress), a new local MLflow store's schema set-up
+        ray_adapter.quiet_notes()
+        ray_adapter.hide_raylet_messages()  # the raylet warns on the console whatever log_to_driver says
         for name in QUIET_NOTES:
             logging.getLogger(name).setLevel(logging.ERROR)
         # a failed trial's traceback: the study prints one line per failure or retry, and Tune keeps the
@@ -48,24 +43,20 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return None
-    # Ray's core worker installs a failure handler for SIGTERM that dumps a stack trace and aborts (exit
-    # 134); the CLI's own handler (one line, exit 143, nothing half-written kept) is put back after init.
-    ours = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
-    if os.environ.get("RAY_ADDRESS"):
-        info = ray.init(log_to_driver=not quiet)
-    else:
-        # Ray 2.60 binds its gRPC servers (GCS, raylet, workers, agents) to all interfaces and resolves a
-        # loopback node IP back to the network address: the local cluster's guard is Ray's token
-        # authentication (on by default), not its binding (README "Running on a Ray cluster").
-        info = ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            configure_logging=True,
-            logging_level="WARNING",
-            log_to_driver=not quiet,
-        )
-    if callable(ours):
-        signal.signal(signal.SIGTERM, ours)
+    with ray_adapter.keep_sigterm_handler():  # ours: one line, exit 143, nothing half-written kept
+        if os.environ.get("RAY_ADDRESS"):
+            info = ray.init(log_to_driver=not quiet)
+        else:
+            # Ray 2.60 binds its gRPC servers (GCS, raylet, workers, agents) to all interfaces and resolves a
+            # loopback node IP back to the network address: the local cluster's guard is Ray's token
+            # authentication (on by default), not its binding (README "Running on a Ray cluster").
+            info = ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                configure_logging=True,
+                logging_level="WARNING",
+                log_to_driver=not quiet,
+            )
     session = getattr(info, "address_info", {}).get("session_dir")
     return os.path.join(session, "logs") if session else None
 

@@ -83,8 +83,7 @@ class PseudoLabeler:
 
     def reseed(self, seed: int) -> None:
         """Restart the draws from `seed` (one seed per rank and epoch keeps resumed runs identical)."""
-        self.sampler.seed = seed
-        self.sampler._gen = None
+        self.sampler.reseed(seed)
 
     def grid(self, images: torch.Tensor, feature_grid: tuple[int, int]) -> tuple[int, int]:
         """The (h, w) seeds are drawn on for these images and this feature grid."""

@@ -58,10 +58,7 @@ class Location:
     __slots__ = ("uri", "_scheme", "_path")
 
     def __init__(self, ref: str | os.PathLike | Location) -> None:
-        if isinstance(ref, Location):
-            self.uri, self._scheme, self._path = ref.uri, ref._scheme, ref._path
-            return
-        text = os.fspath(ref)
+        text = ref.uri if isinstance(ref, Location) else os.fspath(ref)
         if is_uri(text):
             scheme, _, rest = text.partition("://")
             parts = [p for p in rest.split("/") if p]
@@ -154,9 +151,10 @@ class Location:
 
     def relative_to(self, other: Location) -> str:
         """This location's path below `other` (StorageError when it is not below it)."""
-        if self._scheme != other._scheme or not self._path.startswith(other._path.rstrip("/") + "/"):
+        base = other.uri.rstrip("/") + "/"
+        if not self.uri.startswith(base):
             raise StorageError(f"{self.uri} is not inside {other.uri}")
-        return self._path[len(other._path.rstrip("/")) + 1 :]
+        return self.uri[len(base) :]
 
     # -- queries -------------------------------------------------------------------------------------
     def _info(self) -> pafs.FileInfo:
@@ -205,7 +203,7 @@ class Location:
             return
         self.fs  # noqa: B018 - opens the filesystem: an unknown scheme is named with this location
         bucket = self._with_path(self._path.split("/", 1)[0])
-        if bucket._info().type == pafs.FileType.NotFound:
+        if not bucket.exists():
             raise StorageError(f"{self.uri}: bucket {bucket.name!r} not found")
 
     # -- reading -------------------------------------------------------------------------------------

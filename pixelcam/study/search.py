@@ -42,16 +42,19 @@ def make_searcher(dims: dict[str, Range | Choice], seed: int):
     return OptunaSearch(space=space_fn(dims), metric=TUNE_METRIC, mode="max", seed=seed)
 
 
+def asha_settings(budget: Budget) -> dict[str, Any]:
+    """ASHA's settings for a study budget: epochs are the time unit (one Tune result per epoch)."""
+    return {
+        "time_attr": "training_iteration",
+        "max_t": budget.epochs,
+        "grace_period": budget.grace_period,
+        "reduction_factor": budget.reduction_factor,
+        "stop_last_trials": False,  # trials reaching max_t end by themselves (no killed Train controller)
+    }
+
+
 def make_scheduler(budget: Budget, early_stopping: bool = True):
-    """ASHA over epochs (one Tune result per epoch), or FIFO when early stopping is off."""
+    """ASHA over epochs, or FIFO when early stopping is off."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    if not early_stopping:
-        return FIFOScheduler()
-    return ASHAScheduler(
-        time_attr="training_iteration",
-        max_t=budget.epochs,
-        grace_period=budget.grace_period,
-        reduction_factor=budget.reduction_factor,
-        stop_last_trials=False,  # trials reaching max_t end by themselves (no killed Train controller)
-    )
+    return ASHAScheduler(**asha_settings(budget)) if early_stopping else FIFOScheduler()

@@ -225,6 +225,16 @@ class StudySpec(ConfigModel):
     def check(self, where: str) -> StudySpec:
         """What depends on TrainConfig: the fixed `train` fields, the searchable keys, every search range at
         both ends and every ablation value, each as the trial configs that will use them."""
+        self._check_fixed_keys(where)
+        methods = list(self.methods) + (["pixelcam"] if self.pixelcam else [])
+        configs = {m: self.base_config(m, self.sources[0]) for m in methods}
+        self._check_method_sections(where)
+        self._check_search_ends(where, methods, configs)
+        self._check_ablation(where, configs.get("pixelcam", configs[methods[0]]))
+        return self
+
+    def _check_fixed_keys(self, where: str) -> None:
+        """`train` holds valid TrainConfig fields the study does not set itself; `search` searchable ones."""
         for key in NOT_SEARCHABLE + ("experiment",):
             if key in self.train:
                 raise ConfigError(
@@ -234,8 +244,9 @@ class StudySpec(ConfigModel):
         for key in self.search:
             if key not in TrainConfig.model_fields or key in NOT_SEARCHABLE:
                 raise ConfigError(f"{where}: search.{key}: not a searchable TrainConfig field")
-        methods = list(self.methods) + (["pixelcam"] if self.pixelcam else [])
-        configs = {m: self.base_config(m, self.sources[0]) for m in methods}
+
+    def _check_method_sections(self, where: str) -> None:
+        """`backbones` and `method_train` name the study's methods; `method_train` sets no study field."""
         for section in ("backbones", "method_train"):
             for m in getattr(self, section):
                 if m not in self.methods:
@@ -247,6 +258,9 @@ class StudySpec(ConfigModel):
                 if key in NOT_SEARCHABLE + ("experiment",):
                     raise ConfigError(f"{where}: method_train.{m}.{key}: is set by the study itself")
             self.base_config(m, self.sources[0])
+
+    def _check_search_ends(self, where: str, methods: list[str], configs: dict[str, TrainConfig]) -> None:
+        """Both ends of every search dimension are valid in the trial configs that will take them."""
         for key, dim in self.search.items():
             users = ["pixelcam"] if key in pixelcam_params() else methods
             for value in dim.ends():
@@ -257,18 +271,21 @@ class StudySpec(ConfigModel):
                         raise ConfigError(
                             f"{where}: search.{key}: {value!r} is not a valid {key} ({_reason(exc, key)})"
                         ) from None
-        if self.ablation is not None:
-            ab = self.ablation
-            if ab.field in self.search:
-                raise ConfigError(
-                    f"{where}: ablation.field: {ab.field!r} is also in search: an ablated field is fixed"
-                )
-            for v in ab.values:
-                try:
-                    configs.get("pixelcam", configs[methods[0]]).replace("value", **{ab.field: v})
-                except ConfigError as exc:
-                    raise ConfigError(f"{where}: ablation.values[{v!r}]: {_reason(exc, ab.field)}") from None
-        return self
+
+    def _check_ablation(self, where: str, config: TrainConfig) -> None:
+        """An ablated field is fixed (not searched) and each of its values is valid."""
+        if self.ablation is None:
+            return
+        ab = self.ablation
+        if ab.field in self.search:
+            raise ConfigError(
+                f"{where}: ablation.field: {ab.field!r} is also in search: an ablated field is fixed"
+            )
+        for v in ab.values:
+            try:
+                config.replace("value", **{ab.field: v})
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: ablation.values[{v!r}]: {_reason(exc, ab.field)}") from None
 
 
 def _reason(exc: ConfigError, key: str) -> str:

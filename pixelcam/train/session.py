@@ -130,5 +130,5 @@ def _in_tune() -> bool:
         with warnings.catch_warnings():  # outside a trial Ray warns that there is no trial id, then says None
             warnings.simplefilter("ignore")
             return ray.tune.get_context().get_trial_id() is not None
-    except Exception:  # not inside a Tune trial (or no Tune session at all)
+    except (ImportError, RuntimeError, AttributeError):  # not inside a Tune trial (or no Tune session)
         return False

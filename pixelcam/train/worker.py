@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from pixelcam.adapters import ray as ray_adapter
 from pixelcam.config import SELECTION_METRICS, TrainConfig
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.precision import Precision
@@ -66,7 +67,7 @@ def train_loop_per_worker(payload: RunPayload | dict[str, RunPayload], session: 
         payload = payload["payload"]
     startup = {"workers": payload.since_start()}  # seconds since train() began
     if session is None:
-        quiet_ray_train_logs()
+        ray_adapter.quiet_train_report_logs()
         session = RayTrainSession()
     loop = EpochLoop(payload, session, startup)
     for epoch in range(loop.start_epoch, loop.cfg.epochs):
@@ -300,17 +301,6 @@ class EpochLoop:
             f"(input wait {100 * input_wait:.0f}%, {world} worker{'s' if world > 1 else ''}){flag}",
             flush=True,
         )
-
-
-def quiet_ray_train_logs() -> None:
-    """Ray Train logs every report at INFO on a logger named after its file (LoggingConfig misses it)."""
-    import logging
-
-    try:
-        from ray.train.v2._internal.execution import context
-    except ImportError:  # pragma: no cover - internal module moved
-        return
-    logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 def _overlays(model: WSOLModel, ds, cfg: TrainConfig, num: Precision):

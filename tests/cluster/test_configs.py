@@ -18,10 +18,17 @@ SECRET_WORDS = re.compile(
 
 
 def test_aws_launcher_config_validates_against_rays_schema():
-    from ray.autoscaler._private.util import prepare_config, validate_config
+    import importlib.resources
+    import json
 
+    import jsonschema
+
+    # the schema the cluster launcher validates against, shipped in the ray package
+    schema = json.loads((importlib.resources.files("ray.autoscaler") / "ray-schema.json").read_text())
     raw = yaml.safe_load((CLUSTER / "aws-gpu.yaml").read_text())
-    validate_config(prepare_config(raw))  # raises on a schema error
+    jsonschema.validate(raw, schema)  # raises on a schema error
+    with pytest.raises(jsonschema.ValidationError):  # the check is real
+        jsonschema.validate({**raw, "max_workers": "many"}, schema)
     head = raw["available_node_types"][raw["head_node_type"]]
     assert head["resources"] == {"CPU": 0}  # CPU-only head that runs drivers, never training
     gpu = raw["available_node_types"]["gpu_worker"]

@@ -6,82 +6,28 @@ server; everything started here is stopped by its process group id."""
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.cluster.helpers import (
+    BIN,
+    agent_ports,
+    free_port,
+    listening_hosts,
+    stop_group,
+    token_env,
+    wait_for,
+)
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SPEC = "studies/cluster-smoke.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, what: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.time() + timeout
-    last: Exception | None = None
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"{what}: the process exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if check():
-                return
-        except Exception as exc:  # not up yet
-            last = exc
-        time.sleep(1)
-    tail = log.read_text()[-1500:]
-    raise AssertionError(f"{what} not ready after {timeout:.0f} s ({last!r}):\n{tail}")
-
-
-def listening_hosts(port: int) -> set[str]:
-    return {
-        c.laddr.ip for c in psutil.net_connections("inet") if c.status == "LISTEN" and c.laddr.port == port
-    }
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the process group started for `proc` (ray start --block drains for 30 s on SIGTERM)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=30)
-
-
-def token_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The environment of a test cluster and its clients: the secure default, token authentication with
-    every API call carrying the cluster's token. A token of the test's own (as `ray get-auth-token
-    --generate` makes one), so that a fresh machine needs none in ~/.ray; no RAY_ADDRESS inherited."""
-    token = tmp_path / "auth_token"
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": str(token),
-        **extra,
-    }
-    env.pop("RAY_AUTH_TOKEN", None)
-    env.pop("RAY_ADDRESS", None)
-    return env
 
 
 @pytest.fixture
@@ -95,7 +41,8 @@ def cluster(tmp_path: Path):
         with open(ray_log, "w") as log:
             head = subprocess.Popen(
                 [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=4",
-                 "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats"],
+                 "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats",
+                 *agent_ports()],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         procs.append(head)

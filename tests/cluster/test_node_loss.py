@@ -20,7 +20,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pixelcam.storage import Location
-from tests.cluster.test_local_cluster import BIN, free_port, stop_group, token_env, wait_for
+from tests.cluster.helpers import BIN, agent_ports, free_port, stop_group, token_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
     with open(log, "a") as out:
         return subprocess.Popen(
             [str(BIN / "ray"), "start", "--block", "--disable-usage-stats", "--node-ip-address=127.0.0.1",
-             *args],
+             *agent_ports(), *args],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 

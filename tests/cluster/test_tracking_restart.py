@@ -5,15 +5,17 @@ metrics are in the store exactly once."""
 from __future__ import annotations
 
 import os
+import queue
+import socket
 import subprocess
 import sys
-import time
+import threading
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.test_local_cluster import BIN, free_port, stop_group, wait_for
+from tests.cluster.helpers import BIN, free_port, stop_group, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -49,6 +51,17 @@ def start_server(tmp_path: Path, port: int, log: Path) -> subprocess.Popen:
     return server
 
 
+def refused_a_call(port: int, timeout: float = 120.0) -> None:
+    """Hold the server's port and wait until a client calls it, refusing the call (the server is down)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        s.settimeout(timeout)
+        conn, _ = s.accept()  # socket.timeout: the run never tried to log during the outage
+        conn.close()
+
+
 def test_training_survives_a_tracking_server_restart(tmp_path: Path, synth_dir: Path):
     from mlflow.tracking import MlflowClient
 
@@ -64,33 +77,32 @@ def test_training_survives_a_tracking_server_restart(tmp_path: Path, synth_dir: 
         [sys.executable, "-m", "pixelcam.cli", "train", "baseline", "--config", str(config)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    client = MlflowClient(uri)
-    outage = None
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(x) for x in train.stdout] + [lines.put(None)], daemon=True
+    ).start()
+    seen: list[str] = []
+
+    def until(text: str) -> None:  # the training's own epoch lines: what it did meanwhile
+        while not any(text in x for x in seen):
+            line = lines.get(timeout=300)
+            assert line is not None, "".join(seen)[-3000:]
+            seen.append(line)
+
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline and outage is None:  # the first epoch is in: take the server away
-            assert train.poll() is None, train.stdout.read()[-3000:]
-            runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-            if runs and client.get_metric_history(runs[0].info.run_id, "valpx_pxap"):
-                stop_group(server)
-                outage = time.time()
-            time.sleep(0.5)
-        assert outage is not None, "the run never logged its first epoch"
-        time.sleep(8)  # the next epochs end (and log) while the server is down
+        until(f"epoch 1/{EPOCHS}")  # the first epoch is logged: take the server away
+        stop_group(server)
+        refused_a_call(port)  # the run tried to log the next epoch while the server was down
         server = start_server(tmp_path, port, log)  # same store, same port
-        out, _ = train.communicate(timeout=600)
-        assert train.returncode == 0, out[-3000:]
+        assert train.wait(timeout=600) == 0, "".join(seen)[-3000:]
     finally:
         if train.poll() is None:
             train.kill()
         stop_group(server)
-    # read the store itself: every epoch of every per-epoch metric once, nothing lost or duplicated
-    server = start_server(tmp_path, port, log)
-    try:
-        (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
-        assert run.info.status == "FINISHED"
-        for key in EPOCH_METRICS:
-            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
-            assert steps == list(range(EPOCHS)), (key, steps)
-    finally:
-        stop_group(server)
+    # the store itself: every epoch of every per-epoch metric once, nothing lost or duplicated
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FINISHED"
+    for key in EPOCH_METRICS:
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
+        assert steps == list(range(EPOCHS)), (key, steps)

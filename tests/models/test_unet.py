@@ -1,7 +1,6 @@
 """The U-Net upper bound: smp's Unet on our backbones' weights, the paper's parameter count, its maps, its
 loss by hand, the train masks it learns from, and a real run that localizes far above a WSOL baseline."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,37 +97,12 @@ def test_training_masks_decoded_cropped_and_flipped_with_their_images():
 
 
 @pytest.mark.e2e
-def test_unet_localizes_far_above_a_cam_baseline(tmp_path: Path):
-    """A real in-process run (Ray Data input with masks) on enough images for ~50 SGD steps."""
-    from pixelcam.config import TrainConfig
-    from pixelcam.data.synth import SynthConfig, generate_synthetic
-    from pixelcam.train.runner import train
-
-    data = tmp_path / "ds"
-    generate_synthetic(data, SynthConfig(domains=["synth-colon"], per_class=100, size=64, seed=5), workers=1)
-    import ray
-
-    pxap = {}
-    for method in ("unet", "cam"):
-        cfg = TrainConfig(
-            method=method,
-            backbone="resnet10t",
-            data=str(data),
-            source="synth-colon",
-            resize=64,
-            crop=64,
-            epochs=6,
-            batch_size=16,
-            lr=0.02,
-            num_workers=1,
-            storage=str(tmp_path / "runs"),
-            name=method,
-        )
-        try:
-            res = train(cfg, mlflow=False)
-        finally:
-            ray.shutdown()  # later tests start their own Ray in this process
-        pxap[method] = max(h["valpx_pxap"] for h in res.history)
-        assert len(res.history) == 6
-    # synth-colon's ROI prior is ~40 %: the CAM stays near it, the supervised U-Net does not
+@pytest.mark.xdist_group("trained")
+def test_unet_localizes_far_above_a_cam_baseline(trained):
+    """The session's U-Net and CAM (real in-process runs on Ray Data input with masks, ~50 SGD steps each):
+    synth-colon's ROI prior is ~40 %, the supervised U-Net is far above the CAM."""
+    pxap = {
+        m: max(h["valpx_pxap"] for h in r.history) for m, r in (("unet", trained.unet), ("cam", trained.cam))
+    }
+    assert len(trained.unet.history) == 6
     assert pxap["unet"] > 75 and pxap["unet"] > pxap["cam"] + 25, pxap

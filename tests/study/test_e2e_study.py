@@ -5,6 +5,8 @@ bucket's contents are read back."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -20,7 +22,7 @@ from scipy import stats
 from pixelcam.storage import Location
 from tests.tiny_study import SPEC, TinyStudy, cli
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("tiny-study")]
 
 
 def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
@@ -51,8 +53,10 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     rows = {r["method"]: r for r in matrix["rows"]}
     assert set(rows) == {"cam", "pixelcam-cam"}
     for row in rows.values():
-        assert set(row["pxap"]) == {"synth-colon", "synth-lymph"} and 0 < row["pxap"]["synth-lymph"] <= 100
-    assert (study_dir / "ood.csv").read_text().count("\n") == 5
+        assert set(row["cells"]["pxap"]) == {"synth-colon", "synth-lymph"}
+        assert 0 < row["cells"]["pxap"]["synth-lymph"]["mean"] <= 100
+    csv_rows = list(csv.DictReader(io.StringIO((study_dir / "ood.csv").read_text())))
+    assert len(csv_rows) == 2 * 2 * 3  # 2 models x 2 targets x (seed 0, seed 1, all)
     # seeds [0, 1]: seed 0 is the tuned run; seed 1 retrains cam, then PixelCAM on cam *of seed 1*
     state = (study_dir / "state.json").read_json()
     assert set(state["seeds"]) == {"synth-colon__cam@seed1", "synth-colon__pixelcam-cam@seed1"}
@@ -81,20 +85,36 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
         assert f"{Location(rec['checkpoint']).relative_to(study_dir)}/optim.pt" in stored
     assert pc1["config"]["pseudo_labels_from"] == state["seeds"]["synth-colon__cam@seed1"]["checkpoint"]
     for row in rows.values():
-        assert row["seeds_run"] == [0, 1]
         for t in ("synth-colon", "synth-lymph"):
-            values = row["seeds"]["pxap"][t]
-            assert values[0] == pytest.approx(row["pxap"][t]) and len(values) == 2
-            ref = stats.t.interval(0.95, 1, loc=np.mean(values), scale=stats.sem(values))
-            ci = row["ci"]["pxap"][t]
-            assert ci["mean"] == pytest.approx(np.mean(values)) and ci["n"] == 2
-            assert ci["mean"] + ci["half_width"] == pytest.approx(ref[1])
+            cell = row["cells"]["pxap"][t]
+            values = cell["values"]
+            assert cell["seeds"] == [0, 1] and cell["study_seed_value"] == values[0] and len(values) == 2
+            ref = stats.t.interval(0.95, 1, loc=np.mean(values), scale=stats.sem(values))  # scipy's
+            assert cell["mean"] == pytest.approx(np.mean(values)) and cell["n"] == 2
+            assert cell["mean"] + cell["half_width"] == pytest.approx(ref[1])
+            agg = next(
+                r for r in csv_rows if (r["method"], r["target"], r["seed"]) == (row["method"], t, "all")
+            )  # the CSV's aggregate row holds the same figures
+            assert float(agg["pxap"]) == pytest.approx(cell["mean"], abs=1e-4) and agg["n"] == "2"
+            assert float(agg["pxap_ci95"]) == pytest.approx(cell["half_width"], abs=1e-4)
     assert "± " in out  # the printed OOD table shows mean ± CI
 
     exps = [e.experiment_id for e in client.search_experiments()]
     parents = client.search_runs(exps, "tags.kind = 'study'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0].info.run_id
+    summary = parents[0].data.metrics  # the parent run: mean, CI half-width and n of every cell
+    for method, row in rows.items():
+        for metric in ("pxap", "cl"):
+            for t, cell in row["cells"][metric].items():
+                key = f"{method}__{metric}__synth-colon__to__{t}"
+                assert (
+                    summary[key] == pytest.approx(cell["mean"])
+                    and summary[f"{method}__{metric}_n__synth-colon__to__{t}"] == 2
+                )
+                assert summary[f"{method}__{metric}_ci95__synth-colon__to__{t}"] == pytest.approx(
+                    cell["half_width"]
+                )
     children = client.search_runs(exps, f"tags.mlflow.parentRunId = '{parent}'")
     trials = [r for r in children if r.data.tags.get("kind") == "trial"]
     cam_trials = [r for r in trials if r.data.tags["experiment_key"] == "synth-colon__cam"]
@@ -130,7 +150,9 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     assert set(evals) == {"cam", "pixelcam-cam"}
     for method, run in evals.items():
         m = run.data.metrics
-        assert m["pxap__synth-colon__to__synth-lymph"] == pytest.approx(rows[method]["pxap"]["synth-lymph"])
+        assert m["pxap__synth-colon__to__synth-lymph"] == pytest.approx(
+            rows[method]["cells"]["pxap"]["synth-lymph"]["study_seed_value"]
+        )
         assert "cl__synth-colon__to__synth-colon" in m
     artifacts = {a.path for a in client.list_artifacts(parent)}
     assert {
@@ -154,7 +176,8 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     }
     for rep in sweeps:  # level 0 is the unshifted test split: the OOD matrix's in-domain cell
         assert [r["level"] for r in rep["rows"]] == [0, 1, 2]
-        assert rep["rows"][0]["pxap"] == pytest.approx(rows[rep["label"]]["pxap"]["synth-colon"])
+        own = rows[rep["label"]]["cells"]["pxap"]["synth-colon"]["study_seed_value"]
+        assert rep["rows"][0]["pxap"] == pytest.approx(own)
     stain_runs = {r.data.tags["method"]: r for r in children if r.data.tags.get("kind") == "stain_sweep"}
     assert set(stain_runs) == {"cam", "pixelcam-cam"}
     hist = client.get_metric_history(

@@ -1,6 +1,6 @@
 import optuna
 
-from pixelcam.study.search import make_scheduler, space_fn
+from pixelcam.study.search import asha_settings, make_scheduler, space_fn
 from pixelcam.study.spec import Budget, Choice, Range
 
 
@@ -29,6 +29,10 @@ def test_space_is_picklable_for_tune_checkpoints():
 def test_scheduler_is_asha_over_epochs_or_fifo():
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    s = make_scheduler(Budget(trials=4, epochs=6, grace_period=2))
-    assert isinstance(s, ASHAScheduler) and s._max_t == 6 and s._stop_last_trials is False
+    budget = Budget(trials=4, epochs=6, grace_period=2)
+    assert isinstance(make_scheduler(budget), ASHAScheduler)
+    settings = asha_settings(budget)
+    assert settings["max_t"] == 6 and settings["grace_period"] == 2 and settings["stop_last_trials"] is False
+    assert settings["time_attr"] == "training_iteration"
+    ASHAScheduler(**settings)  # every setting is one of ASHA's public arguments
     assert isinstance(make_scheduler(Budget(), early_stopping=False), FIFOScheduler)

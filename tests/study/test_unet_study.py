@@ -53,8 +53,8 @@ def test_unet_row_in_a_study(tmp_path: Path, synth_dir: Path, s3):
     assert "unet" in text and "pixelcam-unet" not in text
     rows = {(r["method"], r["source"]): r for r in ood["rows"]}
     unet = rows[("unet", "synth-colon")]  # evaluated on the test splits, in-domain and out of domain
-    assert set(unet["pxap"]) == {"synth-colon", "synth-lymph"}
-    assert all(0 <= v <= 100 for v in unet["pxap"].values()) and set(unet["cl"]) == set(unet["pxap"])
+    assert set(unet["cells"]["pxap"]) == {"synth-colon", "synth-lymph"} == set(unet["cells"]["cl"])
+    assert all(0 <= c["mean"] <= 100 for c in unet["cells"]["pxap"].values())
     # (how well it localizes is tested on enough images in tests/models/test_unet.py)
     assert "95.8" in res.stdout  # its published value printed beside ours
     # the console is the study's own: none of Ray's or MLflow's internals

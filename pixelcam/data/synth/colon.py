@@ -39,7 +39,7 @@ def _gland_nuclei(
     return cy + s * u + c * v, cx + c * u - s * v
 
 
-def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.ndarray, np.ndarray]:
+def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.ndarray, np.ndarray]:  # noqa: PLR0915 - rewritten with issue 28
     """(RGB uint8 (S, S, 3), gland mask uint8 (S, S)) of one synthetic colon tile (glands in both classes)."""
     u = size / 128.0
     h = 0.06 + 0.06 * smooth_noise(rng, size, 6 * u)

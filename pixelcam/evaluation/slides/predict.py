@@ -177,7 +177,7 @@ def _stream(
     for batch in batches:
         if not done:  # Ray Data's start-up, the actors' model loading and the first batch
             first_batch_s = time.perf_counter() - start
-        _consume(batch, jobs, class_names, score_class, opts.top_k)
+        consume_batch(batch, jobs, class_names, score_class, opts.top_k)
         done += len(batch["slide"])
         if 10 * done // total > shown:
             shown = 10 * done // total
@@ -186,7 +186,7 @@ def _stream(
     return time.perf_counter() - start, first_batch_s
 
 
-def _consume(
+def consume_batch(
     batch: dict[str, np.ndarray], jobs: list[SlideJob], class_names: list[str], score_class: int, top_k: int
 ) -> None:
     """Stitch one output batch into its slides and keep tile records and the top-k tiles."""

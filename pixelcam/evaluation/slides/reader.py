@@ -72,7 +72,7 @@ def open_slide(path: str | os.PathLike) -> tuple[Any, SlideInfo]:
         slide = opener(path)
         dims = tuple((int(w), int(h)) for w, h in slide.level_dimensions)
         downs = tuple(float(d) for d in slide.level_downsamples)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - TIFF/SVS decoders raise many types; one line names the file
         raise SlideError(f"{path}: not a readable slide ({type(exc).__name__}: {exc})") from None
     if not dims or min(dims[0]) <= 0:
         raise SlideError(f"{path}: not a readable slide (no image data)")
@@ -114,7 +114,7 @@ def read_region(slide: Any, info: SlideInfo, x0: int, y0: int, level: int, size:
     try:
         region = slide.read_region((x0, y0), level, (size, size))
         arr = np.asarray(region)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a corrupt tile: any decoder error, one line naming it
         raise SlideError(
             f"{info.path}: tile at level-0 ({x0}, {y0}), level {level} cannot be read "
             f"({type(exc).__name__}: {exc})"
@@ -142,7 +142,7 @@ def thumbnail(slide: Any, info: SlideInfo, max_size: int = 2048) -> tuple[np.nda
         region = slide.read_region((0, 0), level, (w, h))
         img = Image.fromarray(np.asarray(region)) if not isinstance(region, Image.Image) else region
         img = img.convert("RGB")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a corrupt level: any decoder error, one line naming it
         raise SlideError(
             f"{info.path}: level {level} ({w}x{h} px) cannot be read ({type(exc).__name__}: {exc})"
         ) from None

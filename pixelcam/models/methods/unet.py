@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixelcam.adapters.smp import timm_encoder_model
 from pixelcam.models.backbones import Backbone
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.precision import float32
@@ -55,7 +56,7 @@ class UNet(WSOLModel):
         self.net = smp.Unet(
             encoder_name=f"tu-{backbone.name}", encoder_weights=None, classes=2, aux_params=aux
         )
-        _load_encoder(self.net.encoder.model, backbone.model, backbone.name)
+        _load_encoder(timm_encoder_model(self.net), backbone.model, backbone.name)
         self.stride = int(self.net.encoder.output_stride)
 
     @property

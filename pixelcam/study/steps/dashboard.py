@@ -18,7 +18,7 @@ class DashboardStep:
             return
         try:
             build_dashboard(ctx.parent_run_id, ctx.dir / "dashboard.html")
-        except Exception as exc:  # the results are already saved; a broken figure must not fail the study
+        except Exception as exc:  # noqa: BLE001 - results are saved; a broken figure must not fail the study
             ctx.log(f"dashboard not built ({type(exc).__name__}: {exc}); retry: pixelcam dashboard {ctx.dir}")
             return
         ctx.state.mark("dashboard", "dashboard.html")

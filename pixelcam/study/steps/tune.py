@@ -43,7 +43,6 @@ class TuneStep:
 
 def tune_experiment(ctx: StudyContext, source: str, method: str) -> ExperimentRecord:
     """Tune one (source, model label) experiment; returns its record (best trial, checkpoint, metrics)."""
-    import ray
     import ray.tune
 
     spec = ctx.spec

