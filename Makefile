@@ -5,7 +5,7 @@ VENV   ?= .venv
 DATA   ?= data/synth
 BIN     = $(VENV)/bin
 
-.PHONY: quickstart test test-fast lint bench bench-gpu clean browser
+.PHONY: quickstart test test-fast lint docs bench bench-gpu clean browser
 
 # uv resolves, downloads and installs in parallel, much faster than pip on a fresh machine. It must compile
 # bytecode itself (pip does by default, uv not; with PYTHONDONTWRITEBYTECODE set, as here, nothing would,
@@ -34,14 +34,28 @@ browser:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    --no-install-recommends chromium chromium-driver >/dev/null; }
 
-test: $(BIN)/.installed browser
-	$(BIN)/ruff check pixelcam tests benchmarks cluster
+CODE = pixelcam tests benchmarks cluster docs
+
+# The architecture as rules: style and complexity (ruff), the layers (import-linter), declared vs imported
+# dependencies (deptry), and a documentation site that builds without a warning.
+lint: $(BIN)/.installed
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check --quiet $(CODE)
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/deptry pixelcam
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 # Quick loop: everything but the end-to-end tests on real Ray/MLflow (those run in `make test` and CI).
-test-fast: $(BIN)/.installed
-	$(BIN)/ruff check pixelcam tests benchmarks cluster
+test-fast: lint
 	$(BIN)/python -m pytest -m "not e2e"
+
+# Regenerate the reference and results pages (and the README's table) from their sources.
+docs: $(BIN)/.installed
+	$(BIN)/python docs/generate.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 bench: $(BIN)/.installed
 	@for b in benchmarks/*.py; do [ $$b = benchmarks/gpu_check.py ] && continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
@@ -51,4 +65,4 @@ bench-gpu: $(BIN)/.installed
 	$(BIN)/python benchmarks/gpu_check.py --out gpu_check.json
 
 clean:
-	rm -rf $(VENV) data .pytest_cache studies-runs runs mlflow.db mlartifacts
+	rm -rf $(VENV) data .pytest_cache studies-runs runs mlflow.db mlartifacts build

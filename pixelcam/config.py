@@ -33,74 +33,70 @@ def _str_tags(value: Any) -> Any:
 class TrainConfig(ConfigModel):
     """Everything one training run needs (baseline or PixelCAM), with the paper's defaults."""
 
-    method: str = "cam"
+    method: str = "cam"  # the WSOL method: cam, deepmil, gradcampp, layercam, sat, unet (or pixelcam)
     backbone: str | None = None  # None: the method's default (resnet50; deit_tiny_sat for sat)
-    pretrained: bool = False  # ImageNet weights through timm (needs network or a local HF cache)
-    data: str = "data/synth"
-    source: str = "synth-colon"
-    # Input: images are resized to `resize` (Ray Data map_batches), then randomly cropped to `crop` and
-    # flipped for training; evaluation uses the whole `resize` image.
+    pretrained: bool = False  # ImageNet weights (offline for efficientnet_lite0; through timm otherwise)
+    data: str = "data/synth"  # the dataset: a directory or URI written by `pixelcam data synth|ingest`
+    source: str = "synth-colon"  # the domain trained on (its train, valcl and valpx splits)
+    # images resized to this side in pixels (Ray Data decode); evaluation uses the whole resized image
     resize: Positive = 128
-    crop: Positive = 112
+    crop: Positive = 112  # random crop side for training, with horizontal and vertical flips
     cache_decoded: bool | None = None  # keep decoded train images in Ray's object store; None: when they fit
-    # Optimisation: SGD with momentum, weight decay, step decay of the learning rate every `lr_step` epochs.
-    epochs: Positive = 10
+    epochs: Positive = 10  # SGD epochs
     batch_size: Positive = 32  # per worker
-    lr: Annotated[float, Field(gt=0)] = 1e-3
-    lr_decay: Annotated[float, Field(gt=0, le=1)] = 0.1
-    lr_step: Positive = 5
-    momentum: Annotated[float, Field(gt=0, le=1)] = 0.9
-    weight_decay: Annotated[float, Field(ge=0)] = 1e-4
-    seed: int = 0
-    # Model selection on the source's validation splits.
-    selection: str = "b-loc"
+    lr: Annotated[float, Field(gt=0)] = 1e-3  # SGD learning rate
+    lr_decay: Annotated[float, Field(gt=0, le=1)] = 0.1  # the rate's factor every `lr_step` epochs
+    lr_step: Positive = 5  # epochs between learning-rate decays (StepLR)
+    momentum: Annotated[float, Field(gt=0, le=1)] = 0.9  # SGD momentum
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4  # SGD weight decay
+    seed: int = 0  # initial weights, augmentation, shuffling and pseudo-label draws
+    selection: str = "b-loc"  # the checkpoint selected: b-loc (best valpx PxAP) or b-cl (best valcl CL)
     # epochs before this one (0-based) are not selectable: a flat B-LOC curve (PxAP equal within noise over
     # epochs) then cannot pick an epoch whose classifier has not converged yet (ours; the paper: 0)
     select_from_epoch: Annotated[int, Field(ge=0)] = 0
     threshold_criterion: str = "f1"  # how tau is chosen on valpx (f1, iou, youden)
-    num_bins: Positive = 1000
+    num_bins: Positive = 1000  # PxAP thresholds k/num_bins, k = 0..num_bins
     # PxAP resolution: maps (bilinear) and masks (nearest) at eval_size^2 (wsolevaluation and the official
-    # code: 224), or "native": maps at each mask's own size (images then weigh by their pixel count).
+    # code: 224), or "native": maps at each mask's own size (images then weigh by their pixel count)
     eval_size: Positive | Literal["native"] = 224
     # DeepMIL's attention (its model_kwargs): "gated" (Ilse et al. 2018) or "per_class" (the official code)
     mil_attention: str = "gated"
-    # PixelCAM only (declared on the method: `method_class("pixelcam").train_params`).
-    lam: Annotated[float, Field(ge=0)] = 1.0
-    n: Positive = 5
-    sampler: str = "pb"
-    # BG seeds of `pb`: "inverse" ~ 1 - CAM (paper text) or "area": uniform among the bg_area lowest-CAM
-    # fraction (official code; bg_area defaults to 0.2 there); bg_area with "inverse" restricts the weighted
-    # draws (ours)
+    lam: Annotated[float, Field(ge=0)] = 1.0  # PixelCAM: weight of the pixel loss (the paper's lambda)
+    n: Positive = 5  # PixelCAM: FG seeds and BG seeds drawn per image and step
+    sampler: str = "pb"  # PixelCAM: seed sampler, pb (probability-based) or th (Otsu threshold)
+    # PixelCAM's BG seeds of `pb`: "inverse" ~ 1 - CAM (paper text) or "area": uniform among the bg_area
+    # lowest-CAM fraction (official code; bg_area defaults to 0.2 there); bg_area with "inverse" restricts
+    # the weighted draws (ours)
     bg_sampling: str = "inverse"
-    bg_area: Annotated[float, Field(gt=0, le=1)] | None = None
-    seed_grid: str = "image"  # seeds on the image grid (official) or the feature grid
-    pixel_head_depth: Annotated[int, Field(ge=1)] = 1
-    # Images of a class without ROI (CAMELYON16 normal): no pixel loss ("none", official) or BG seeds only
+    bg_area: Annotated[float, Field(gt=0, le=1)] | None = None  # PixelCAM: see bg_sampling
+    seed_grid: str = "image"  # PixelCAM: seeds on the image grid (official) or the feature grid
+    pixel_head_depth: Annotated[int, Field(ge=1)] = 1  # PixelCAM: layers of the pixel head f (1: a 1x1 conv)
+    # PixelCAM, images of a class without ROI (CAMELYON16 normal): no pixel loss ("none", official) or BG
+    # seeds only ("bg")
     no_roi_seeds: str = "none"
-    pseudo_labels_from: str | None = None  # baseline checkpoint / run directory / MLflow run id
-    # Which checkpoint of that baseline run gives the CAMs (paper: b-loc; Table 14 varies it) and which
-    # one PixelCAM's backbone and image head start from (official code: b-cl; "none": not at all).
+    pseudo_labels_from: str | None = None  # PixelCAM: baseline checkpoint / run directory / MLflow run id
+    # PixelCAM: the checkpoint of the baseline run that gives the CAMs (paper: b-loc; Table 14 varies it)
     pseudo_labels_checkpoint: str = "b-loc"
+    # PixelCAM: the checkpoint its backbone and image head start from (official code: b-cl; "none": none)
     init_from: str = "b-cl"
-    # Resources and bookkeeping.
-    num_workers: Positive = 2
+    num_workers: Positive = 2  # data-parallel workers (DDP)
     # "auto": a single-worker run executes in-process (no Ray Train actors: ~20 s less start-up per run),
     # several workers on Ray Train (DDP); "ray_train" always, "local" always (one worker)
     executor: str = "auto"
-    use_gpu: bool = False
+    use_gpu: bool = False  # one GPU per worker (NCCL), or a fraction with gpus_per_worker
     # GPUs per Train worker (with use_gpu): fractions pack several small trials on one GPU (0.25: four);
-    # above 1, whole GPUs only (Ray's rule). None: 1.
+    # above 1, whole GPUs only (Ray's rule). None: 1
     gpus_per_worker: Annotated[float, Field(gt=0)] | None = None
-    # Numerics (recorded with every run; used in training, validation, evaluation and slide inference):
-    # autocast precision fp32 (the paper's) | bf16 | fp16 (with loss scaling), and NHWC activations.
+    # autocast precision fp32 (the paper's) | bf16 | fp16 (with loss scaling), in training, validation,
+    # evaluation and slide inference (recorded with every run)
     precision: str = "fp32"
-    channels_last: bool = False
+    channels_last: bool = False  # NHWC activations (faster convolutions on GPUs and recent CPUs)
     cpus_per_worker: Annotated[float, Field(gt=0)] | None = None  # None: one CPU to Ray Data, share the rest
-    max_failures: Annotated[int, Field(ge=0)] = 2
+    max_failures: Annotated[int, Field(ge=0)] = 2  # worker-group restarts from the latest checkpoint
     name: str | None = None  # run name under `storage` (deterministic so that --resume finds it)
-    storage: str = "runs"
-    experiment: str = "pixelcam"
-    tags: Annotated[dict[str, str], BeforeValidator(_str_tags)] = Field(default_factory=dict)
+    storage: str = "runs"  # where runs are written: a directory or a URI (s3://bucket/prefix)
+    experiment: str = "pixelcam"  # the MLflow experiment
+    tags: Annotated[dict[str, str], BeforeValidator(_str_tags)] = Field(default_factory=dict)  # MLflow tags
 
     @field_validator(
         "method",

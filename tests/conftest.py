@@ -1,12 +1,11 @@
-"""Shared fixtures: a small synthetic dataset generated once per test session, the same dataset on an S3
-protocol server on loopback, models trained once per session for the tests that need a trained model, and
-the tiny study (stored on that server) the e2e study and dashboard tests read."""
+"""Shared fixtures: a small synthetic dataset generated once per test process, and, once for the whole run
+(every pytest-xdist worker shares them, `tests/shared.py`): the same dataset on an S3 protocol server on
+loopback, models trained for the tests that need a trained model, and the tiny study (stored on that server)
+the e2e study and dashboard tests read."""
 
 from __future__ import annotations
 
-import logging
-import socket
-from collections.abc import Iterator
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from pixelcam.data.synth import SynthConfig, generate_synthetic
+from tests.shared import SCENARIOS, once, scenario, scenario_fixture, start, start_s3_server
 
 
 @pytest.fixture(autouse=True)
@@ -32,29 +32,32 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+class Run:
+    """A training run of the session's trained models: its selected checkpoint (URI) and epoch history."""
+
+    def __init__(self, checkpoint: str, history: list[dict[str, float]]) -> None:
+        self.checkpoint, self.history = checkpoint, history
+
+
 @dataclass
 class TrainedModels:
-    """Models trained once per test session (in-process runs on a real Ray Data input, no MLflow) on a
+    """Models trained once per test run (in-process runs on a real Ray Data input, no MLflow) on a
     synth-colon dataset of 100 images per class at 64 px: a U-Net (with masks) and a CAM baseline."""
 
     data: Path
-    unet: Any  # TrainResult
-    cam: Any
+    unet: Run
+    cam: Run
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModels:
-    """The session's trained U-Net and CAM baseline (about 35 s): for every test that needs *a* trained
-    model rather than a training run of its own."""
+def _train_models(root: Path) -> dict[str, Any]:
     import ray
 
     from pixelcam.config import TrainConfig
     from pixelcam.train.runner import train
 
-    root = tmp_path_factory.mktemp("trained")
     data = root / "ds"
     generate_synthetic(data, SynthConfig(domains=["synth-colon"], per_class=100, size=64, seed=5), workers=1)
-    runs = {}
+    out: dict[str, Any] = {"data": str(data)}
     try:
         for method in ("unet", "cam"):
             cfg = TrainConfig(
@@ -71,54 +74,63 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModels:
                 storage=str(root / "runs"),
                 name=method,
             )
-            runs[method] = train(cfg, mlflow=False)
+            res = train(cfg, mlflow=False)
+            out[method] = {"checkpoint": res.checkpoint.uri, "history": res.history}
     finally:
         ray.shutdown()  # later tests start their own Ray in this process
-    return TrainedModels(data, runs["unet"], runs["cam"])
+    return out
 
 
 @pytest.fixture(scope="session")
-def tiny_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, s3_server: dict[str, str]):
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModels:
+    """The run's trained U-Net and CAM baseline (about 35 s, once for all test processes): for every test
+    that needs *a* trained model rather than a training run of its own."""
+    rec = once(tmp_path_factory, "trained", _train_models)
+    return TrainedModels(Path(rec["data"]), Run(**rec["unet"]), Run(**rec["cam"]))
+
+
+@scenario("tmp_path_factory", "synth_dir", "s3_server")
+def tiny_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, s3_server: dict[str, str]) -> Any:
     """The e2e tiny study (stored on S3, killed, resumed from the bucket), run once for the study and
-    dashboard tests (~3 min)."""
-    from tests.tiny_study import run_killed_and_resumed
+    dashboard tests (about 1.5 min, mostly waiting on its processes)."""
+    from tests.tiny_study import TinyStudy, run_killed_and_resumed
 
-    return run_killed_and_resumed(tmp_path_factory.mktemp("tiny-study"), synth_dir, s3_server)
+    rec = once(
+        tmp_path_factory, "tiny-study", lambda d: run_killed_and_resumed(d, synth_dir, s3_server).to_json()
+    )
+    return TinyStudy.from_json(rec)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _early_scenarios(request: pytest.FixtureRequest) -> None:
+    """Start the selected tests' slow scenarios now, in threads (`tests/shared.py`)."""
+    wanted = {f for item in request.session.items for f in getattr(item, "fixturenames", ())}
+    for name in SCENARIOS.keys() & wanted:
+        start(name, request)
+
+
+tiny_study_fixture = scenario_fixture("tiny_study")
 
 
 @pytest.fixture(scope="session")
-def s3_server(synth_dir: Path) -> Iterator[dict[str, str]]:
-    """An S3 protocol server on loopback (moto's server mode) for the test session, with the bucket `lab`
-    holding the synthetic dataset at `datasets/synth`; returns the environment that reaches it
-    (AWS_ENDPOINT_URL, as a MinIO or Ceph user sets it)."""
-    import os
+def s3_server(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> dict[str, str]:
+    """One S3 protocol server on loopback (moto's server mode) for the whole test run, with the bucket `lab`
+    holding the synthetic dataset at `datasets/synth`; returns the environment that reaches it, also set in
+    this process (pyarrow's S3 client reads it)."""
 
-    import boto3
-    import pyarrow.fs as pafs
-    from moto import server as moto_server  # moto[server]: a test dependency
+    def start(directory: Path) -> dict[str, str]:
+        import boto3
+        import pyarrow.fs as pafs
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # pyarrow's S3 client reads them in this process too
-    try:
+        env = start_s3_server(directory)
+        os.environ.update(env)
         boto3.client("s3").create_bucket(Bucket="lab")
         pafs.copy_files(str(synth_dir), "s3://lab/datasets/synth")
-        yield env
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        return env
+
+    env = once(tmp_path_factory, "s3-server", start)
+    os.environ.update(env)
+    return env
 
 
 @pytest.fixture

@@ -54,10 +54,33 @@ class TinyStudy:
     resume_output: str
     resume_returncode: int
 
+    def to_json(self) -> dict:
+        return {
+            "root": str(self.root),
+            "study_dir": self.study_dir.uri,
+            "stored": self.stored,
+            "uri": self.uri,
+            "cam_trials_before_kill": sorted(self.cam_trials_before_kill),
+            "resume_output": self.resume_output,
+            "resume_returncode": self.resume_returncode,
+        }
+
+    @classmethod
+    def from_json(cls, rec: dict) -> TinyStudy:
+        return cls(
+            Path(rec["root"]),
+            Location(rec["study_dir"]),
+            rec["stored"],
+            rec["uri"],
+            set(rec["cam_trials_before_kill"]),
+            rec["resume_output"],
+            rec["resume_returncode"],
+        )
+
 
 def run_killed_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, str]) -> TinyStudy:
     spec = root / "tiny.yaml"
-    storage = f"s3://lab/{root.name}/studies"
+    storage = f"s3://lab/{root.parent.name}-{root.name}/studies"
     spec.write_text(SPEC.format(data=synth_dir, storage=storage))
     # the embedded default, as the README's main command uses it: no MLFLOW_TRACKING_URI, so the store is
     # ./mlflow.db of the working directory (Tune trials run elsewhere and must still log into it)

@@ -19,6 +19,7 @@ import yaml
 
 from pixelcam.config import ConfigError
 from pixelcam.data.reader import PatchDataset, open_dataset
+from pixelcam.environment import fingerprint
 from pixelcam.errors import StudyError
 from pixelcam.results import OODMatrix
 from pixelcam.runtime.cluster import init_ray
@@ -30,6 +31,8 @@ from pixelcam.study.steps import PIPELINE
 from pixelcam.tracking import RunKind, RunLogger, start_run, tracking_uri
 
 __all__ = ["StudyError", "resume_study", "run_study"]
+
+ENVIRONMENT_FILE = "environment.json"  # the study's `environment.fingerprint()`
 
 
 def open_study_dataset(spec: StudySpec) -> tuple[PatchDataset, list[str]]:
@@ -68,7 +71,10 @@ def open_parent_run(ctx: StudyContext) -> RunLogger:
     )
     log.text((ctx.dir / SPEC_FILE).read_text(), "study_spec.yaml")
     log.text(json.dumps(ctx.dataset.manifest, indent=2, sort_keys=True), "dataset_manifest.json")
-    log.text(json.dumps(_code_version(), indent=2), "code_version.json")
+    env = fingerprint() | {"seeds": list(spec.seeds) or [spec.seed]}
+    (ctx.dir / ENVIRONMENT_FILE).write_json(env)  # beside the results it produced
+    log.text(json.dumps(env, indent=2, sort_keys=True), ENVIRONMENT_FILE)
+    log.tags({"git_commit": str(env["git_commit"]), "cpu": env["cpu"], "torch": str(env["torch"])})
     ctx.state.set_parent_run(log.run_id)
     return log
 
@@ -182,20 +188,3 @@ def open_study_directory(directory: str) -> Location:
             f"it, so only a study directory you own (trusted like code) is resumed"
         )
     return d
-
-
-def _code_version() -> dict[str, str]:
-    import subprocess
-
-    from pixelcam import __version__
-
-    out = {"pixelcam": __version__}
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
-        ).stdout.strip()
-        if sha:
-            out["git_commit"] = sha
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return out

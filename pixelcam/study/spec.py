@@ -69,37 +69,38 @@ Names = Annotated[list[str], Field(min_length=1)]
 
 
 class StudySpec(ConfigModel):
-    name: str
-    data: str = "data/synth"
-    sources: Names = Field(default_factory=lambda: ["synth-colon"])
-    targets: Names | None = None
-    methods: Names = Field(default_factory=lambda: ["cam"])
-    pixelcam: bool = True
-    backbone: str | None = None
+    name: str  # the study directory's name (letters, digits, - and _)
+    data: str = "data/synth"  # the dataset: a directory or URI holding every source and target domain
+    sources: Names = Field(default_factory=lambda: ["synth-colon"])  # domains models are trained on
+    targets: Names | None = None  # domains every model is evaluated on (default: all of the dataset's)
+    methods: Names = Field(default_factory=lambda: ["cam"])  # baselines (and unet, the supervised bound)
+    pixelcam: bool = True  # a PixelCAM model on top of each WSOL baseline
+    backbone: str | None = None  # every model's backbone (default: each method's own)
     # per-method backbones, e.g. {sat: deit_tiny_sat} beside CNNs on `backbone` (the paper's Table 1);
     # a PixelCAM model runs on its baseline's backbone
     backbones: dict[str, str] = Field(default_factory=dict)
     # per-method fixed settings on top of `train`, e.g. {sat: {pretrained: false}} (a PixelCAM model takes its
     # baseline's)
     method_train: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    selection: str = "b-loc"
-    search: dict[str, Dimension] = Field(default_factory=dict)
+    selection: str = "b-loc"  # how each run selects its checkpoint and Tune its trials: b-loc or b-cl
+    search: dict[str, Dimension] = Field(default_factory=dict)  # TrainConfig field -> range or choices
     # "optuna" (TPE over `search`, `budget.trials` trials) or "grid" (every combination of list-valued
     # dimensions once: the paper's protocol, lr in {1e-4, 1e-3, 1e-2} x lr_decay in {0.1, 0.4, 0.9})
     searcher: str = "optuna"
-    budget: Budget = Field(default_factory=Budget)
-    resources: Resources = Field(default_factory=Resources)
-    train: dict[str, Any] = Field(default_factory=dict)
-    seed: int = 0
+    budget: Budget = Field(default_factory=Budget)  # trials, epochs, ASHA (below)
+    resources: Resources = Field(default_factory=Resources)  # per trial (below)
+    train: dict[str, Any] = Field(default_factory=dict)  # other TrainConfig fields, fixed for every trial
+    seed: int = 0  # the tuned runs' seed (and the searcher's)
     # Each selected configuration retrained once per seed (the tuned run is the run of `seed`); tables then
     # show mean ± 95 % CI over seeds. A PixelCAM model of seed s takes its CAMs from its baseline of seed s.
     seeds: list[int] = Field(default_factory=list)
-    storage: str = "studies-runs"
+    storage: str = "studies-runs"  # parent of the study directory: a path or a URI (s3://bucket/studies)
     experiment: str | None = None  # MLflow experiment (default: pixelcam-study-<name>)
-    stain_shift: StainShift | None = None
-    ablation: Ablation | None = None
+    stain_shift: StainShift | None = None  # a staining-robustness sweep of every selected model (below)
+    ablation: Ablation | None = None  # one PixelCAM model per value of one field (below)
+    # the paper's numbers, printed beside ours: {method: {pxap|cl: {"source->target": value}}, source: text}
     published: Annotated[dict[str, Any], BeforeValidator(published_values)] = Field(default_factory=dict)
-    description: str = ""
+    description: str = ""  # free text, shown nowhere but the spec
     source_file: str = Field(default="", exclude=True)  # where the spec was read from (messages)
 
     @field_validator("name")

@@ -38,9 +38,9 @@ SEARCHERS = ("optuna", "grid")
 
 class Budget(ConfigModel):
     trials: Annotated[int, Field(ge=1)] = 4  # optuna: trials per experiment; grid: every combination once
-    epochs: Annotated[int, Field(ge=1)] = 10
-    grace_period: Annotated[int, Field(ge=1)] = 2
-    reduction_factor: Annotated[int, Field(ge=2)] = 2
+    epochs: Annotated[int, Field(ge=1)] = 10  # epochs of every trial (ASHA's max_t)
+    grace_period: Annotated[int, Field(ge=1)] = 2  # epochs before ASHA may stop a trial
+    reduction_factor: Annotated[int, Field(ge=2)] = 2  # ASHA keeps 1 / reduction_factor trials per rung
     max_concurrent: Annotated[int, Field(ge=1)] | None = None  # default: as many as the cluster fits
 
     @model_validator(mode="after")
@@ -51,8 +51,8 @@ class Budget(ConfigModel):
 
 
 class Resources(ConfigModel):
-    workers: Annotated[int, Field(ge=1)] = 2
-    cpus_per_worker: Annotated[float, Field(gt=0)] | None = None
+    workers: Annotated[int, Field(ge=1)] = 2  # Train workers per trial (1: in-process, several: DDP)
+    cpus_per_worker: Annotated[float, Field(gt=0)] | None = None  # None: one CPU to Ray Data, share the rest
     # a fraction packs trials on one GPU (0.25: four at once); above 1, whole GPUs only (Ray's rule)
     gpus_per_worker: Annotated[float, Field(ge=0)] = 0.0
     # retries of a failed trial (Tune's FailureConfig): a retried trial continues from its latest checkpoint
@@ -76,9 +76,9 @@ class StainShift(ConfigModel):
     mode: str = "styles"
     reference: str | None = None  # domain whose stain is approached; default: the first other domain
     domains: Annotated[list[str], Field(min_length=1)] | None = None  # default: each model's own source
-    levels: Annotated[int, Field(ge=1, le=50)] = 10
+    levels: Annotated[int, Field(ge=1, le=50)] = 10  # shift levels after level 0 (the unchanged split)
     max_strength: Annotated[float, Field(gt=0, le=3)] = 1.0  # strength of the last level (1 = full stain)
-    fit_images: Annotated[int, Field(ge=1)] = 64
+    fit_images: Annotated[int, Field(ge=1)] = 64  # reference images a stain is fitted on (interpolate)
 
     @field_validator("mode")
     @classmethod
@@ -98,8 +98,8 @@ class StainShift(ConfigModel):
 class Ablation(ConfigModel):
     """One PixelCAM model per value of `field` (fixed, not searched), e.g. lambda for the paper's Table 17."""
 
-    field: str
-    values: list[Any]
+    field: str  # a PixelCAM setting, selection, lr, lr_decay or threshold_criterion
+    values: list[Any]  # >= 2 distinct values: one PixelCAM model each
 
     @field_validator("field")
     @classmethod

@@ -1,7 +1,6 @@
 """The U-Net upper bound: smp's Unet on our backbones' weights, the paper's parameter count, its maps, its
 loss by hand, the train masks it learns from, and a real run that localizes far above a WSOL baseline."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -97,7 +96,6 @@ def test_training_masks_decoded_cropped_and_flipped_with_their_images():
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("trained")
 def test_unet_localizes_far_above_a_cam_baseline(trained):
     """The session's U-Net and CAM (real in-process runs on Ray Data input with masks, ~50 SGD steps each):
     synth-colon's ROI prior is ~40 %, the supervised U-Net is far above the CAM."""

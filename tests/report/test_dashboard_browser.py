@@ -14,7 +14,7 @@ import pytest
 from pixelcam.report import SECTION_IDS
 from tests.tiny_study import TinyStudy
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("tiny-study")]
+pytestmark = pytest.mark.e2e
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.shared import scenario, scenario_fixture
+
 PROBE = """
 import json, os, subprocess, sys, ray
 from pixelcam.runtime.cluster import init_ray
@@ -26,9 +28,18 @@ ray.shutdown()
 """
 
 
+@scenario()
+def token_probe() -> subprocess.CompletedProcess:
+    """The probe, started when the run begins: the stranger's client waits ~20 s before Ray gives up."""
+    return subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=400)
+
+
+token_probe_fixture = scenario_fixture("token_probe")
+
+
 @pytest.mark.e2e
-def test_local_ray_refuses_a_client_without_its_token():
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=400)
+def test_local_ray_refuses_a_client_without_its_token(token_probe: subprocess.CompletedProcess):
+    out = token_probe
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["own"]["connected"], res["own"]["err"]  # the probe itself can connect: the check is real

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,10 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from pixelcam.storage import Location
+from tests.shared import scenario, scenario_fixture
 from tests.tiny_study import SPEC, TinyStudy, cli
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("tiny-study")]
+pytestmark = pytest.mark.e2e
 
 
 def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
@@ -158,7 +158,7 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     assert {
         "study_spec.yaml",
         "dataset_manifest.json",
-        "code_version.json",
+        "environment.json",
         "ood.json",
         "ood.csv",
     } <= artifacts
@@ -201,23 +201,27 @@ def bucket_files(uri: str) -> dict[str, bytes]:
     return out
 
 
-def test_unschedulable_study_fails_at_once(tmp_path: Path, synth_dir: Path):
-    spec = tmp_path / "big.yaml"
+@scenario("tmp_path_factory", "synth_dir")
+def unschedulable_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> tuple:
+    """A study whose trials need 4 GPUs, run on this machine (none): started when the run begins."""
+    root = tmp_path_factory.mktemp("unschedulable")
+    spec = root / "big.yaml"
     spec.write_text(
-        SPEC.format(data=synth_dir, storage=tmp_path / "s").replace(
+        SPEC.format(data=synth_dir, storage=root / "s").replace(
             "workers: 1", "workers: 4, gpus_per_worker: 1"
         )
     )
-    start = time.time()
-    res = cli(
-        "study",
-        "run",
-        str(spec),
-        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = res.communicate(timeout=120)
-    assert res.returncode == 2, err
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'm.db'}"}
+    res = cli("study", "run", str(spec), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
+    out, err = res.communicate(timeout=300)
+    return root, res.returncode, err
+
+
+unschedulable_fixture = scenario_fixture("unschedulable_study")
+
+
+def test_unschedulable_study_fails_at_once(unschedulable_study: tuple):
+    root, rc, err = unschedulable_study
+    assert rc == 2, err
     assert "a trial needs" in err and "GPU: 4" in err and "GPU: 0" in err
-    assert time.time() - start < 60
+    assert not (root / "s").exists()  # refused before its directory (or any training) was made

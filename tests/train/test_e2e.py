@@ -25,7 +25,7 @@ from pixelcam.cli import main
 from pixelcam.config import TrainConfig
 from pixelcam.train.runner import train
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("train-e2e")]
+pytestmark = pytest.mark.e2e
 
 CONFIG = """\
 method: cam
@@ -107,6 +107,8 @@ def test_baseline_then_pixelcam_then_evaluation(env, baseline: Path, capsys):
                 "pixelcam",
                 "--pseudo-labels-from",
                 run.info.run_id,
+                "--num-workers",
+                "1",  # in-process (Ray Train DDP is the baseline's and the resumed run's)
             ]
         )
         == 0
@@ -180,11 +182,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one_and_survives_a_killed_worker(
     deadline = time.time() + 240
     while victim is None and time.time() < deadline and thread.is_alive():
         if 1 in {s for s, _ in history(client, first.mlflow_run_id, "valpx_pxap")}:
-            workers = [
-                p
-                for p in psutil.process_iter(["cmdline"])
-                if "RayTrainWorker" in " ".join(p.info["cmdline"] or [])
-            ]
+            workers = [p for p in psutil.Process().children(recursive=True) if _is_train_worker(p)]
             if workers:
                 victim = workers[0]
                 victim.send_signal(signal.SIGKILL)
@@ -214,3 +212,11 @@ def test_local_executor_and_select_from_epoch(env):
     assert {"startup_workers_s", "startup_model_s", "startup_first_step_s"} <= set(
         client.get_run(res.mlflow_run_id).data.metrics
     )
+
+
+def _is_train_worker(p: psutil.Process) -> bool:
+    """A Ray Train worker of this test's own Ray (it runs under this process), never another test's."""
+    try:
+        return "RayTrainWorker" in p.name() + " ".join(p.cmdline())
+    except psutil.Error:  # gone meanwhile
+        return False

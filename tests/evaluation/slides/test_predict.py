@@ -37,7 +37,6 @@ def unet_checkpoint(trained) -> Path:
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("trained")
 def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
     tmp_path: Path, synth_dir: Path, unet_checkpoint: Path, capsys
 ):

@@ -1,0 +1,124 @@
+"""Session resources shared by every test process of a run (pytest-xdist's workers, or the one process
+without it): computed once under a file lock in the run's common temporary root, their description kept
+there as JSON for the other processes. Used for what is expensive and read-only once made: the S3 server,
+the session's trained models, the tiny study."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from filelock import FileLock
+
+
+def shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary root every process of this run shares (a worker's base is one level below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], Any]) -> Any:
+    """`make(directory)`'s JSON-able result, computed by the first process that asks, read by the others."""
+    root = shared_root(tmp_path_factory)
+    record = root / f"{name}.json"
+    with FileLock(root / f"{name}.lock"):
+        if not record.is_file():
+            directory = root / name
+            directory.mkdir(exist_ok=True)
+            record.write_text(json.dumps(make(directory)))
+    return json.loads(record.read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+WATCHER = """
+import os, subprocess, sys, time
+server = subprocess.Popen(sys.argv[2:])
+while server.poll() is None:
+    try:
+        os.kill(int(sys.argv[1]), 0)
+    except OSError:  # the test run is gone: so is its server
+        server.terminate()
+        break
+    time.sleep(1)
+"""
+
+
+def start_s3_server(directory: Path) -> dict[str, str]:
+    """moto's S3 server on a loopback port, in a process that ends with the test run (it watches the run's
+    first process); returns the environment that reaches it (AWS_ENDPOINT_URL, as a MinIO user sets it)."""
+    port = free_port()
+    run = os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
+    server = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    with open(directory / "moto.log", "w") as log:
+        subprocess.Popen(
+            [sys.executable, "-c", WATCHER, str(run), *server],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=2)
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": url,
+    }
+
+
+# --- scenarios started early ----------------------------------------------------------------------------
+# A slow end-to-end scenario that mostly waits (processes starting, servers answering, a client timing out) is
+# started in a thread when the run begins, as soon as a selected test asks for it, and its test waits for its
+# result: the unit tests meanwhile use the cores it leaves idle.
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scenario")
+_STARTED: dict[str, Future] = {}
+SCENARIOS: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {}
+
+
+def scenario(*inputs: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `fn(*fixture values of inputs)` as the early scenario of the fixture named like it."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        SCENARIOS[fn.__name__] = (inputs, fn)
+        return fn
+
+    return register
+
+
+def start(name: str, request: pytest.FixtureRequest) -> Future:
+    """Start scenario `name` (its inputs resolved here, in pytest's thread) unless it runs already."""
+    if name not in _STARTED:
+        inputs, fn = SCENARIOS[name]
+        _STARTED[name] = _POOL.submit(fn, *(request.getfixturevalue(f) for f in inputs))
+    return _STARTED[name]
+
+
+def scenario_fixture(name: str) -> Any:
+    """The session fixture `name` that waits for its scenario's result."""
+
+    @pytest.fixture(scope="session", name=name)
+    def fixture(request: pytest.FixtureRequest) -> Any:
+        return start(name, request).result()
+
+    return fixture
