@@ -208,6 +208,32 @@ def environment_line(env: dict) -> str:
     )
 
 
+def tests_table(study: str) -> list[str]:
+    """The paired t-tests of per-image PxAP, baseline vs PixelCAM, committed with the study's outputs."""
+    f = DOCS / "results" / study / "paired_tests.json"
+    if not f.is_file():
+        return []
+    num = lambda v, fmt: "" if v is None else format(v, fmt)  # noqa: E731
+    rows = [
+        "Baseline vs PixelCAM per pairing: the mean per-image PxAP over test images with both ROI and "
+        "background (each image's PxAP averaged over the seeds first), the two-sided paired t-test on it "
+        "(df = images - 1, per-image unit), and the pooled PxAP of the table above.",
+        "",
+        "| pairing | baseline | per-image PxAP base -> PixelCAM | t | df | p | pooled PxAP base -> PixelCAM "
+        "| verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in json.loads(f.read_text()):
+        df = "" if t.get("n") is None else str(t["n"] - 1)
+        rows.append(
+            f"| {t['source']} -> {t['target']} | {t['baseline']} | "
+            f"{num(t.get('baseline_image_pxap'), '.2f')} -> {num(t.get('pixelcam_image_pxap'), '.2f')} | "
+            f"{num(t.get('t'), '.2f')} | {df} | {num(t.get('p'), '.3g')} | "
+            f"{num(t.get('baseline_pxap'), '.2f')} -> {num(t.get('pixelcam_pxap'), '.2f')} | {t['verdict']} |"
+        )
+    return [*rows, ""]
+
+
 def results_page(study: str, title: str) -> str:
     matrix, env = load_results(study)
     return "\n".join(
@@ -226,6 +252,7 @@ def results_page(study: str, title: str) -> str:
             "",
             *(f"- {w}" for w in matrix.get("warnings", [])),
             "",
+            *tests_table(study),
         ]
     )
 
@@ -299,6 +326,10 @@ def take(study_dir: Path, gallery: str) -> None:
     for name in RESULT_FILES:
         shutil.copyfile(study_dir / name, out / name)
     run_id = json.loads((study_dir / "state.json").read_text())["parent_run_id"]
+    from pixelcam.report.plots import paired_tests
+    from pixelcam.report.records import load_records
+
+    (out / "paired_tests.json").write_text(json.dumps(paired_tests(load_records(run_id)), indent=2) + "\n")
     png = MlflowClient().download_artifacts(run_id, f"dashboard/{gallery}", str(out))
     (DOCS / "img").mkdir(exist_ok=True)
     shutil.move(png, DOCS / "img" / f"{study_dir.name}-gallery.png")
