@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(groups)
     _add_stain_sweep(groups)
     _add_predict(groups)
+    _add_ui(groups)
     return p
 
 
@@ -185,6 +186,15 @@ def _add_dashboard(groups: Any) -> None:
     d.add_argument("--out", required=True, help="HTML file to write")
     d.add_argument("--no-mlflow", action="store_true", help="do not log the figures to the parent run")
     d.set_defaults(fn=commands.cmd_dashboard)
+
+
+def _add_ui(groups: Any) -> None:
+    """`pixelcam ui ...`."""
+    u = groups.add_parser("ui", help="MLflow's UI on the tracking store, opened on an experiment's runs")
+    u.add_argument("--experiment", default="pixelcam", help="experiment whose runs table to open")
+    u.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    u.add_argument("--port", type=positive_int, default=5000, help="port to listen on")
+    u.set_defaults(fn=commands.cmd_ui)
 
 
 def _add_evaluate(groups: Any) -> None:

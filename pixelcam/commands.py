@@ -156,7 +156,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"checkpoint: {res.checkpoint}\nrun: {res.run_dir}"
         + (f"\nMLflow run {res.mlflow_run_id}" if res.mlflow_run_id else "")
     )
+    _warn_at_chance(cfg.method, cfg.source, m["valcl_cl"], res.checkpoint)
     return 0
+
+
+def _warn_at_chance(method: str, source: str, valcl_cl: float, checkpoint: Location) -> None:
+    """On stderr: the selected model is near chance on valcl (its PxAP then means little)."""
+    from pixelcam.metrics.aggregate import near_chance
+    from pixelcam.runtime.checkpoint import META_FILE
+
+    classes = len((checkpoint / META_FILE).read_json()["class_names"])
+    warning = near_chance(method, source, valcl_cl, classes)
+    if warning:
+        print(f"pixelcam: warning: {warning}", file=sys.stderr)
 
 
 def _check_output(path: str | None, flag: str = "--json") -> None:
@@ -259,7 +271,7 @@ def study_summary(directory: Location, experiment: str) -> int:
     """Where a finished study's results are; exit code 1 (with the experiments named) when any experiment
     of it has no successful trial, so that a study whose trials all failed does not look like a success."""
     from pixelcam.study.context import StudyState
-    from pixelcam.tracking import tracking_uri
+    from pixelcam.tracking import client, runs_url, tracking_uri
 
     experiments = StudyState(directory / "state.json").experiments()
     failed = sorted(k for k, rec in experiments.items() if rec.status != "ok")
@@ -272,9 +284,10 @@ def study_summary(directory: Location, experiment: str) -> int:
         print(f"dashboard: {dashboard} ({where})")
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
-        print(f"MLflow: open {uri} (experiment {experiment})")
+        exp = client(uri).get_experiment_by_name(experiment)
+        print(f"MLflow: {runs_url(uri, exp.experiment_id) if exp else uri} (experiment {experiment})")
     else:
-        print(f"MLflow: mlflow ui --backend-store-uri {uri}")
+        print(f"MLflow: pixelcam ui --experiment {experiment}  (opens its runs table)")
     if failed:
         print(
             f"pixelcam: error: no successful trial in {len(failed)} experiment(s): {', '.join(failed)}",
@@ -282,6 +295,38 @@ def study_summary(directory: Location, experiment: str) -> int:
         )
         return 1
     return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """`mlflow ui` on the project's tracking store until Ctrl-C; prints the runs-table URL once it answers."""
+    import subprocess
+    import urllib.request
+
+    from pixelcam.tracking import client, runs_url, tracking_uri
+
+    uri = tracking_uri()
+    exp = client(uri).get_experiment_by_name(args.experiment)
+    if exp is None:
+        raise ConfigError(f"--experiment {args.experiment}: no such experiment in {uri}")
+    base = f"http://{args.host}:{args.port}"
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host]
+    server = subprocess.Popen([*cmd, "--port", str(args.port)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.25)
+        if server.poll() is not None or time.monotonic() >= deadline:
+            raise ConfigError(f"--port {args.port}: mlflow ui did not start on {base} (port in use?)")
+        print(f"MLflow UI: {runs_url(base, exp.experiment_id)}  (Ctrl-C stops it)", flush=True)
+        return server.wait()
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

@@ -121,6 +121,13 @@ def ensure_experiment(name: str, uri: str | None = None) -> str:
     return exp.experiment_id
 
 
+def runs_url(base: str, experiment_id: str) -> str:
+    """The MLflow UI page of an experiment's runs table. MLflow 3.17's UI ignores `mlflow.experimentKind` and
+    opens every experiment on its GenAI overview unless the page says `workflowType=machine_learning` (or
+    the user picked "Model training" in its sidebar, which the browser remembers)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 def flat_params(config: Mapping[str, Any]) -> dict[str, str]:
     """Config as MLflow params (None -> 'null', nested mappings flattened with '.')."""
     out: dict[str, str] = {}

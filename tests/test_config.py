@@ -88,3 +88,17 @@ def test_shipped_configs_validate():
     assert files
     for f in files:
         load_config(f, pseudo_labels_from="runs/x")
+
+
+def test_single_run_configs_are_in_the_quickstart_regime():
+    """The configs the docs point single runs to train what the quickstart study trains (issue 28)."""
+    from pixelcam.study.spec import load_spec
+
+    root = Path(__file__).resolve().parents[1] / "studies"
+    spec = load_spec(root / "quickstart.yaml")
+    for f in sorted((root / "train").glob("*.yaml")):
+        cfg = load_config(f, pseudo_labels_from="runs/x")
+        assert (cfg.backbone, cfg.pretrained) == (spec.backbone, True), f.name
+        assert cfg.epochs == spec.budget.epochs and cfg.num_workers == spec.resources.workers, f.name
+        for key, value in spec.train.items():
+            assert getattr(cfg, key) == value, (f.name, key)

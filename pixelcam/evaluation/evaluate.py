@@ -16,9 +16,10 @@ import torch
 from pixelcam.data.reader import PatchDataset, as_dataset
 from pixelcam.errors import CheckpointError
 from pixelcam.metrics import confusion_rates
+from pixelcam.metrics.aggregate import chance_warning
 from pixelcam.models.precision import precision_of
 from pixelcam.results import DomainResult, EvaluationReport, Gallery, ImageDetails
-from pixelcam.runtime.checkpoint import load_checkpoint
+from pixelcam.runtime.checkpoint import LoadedCheckpoint, load_checkpoint
 from pixelcam.runtime.data import check_splits, iter_split
 from pixelcam.runtime.eval_loop import evaluate_batches
 
@@ -99,6 +100,7 @@ def evaluate_with_details(
             details[domain] = collector.result()
         rates = {k: v for k, v in confusion_rates(px, tau).as_dict().items() if k != "tau"}
         results[domain] = DomainResult(pxap=px.compute(), cl=acc.compute(), images=int(acc.total), **rates)
+    warnings += chance_warnings(ck, results)
     report = EvaluationReport(
         checkpoint=ck.path.uri,
         method=ck.method,
@@ -115,6 +117,20 @@ def evaluate_with_details(
         warnings=warnings,
     )
     return report, details
+
+
+def chance_warnings(ck: LoadedCheckpoint, results: dict[str, DomainResult]) -> list[str]:
+    """Near-chance flags of the evaluated model: its selection's valcl CL (from the checkpoint) and its CL
+    on every evaluated domain."""
+    who = f"{ck.method} <- {ck.meta['source']}"
+    classes = len(ck.meta["class_names"])
+    found = [
+        chance_warning(who, f"CL on {domain}", r.cl, classes) for domain, r in results.items() if r.images
+    ]
+    valcl = ck.meta.get("metrics", {}).get("valcl_cl")
+    if valcl is not None:
+        found.insert(0, chance_warning(who, "selected valcl CL", float(valcl), classes))
+    return [w for w in found if w]
 
 
 def image_details(

@@ -43,11 +43,17 @@ def near_chance(
 ) -> str | None:
     """A warning when a selected model's valcl CL is within CHANCE_MARGIN points of chance (100 / classes):
     its localization numbers then come from a model that does not classify, and mean little."""
+    who = f"{method} <- {source}" + (f" (seed {seed})" if seed is not None else "")
+    return chance_warning(who, "valcl CL", valcl_cl, num_classes)
+
+
+def chance_warning(who: str, what: str, cl: float, num_classes: int) -> str | None:
+    """`who: <what> x is within 5 points of chance (...)` when accuracy `cl` (%) is that close to 100 /
+    classes, else None; the one wording of every near-chance flag."""
     chance = 100.0 / num_classes
-    if valcl_cl - chance < CHANCE_MARGIN:
-        who = f"{method} <- {source}" + (f" (seed {seed})" if seed is not None else "")
+    if cl - chance < CHANCE_MARGIN:
         return (
-            f"{who}: valcl CL {valcl_cl:.1f} is within {CHANCE_MARGIN:.0f} points of chance "
+            f"{who}: {what} {cl:.1f} is within {CHANCE_MARGIN:.0f} points of chance "
             f"({chance:.1f}); this model does not classify, read its PxAP with care"
         )
     return None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from pixelcam.metrics.aggregate import near_chance
 from pixelcam.report import plots
 from pixelcam.report.compare import VERDICT_CLASS
 from pixelcam.report.html import Section, render, table
@@ -25,10 +24,10 @@ SECTION_IDS = (
 )
 
 
-def _over_seeds(rec: StudyRecords, e, metric: str, target: str) -> object:
-    """A cell: mean ± 95 % CI over the model's seeds when it has >= 2, else its single value."""
-    ci = rec.over_seeds(e.method, e.source, metric, target)
-    return str(ci) if ci is not None else None
+def _cell(rec: StudyRecords, e, metric: str, target: str) -> object:
+    """A table cell: mean ± 95 % CI over the model's seeds (its single value with one seed)."""
+    agg = rec.cell(e.method, e.source, metric, target)
+    return str(agg) if agg is not None else None
 
 
 def build_sections(rec: StudyRecords) -> list[Section]:
@@ -49,37 +48,40 @@ def _ood_section(rec: StudyRecords) -> Section:
         if png:
             ood.images.append((f"{metric.upper()} heat map per method", png))
     if rec.evaluations:
-        seeds = max(len(rec.seed_evaluations(e.method, e.source)) for e in rec.evaluations)
         rows = [
-            [f"{e.method} <- {e.source}"]
-            + [_over_seeds(rec, e, "pxap", t) for t in rec.targets]
-            + [_over_seeds(rec, e, "cl", t) for t in rec.targets]
+            [f"{e.method} <- {e.source}" + (" !" if _at_chance(rec, e) else "")]
+            + [_cell(rec, e, "pxap", t) for t in rec.targets]
+            + [_cell(rec, e, "cl", t) for t in rec.targets]
             for e in rec.evaluations
         ]
-        if seeds >= 2:
-            ood.what += f" Cells: mean ± 95 % CI over {seeds} seeds."
+        seeds = rec.seeds_of()
+        ood.what += (
+            f" Cells and heat maps: mean ± 95 % CI over {seeds} seeds."
+            if seeds >= 2
+            else " One seed per model: no CI."
+        )
         ood.tables.append(
             table(
                 ["model <- source"] + [f"PxAP {t}" for t in rec.targets] + [f"CL {t}" for t in rec.targets],
                 rows,
             )
         )
-        warnings = [
-            w
-            for e in rec.evaluations
-            if e.valcl_cl is not None
-            and (w := near_chance(e.method, e.source, e.valcl_cl, round(100 / (e.chance_cl or 50.0))))
-        ]
+        warnings = rec.chance_warnings()
         if warnings:
             ood.tables.insert(
                 0,
                 table(
-                    ["WARNING: selected models near chance"],
+                    ["WARNING: selected models near chance (! in the table)"],
                     [[w] for w in warnings],
                     ["loss"] * len(warnings),
                 ),
             )
     return ood
+
+
+def _at_chance(rec: StudyRecords, e) -> bool:
+    """Whether any seed of the model is flagged near chance (its row is marked `!`)."""
+    return bool(rec.chance_warnings(e.method, e.source))
 
 
 def _paired_section(rec: StudyRecords) -> Section:
@@ -134,7 +136,10 @@ def _paired_section(rec: StudyRecords) -> Section:
                 [VERDICT_CLASS.get(t["verdict"], "") for t in tests],
             )
         )
-    bars.empty = "the study has no baseline with a PixelCAM variant"
+    if not tests:
+        bars.empty = "the study has no baseline with a PixelCAM variant"
+    elif png is None:
+        bars.empty = "no test image has both ROI and background: no per-image PxAP to compare"
     return bars
 
 
@@ -145,7 +150,8 @@ def _stain_section(rec: StudyRecords) -> Section:
         "Staining robustness",
         "PxAP and CL as the test images move toward another "
         "domain's stain (level 0 = original, 10 = the reference's full stain); dE is the mean CIE76 "
-        "colour difference to the original images.",
+        "colour difference to the original images. Each curve is the model of the study's own seed, so its "
+        "level 0 is that seed's test value, not the mean over seeds of the OOD table.",
     )
     png = plots.stain_curves(rec)
     if png:
@@ -176,8 +182,17 @@ def _hyper_section(rec: StudyRecords) -> Section:
     png = plots.hyper_scatter(rec)
     if png:
         hyper.images.append(("valpx PxAP against lambda and n", png))
-    hyper.empty = "no PixelCAM trial searched lambda or n"
+    hyper.empty = _not_searched(rec)
     return hyper
+
+
+def _not_searched(rec: StudyRecords) -> str:
+    """Why the sensitivity panel is empty, in one sentence."""
+    fixed = {p: plots.searched(rec, p) for p in ("lam", "n")}
+    if not any(fixed.values()):
+        return "no PixelCAM trial in this study: nothing to plot against lambda and n"
+    held = ", ".join(f"{p} = {v[0]:g}" for p, v in fixed.items() if len(v) == 1)
+    return f"lambda and n were not searched (every PixelCAM trial used {held}): nothing to plot against them"
 
 
 def _history_section(rec: StudyRecords) -> Section:
@@ -191,6 +206,7 @@ def _history_section(rec: StudyRecords) -> Section:
     png = plots.optuna_history(rec)
     if png:
         hist.images.append(("Optuna optimisation history per experiment", png))
+    if rec.trials:
         hist.tables.append(
             table(
                 ["experiment", "trial", "status", "epochs", "best valpx PxAP", "params"],
@@ -210,6 +226,11 @@ def _history_section(rec: StudyRecords) -> Section:
                 ],
             )
         )
+    hist.empty = (
+        "every Tune experiment ran a single trial: there is no search history to draw"
+        if rec.trials
+        else "no trial was recorded in this study"
+    )
     return hist
 
 

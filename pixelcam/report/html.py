@@ -56,9 +56,9 @@ def render(title: str, subtitle: list[str], sections: list[Section]) -> str:
         for alt, png in s.images:
             data = base64.b64encode(png).decode("ascii")
             inner.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
-        inner.extend(s.tables)
-        if not s.images and not s.tables:
+        if not s.images and (s.empty or not s.tables):  # a panel without its figure says why
             inner.append(f'<p class="empty">{html.escape(s.empty or "nothing recorded for this study")}</p>')
+        inner.extend(s.tables)
         parts.append(f'<section id="{s.id}">{"".join(inner)}</section>')
     sub = "".join(f"<p>{html.escape(line)}</p>" for line in subtitle)
     return (

@@ -11,6 +11,8 @@ import warnings
 from typing import Any
 
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -29,34 +31,48 @@ def _png(fig: Figure) -> bytes:
 
 
 def ood_heatmap(rec: StudyRecords, metric: str) -> bytes | None:
-    """One panel per model label: source (rows) x target (columns) of PxAP or CL, values annotated."""
+    """One panel per model label: source (rows) x target (columns) of PxAP or CL, the mean over seeds (the
+    value the OOD table and `ood.csv` hold) annotated with its 95 % CI half-width; one colour bar."""
     labels = rec.labels()
     if not labels or not rec.targets:
         return None
     cols = min(4, len(labels))
     rows = math.ceil(len(labels) / cols)
     fig = Figure(
-        figsize=(3.2 * cols, 0.9 + 0.75 * len(rec.sources) * rows + 0.6 * rows), layout="constrained"
+        figsize=(3.2 * cols + 0.8, 0.9 + 0.75 * len(rec.sources) * rows + 0.6 * rows), layout="constrained"
     )
+    axes = []
     for i, label in enumerate(labels):
         ax = fig.add_subplot(rows, cols, i + 1)
-        grid = np.full((len(rec.sources), len(rec.targets)), np.nan)
-        for r, src in enumerate(rec.sources):
-            ev = rec.evaluation(label, src)
-            for c, tgt in enumerate(rec.targets):
-                if ev is not None and tgt in getattr(ev, metric):
-                    grid[r, c] = getattr(ev, metric)[tgt]
-        ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        for r in range(grid.shape[0]):
-            for c in range(grid.shape[1]):
-                txt = "-" if np.isnan(grid[r, c]) else f"{grid[r, c]:.1f}"
-                color = "white" if np.isnan(grid[r, c]) or grid[r, c] < 55 else "black"
-                ax.text(c, r, txt, ha="center", va="center", color=color, fontsize=10, fontweight="bold")
-        ax.set_xticks(range(len(rec.targets)), rec.targets, rotation=20, fontsize=8)
-        ax.set_yticks(range(len(rec.sources)), rec.sources, fontsize=8)
+        axes.append(ax)
+        image = _heat_panel(ax, rec, label, metric)
         ax.set_title(label, fontsize=9)
-    fig.suptitle(f"{metric.upper()} (%): rows source, columns target (test split)", fontsize=10)
+    fig.colorbar(image, ax=axes, shrink=0.9, label=f"{metric.upper()} (%)")
+    seeds = rec.seeds_of()
+    over = f"mean ± 95 % CI over {seeds} seeds" if seeds >= 2 else "one seed"
+    fig.suptitle(f"{metric.upper()} (%), {over}: rows source, columns target (test split)", fontsize=10)
     return _png(fig)
+
+
+def _heat_panel(ax: Any, rec: StudyRecords, label: str, metric: str) -> Any:
+    """One model's source x target grid of means, each cell annotated `mean` and `± half-width`."""
+    grid = np.full((len(rec.sources), len(rec.targets)), np.nan)
+    text = np.full(grid.shape, "-", dtype=object)
+    for r, src in enumerate(rec.sources):
+        for c, tgt in enumerate(rec.targets):
+            agg = rec.cell(label, src, metric, tgt)
+            if agg is not None:
+                grid[r, c] = agg.mean
+                text[r, c] = f"{agg.mean:.1f}" + (
+                    f"\n± {agg.half_width:.1f}" if agg.half_width is not None else ""
+                )
+    image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    for (r, c), txt in np.ndenumerate(text):
+        color = "white" if np.isnan(grid[r, c]) or grid[r, c] < 55 else "black"
+        ax.text(c, r, txt, ha="center", va="center", color=color, fontsize=9, fontweight="bold")
+    ax.set_xticks(range(len(rec.targets)), rec.targets, rotation=20, fontsize=8)
+    ax.set_yticks(range(len(rec.sources)), rec.sources, fontsize=8)
+    return image
 
 
 def _seed_mean_images(evals: list, target: str) -> tuple[list[str], np.ndarray] | None:
@@ -182,18 +198,21 @@ def stain_curves(rec: StudyRecords) -> bytes | None:
     return _png(fig)
 
 
+def searched(rec: StudyRecords, param: str) -> list[float]:
+    """The distinct values PixelCAM trials took for `param` (one value: it was not searched)."""
+    return sorted({t.params[param] for t in rec.trials if isinstance(t.params.get(param), float)})
+
+
 def hyper_scatter(rec: StudyRecords) -> bytes | None:
-    """Best valpx PxAP of every PixelCAM trial against lambda (log scale) and n."""
-    trials = [
-        t
-        for t in rec.trials
-        if isinstance(t.params.get("lam"), float) or isinstance(t.params.get("n"), float)
-    ]
-    if not trials:
+    """Best valpx PxAP of every PixelCAM trial against lambda (log scale) and n, for those of the two that
+    took at least two values (a single value draws one uninformative dot)."""
+    params = [(p, log) for p, log in (("lam", True), ("n", False)) if len(searched(rec, p)) >= 2]
+    if not params:
         return None
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
-    for i, (param, log) in enumerate((("lam", True), ("n", False))):
-        ax = fig.add_subplot(1, 2, i + 1)
+    trials = [t for t in rec.trials if any(isinstance(t.params.get(p), float) for p, _ in params)]
+    fig = Figure(figsize=(5 * len(params), 3.6), layout="constrained")
+    for i, (param, log) in enumerate(params):
+        ax = fig.add_subplot(1, len(params), i + 1)
         for key in dict.fromkeys(t.key for t in trials):
             pts = [
                 (t.params[param], t.score)
@@ -215,8 +234,9 @@ def hyper_scatter(rec: StudyRecords) -> bytes | None:
 
 
 def optuna_history(rec: StudyRecords) -> bytes | None:
-    """Per Tune experiment: each trial's best valpx PxAP in launch order and the best so far."""
-    keys = list(dict.fromkeys(t.key for t in rec.trials))
+    """Per Tune experiment with two trials or more: each trial's best valpx PxAP in launch order and the
+    best so far."""
+    keys = [k for k in dict.fromkeys(t.key for t in rec.trials) if sum(t.key == k for t in rec.trials) >= 2]
     if not keys:
         return None
     cols = min(4, len(keys))
@@ -279,6 +299,13 @@ def cam_gallery(rec: StudyRecords, source: str, target: str) -> bytes | None:
                 ax.set_title(title, fontsize=7)
             if c == 0:
                 ax.set_ylabel("cancer" if int(gal0.label[r]) == 1 else "normal", fontsize=7)
+    fig.colorbar(
+        ScalarMappable(Normalize(0, 1), "jet"),
+        ax=fig.axes,
+        shrink=0.5,
+        aspect=30,
+        label="map value (0 background, 1 foreground)",
+    )
     fig.suptitle(f"CAMs: trained on {source}, {target} test images", fontsize=9)
     return _png(fig)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from pixelcam.errors import ReportError
-from pixelcam.metrics.aggregate import Aggregate, aggregate
+from pixelcam.metrics.aggregate import Aggregate, aggregate, near_chance
 from pixelcam.models.factory import list_methods, method_class
-from pixelcam.results import Gallery, ImageDetails
+from pixelcam.results import Gallery, ImageDetails, OODMatrix
 from pixelcam.storage import Location
 from pixelcam.tracking import RunKind, child_runs, client, parse_pair_metric, tracking_uri
 
@@ -41,7 +41,7 @@ class Trial:
     source: str
     trial_id: str
     params: dict[str, float | str]
-    score: float  # best valpx PxAP reached
+    score: float  # best valpx PxAP reached from the run's `select_from_epoch` on (what B-LOC selects from)
     epochs: int
     start_time: int
     status: str
@@ -61,6 +61,44 @@ class StudyRecords:
     seed: int | None = None  # the study's own seed (its tuned models)
     # every seed's evaluation (`seeds` in the spec); `evaluations` holds the tuned models' only
     seeded: list[Evaluation] = field(default_factory=list)
+    # the OOD step's matrix (`ood.json` on the parent run): every table cell and warning is read from it
+    ood: OODMatrix | None = None
+
+    def cell(self, method: str, source: str, metric: str, target: str) -> Aggregate | None:
+        """`metric` of one model on `target` over its seeds, as the OOD step aggregated it (the console table,
+        `ood.csv` and the parent run's metrics hold the same); before that step has run, aggregated here from
+        the evaluation runs by the same function."""
+        if self.ood is not None:
+            row = next((r for r in self.ood.rows if r.method == method and r.source == source), None)
+            c = row.cell(metric, target) if row is not None else None
+            return None if c is None else Aggregate(c.mean, c.half_width, c.n)
+        return self.over_seeds(method, source, metric, target)
+
+    def chance_warnings(self, method: str | None = None, source: str | None = None) -> list[str]:
+        """Near-chance warnings over every seed of every model, or of one model (the OOD step's, else
+        computed here by the same function)."""
+        if self.ood is not None:
+            rows = [r for r in self.ood.rows if method in (None, r.method) and source in (None, r.source)]
+            return [w for r in rows for w in r.near_chance]
+        multi = len({e.seed for e in self.seeded}) > 1
+        evals = [
+            e
+            for e in (self.seeded or self.evaluations)
+            if method in (None, e.method) and source in (None, e.source) and e.valcl_cl is not None
+        ]
+        found = (
+            near_chance(
+                e.method, e.source, e.valcl_cl, round(100 / (e.chance_cl or 50.0)), e.seed if multi else None
+            )
+            for e in evals
+        )
+        return [w for w in found if w]
+
+    def seeds_of(self) -> int:
+        """The most seeds any model was evaluated with."""
+        if not self.evaluations:
+            return 0
+        return max(len(self.seed_evaluations(e.method, e.source)) for e in self.evaluations)
 
     def evaluation(self, method: str, source: str) -> Evaluation | None:
         """The tuned model's evaluation (the run of the study's seed)."""
@@ -158,7 +196,8 @@ def _evaluation(store: Any, run: Any, tmp: Path) -> Evaluation:
 def _trial(store: Any, run: Any) -> Trial | None:
     """A trial run with its searched parameters and best valpx PxAP (None before its first epoch)."""
     tags, rid = run.data.tags, run.info.run_id
-    hist = store.get_metric_history(rid, "valpx_pxap")
+    start = int(float(run.data.params.get("select_from_epoch", 0)))
+    hist = [m for m in store.get_metric_history(rid, "valpx_pxap") if m.step >= start]
     if not hist:
         return None
     names = SHARED_PARAMS + method_class(tags["method"]).train_params
@@ -174,6 +213,18 @@ def _trial(store: Any, run: Any) -> Trial | None:
         start_time=run.info.start_time,
         status=run.info.status,
     )
+
+
+def _ood_matrix(raw: Any, parent_id: str) -> OODMatrix | None:
+    """The parent run's `ood.json` as a typed matrix (None before the OOD step); ReportError if malformed."""
+    from pydantic import ValidationError
+
+    if raw is None:
+        return None
+    try:
+        return OODMatrix.from_json(raw)
+    except ValidationError as exc:
+        raise ReportError(f"MLflow run {parent_id}: artifact ood.json is not an OOD matrix: {exc}") from None
 
 
 def _number_or_text(value: str) -> float | str:
@@ -214,6 +265,9 @@ def load_records(study: str | Location, uri: str | None = None) -> StudyRecords:
     seeded = [e for e in evaluations if e.seed is not None]
     evaluations = [e for e in evaluations if e.seed is None or e.seed == study_seed]
     stain.sort(key=lambda r: (r["source"], order.get(r.get("label", ""), 99), r["domain"]))
+    with tempfile.TemporaryDirectory() as tmpdir:
+        raw = _artifact_or(store, parent_id, "ood.json", Path(tmpdir), None)
+    ood = _ood_matrix(raw, parent_id)
     return StudyRecords(
         name=parent.data.tags.get("study", parent.info.run_name),
         parent_run_id=parent_id,
@@ -228,4 +282,5 @@ def load_records(study: str | Location, uri: str | None = None) -> StudyRecords:
         tracking_uri=uri,
         seed=study_seed,
         seeded=seeded,
+        ood=ood,
     )

@@ -85,11 +85,13 @@ def run_pipeline(ctx: StudyContext) -> OODMatrix | None:
     parent = open_parent_run(ctx)
     try:
         for i, step in enumerate(PIPELINE, 1):
-            ctx.log(f"== step {i}/{len(PIPELINE)}: {step.name}")
+            skip = step.skip_reason(ctx)
+            ctx.log(f"== step {i}/{len(PIPELINE)}: {step.name}" + (f" (skipped: {skip})" if skip else ""))
             missing = [k for k in step.requires if not ctx.state.has(k)]
             if missing:
                 raise StudyError(f"study step {step.name!r} needs {missing}, which no earlier step produced")
-            step.run(ctx)
+            if not skip:
+                step.run(ctx)
             ctx.state.step_done(step.name, step.requires, step.produces)
     except BaseException:
         parent.finish("FAILED")

@@ -117,7 +117,8 @@ def test_study_submitted_to_a_local_cluster(cluster, tmp_path: Path, synth_dir: 
     assert api.returncode == 0 and ": SUCCEEDED" in api_out, api_out[-4000:]
     for out in (cli_out, api_out):
         assert "PxAP on test splits" in out
-        assert "MLflow: open http://127.0.0.1:" in out and "(experiment pixelcam-study-cluster-smoke)" in out
+        assert "MLflow: http://127.0.0.1:" in out and "(experiment pixelcam-study-cluster-smoke)" in out
+        assert "/runs?workflowType=machine_learning" in out  # the runs table, not MLflow 3's GenAI overview
     status = subprocess.run(
         [str(BIN / "ray"), "job", "status", "smoke-cli", "--address", address], env=env, capture_output=True,
         text=True, timeout=60,

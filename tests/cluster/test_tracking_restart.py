@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -55,11 +56,23 @@ def refused_a_call(port: int, timeout: float = 120.0) -> None:
     """Hold the server's port and wait until a client calls it, refusing the call (the server is down)."""
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
+        # the killed server's processes release the port a moment after the group is killed: poll for it
+        deadline = time.monotonic() + 30
+        while not _bound(s, port):
+            assert time.monotonic() < deadline, f"port {port} still held 30 s after the server was killed"
+            time.sleep(0.1)
         s.listen()
         s.settimeout(timeout)
         conn, _ = s.accept()  # socket.timeout: the run never tried to log during the outage
         conn.close()
+
+
+def _bound(s: socket.socket, port: int) -> bool:
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 def test_training_survives_a_tracking_server_restart(tmp_path: Path, synth_dir: Path):

@@ -128,8 +128,55 @@ def test_missing_data_is_said_not_drawn():
     # without per-image PxAP no bars (they show the tested quantity); the table keeps the pooled PxAP
     bars = sections["pixelcam-vs-baseline"]
     assert not bars.images and bars.tables and "no test" in bars.tables[0]
+    assert "no test image has both ROI and background" in bars.empty  # and the missing bars say why
     page = render("t", [], list(sections.values()))
-    assert page.count('class="empty"') == 3
+    assert page.count('class="empty"') == 4
+
+
+def test_unsearched_lambda_n_and_single_trials_say_so_instead_of_a_dot():
+    rec = records()
+    rec.trials = [t for t in rec.trials if t.trial_id == "t1"] + [
+        t for t in rec.trials if t.key == "colon__cam"
+    ]
+    sections = {s.id: s for s in build_sections(rec)}
+    hyper, hist = sections["hyperparameters"], sections["optuna-history"]
+    assert not hyper.images and hyper.empty.startswith("lambda and n were not searched")
+    assert "lam = 0.1" in hyper.empty and "n = 3" in hyper.empty
+    assert not hist.images and "single trial" in hist.empty and hist.tables  # the trials' table stays
+    page = render("t", [], list(sections.values()))
+    assert "every Tune experiment ran a single trial" in page
+
+
+def test_the_ood_panel_shows_the_ood_steps_aggregates_and_every_seeds_chance_flag():
+    """Heat map, table and warnings come from the OOD matrix (mean over seeds), not the study seed's run."""
+    from pixelcam.report.dashboard import build_sections as sections_of
+    from pixelcam.results import OODCell, OODMatrix, OODRow
+
+    rec = records()
+    cells = {
+        m: {
+            t: OODCell(seeds=[0, 1], values=[v, v + 2], mean=v + 1, half_width=12.71, n=2)
+            for t in ("colon", "lymph")
+        }
+        for m, v in (("pxap", 40.0), ("cl", 60.0))
+    }
+    warning = "cam <- colon (seed 1): valcl CL 51.0 is within 5 points of chance (50.0); read with care"
+    rec.ood = OODMatrix(
+        study="t",
+        targets=["colon", "lymph"],
+        seeds=[0, 1],
+        rows=[
+            OODRow(method="cam", source="colon", status="ok", cells=cells, near_chance=[warning]),
+            OODRow(method="pixelcam-cam", source="colon", status="ok", cells=cells),
+        ],
+        warnings=[warning],
+    )
+    assert str(rec.cell("cam", "colon", "pxap", "lymph")) == "41.00 ± 12.71"  # the study seed's is 10.0
+    ood = next(s for s in sections_of(rec) if s.id == "ood")
+    page = render("t", [], [ood])
+    assert "41.00 ± 12.71" in page and "61.00 ± 12.71" in page and "10.0" not in page.split("<table>")[-1]
+    assert warning in page and "cam &lt;- colon !" in page and "pixelcam-cam &lt;- colon !" not in page
+    assert "mean ± 95 % CI over 2 seeds" in ood.what
 
 
 def test_paired_rows_carry_per_image_means_and_a_verdict():

@@ -35,7 +35,7 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     assert "== step 1/6: tune" in out and "Ray's own logs" in out
     assert "epoch 2/2" in out and "Execution plan" not in out and "tensorboard" not in out.lower()
     assert "(pid=" not in out and "RayTrainWorker" not in out
-    assert "mlflow ui --backend-store-uri" in out
+    assert "MLflow: pixelcam ui --experiment pixelcam-study-tiny" in out
     assert f"dashboard: {study_dir / 'dashboard.html'}" in out
     client = MlflowClient(uri)
     # nothing of the study on the local disk: the working directory holds the spec, the two commands' logs
@@ -186,6 +186,30 @@ def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
     assert sorted(m.step for m in hist) == [0, 1, 2]
     some_trial = trials[0]
     assert "valpx_pxap" in some_trial.data.metrics and "lr" in some_trial.data.params
+
+
+def test_the_console_and_dashboard_show_the_ood_steps_aggregates(tiny_study: TinyStudy):
+    """One aggregation path (issue 28): every cell of the printed table and of the dashboard is the OOD
+    matrix's mean ± CI over the two seeds (which differ), the figures `ood.csv` and the parent run hold
+    (checked against scipy above); no seed-0 value is shown in their place."""
+    import html
+
+    from pixelcam.metrics.aggregate import cell_text
+    from pixelcam.results import OODMatrix
+
+    matrix = OODMatrix.from_json((tiny_study.study_dir / "ood.json").read_json())
+    page = html.unescape((tiny_study.study_dir / "dashboard.html").read_text())
+    console = tiny_study.resume_output
+    cells = [c for row in matrix.rows for by_target in row.cells.values() for c in by_target.values()]
+    assert len(cells) == 2 * 2 * 2 and all(c.n == 2 for c in cells)
+    assert any(c.values[0] != c.values[1] for c in cells)  # the seeds differ: mean != seed 0
+    for c in cells:
+        text = cell_text(c.mean, c.half_width, c.n)
+        assert text in console and f">{text}<" in page, text
+    assert "mean ± 95 % CI over 2 seeds" in console and "mean ± 95 % CI over 2 seeds" in page
+    for row in matrix.rows:  # a model flagged near chance is marked in both tables
+        assert (f"{row.method} <- {row.source} !" in console) == bool(row.near_chance)
+        assert (f">{row.method} <- {row.source} !<" in page) == bool(row.near_chance)
 
 
 def bucket_files(uri: str) -> dict[str, bytes]:

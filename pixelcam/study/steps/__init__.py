@@ -20,6 +20,9 @@ class Step(Protocol):
     requires: tuple[str, ...]
     produces: tuple[str, ...]
 
+    def skip_reason(self, ctx: StudyContext) -> str | None:
+        """Why the step has nothing to do in this study (printed on its console line), else None."""
+
     def run(self, ctx: StudyContext) -> None: ...
 
 

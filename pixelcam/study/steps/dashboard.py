@@ -11,11 +11,12 @@ class DashboardStep:
     requires = ("evaluations",)
     produces = ("dashboard",)
 
+    def skip_reason(self, ctx: StudyContext) -> str | None:
+        return None if ctx.parent_run_id else "the study has no MLflow parent run to draw it from"
+
     def run(self, ctx: StudyContext) -> None:
         from pixelcam.report import build_dashboard
 
-        if not ctx.parent_run_id:
-            return
         try:
             build_dashboard(ctx.parent_run_id, ctx.dir / "dashboard.html")
         except Exception as exc:  # noqa: BLE001 - results are saved; a broken figure must not fail the study

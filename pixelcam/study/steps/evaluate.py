@@ -17,6 +17,9 @@ class EvaluateStep:
     requires = ("experiments",)
     produces = ("evaluations",)
 
+    def skip_reason(self, ctx: StudyContext) -> str | None:
+        return None
+
     def run(self, ctx: StudyContext) -> None:
         for source, method in ctx.models():
             evaluate_model(ctx, source, method)

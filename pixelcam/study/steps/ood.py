@@ -17,6 +17,9 @@ class OODStep:
     requires = ("experiments", "evaluations")
     produces = ("ood",)
 
+    def skip_reason(self, ctx: StudyContext) -> str | None:
+        return None
+
     def run(self, ctx: StudyContext) -> None:
         classes = {s: len(ctx.dataset.class_names(s)) for s in ctx.spec.sources}
         matrix = ood_matrix(ctx.spec, ctx.state, ctx.targets, classes)

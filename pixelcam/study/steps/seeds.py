@@ -21,10 +21,13 @@ class SeedsStep:
     requires = ("experiments",)
     produces = ("seeds",)
 
+    def skip_reason(self, ctx: StudyContext) -> str | None:
+        if not [s for s in ctx.spec.seeds if s != ctx.spec.seed]:
+            return "the spec lists no seed besides the study's own (`seeds`)"
+        return None
+
     def run(self, ctx: StudyContext) -> None:
         spec = ctx.spec
-        if not [s for s in spec.seeds if s != spec.seed]:
-            return
         train_seeds(ctx, "baselines", list(spec.methods))
         labels = [x for m in spec.methods for x in spec.pixelcam_labels(m)]
         if labels:

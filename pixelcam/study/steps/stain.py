@@ -17,10 +17,11 @@ class StainStep:
     requires = ("experiments",)
     produces = ("stain",)
 
+    def skip_reason(self, ctx: StudyContext) -> str | None:
+        return "the spec has no stain_shift section" if ctx.spec.stain_shift is None else None
+
     def run(self, ctx: StudyContext) -> None:
         st = ctx.spec.stain_shift
-        if st is None:
-            return
         for source, method in ctx.models():
             key = experiment_key(source, method)
             if ctx.state.stain(key) is None:

@@ -24,6 +24,9 @@ class TuneStep:
     requires: tuple[str, ...] = ()
     produces = ("experiments",)
 
+    def skip_reason(self, ctx: StudyContext) -> str | None:
+        return None
+
     def run(self, ctx: StudyContext) -> None:
         spec = ctx.spec
         labels = [x for m in spec.methods for x in spec.pixelcam_labels(m)] if spec.pixelcam else []

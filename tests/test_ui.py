@@ -1,0 +1,98 @@
+"""`pixelcam ui` on the tiny study's real MLflow store, opened in headless Chromium: the printed address shows
+the experiment's runs table (the study's parent run), not MLflow 3's GenAI overview."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.report.test_dashboard_browser import browser
+from tests.tiny_study import TinyStudy
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _printed_url(proc: subprocess.Popen, deadline: float) -> str:
+    """The address `pixelcam ui` prints once MLflow answers."""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("MLflow UI: "):
+            return line.split()[2]
+        assert line or proc.poll() is None, f"pixelcam ui exited {proc.returncode}"
+    raise AssertionError("pixelcam ui printed no address within 120 s")
+
+
+def _body_when(driver, *texts: str, deadline: float) -> str:
+    """The page's text once it shows every one of `texts` (the UI renders asynchronously)."""
+    from selenium.webdriver.common.by import By
+
+    body = ""
+    while time.monotonic() < deadline:
+        body = driver.find_element(By.TAG_NAME, "body").text
+        if all(t in body for t in texts):
+            return body
+        time.sleep(0.25)
+    raise AssertionError(f"the page never showed {texts}: {body[:1500]}")
+
+
+def test_ui_opens_the_experiment_runs_table(tiny_study: TinyStudy, tmp_path: Path):
+    from mlflow.tracking import MlflowClient
+
+    exp = MlflowClient(tiny_study.uri).get_experiment_by_name("pixelcam-study-tiny")
+    parent = MlflowClient(tiny_study.uri).search_runs([exp.experiment_id], "tags.kind = 'study'")[0]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tiny_study.uri}
+    port = _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "pixelcam.cli",
+        "ui",
+        "--experiment",
+        "pixelcam-study-tiny",
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    driver = None
+    try:
+        url = _printed_url(proc, time.monotonic() + 120)
+        assert (
+            url
+            == f"http://127.0.0.1:{port}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
+        )
+        driver = browser(tmp_path / "profile")
+        driver.set_window_size(1400, 1000)
+        driver.get(url)
+        body = _body_when(driver, parent.info.run_name, "Run Name", deadline=time.monotonic() + 90)
+        assert "Token Usage" not in body and "Traces\n0" not in body  # not the GenAI overview
+        assert "/runs" in driver.current_url
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.terminate()
+        assert proc.wait(timeout=30) in (0, -15, 143)
+
+
+def test_ui_names_an_unknown_experiment(tmp_path: Path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    res = subprocess.run(
+        [sys.executable, "-m", "pixelcam.cli", "ui", "--experiment", "nope"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2
+    assert "--experiment nope: no such experiment in sqlite:///" in res.stderr
