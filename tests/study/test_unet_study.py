@@ -72,7 +72,8 @@ def test_unet_row_in_a_study(tmp_path: Path, synth_dir: Path, s3):
     assert [p.name for p in (study / "tune").iterdir()] == ["fixed-baselines"]
     assert "training the fixed configuration of synth-colon__cam, synth-colon__unet" in res.stdout
     # steps with nothing to do say why on their line, instead of an empty step
-    assert "== step 2/6: seeds (skipped: the spec lists no seed besides the study's own (`seeds`))" in res.stdout
+    skipped = "== step 2/6: seeds (skipped: the spec lists no seed besides the study's own (`seeds`))"
+    assert skipped in res.stdout
     assert "== step 4/6: stain (skipped: the spec has no stain_shift section)" in res.stdout
     for key in ("synth-colon__cam", "synth-colon__unet"):
         (trial,) = (study / "train" / key).glob("trial-*")
