@@ -200,12 +200,9 @@ def ood_table(matrix: dict) -> str:
 
 
 def environment_line(env: dict) -> str:
-    return (
-        f"Measured {env.get('date', '?')} on {env.get('cpu', '?')} ({env.get('cpus', '?')} CPUs, "
-        f"{env.get('torch_threads', '?')} torch threads), torch {env.get('torch', '?')}, "
-        f"ray {env.get('ray', '?')}, "
-        f"commit {str(env.get('git_commit', '?'))[:10]}; seeds {env.get('seeds', '?')}."
-    )
+    from pixelcam.environment import describe
+
+    return f"Measured {describe(env)}; seeds {env.get('seeds', '?')}."
 
 
 def tests_table(study: str) -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pixelcam import __version__, commands, slide_commands
-from pixelcam.errors import USER_ERRORS
+from pixelcam.errors import USER_ERRORS, Terminated
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -336,8 +336,8 @@ def nonnegative_float(text: str) -> float:
     return _float(text, False)
 
 
-class Terminated(BaseException):
-    """SIGTERM, turned into an exception so that `with` blocks clean up (no half-written output)."""
+def _kept(exc: BaseException) -> str:
+    return getattr(exc, "kept", "nothing half-written was kept")
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -349,11 +349,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.fn(args)
-    except KeyboardInterrupt:
-        print("pixelcam: interrupted (Ctrl-C); nothing half-written was kept", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"pixelcam: interrupted (Ctrl-C); {_kept(exc)}", file=sys.stderr)
         return 130
-    except Terminated:
-        print("pixelcam: terminated (SIGTERM); nothing half-written was kept", file=sys.stderr)
+    except Terminated as exc:
+        print(f"pixelcam: terminated (SIGTERM); {_kept(exc)}", file=sys.stderr)
         return 143
     except USER_ERRORS as exc:
         print(f"pixelcam: error: {exc}", file=sys.stderr)

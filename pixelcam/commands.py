@@ -132,6 +132,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from pixelcam.config import load_config
+    from pixelcam.errors import Terminated, mark_kept
+    from pixelcam.storage import Location
     from pixelcam.train.runner import train
 
     overrides = {
@@ -148,7 +150,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, **overrides)
     if args.kind == "baseline" and cfg.method == "pixelcam":
         raise ConfigError(f"{args.config}: method: 'pixelcam' is trained with `pixelcam train pixelcam`")
-    res = train(cfg, resume=args.resume)
+    try:
+        res = train(cfg, resume=args.resume)
+    except (KeyboardInterrupt, Terminated) as exc:
+        kept = f"the epochs it finished are kept in {Location(cfg.storage) / cfg.run_name()}"
+        mark_kept(exc, f"{kept}; continue with the same command and --resume")
+        raise
     m = res.metrics
     print(
         f"selected epoch {res.epoch + 1} ({cfg.selection}): valpx PxAP {m['valpx_pxap']:.2f}, "
@@ -273,7 +280,8 @@ def study_summary(directory: Location, experiment: str) -> int:
     from pixelcam.study.context import StudyState
     from pixelcam.tracking import client, runs_url, tracking_uri
 
-    experiments = StudyState(directory / "state.json").experiments()
+    state = StudyState(directory / "state.json")
+    experiments = state.experiments()
     failed = sorted(k for k, rec in experiments.items() if rec.status != "ok")
     print(f"study directory: {directory} (ood.json, ood.csv)")
     dashboard = directory / "dashboard.html"
@@ -284,8 +292,9 @@ def study_summary(directory: Location, experiment: str) -> int:
         print(f"dashboard: {dashboard} ({where})")
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
-        exp = client(uri).get_experiment_by_name(experiment)
-        print(f"MLflow: {runs_url(uri, exp.experiment_id) if exp else uri} (experiment {experiment})")
+        parent = state.parent_run_id  # a study that logged to this server: link its runs table
+        where = runs_url(uri, client(uri).get_run(parent).info.experiment_id) if parent else uri
+        print(f"MLflow: {where} (experiment {experiment})")
     else:
         print(f"MLflow: pixelcam ui --experiment {experiment}  (opens its runs table)")
     if failed:

@@ -39,6 +39,15 @@ def fingerprint() -> dict[str, Any]:
     return out
 
 
+def describe(env: dict[str, Any]) -> str:
+    """One line of a recorded fingerprint: where, on what and with which libraries a figure was measured."""
+    return (
+        f"{env.get('date', '?')} on {env.get('cpu', '?')} ({env.get('cpus', '?')} CPUs, "
+        f"{env.get('torch_threads', '?')} torch threads), torch {env.get('torch', '?')}, "
+        f"ray {env.get('ray', '?')}, commit {str(env.get('git_commit', '?'))[:10]}"
+    )
+
+
 def _version(name: str) -> str | None:
     try:
         return metadata.version(name)

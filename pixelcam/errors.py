@@ -35,6 +35,17 @@ class StorageError(RuntimeError):
     """An object-store location that cannot be used (unknown scheme, unreachable, no such bucket)."""
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that `with` blocks clean up (no half-written output)."""
+
+
+def mark_kept(exc: BaseException, kept: str) -> BaseException:
+    """Attach to an interrupt (Ctrl-C, SIGTERM) what the interrupted command kept and how to continue; the
+    CLI prints it on its one line."""
+    exc.kept = kept  # type: ignore[attr-defined]
+    return exc
+
+
 USER_ERRORS = (
     ConfigError,
     DatasetError,

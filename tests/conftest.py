@@ -93,10 +93,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModels:
 def tiny_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, s3_server: dict[str, str]) -> Any:
     """The e2e tiny study (stored on S3, killed, resumed from the bucket), run once for the study and
     dashboard tests (about 1.5 min, mostly waiting on its processes)."""
-    from tests.tiny_study import TinyStudy, run_killed_and_resumed
+    from tests.tiny_study import TinyStudy, run_interrupted_and_resumed
 
     rec = once(
-        tmp_path_factory, "tiny-study", lambda d: run_killed_and_resumed(d, synth_dir, s3_server).to_json()
+        tmp_path_factory,
+        "tiny-study",
+        lambda d: run_interrupted_and_resumed(d, synth_dir, s3_server).to_json(),
     )
     return TinyStudy.from_json(rec)
 

@@ -1,8 +1,8 @@
 """The tiny study shared by the end-to-end tests: run on a real local Ray and a real SQLite MLflow store,
 stored on an S3 protocol server on loopback (`--storage s3://...`: spec, state, Tune's and Train's
 directories, checkpoints and results are written to the bucket, nothing to a local stage), its driver
-SIGKILLed after the first Tune experiment, and finished by `pixelcam study resume s3://...` from what the
-bucket holds, as on a new machine."""
+interrupted (SIGINT, as Ctrl-C) in the trials of the second Tune experiment, and finished by
+`pixelcam study resume s3://...` from what the bucket holds, as on a new machine."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ class TinyStudy:
     cam_trials_before_kill: set[str]
     resume_output: str
     resume_returncode: int
+    interrupt_output: str = ""  # the interrupted `study run`: its console, exit code and state.json then
+    interrupt_returncode: int | None = None
+    interrupted_state: dict | None = None
+    left_after_interrupt: int = 0  # processes of its group still alive 30 s after it exited
 
     def to_json(self) -> dict:
         return {
@@ -63,6 +67,10 @@ class TinyStudy:
             "cam_trials_before_kill": sorted(self.cam_trials_before_kill),
             "resume_output": self.resume_output,
             "resume_returncode": self.resume_returncode,
+            "interrupt_output": self.interrupt_output,
+            "interrupt_returncode": self.interrupt_returncode,
+            "interrupted_state": self.interrupted_state,
+            "left_after_interrupt": self.left_after_interrupt,
         }
 
     @classmethod
@@ -75,10 +83,14 @@ class TinyStudy:
             set(rec["cam_trials_before_kill"]),
             rec["resume_output"],
             rec["resume_returncode"],
+            rec["interrupt_output"],
+            rec["interrupt_returncode"],
+            rec["interrupted_state"],
+            rec["left_after_interrupt"],
         )
 
 
-def run_killed_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, str]) -> TinyStudy:
+def run_interrupted_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, str]) -> TinyStudy:
     spec = root / "tiny.yaml"
     storage = f"s3://lab/{root.parent.name}-{root.name}/studies"
     spec.write_text(SPEC.format(data=synth_dir, storage=storage))
@@ -100,19 +112,17 @@ def run_killed_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, str]) 
             cwd=root,
         )
         deadline = time.time() + 400
-        while time.time() < deadline and proc.poll() is None:
-            state = study_dir / "state.json"
-            if state.is_file() and "synth-colon__cam" in state.read_json()["experiments"]:
-                break
+        client = MlflowClient(uri)
+        while time.time() < deadline and proc.poll() is None and not _pixelcam_trial_started(client):
             time.sleep(0.5)
         if proc.poll() is not None:
             raise AssertionError(
-                "the study ended before it could be killed:\n" + (root / "run.log").read_text()[-3000:]
+                "the study ended before it could be interrupted:\n" + (root / "run.log").read_text()[-3000:]
             )
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
-        proc.wait()
-    wait_for_group(proc.pid)
-    client = MlflowClient(uri)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C, in the PixelCAM experiment's trials
+        proc.wait(timeout=300)
+    left = wait_for_group(proc.pid)
+    interrupted_state = (study_dir / "state.json").read_json()
     before = {
         r.data.tags["trial_id"]
         for r in client.search_runs(
@@ -124,21 +134,38 @@ def run_killed_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, str]) 
     res = cli("study", "resume", stored, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=root)
     out, _ = res.communicate(timeout=600)
     (root / "resume.log").write_text(out)
-    return TinyStudy(root, study_dir, stored, uri, before, out, res.returncode)
+    interrupted = (root / "run.log").read_text()
+    return TinyStudy(
+        root, study_dir, stored, uri, before, out, res.returncode, interrupted, proc.returncode,
+        interrupted_state, left,
+    )  # fmt: skip
 
 
-def wait_for_group(pgid: int, timeout: float = 30.0) -> None:
-    """Wait until no process of the killed group is left (Ray's processes end once their driver is gone)."""
+def _pixelcam_trial_started(client: MlflowClient) -> bool:
+    """A trial of the second experiment (PixelCAM on the tuned CAM) has logged an epoch."""
+    exps = [e.experiment_id for e in client.search_experiments()]
+    if not exps:
+        return False
+    runs = client.search_runs(
+        exps, "tags.experiment_key = 'synth-colon__pixelcam-cam' and tags.kind = 'trial'"
+    )
+    return any("valpx_pxap" in r.data.metrics for r in runs)
+
+
+def wait_for_group(pgid: int, timeout: float = 30.0) -> int:
+    """Wait until no process of the group is left (Ray's processes end once their driver is gone); those
+    still alive after `timeout` are killed and counted."""
     import psutil
 
     deadline = time.time() + timeout
     while time.time() < deadline:
-        alive = [p for p in psutil.process_iter() if _pgid(p.pid) == pgid]
-        if not alive:
-            return
-        for p in alive:
-            p.kill()
+        if not [p for p in psutil.process_iter() if _pgid(p.pid) == pgid]:
+            return 0
         time.sleep(0.5)
+    alive = [p for p in psutil.process_iter() if _pgid(p.pid) == pgid]
+    for p in alive:
+        p.kill()
+    return len(alive)
 
 
 def _pgid(pid: int) -> int | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 
+from pixelcam.environment import describe
 from pixelcam.report import plots
 from pixelcam.report.compare import VERDICT_CLASS
 from pixelcam.report.html import Section, render, table
@@ -294,6 +295,8 @@ def build_dashboard(
             f"{len(rec.trials)} trials, {len(rec.evaluations)} selected models; "
             f"MLflow parent run {rec.parent_run_id}",
             f"built {now} from {rec.tracking_uri}",
+            "environment: "
+            + (describe(rec.environment) if rec.environment else "not recorded with this study"),
         ],
         sections,
     )

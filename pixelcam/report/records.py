@@ -63,6 +63,7 @@ class StudyRecords:
     seeded: list[Evaluation] = field(default_factory=list)
     # the OOD step's matrix (`ood.json` on the parent run): every table cell and warning is read from it
     ood: OODMatrix | None = None
+    environment: dict[str, Any] = field(default_factory=dict)  # the fingerprint recorded with the study
 
     def cell(self, method: str, source: str, metric: str, target: str) -> Aggregate | None:
         """`metric` of one model on `target` over its seeds, as the OOD step aggregated it (the console table,
@@ -95,7 +96,9 @@ class StudyRecords:
         return [w for w in found if w]
 
     def seeds_of(self) -> int:
-        """The most seeds any model was evaluated with."""
+        """The most seeds any model was evaluated with (as aggregated by the OOD step, when it has run)."""
+        if self.ood is not None:
+            return max((c.n for r in self.ood.rows for m in r.cells.values() for c in m.values()), default=0)
         if not self.evaluations:
             return 0
         return max(len(self.seed_evaluations(e.method, e.source)) for e in self.evaluations)
@@ -267,6 +270,7 @@ def load_records(study: str | Location, uri: str | None = None) -> StudyRecords:
     stain.sort(key=lambda r: (r["source"], order.get(r.get("label", ""), 99), r["domain"]))
     with tempfile.TemporaryDirectory() as tmpdir:
         raw = _artifact_or(store, parent_id, "ood.json", Path(tmpdir), None)
+        environment = _artifact_or(store, parent_id, "environment.json", Path(tmpdir), {})
     ood = _ood_matrix(raw, parent_id)
     return StudyRecords(
         name=parent.data.tags.get("study", parent.info.run_name),
@@ -283,4 +287,5 @@ def load_records(study: str | Location, uri: str | None = None) -> StudyRecords:
         seed=study_seed,
         seeded=seeded,
         ood=ood,
+        environment=environment,
     )

@@ -20,7 +20,7 @@ import yaml
 from pixelcam.config import ConfigError
 from pixelcam.data.reader import PatchDataset, open_dataset
 from pixelcam.environment import fingerprint
-from pixelcam.errors import StudyError
+from pixelcam.errors import StudyError, Terminated, mark_kept
 from pixelcam.results import OODMatrix
 from pixelcam.runtime.cluster import init_ray
 from pixelcam.storage import Location
@@ -93,6 +93,10 @@ def run_pipeline(ctx: StudyContext) -> OODMatrix | None:
             if not skip:
                 step.run(ctx)
             ctx.state.step_done(step.name, step.requires, step.produces)
+    except (KeyboardInterrupt, Terminated) as exc:
+        parent.finish("KILLED")
+        mark_kept(exc, f"finished trials and steps are kept; continue with: pixelcam study resume {ctx.dir}")
+        raise
     except BaseException:
         parent.finish("FAILED")
         raise

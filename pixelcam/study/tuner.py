@@ -19,9 +19,10 @@ def fit_experiment(
     resume_errored: bool = False,
 ) -> Any:
     """Run the experiment stored at `path` (restored with its finished trials kept when it exists, else new
-    with `tune_config`); returns Tune's ResultGrid. The opened dataset and the study's decoded train
-    datasets (`StudyContext.shared_train_data`) reach every trial through the object store (no trial
-    re-reads the manifest or decodes its source again); each trial holds `trial_resources`."""
+    with `tune_config`); returns Tune's ResultGrid (KeyboardInterrupt when Ctrl-C cut it). The opened
+    dataset and the study's decoded train datasets (`StudyContext.shared_train_data`) reach every trial
+    through the object store (no trial re-reads the manifest or decodes its source again); each trial holds
+    `trial_resources`."""
     import ray
     import ray.tune
 
@@ -48,4 +49,9 @@ def fit_experiment(
                 callbacks=[StudyProgress(ctx.log, ctx.spec.budget.epochs)],
             ),
         )
-    return tuner.fit()
+    results = tuner.fit()
+    if results.num_terminated + results.num_errors < len(results):
+        # Tune catches Ctrl-C itself: it saves its state and returns with trials unfinished. The study stops
+        # there too (not going on to evaluate a cut experiment); `study resume` restores it.
+        raise KeyboardInterrupt
+    return results

@@ -9,12 +9,14 @@ checkpoint (Ray Train finds the run snapshot by name) and keeps logging into the
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import PurePosixPath
 from typing import Any
 
 from pixelcam.config import SELECTION_METRICS, ConfigError, TrainConfig
 from pixelcam.data.reader import PatchDataset, open_dataset
+from pixelcam.errors import Terminated
 from pixelcam.models.factory import list_methods, method_class
 from pixelcam.runtime.checkpoint import (
     SELECTED_FILE,
@@ -212,13 +214,43 @@ def _run_ray_train(
         ),
     )
     try:
-        result = trainer.fit()
+        result = fit_interruptibly(trainer)
     except Exception as exc:
         raise TrainError(f"training run {cfg.run_name()} failed: {_root_message(exc)}") from exc
     out = result.return_value or {}
     if "error" in out:
         raise TrainError(f"training run {cfg.run_name()} stopped: {out['error']}")
     return [(run_dir / PurePosixPath(c.path).name, m) for c, m in result.best_checkpoints], out
+
+
+def fit_interruptibly(trainer: Any) -> Any:
+    """`trainer.fit()`; from the main thread, in a daemon thread: Ray Train then installs no SIGINT handler
+    of its own (which aborts the run and exits 1 without a word), so Ctrl-C and SIGTERM reach pixelcam as
+    exceptions in the main thread. The driver's Ray connection is shut down then, which ends the run's
+    controller and workers (actors die with their owner); the epochs checkpointed stay for `--resume`."""
+    import ray
+
+    if threading.current_thread() is not threading.main_thread():
+        return trainer.fit()
+    box: dict[str, Any] = {}
+
+    def fit() -> None:
+        try:
+            box["result"] = trainer.fit()
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread as is
+            box["error"] = exc
+
+    thread = threading.Thread(target=fit, name="ray-train-fit", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except (KeyboardInterrupt, Terminated):
+        ray.shutdown()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def caches_decoded(cfg: TrainConfig, ds: PatchDataset) -> bool:

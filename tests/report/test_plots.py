@@ -3,6 +3,8 @@ every figure a valid PNG, empty sections explained, the page self-contained."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -175,7 +177,8 @@ def test_the_ood_panel_shows_the_ood_steps_aggregates_and_every_seeds_chance_fla
     ood = next(s for s in sections_of(rec) if s.id == "ood")
     page = render("t", [], [ood])
     assert "41.00 ± 12.71" in page and "61.00 ± 12.71" in page and "10.0" not in page.split("<table>")[-1]
-    assert warning in page and "cam &lt;- colon !" in page and "pixelcam-cam &lt;- colon !" not in page
+    assert html.escape(warning) in page and "cam &lt;- colon !" in page
+    assert "pixelcam-cam &lt;- colon !" not in page
     assert "mean ± 95 % CI over 2 seeds" in ood.what
 
 

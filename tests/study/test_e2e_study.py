@@ -1,7 +1,7 @@
 """A tiny study end to end on a real local Ray instance and a real MLflow store, stored on an S3 protocol
-server (written there directly: nothing of it on the local disk): the driver is killed after the first
-experiment, `pixelcam study resume s3://...` finishes it from the bucket, and the MLflow records and the
-bucket's contents are read back."""
+server (written there directly: nothing of it on the local disk): the driver is interrupted (SIGINT) in
+the second experiment's trials, `pixelcam study resume s3://...` finishes it from the bucket, and the
+MLflow records and the bucket's contents are read back."""
 
 from __future__ import annotations
 
@@ -25,7 +25,32 @@ from tests.tiny_study import SPEC, TinyStudy, cli
 pytestmark = pytest.mark.e2e
 
 
-def test_study_killed_resumed_and_recorded(tiny_study: TinyStudy):
+def test_an_interrupted_study_stops_records_interrupted_and_resumes(tiny_study: TinyStudy):
+    """Ctrl-C in the PixelCAM experiment's trials: exit 130 with one line saying what was kept and how to
+    continue; the cut experiment recorded `interrupted` (never `ok`), the finished one kept; no process of
+    the study outlives it; `study resume` reruns the cut experiment (each trial once, checked below)."""
+    out = tiny_study.interrupt_output
+    assert tiny_study.interrupt_returncode == 130, out[-3000:]
+    line = (
+        "pixelcam: interrupted (Ctrl-C); finished trials and steps are kept; continue with: "
+        f"pixelcam study resume {tiny_study.stored}"
+    )
+    assert out.rstrip().endswith(line) and "Traceback" not in out, out[-3000:]
+    exps = tiny_study.interrupted_state["experiments"]
+    assert exps["synth-colon__cam"]["status"] == "ok"
+    assert exps["synth-colon__pixelcam-cam"]["status"] == "interrupted"
+    assert "study resume" in exps["synth-colon__pixelcam-cam"]["reason"]
+    steps = tiny_study.interrupted_state["steps"]
+    assert "tune" not in steps and "ood" not in steps  # it stopped: no later step ran on a cut model
+    assert tiny_study.left_after_interrupt == 0
+    resumed = tiny_study.resume_output
+    assert "[synth-colon__pixelcam-cam] restoring the Tune experiment" in resumed
+    assert (tiny_study.study_dir / "state.json").read_json()["experiments"]["synth-colon__pixelcam-cam"][
+        "status"
+    ] == "ok"
+
+
+def test_study_resumed_and_recorded(tiny_study: TinyStudy):
     study_dir, uri, out = tiny_study.study_dir, tiny_study.uri, tiny_study.resume_output
     cam_trials_before = tiny_study.cam_trials_before_kill
     assert len(cam_trials_before) == 2
@@ -194,6 +219,7 @@ def test_the_console_and_dashboard_show_the_ood_steps_aggregates(tiny_study: Tin
     (checked against scipy above); no seed-0 value is shown in their place."""
     import html
 
+    from pixelcam.environment import describe
     from pixelcam.metrics.aggregate import cell_text
     from pixelcam.results import OODMatrix
 
@@ -207,6 +233,8 @@ def test_the_console_and_dashboard_show_the_ood_steps_aggregates(tiny_study: Tin
         text = cell_text(c.mean, c.half_width, c.n)
         assert text in console and f">{text}<" in page, text
     assert "mean ± 95 % CI over 2 seeds" in console and "mean ± 95 % CI over 2 seeds" in page
+    env = (tiny_study.study_dir / "environment.json").read_json()  # the fingerprint, on the dashboard too
+    assert f"environment: {describe(env)}" in page
     for row in matrix.rows:  # a model flagged near chance is marked in both tables
         assert (f"{row.method} <- {row.source} !" in console) == bool(row.near_chance)
         assert (f">{row.method} <- {row.source} !<" in page) == bool(row.near_chance)

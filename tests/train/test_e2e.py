@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -194,16 +196,23 @@ def test_baseline_then_pixelcam_then_evaluation(env, baseline: Path, capsys):
     assert "synth-lymph" in printed and "PxAP" in printed
 
 
-def test_a_resumed_run_equals_an_uninterrupted_one(env, warm):
+def test_a_resumed_run_under_load_equals_an_uninterrupted_one(env, warm):
     """`--resume` of a run stopped after one epoch continues it: the same MLflow run, and the same values as
     the uninterrupted run epoch by epoch (its `select_from_epoch` changes which epoch it keeps, not its
-    training)."""
+    training), bit for bit although two CPU-bound processes run beside it (same machine, same seed: the
+    numbers do not depend on the load)."""
     cfg = TrainConfig.from_dict(yaml.safe_load(env["config"].read_text())).replace(
         name="again", num_workers=1
     )
-    first = train(cfg.replace(epochs=1))
-    assert first.epoch == 0
-    resumed = train(cfg.replace(epochs=2), resume=True)  # continues at epoch 1
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        first = train(cfg.replace(epochs=1))
+        assert first.epoch == 0
+        resumed = train(cfg.replace(epochs=2), resume=True)  # continues at epoch 1
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
     client = MlflowClient(env["uri"])
     assert resumed.mlflow_run_id == first.mlflow_run_id  # the same MLflow run continued
     for key in ("loss", "valpx_pxap", "valcl_cl", "tau"):

@@ -4,9 +4,12 @@ parameters (or why it has none)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
+from pixelcam.errors import Terminated
 from pixelcam.results import ExperimentRecord
 from pixelcam.runtime.checkpoint import selected_in_run
 from pixelcam.storage import Location
@@ -51,7 +54,7 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> ExperimentRe
     spec = ctx.spec
     key = experiment_key(source, method)
     done = ctx.state.experiment(key)
-    if done is not None:
+    if done is not None and done.status != "interrupted":
         ctx.log(f"[{key}] done earlier: best trial {done.best_trial}")
         return done
     baseline, fixed = spec.variant(method)
@@ -99,13 +102,27 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> ExperimentRe
         # a trial's actor runs the next trial (no new process, torch, MLflow client: ~4 s on 2 cores)
         reuse_actors=True,
     )
-    results = fit_experiment(ctx, path, constants, tune_config)
+    with interrupted_as(ctx, [key]):
+        results = fit_experiment(ctx, path, constants, tune_config)
     rec = best_trial(results, train_storage, dims)
     close_stopped_trials(results, train_storage, spec.budget.epochs)
     close_killed_children(ctx)
     ctx.state.put("experiments", key, rec)
     _log_record(ctx, key, rec)
     return rec
+
+
+@contextlib.contextmanager
+def interrupted_as(ctx: StudyContext, keys: list[str]) -> Iterator[None]:
+    """Ctrl-C or SIGTERM inside: the experiments `keys` are recorded `interrupted` (never `ok`), which
+    `study resume` reruns, restoring their Tune state, before the interrupt goes on."""
+    try:
+        yield
+    except (KeyboardInterrupt, Terminated):
+        reason = "stopped by Ctrl-C or SIGTERM during its trials; `pixelcam study resume` completes it"
+        for key in keys:
+            ctx.state.put("experiments", key, ExperimentRecord(status="interrupted", reason=reason))
+        raise
 
 
 def searched_dims(spec: StudySpec, label: str) -> dict[str, Any]:
@@ -133,15 +150,16 @@ def train_fixed(ctx: StudyContext, phase: str, labels: list[str]) -> None:
                 runs.append(run)
     for run in runs:
         done = ctx.state.experiment(run["key"])
-        if done is not None:
+        if done is not None and done.status != "interrupted":
             ctx.log(f"[{run['key']}] done earlier: best trial {done.best_trial}")
     # a wave's records are written together, so a resumed wave is the same grid as the interrupted one
-    runs = [r for r in runs if ctx.state.experiment(r["key"]) is None]
+    runs = [r for r in runs if _to_run(ctx.state.experiment(r["key"]))]
     if not runs:
         return
     keys = ", ".join(r["key"] for r in runs)
     ctx.log(f"training the fixed configuration of {keys} ({ctx.concurrency} at once)")
-    results = run_wave(ctx, f"fixed-{phase}", runs)
+    with interrupted_as(ctx, [r["key"] for r in runs]):
+        results = run_wave(ctx, f"fixed-{phase}", runs)
     for run, result, _ in results:
         storage = Location(run["train_storage"])
         rec = best_trial([result], storage, {})
@@ -150,6 +168,11 @@ def train_fixed(ctx: StudyContext, phase: str, labels: list[str]) -> None:
         _log_record(ctx, run["key"], rec)
     ctx.state.save()
     close_killed_children(ctx)
+
+
+def _to_run(rec: ExperimentRecord | None) -> bool:
+    """Whether an experiment still has to run: never recorded, or interrupted."""
+    return rec is None or rec.status == "interrupted"
 
 
 def _fixed_run(ctx: StudyContext, source: str, label: str) -> dict[str, Any] | None:
@@ -163,7 +186,7 @@ def _fixed_run(ctx: StudyContext, source: str, label: str) -> dict[str, Any] | N
     if baseline is not None:
         parent = ctx.state.experiment(experiment_key(source, baseline))
         if parent is None or not parent.checkpoint:
-            if ctx.state.experiment(key) is None:
+            if _to_run(ctx.state.experiment(key)):
                 rec = ExperimentRecord(status="skipped", reason=f"baseline {baseline} has no model")
                 ctx.state.put("experiments", key, rec)
             return None
