@@ -347,6 +347,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C is KeyboardInterrupt even when the shell started us with SIGINT ignored (`cmd &` in a script)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.fn(args)
     except KeyboardInterrupt as exc:

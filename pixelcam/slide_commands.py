@@ -31,6 +31,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import glob
 
     from pixelcam.evaluation.slides.predict import PredictOptions, predict_slides
+    from pixelcam.storage.lock import exclusive
 
     def expand(patterns: list[str]) -> list[str]:
         out: list[str] = []
@@ -61,7 +62,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         mlflow=not args.no_mlflow,
     )
-    report = predict_slides(expand(args.slides), opts)
+    with exclusive(args.out, "prediction output"):  # one writer per output directory
+        report = predict_slides(expand(args.slides), opts)
     done = len(report["slides"]) - len(report["failed"])
     rate = f", {report['tiles_per_s']:.1f} tiles/s" if report["tiles_per_s"] else ""
     print(f"predict: {done} of {len(report['slides'])} slides -> {args.out} ({report['tiles']} tiles{rate})")

@@ -164,12 +164,56 @@ def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
 
 
+MAX_YAML_BYTES = 1 << 20  # a config or spec is a page of text; 1 MiB is far past any real one
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice (lines {seen[key]} and {line})",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parsed YAML text (duplicate keys refused); ConfigError naming `where` when it is not valid YAML."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        at = f"line {exc.problem_mark.line + 1}: " if exc.problem_mark is not None else ""
+        raise ConfigError(
+            f"{where}: {at}not valid YAML ({exc.context or ''} {exc.problem})".replace("( ", "(")
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({' '.join(str(exc).split())})") from None
+
+
 def read_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
-    """Parsed YAML; ConfigError naming the file when it is missing or not YAML."""
+    """Parsed YAML of a file; ConfigError naming the file when it is missing, a directory, unreadable, larger
+    than MAX_YAML_BYTES, not UTF-8 or not YAML (a key given twice included)."""
     p = Path(path)
     try:
-        return yaml.safe_load(p.read_text())
+        size = p.stat().st_size
+        if p.is_dir():
+            raise ConfigError(f"{p}: is a directory; expected a {what} (YAML)")
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(f"{p}: {size} bytes; a {what} is at most {MAX_YAML_BYTES} bytes (1 MiB)")
+        text = p.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{p}: {what} not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+    except PermissionError:
+        raise ConfigError(f"{p}: cannot read the {what} (permission denied)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+    return parse_yaml(text, str(p))

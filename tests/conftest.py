@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pixelcam.data.synth import SynthConfig, generate_synthetic
-from tests.shared import SCENARIOS, once, scenario, scenario_fixture, start, start_s3_server
+from tests.shared import SCENARIOS, once, scenario, scenario_fixture, shutdown, start, start_s3_server
 
 
 @pytest.fixture(autouse=True)
@@ -142,3 +142,8 @@ def s3(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[str,
     for k, v in s3_server.items():
         monkeypatch.setenv(k, v)
     return "s3://lab/datasets/synth", s3_server
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No scenario thread outlives the session."""
+    shutdown()

@@ -114,6 +114,12 @@ def start(name: str, request: pytest.FixtureRequest) -> Future:
     return _STARTED[name]
 
 
+def shutdown() -> None:
+    """Wait for the scenarios still running (a deselected test's) and end their threads: none is left
+    for the interpreter's exit, where a thread still inside Ray or torch can crash it."""
+    _POOL.shutdown(wait=True, cancel_futures=True)
+
+
 def scenario_fixture(name: str) -> Any:
     """The session fixture `name` that waits for its scenario's result."""
 

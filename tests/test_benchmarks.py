@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+from tests.shared import scenario, scenario_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK = ROOT / "benchmarks" / "gpu_check.py"
@@ -21,20 +24,30 @@ def test_gpu_check_refuses_without_a_gpu():
     assert "Traceback" not in out.stderr
 
 
-@pytest.mark.e2e
-def test_gpu_check_smoke_runs_every_path(tmp_path: Path):
-    from pixelcam.models import list_methods
-
-    report_file = tmp_path / "check.json"
+@scenario("tmp_path_factory")
+def gpu_check_smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`gpu_check.py --smoke`, started when the run begins (a minute of its own processes)."""
+    root = tmp_path_factory.mktemp("gpu-check")
     out = subprocess.run(
-        [sys.executable, str(CHECK), "--smoke", "--out", str(report_file)],
+        [sys.executable, str(CHECK), "--smoke", "--out", str(root / "check.json")],
         capture_output=True,
         text=True,
         timeout=600,
-        cwd=tmp_path,
+        cwd=root,
     )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    report = json.loads(report_file.read_text())
+    report = json.loads((root / "check.json").read_text()) if out.returncode == 0 else {}
+    return {"rc": out.returncode, "stdout": out.stdout, "stderr": out.stderr, "report": report}
+
+
+gpu_check_smoke_fixture = scenario_fixture("gpu_check_smoke")
+
+
+@pytest.mark.e2e
+def test_gpu_check_smoke_runs_every_path(gpu_check_smoke: dict):
+    from pixelcam.models import list_methods
+
+    out, report = SimpleNamespace(**gpu_check_smoke), gpu_check_smoke["report"]
+    assert out.rc == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert report["smoke"] is True and not any("error" in report[k] for k in "abcd")
     # (a) every method at both batch sizes, CAM and forward timed; the paper's figure beside the ones it has
     a = report["a"]

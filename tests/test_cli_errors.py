@@ -236,6 +236,31 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
         lambda t, d: _corrupt(t),
         r"train_normal.png: cannot decode image \(not an image format PIL reads\)$",
     ),
+    (
+        "a training config that repeats a key",
+        lambda t, d: ["train", "baseline", "--config", str(_yaml(t, b"method: cam\nlr: 0.1\nlr: 0.2\n"))],
+        r"c.yaml: line 3: not valid YAML \(key 'lr' appears twice \(lines 2 and 3\)\)$",
+    ),
+    (
+        "a study spec that repeats a nested key",
+        lambda t, d: ["study", "run", str(_yaml(t, b"name: t\nbudget: {trials: 1, trials: 2}\n"))],
+        r"c.yaml: line 2: not valid YAML \(key 'trials' appears twice",
+    ),
+    (
+        "a Latin-1 encoded study spec",
+        lambda t, d: ["study", "run", str(_yaml(t, "name: café\n".encode("latin-1")))],
+        r"c.yaml: not UTF-8 text \(byte 9: invalid continuation byte\); save it as UTF-8$",
+    ),
+    (
+        "a 2 MB study spec",
+        lambda t, d: ["study", "run", str(_yaml(t, b"# x\n" * 600_000))],
+        r"c.yaml: 2400000 bytes; a study spec is at most 1048576 bytes \(1 MiB\)$",
+    ),
+    (
+        "a directory given as the training config",
+        lambda t, d: ["train", "baseline", "--config", str(t)],
+        r": is a directory; expected a config file \(YAML\)$",
+    ),
 ]
 
 
@@ -258,6 +283,11 @@ def _bad_run(tmp: Path) -> str:
     (tmp / "run").mkdir()
     (tmp / "run" / "selected.json").write_text("{oops")
     return str(tmp / "run")
+
+
+def _yaml(tmp: Path, raw: bytes) -> Path:
+    (tmp / "c.yaml").write_bytes(raw)
+    return tmp / "c.yaml"
 
 
 def _train_config(tmp: Path) -> Path:

@@ -142,14 +142,14 @@ def run_interrupted_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, s
 
 
 def _pixelcam_trial_started(client: MlflowClient) -> bool:
-    """A trial of the second experiment (PixelCAM on the tuned CAM) has logged an epoch."""
+    """A trial of the second experiment (PixelCAM on the tuned CAM) has started (its MLflow run exists)."""
     exps = [e.experiment_id for e in client.search_experiments()]
     if not exps:
         return False
     runs = client.search_runs(
         exps, "tags.experiment_key = 'synth-colon__pixelcam-cam' and tags.kind = 'trial'"
     )
-    return any("valpx_pxap" in r.data.metrics for r in runs)
+    return bool(runs)
 
 
 def wait_for_group(pgid: int, timeout: float = 30.0) -> int:

@@ -68,6 +68,42 @@ def keep_sigterm_handler() -> Iterator[None]:
             signal.signal(signal.SIGTERM, ours)
 
 
+@contextlib.contextmanager
+def stop_tune_gracefully() -> Iterator[list[int]]:
+    """Run `Tuner.fit()` inside, in the main thread: Ctrl-C and SIGTERM then ask Tune to stop as its own
+    Ctrl-C does (save the experiment's state, stop its trials, return) and are recorded in the yielded list,
+    which the caller turns into the interrupt once `fit` has returned. Tune's own SIGINT handler would stop
+    it without a trace in what `fit` returns (the interrupted experiment looks finished); it is switched off
+    with the documented `TUNE_DISABLE_SIGINT_HANDLER`, and the stop is asked through SIGUSR1, which Tune's
+    run loop always listens to (`ray/tune/tune.py`, `_setup_signal_catching`). A second signal stops at
+    once (KeyboardInterrupt)."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def on_signal(signum: int, frame: object) -> None:
+        got.append(signum)
+        if len(got) > 1:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    for s in before:
+        signal.signal(s, on_signal)
+    try:
+        yield got
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        if env is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = env
+
+
 RAYLET_PREFIX = "(raylet)"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

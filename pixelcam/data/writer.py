@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.schema import MANIFEST, SCHEMA_VERSION, SPLITS, Patch, schema_with_metadata
 from pixelcam.storage.atomic import remove_stale_temporaries, replace_with, temporary_prefix
+from pixelcam.storage.lock import exclusive
 
 _FLUSH_ROWS = 128
 
@@ -58,8 +59,18 @@ class DatasetWriter:
         self._content: dict[str, list[str]] = defaultdict(list)  # per domain: one digest per row
 
     def __enter__(self) -> DatasetWriter:
+        self._lock = exclusive(self.out, "dataset")  # one writer: a second one fails here, at once
+        self._lock.__enter__()
+        try:
+            return self._open()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+
+    def _open(self) -> DatasetWriter:
         remove_stale_temporaries(self.out)  # left by a killed earlier write of the same dataset
         check_replaceable(self.out, self.overwrite)
+        self._existed = _identity(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(self.out), dir=self.out.parent))
         self._tmp.chmod(0o755)  # mkdtemp makes 0700; a dataset is shared like any directory
@@ -184,6 +195,11 @@ class DatasetWriter:
 
     def _install(self) -> None:
         assert self._tmp is not None
+        if _identity(self.out) != self._existed:  # made or replaced by someone else meanwhile: never removed
+            raise DatasetError(
+                f"{self.out}: appeared or changed while the dataset was written; it is left as it is and "
+                "nothing was written (choose another --out)"
+            )
         replace_with(self._tmp, self.out)
 
     def __exit__(
@@ -198,6 +214,16 @@ class DatasetWriter:
                 w.close()
             if self._tmp is not None and self._tmp.exists():
                 shutil.rmtree(self._tmp, ignore_errors=True)
+            self._lock.__exit__(None, None, None)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of what is at `path`, None when nothing is."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def check_replaceable(out: Path, overwrite: bool) -> None:

@@ -69,17 +69,20 @@ def atomic_dir(target: Path, keep_old: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory of `target`; when the block ends without an exception it takes
     `target`'s place (an existing `target` is removed, or with `keep_old` renamed to a `.old` temporary
     the caller removes), else it is removed. The one directory swap of the package."""
+    from pixelcam.storage.lock import exclusive
+
     target = Path(target)
-    remove_stale_temporaries(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(target), dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    try:
-        yield tmp
-        replace_with(tmp, target, keep_old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with exclusive(target, "directory"):  # one writer: a second one fails at once, naming the first
+        remove_stale_temporaries(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(target), dir=target.parent))
+        os.chmod(tmp, 0o777 & ~_umask())
+        try:
+            yield tmp
+            replace_with(tmp, target, keep_old)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def replace_with(tmp: Path, target: Path, keep_old: bool = False) -> Path | None:

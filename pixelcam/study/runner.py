@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -24,11 +23,13 @@ from pixelcam.errors import StudyError, Terminated, mark_kept
 from pixelcam.results import OODMatrix
 from pixelcam.runtime.cluster import init_ray
 from pixelcam.storage import Location
+from pixelcam.storage.lock import exclusive
 from pixelcam.study.context import SPEC_FILE, STATE_FILE, StudyContext, StudyState
 from pixelcam.study.resources import check_resources
 from pixelcam.study.spec import StudySpec, load_spec, spec_from_dict
 from pixelcam.study.steps import PIPELINE
 from pixelcam.tracking import RunKind, RunLogger, start_run, tracking_uri
+from pixelcam.validation import parse_yaml, read_yaml
 
 __all__ = ["StudyError", "resume_study", "run_study"]
 
@@ -138,17 +139,18 @@ def run_study(
         spec.storage = storage
     if data:
         spec.data = data
-    directory = study_directory(spec)
-    spec.data = Location(spec.data).uri  # a local path made absolute; a shared URI stays as given
-    ds, targets = open_study_dataset(spec)  # fail before anything is written
-    ctx = _context(spec, directory, ds, targets, log, early_stopping=early_stopping, verbose=verbose)
-    directory.mkdir()
-    raw = yaml.safe_load(Path(path).read_text())
-    raw["data"] = spec.data
-    raw["storage"] = directory.parent.uri
-    (directory / SPEC_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
-    ctx.state.save()
-    return directory, run_pipeline(ctx), spec
+    with exclusive(Location(spec.storage) / spec.name, "study"):  # one writer: a second run fails at once
+        directory = study_directory(spec)
+        spec.data = Location(spec.data).uri  # a local path made absolute; a shared URI stays as given
+        ds, targets = open_study_dataset(spec)  # fail before anything is written
+        ctx = _context(spec, directory, ds, targets, log, early_stopping=early_stopping, verbose=verbose)
+        directory.mkdir()
+        raw = read_yaml(path, "study spec")
+        raw["data"] = spec.data
+        raw["storage"] = directory.parent.uri
+        (directory / SPEC_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
+        ctx.state.save()
+        return directory, run_pipeline(ctx), spec
 
 
 def resume_study(
@@ -158,12 +160,13 @@ def resume_study(
     `run_study` does."""
     d = open_study_directory(directory)
     try:
-        spec = spec_from_dict(yaml.safe_load((d / SPEC_FILE).read_text()), str(d / SPEC_FILE))
+        spec = spec_from_dict(parse_yaml((d / SPEC_FILE).read_text(), str(d / SPEC_FILE)), str(d / SPEC_FILE))
     except ConfigError as exc:
         raise StudyError(str(exc)) from exc
-    spec.storage = d.parent.uri
-    ds, targets = open_study_dataset(spec)
-    return d, run_pipeline(_context(spec, d, ds, targets, log, verbose=verbose)), spec
+    with exclusive(d, "study"):  # a study resumed twice at once: the second fails at once
+        spec.storage = d.parent.uri
+        ds, targets = open_study_dataset(spec)
+        return d, run_pipeline(_context(spec, d, ds, targets, log, verbose=verbose)), spec
 
 
 def study_directory(spec: StudySpec) -> Location:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
+from pixelcam.adapters.ray import stop_tune_gracefully
+from pixelcam.errors import Terminated
 from pixelcam.storage import Location
 from pixelcam.study.context import StudyContext
 from pixelcam.study.progress import StudyProgress
@@ -49,9 +52,8 @@ def fit_experiment(
                 callbacks=[StudyProgress(ctx.log, ctx.spec.budget.epochs)],
             ),
         )
-    results = tuner.fit()
-    if results.num_terminated + results.num_errors < len(results):
-        # Tune catches Ctrl-C itself: it saves its state and returns with trials unfinished. The study stops
-        # there too (not going on to evaluate a cut experiment); `study resume` restores it.
-        raise KeyboardInterrupt
+    with stop_tune_gracefully() as signals:
+        results = tuner.fit()
+    if signals:  # Tune saved its state and returned early: the study stops too; `study resume` restores it
+        raise KeyboardInterrupt if signals[0] == signal.SIGINT else Terminated
     return results

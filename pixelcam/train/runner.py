@@ -33,6 +33,7 @@ from pixelcam.runtime.cluster import (
 )
 from pixelcam.runtime.data import check_splits, train_data_key, train_dataset
 from pixelcam.storage import Location
+from pixelcam.storage.lock import exclusive
 from pixelcam.tracking import RunKind
 from pixelcam.train.payload import RunPayload
 from pixelcam.train.run_tracking import RUN_FILE, TrainResult, close_interrupted, log_selected, open_run
@@ -111,36 +112,37 @@ def train(
         cfg, baseline_dir, init_dir = _prepare_pixelcam(cfg, num_classes)
 
     run_dir = storage / cfg.run_name()
-    _check_run_dir(run_dir, resume)
-    init_ray()
-    need = worker_resources(cfg, ray.cluster_resources())
-    if not cfg.runs_locally:  # a local run uses the resources its caller holds (a Tune trial's, or none)
-        check_schedulable(need, cfg.num_workers, ray.cluster_resources())
-    elif cfg.use_gpu:
-        check_local_gpu()
-    run_dir.mkdir()  # only once the run can be scheduled
+    with exclusive(run_dir, "training run"):  # one writer per run: a second `--name` fails at once
+        _check_run_dir(run_dir, resume)
+        init_ray()
+        need = worker_resources(cfg, ray.cluster_resources())
+        if not cfg.runs_locally:  # a local run uses the resources its caller holds (a Tune trial's, or none)
+            check_schedulable(need, cfg.num_workers, ray.cluster_resources())
+        elif cfg.use_gpu:
+            check_local_gpu()
+        run_dir.mkdir()  # only once the run can be scheduled
 
-    uri, run_id = (
-        open_run(cfg, run_dir, ds, resume, kind, parent_run_id, extra_tags, mlflow_uri)
-        if mlflow
-        else (None, None)
-    )
-    payload = RunPayload(cfg, ds, started, uri, run_id, baseline_dir, init_dir)
-    try:
-        data = run_train_data(cfg, ds, shared_data)
-        if cfg.runs_locally:
-            checkpoints, out = _run_local(cfg, payload, run_dir, data)
-        else:
-            checkpoints, out = _run_ray_train(cfg, payload, run_dir, data, need, callbacks)
-        selected = _selected(checkpoints, run_dir)
-        selected.history = list(out.get("history", []))
-    except BaseException as exc:
+        uri, run_id = (
+            open_run(cfg, run_dir, ds, resume, kind, parent_run_id, extra_tags, mlflow_uri)
+            if mlflow
+            else (None, None)
+        )
+        payload = RunPayload(cfg, ds, started, uri, run_id, baseline_dir, init_dir)
+        try:
+            data = run_train_data(cfg, ds, shared_data)
+            if cfg.runs_locally:
+                checkpoints, out = _run_local(cfg, payload, run_dir, data)
+            else:
+                checkpoints, out = _run_ray_train(cfg, payload, run_dir, data, need, callbacks)
+            selected = _selected(checkpoints, run_dir)
+            selected.history = list(out.get("history", []))
+        except BaseException as exc:
+            if run_id:
+                close_interrupted(uri, run_id, run_dir, cfg.epochs, exc)
+            raise
         if run_id:
-            close_interrupted(uri, run_id, run_dir, cfg.epochs, exc)
-        raise
-    if run_id:
-        log_selected(uri, run_id, selected)
-    return selected
+            log_selected(uri, run_id, selected)
+        return selected
 
 
 def _check_run_dir(run_dir: Location, resume: bool) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import ray
 
 from pixelcam.adapters import ray as adapter
+from tests.shared import scenario, scenario_fixture
 
 RAY_DIR = Path(ray.__file__).parent
 
@@ -69,9 +70,18 @@ print(replaced, kept)
 """
 
 
-def test_ray_init_replaces_the_sigterm_handler_and_the_adapter_puts_it_back():
+@scenario()
+def sigterm_probe() -> dict:
+    """PROBE in its own process, started when the run begins (two `ray.init`s: about 20 s)."""
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    replaced, kept = out.stdout.split()[-2:]
+    return {"rc": out.returncode, "stdout": out.stdout, "stderr": out.stderr}
+
+
+sigterm_probe_fixture = scenario_fixture("sigterm_probe")
+
+
+def test_ray_init_replaces_the_sigterm_handler_and_the_adapter_puts_it_back(sigterm_probe: dict):
+    assert sigterm_probe["rc"] == 0, sigterm_probe["stderr"][-2000:]
+    replaced, kept = sigterm_probe["stdout"].split()[-2:]
     assert kept == "True"
     assert replaced == "True", "ray.init no longer replaces SIGTERM's handler: keep_sigterm_handler can go"

@@ -146,20 +146,32 @@ def test_ablation_errors(tmp_path: Path, extra: str, message: str):
 def test_per_method_backbones(tmp_path: Path):
     """The paper's Table 1: CNN baselines on ResNet-50, SAT on DeiT-Tiny, each PixelCAM on its baseline's."""
     spec = load_spec(
-        write(tmp_path, BASE + "methods: [cam, sat]\nbackbone: resnet18\nbackbones: {sat: deit_tiny_sat}\n")
+        write(
+            tmp_path,
+            BASE.replace("methods: [cam]\n", "")
+            + "methods: [cam, sat]\nbackbone: resnet18\nbackbones: {sat: deit_tiny_sat}\n",
+        )
     )
     assert spec.base_config("cam", "synth-colon").backbone == "resnet18"
     assert spec.base_config("sat", "synth-colon").backbone == "deit_tiny_sat"
     assert spec.base_config("pixelcam", "synth-colon", "sat").backbone == "deit_tiny_sat"
     assert spec.base_config("pixelcam", "synth-colon", "cam").backbone == "resnet18"
     with pytest.raises(ConfigError, match=r"backbones.sat: not one of the study's methods \['cam'\]"):
-        load_spec(write(tmp_path, BASE + "methods: [cam]\nbackbones: {sat: deit_tiny_sat}\n"))
+        load_spec(
+            write(
+                tmp_path,
+                BASE.replace("methods: [cam]\n", "") + "methods: [cam]\nbackbones: {sat: deit_tiny_sat}\n",
+            )
+        )
     with pytest.raises(ConfigError, match="backbones: .*unknown backbone 'vit_huge'"):
         load_spec(write(tmp_path, BASE + "backbones: {cam: vit_huge}\n"))
 
 
 def test_per_method_train_settings(tmp_path: Path):
-    text = BASE + "methods: [cam, sat]\nbackbones: {sat: deit_tiny_sat}\ntrain: {pretrained: true}\n"
+    text = (
+        BASE.replace("methods: [cam]\n", "")
+        + "methods: [cam, sat]\nbackbones: {sat: deit_tiny_sat}\ntrain: {pretrained: true}\n"
+    )
     spec = load_spec(write(tmp_path, text + "method_train: {sat: {pretrained: false, lr: 0.0005}}\n"))
     assert spec.base_config("cam", "synth-colon").pretrained is True
     sat = spec.base_config("sat", "synth-colon")
@@ -172,9 +184,11 @@ def test_per_method_train_settings(tmp_path: Path):
 
 
 def test_unet_is_a_supervised_row_without_a_pixelcam_model(tmp_path: Path):
-    spec = load_spec(write(tmp_path, BASE + "methods: [cam, unet]\npixelcam: true\n"))
+    spec = load_spec(
+        write(tmp_path, BASE.replace("methods: [cam]\n", "") + "methods: [cam, unet]\npixelcam: true\n")
+    )
     assert spec.all_methods() == ["cam", "unet", "pixelcam-cam"]  # PixelCAM learns from WSOL CAMs only
     cfg = spec.base_config("unet", "synth-colon")
     assert cfg.is_supervised and not cfg.is_pixelcam
     with pytest.raises(ConfigError, match=r"unknown baseline 'pixelcam'.*'unet'"):
-        load_spec(write(tmp_path, BASE + "methods: [pixelcam]\n"))
+        load_spec(write(tmp_path, BASE.replace("methods: [cam]\n", "") + "methods: [pixelcam]\n"))
