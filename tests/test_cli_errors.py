@@ -257,6 +257,31 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
         r"c.yaml: 2400000 bytes; a study spec is at most 1048576 bytes \(1 MiB\)$",
     ),
     (
+        "a labels CSV with its header only",
+        lambda t, d: _folder(t, lambda s: s.splitlines()[0] + "\n"),
+        r"labels.csv: no image rows under the header; expected one row per image$",
+    ),
+    (
+        "a synthetic tile of 100000 px",
+        lambda t, d: ["data", "synth", "--out", str(t / "s"), "--size", "100000"],
+        r"size: 100000 px; a synthetic tile is at most 2048 px \(a patch, not a slide\)$",
+    ),
+    (
+        "ten million synthetic images per class",
+        lambda t, d: ["data", "synth", "--out", str(t / "s"), "--per-class", "10000000"],
+        r"per_class: 10000000; at most 100000 images per class and domain$",
+    ),
+    (
+        "a prediction tile of a million pixels",
+        lambda t, d: _predict(t, "--tile", "1000000", "--heatmap-stride", "8"),
+        r"--tile 1000000: at most 4096 pixels \(a model's input tile, not a region\)$",
+    ),
+    (
+        "a prediction batch that cannot fit in memory",
+        lambda t, d: _predict(t, "--tile", "4096", "--batch-size", "64", "--heatmap-stride", "8"),
+        r"--batch-size 64 x --tile 4096: a batch would take 48.0 GiB \(at most 8 GiB\); lower either$",
+    ),
+    (
         "a directory given as the training config",
         lambda t, d: ["train", "baseline", "--config", str(t)],
         r": is a directory; expected a config file \(YAML\)$",

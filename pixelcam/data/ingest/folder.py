@@ -49,6 +49,8 @@ def folder_entries(root: Path, labels_csv: Path, class_names: Sequence[str]) -> 
         image_id, image = listed_path(root, row["image"], where)
         mask = listed_path(root, row["mask"], where, "mask")[1] if row.get("mask") else None
         entries.append(Entry(image_id, image, mask, label, row["split"], where))
+    if not entries:
+        raise DatasetError(f"{labels_csv}: no image rows under the header; expected one row per image")
     check_unique(entries)
     require_masks(entries)
     return entries

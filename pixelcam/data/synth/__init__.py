@@ -48,6 +48,10 @@ def list_synth_domains() -> list[str]:
     return SYNTH_DOMAINS.names()
 
 
+MAX_SIZE = 2048  # px: the largest synthetic tile (a 12 MiB image; patches of the field are 128-512 px)
+MAX_PER_CLASS = 100_000  # images per class and domain
+
+
 @dataclass
 class SynthConfig:
     """Settings of `pixelcam data synth` (per_class images of each class per domain)."""
@@ -80,6 +84,14 @@ class SynthConfig:
                 )
         if self.size < 32:
             raise DatasetError(f"size: {self.size} px is too small; expected >= 32")
+        if self.size > MAX_SIZE:
+            raise DatasetError(
+                f"size: {self.size} px; a synthetic tile is at most {MAX_SIZE} px (a patch, not a slide)"
+            )
+        if self.per_class > MAX_PER_CLASS:
+            raise DatasetError(
+                f"per_class: {self.per_class}; at most {MAX_PER_CLASS} images per class and domain"
+            )
         if self.seed < 0:
             raise DatasetError(f"seed: {self.seed} is negative; expected an integer >= 0")
         n_other = self.per_class - self.valpx_per_class

@@ -58,10 +58,25 @@ class SlideJob:
     error: str | None = None
 
 
+MAX_TILE = 4096  # px per side of a model's input tile
+BYTES_PER_PIXEL = 3 * 4 * 4  # RGB float32 input, with room for a CNN's activations at the input's size
+MAX_BATCH_BYTES = 8 * 2**30  # one batch of tiles in memory
+
+
 def check_options(opts: PredictOptions) -> None:
     """ConfigError naming the flag for settings no slide could run with (before anything is read)."""
     if opts.tile < 8:
         raise ConfigError(f"--tile {opts.tile}: expected >= 8 pixels")
+    if opts.tile > MAX_TILE:
+        raise ConfigError(
+            f"--tile {opts.tile}: at most {MAX_TILE} pixels (a model's input tile, not a region)"
+        )
+    need = opts.batch_size * opts.tile**2 * BYTES_PER_PIXEL
+    if need > MAX_BATCH_BYTES:
+        raise ConfigError(
+            f"--batch-size {opts.batch_size} x --tile {opts.tile}: a batch would take {need / 2**30:.1f} GiB "
+            f"(at most {MAX_BATCH_BYTES / 2**30:.0f} GiB); lower either"
+        )
     if not 0 <= opts.overlap < opts.tile:
         raise ConfigError(f"--overlap {opts.overlap}: expected 0 <= overlap < --tile ({opts.tile})")
     if opts.tile % opts.stride or opts.overlap % opts.stride:
