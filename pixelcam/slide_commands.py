@@ -26,21 +26,36 @@ def cmd_synth_slide(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    """Slides -> heatmaps; exit 0 when every slide was done, 1 when any was skipped (named on stderr)."""
+def expand(patterns: list[str], flag: str) -> list[str]:
+    """Paths of shell-style patterns (`*`, `?`, `[`) in order, each once; ConfigError naming the flag for a
+    pattern that matches nothing."""
     import glob
 
+    out: list[str] = []
+    for p in patterns:
+        hits = sorted(glob.glob(p)) if any(c in p for c in "*?[") and "://" not in p else [p]
+        if not hits:
+            raise ConfigError(f"{flag}: {p!r} matches no file")
+        out.extend(h for h in hits if h not in out)
+    return out
+
+
+def slide_paths(slide_patterns: list[str], mask_patterns: list[str]) -> tuple[list[str], list[str]]:
+    """(slides, masks): a mask that a `--slides` pattern also matches (`slides/*.tif` beside
+    `slides/*_mask.tif`) is a mask, not a slide."""
+    masks = expand(mask_patterns, "--mask")
+    slides = [s for s in expand(slide_patterns, "--slides") if s not in set(masks)]
+    if not slides:
+        raise ConfigError("--slides: every file it matches is a --mask")
+    return slides, masks
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Slides -> heatmaps; exit 0 when every slide was done, 1 when any was skipped (named on stderr)."""
     from pixelcam.evaluation.slides.predict import PredictOptions, predict_slides
     from pixelcam.storage.lock import exclusive
 
-    def expand(patterns: list[str]) -> list[str]:
-        out: list[str] = []
-        for p in patterns:
-            hits = sorted(glob.glob(p)) if any(c in p for c in "*?[") and "://" not in p else [p]
-            if not hits:
-                raise ConfigError(f"--slides/--mask: {p!r} matches no file")
-            out.extend(h for h in hits if h not in out)
-        return out
+    slides, masks = slide_paths(args.slides, args.masks)
 
     opts = PredictOptions(
         checkpoint=args.checkpoint,
@@ -57,13 +72,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         precision=args.precision,
         cam_class=args.cam_class,
         min_tissue=args.min_tissue,
-        masks=expand(args.masks),
+        masks=masks,
         top_k=args.top_k,
         overwrite=args.overwrite,
         mlflow=not args.no_mlflow,
     )
     with exclusive(args.out, "prediction output"):  # one writer per output directory
-        report = predict_slides(expand(args.slides), opts)
+        report = predict_slides(slides, opts)
     done = len(report["slides"]) - len(report["failed"])
     rate = f", {report['tiles_per_s']:.1f} tiles/s" if report["tiles_per_s"] else ""
     print(f"predict: {done} of {len(report['slides'])} slides -> {args.out} ({report['tiles']} tiles{rate})")

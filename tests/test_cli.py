@@ -76,3 +76,13 @@ def test_a_study_with_an_experiment_without_a_model_exits_1(tmp_path: Path, caps
     assert err.strip() == (
         "pixelcam: error: no successful trial in 2 experiment(s): a__deepmil, a__pixelcam-deepmil"
     )
+
+
+def test_masks_matched_by_the_slides_pattern_are_masks_not_slides(tmp_path: Path):
+    from pixelcam.slide_commands import slide_paths
+
+    for name in ("a.tif", "a_mask.tif", "b.tif", "b_mask.tif"):
+        (tmp_path / name).write_bytes(b"x")
+    slides, masks = slide_paths([str(tmp_path / "*.tif")], [str(tmp_path / "*_mask.tif")])
+    assert [Path(s).name for s in slides] == ["a.tif", "b.tif"]
+    assert [Path(m).name for m in masks] == ["a_mask.tif", "b_mask.tif"]

@@ -173,7 +173,17 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
     (
         "predict: a slide glob that matches nothing",
         lambda t, d: ["predict", "--checkpoint", "x", "--slides", str(t / "*.svs"), "--out", str(t / "o")],
-        r"--slides/--mask: '.*\*\.svs' matches no file",
+        r"--slides: '.*\*\.svs' matches no file$",
+    ),
+    (
+        "predict: a mask pattern that matches nothing",
+        lambda t, d: _predict(t, "--mask", str(t / "*_mask.tif")),
+        r"--mask: '.*\*_mask\.tif' matches no file$",
+    ),
+    (
+        "predict: every file of --slides is a --mask",
+        lambda t, d: _masks_only(t),
+        r"--slides: every file it matches is a --mask$",
     ),
     (
         "predict: overlap as large as the tile",
@@ -308,6 +318,12 @@ def _bad_run(tmp: Path) -> str:
     (tmp / "run").mkdir()
     (tmp / "run" / "selected.json").write_text("{oops")
     return str(tmp / "run")
+
+
+def _masks_only(tmp: Path) -> list[str]:
+    (tmp / "a_mask.tif").write_bytes(b"not read")
+    pattern = str(tmp / "*.tif")
+    return ["predict", "--checkpoint", "x", "--slides", pattern, "--mask", pattern, "--out", str(tmp / "o")]
 
 
 def _yaml(tmp: Path, raw: bytes) -> Path:

@@ -193,11 +193,36 @@ def open_dataset(path: str | os.PathLike | Location, verify: bool = False) -> Pa
         raise DatasetError(str(exc)) from None
     for domain, info in manifest["domains"].items():
         for rel, sha in info["files"].items():
-            _check_file(root / rel, domain, sha if verify else None)
+            rows = _expected_rows(info, rel)
+            _check_file(root / rel, domain, sha if verify else None, rows)
     ds = PatchDataset(root=root, manifest=manifest)
     if verify:
         verify_manifest_hash(ds)
+        check_no_leaks(ds)
     return ds
+
+
+def _expected_rows(info: dict, rel: str) -> int | None:
+    """The manifest's image count of the split a file holds (`<split>/<domain>.parquet`)."""
+    per_class = info["counts"].get(rel.split("/", 1)[0])
+    return sum(per_class.values()) if isinstance(per_class, dict) else None
+
+
+def check_no_leaks(ds: PatchDataset) -> None:
+    """DatasetError naming both files when an image id appears in two splits of a domain (a test image
+    copied into train, say)."""
+    for domain in ds.domains:
+        seen: dict[str, str] = {}
+        for f in ds.files([domain], list(SPLITS)):
+            split = f.parent.name
+            ids = pq.read_table(f.path, columns=["image_id"], filesystem=f.fs).column("image_id").to_pylist()
+            for image_id in ids:
+                other = seen.setdefault(image_id, split)
+                if other != split:
+                    raise DatasetError(
+                        f"{f}: image {image_id!r} is also in split {other!r} of domain {domain!r}: "
+                        "one image in two splits leaks between training and evaluation"
+                    )
 
 
 def _read_manifest(root: Location) -> dict:
@@ -227,10 +252,12 @@ def _read_manifest(root: Location) -> dict:
     return manifest
 
 
-def _check_file(f: Location, domain: str, sha: str | None) -> None:
-    """A listed file exists, has the pixelcam schema and, when `sha` is given, that content hash."""
+def _check_file(f: Location, domain: str, sha: str | None, rows: int | None = None) -> None:
+    """A listed file exists, has the pixelcam schema and the manifest's row count (read from its footer:
+    cheap, so every open checks it) and, when `sha` is given, that content hash."""
     try:
-        schema = pq.read_schema(f.path, filesystem=f.fs)
+        meta = pq.read_metadata(f.path, filesystem=f.fs)
+        schema = meta.schema.to_arrow_schema()
     except FileNotFoundError:
         raise DatasetError(f"{f}: listed in the manifest for domain {domain!r} but missing") from None
     except (OSError, pa.ArrowException) as exc:  # ArrowInvalid: not Parquet; OSError: unreadable
@@ -238,6 +265,11 @@ def _check_file(f: Location, domain: str, sha: str | None) -> None:
     missing = [n for n in SCHEMA.names if n not in schema.names and n not in OPTIONAL_COLUMNS]
     if missing:
         raise DatasetError(f"{f}: columns {missing} missing; expected the pixelcam schema {SCHEMA.names}")
+    if rows is not None and meta.num_rows != rows:
+        raise DatasetError(
+            f"{f}: {meta.num_rows} images, the manifest lists {rows} for it: the file was replaced or "
+            "changed after the dataset was written (swapped splits?); write the dataset again"
+        )
     if sha is not None and _sha256(f) != sha:
         raise DatasetError(f"{f}: content changed since it was written (SHA-256 mismatch)")
 
