@@ -20,7 +20,7 @@ from tests.cluster.helpers import BIN, free_port, stop_group, wait_for
 
 pytestmark = pytest.mark.e2e
 
-EPOCHS = 5
+EPOCHS = 3
 CONFIG = """\
 method: cam
 backbone: resnet10t

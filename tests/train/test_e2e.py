@@ -199,16 +199,16 @@ def test_baseline_then_pixelcam_then_evaluation(env, baseline: Path, capsys):
 def test_a_resumed_run_under_load_equals_an_uninterrupted_one(env, warm):
     """`--resume` of a run stopped after one epoch continues it: the same MLflow run, and the same values as
     the uninterrupted run epoch by epoch (its `select_from_epoch` changes which epoch it keeps, not its
-    training), bit for bit although two CPU-bound processes run beside it (same machine, same seed: the
-    numbers do not depend on the load)."""
+    training), bit for bit although a CPU-bound process runs beside its resumed epoch (same machine, same
+    seed: the numbers do not depend on the load)."""
     cfg = TrainConfig.from_dict(yaml.safe_load(env["config"].read_text())).replace(
         name="again", num_workers=1
     )
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    first = train(cfg.replace(epochs=1))
+    assert first.epoch == 0
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])]
     try:
-        first = train(cfg.replace(epochs=1))
-        assert first.epoch == 0
-        resumed = train(cfg.replace(epochs=2), resume=True)  # continues at epoch 1
+        resumed = train(cfg.replace(epochs=2), resume=True)  # continues at epoch 1, beside a busy core
     finally:
         for hog in hogs:
             hog.kill()
