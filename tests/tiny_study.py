@@ -1,8 +1,9 @@
 """The tiny study shared by the end-to-end tests: run on a real local Ray and a real SQLite MLflow store,
 stored on an S3 protocol server on loopback (`--storage s3://...`: spec, state, Tune's and Train's
 directories, checkpoints and results are written to the bucket, nothing to a local stage), its driver
-interrupted (SIGINT, as Ctrl-C) in the trials of the second Tune experiment, and finished by
-`pixelcam study resume s3://...` from what the bucket holds, as on a new machine."""
+interrupted (SIGINT, as Ctrl-C) in the trials of the second Tune experiment, resumed and SIGKILLed (a crash)
+in them again, and finished by `pixelcam study resume s3://...` from what the bucket holds, as on a new
+machine."""
 
 from __future__ import annotations
 
@@ -131,6 +132,7 @@ def run_interrupted_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, s
         )
     }
     stored = f"{storage}/tiny"
+    _killed_resume(root, stored, env, client)
     res = cli("study", "resume", stored, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=root)
     out, _ = res.communicate(timeout=600)
     (root / "resume.log").write_text(out)
@@ -139,6 +141,29 @@ def run_interrupted_and_resumed(root: Path, synth_dir: Path, s3_env: dict[str, s
         root, study_dir, stored, uri, before, out, res.returncode, interrupted, proc.returncode,
         interrupted_state, left,
     )  # fmt: skip
+
+
+def _killed_resume(root: Path, stored: str, env: dict, client: MlflowClient) -> None:
+    """A first `study resume`, SIGKILLed with its local Ray (a crash, no state saved on the way out) once
+    it has restored the PixelCAM experiment and logged an epoch; the next resume must finish from there."""
+    with open(root / "killed-resume.log", "w") as log:
+        proc = cli("study", "resume", stored, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+                   start_new_session=True)  # fmt: skip
+        deadline = time.time() + 300
+        while (
+            time.time() < deadline
+            and proc.poll() is None
+            and "epoch " not in _tail(root / "killed-resume.log")
+        ):
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    wait_for_group(proc.pid)
+
+
+def _tail(log: Path) -> str:
+    text = log.read_text()
+    return text[text.find("pixelcam-cam] restoring") :] if "pixelcam-cam] restoring" in text else ""
 
 
 def _pixelcam_trial_started(client: MlflowClient) -> bool:

@@ -202,10 +202,17 @@ def open_dataset(path: str | os.PathLike | Location, verify: bool = False) -> Pa
     return ds
 
 
-def _expected_rows(info: dict, rel: str) -> int | None:
-    """The manifest's image count of the split a file holds (`<split>/<domain>.parquet`)."""
-    per_class = info["counts"].get(rel.split("/", 1)[0])
-    return sum(per_class.values()) if isinstance(per_class, dict) else None
+def _expected_rows(info: dict, rel: str) -> tuple[int, int] | None:
+    """(fewest, most) images the file of a split (`<split>/<domain>.parquet`) may hold by the manifest's
+    counts: its count exactly, except valcl, whose count includes the valpx images it shares (they are
+    stored once, in the valpx file)."""
+    counts = {s: sum(c.values()) for s, c in info["counts"].items() if isinstance(c, dict)}
+    split = rel.split("/", 1)[0]
+    if split not in counts:
+        return None
+    if split == "valcl":
+        return max(0, counts[split] - counts.get("valpx", 0)), counts[split]
+    return counts[split], counts[split]
 
 
 def check_no_leaks(ds: PatchDataset) -> None:
@@ -252,7 +259,7 @@ def _read_manifest(root: Location) -> dict:
     return manifest
 
 
-def _check_file(f: Location, domain: str, sha: str | None, rows: int | None = None) -> None:
+def _check_file(f: Location, domain: str, sha: str | None, rows: tuple[int, int] | None = None) -> None:
     """A listed file exists, has the pixelcam schema and the manifest's row count (read from its footer:
     cheap, so every open checks it) and, when `sha` is given, that content hash."""
     try:
@@ -265,9 +272,10 @@ def _check_file(f: Location, domain: str, sha: str | None, rows: int | None = No
     missing = [n for n in SCHEMA.names if n not in schema.names and n not in OPTIONAL_COLUMNS]
     if missing:
         raise DatasetError(f"{f}: columns {missing} missing; expected the pixelcam schema {SCHEMA.names}")
-    if rows is not None and meta.num_rows != rows:
+    if rows is not None and not rows[0] <= meta.num_rows <= rows[1]:
+        listed = str(rows[1]) if rows[0] == rows[1] else f"{rows[0]}-{rows[1]}"
         raise DatasetError(
-            f"{f}: {meta.num_rows} images, the manifest lists {rows} for it: the file was replaced or "
+            f"{f}: {meta.num_rows} images, the manifest lists {listed} for it: the file was replaced or "
             "changed after the dataset was written (swapped splits?); write the dataset again"
         )
     if sha is not None and _sha256(f) != sha:

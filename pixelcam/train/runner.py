@@ -16,7 +16,6 @@ from typing import Any
 
 from pixelcam.config import SELECTION_METRICS, ConfigError, TrainConfig
 from pixelcam.data.reader import PatchDataset, open_dataset
-from pixelcam.errors import Terminated
 from pixelcam.models.factory import list_methods, method_class
 from pixelcam.runtime.checkpoint import (
     SELECTED_FILE,
@@ -228,9 +227,9 @@ def _run_ray_train(
 def fit_interruptibly(trainer: Any) -> Any:
     """`trainer.fit()`; from the main thread, in a daemon thread: Ray Train then installs no SIGINT handler
     of its own (which aborts the run and exits 1 without a word), so Ctrl-C and SIGTERM reach pixelcam as
-    exceptions in the main thread. The driver's Ray connection is shut down then, which ends the run's
-    controller and workers (actors die with their owner); the epochs checkpointed stay for `--resume`."""
-    import ray
+    exceptions in the main thread, which end the command; Ray's own exit handler then shuts the local Ray
+    down, ending the run's controller and workers (actors die with their owner); the epochs checkpointed
+    stay for `--resume`."""
 
     if threading.current_thread() is not threading.main_thread():
         return trainer.fit()
@@ -244,12 +243,8 @@ def fit_interruptibly(trainer: Any) -> Any:
 
     thread = threading.Thread(target=fit, name="ray-train-fit", daemon=True)
     thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(0.5)
-    except (KeyboardInterrupt, Terminated):
-        ray.shutdown()
-        raise
+    while thread.is_alive():  # Ctrl-C / SIGTERM arrive here
+        thread.join(0.5)
     if "error" in box:
         raise box["error"]
     return box["result"]

@@ -43,6 +43,10 @@ def test_an_interrupted_study_stops_records_interrupted_and_resumes(tiny_study: 
     steps = tiny_study.interrupted_state["steps"]
     assert "tune" not in steps and "ood" not in steps  # it stopped: no later step ran on a cut model
     assert tiny_study.left_after_interrupt == 0
+    # a first resume was SIGKILLed (a crash) while it ran the restored trials: still `interrupted`, the last
+    # resume restores the experiment again and completes it
+    killed = (tiny_study.root / "killed-resume.log").read_text()
+    assert "[synth-colon__pixelcam-cam] restoring the Tune experiment" in killed and "epoch " in killed
     resumed = tiny_study.resume_output
     assert "[synth-colon__pixelcam-cam] restoring the Tune experiment" in resumed
     assert (tiny_study.study_dir / "state.json").read_json()["experiments"]["synth-colon__pixelcam-cam"][
@@ -69,6 +73,7 @@ def test_study_resumed_and_recorded(tiny_study: TinyStudy):
         "tiny.yaml",
         "run.log",
         "resume.log",
+        "killed-resume.log",
         "mlflow.db",
         "mlartifacts",
     }
