@@ -143,6 +143,9 @@ def _add_train(groups: Any) -> None:
     tcommon.add_argument("--epochs", type=positive_int)
     tcommon.add_argument("--num-workers", type=positive_int, dest="num_workers")
     tcommon.add_argument("--seed", type=int)
+    tcommon.add_argument(
+        "--verbose", action="store_true", help="show Ray's own output (otherwise in its session logs)"
+    )
     b = tsub.add_parser("baseline", parents=[tcommon], help="CAM, DeepMIL, GradCAM++, LayerCAM or SAT")
     b.set_defaults(fn=commands.cmd_train)
     b = tsub.add_parser("pixelcam", parents=[tcommon], help="PixelCAM on pseudo-labels of a trained baseline")

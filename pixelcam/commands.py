@@ -156,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.kind == "baseline" and cfg.method == "pixelcam":
         raise ConfigError(f"{args.config}: method: 'pixelcam' is trained with `pixelcam train pixelcam`")
     try:
-        res = train(cfg, resume=args.resume)
+        res = train(cfg, resume=args.resume, verbose=args.verbose)
     except (KeyboardInterrupt, Terminated) as exc:
         kept = f"the epochs it finished are kept in {Location(cfg.storage) / cfg.run_name()}"
         mark_kept(exc, f"{kept}; continue with the same command and --resume")

@@ -90,7 +90,9 @@ def start_s3_server(directory: Path) -> dict[str, str]:
 # --- scenarios started early ----------------------------------------------------------------------------
 # A slow end-to-end scenario that mostly waits (processes starting, servers answering, a client timing out) is
 # started in a thread when the run begins, as soon as a selected test asks for it, and its test waits for its
-# result: the unit tests meanwhile use the cores it leaves idle.
+# result: the unit tests meanwhile use the cores it leaves idle. A scenario spawns its processes with an
+# explicit `env=` (a snapshot): a child exec'ing the live `environ` while the tests' thread sets a variable
+# can fail with EFAULT ("Bad address").
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scenario")
 _STARTED: dict[str, Future] = {}
 SCENARIOS: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {}

@@ -34,6 +34,7 @@ def gpu_check_smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
         text=True,
         timeout=600,
         cwd=root,
+        env=dict(os.environ),  # an explicit environment, as every scenario's (tests/shared.py)
     )
     report = json.loads((root / "check.json").read_text()) if out.returncode == 0 else {}
     return {"rc": out.returncode, "stdout": out.stdout, "stderr": out.stderr, "report": report}

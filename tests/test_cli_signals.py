@@ -54,6 +54,8 @@ def test_a_training_run_stops_with_one_line_and_resumes(tmp_path: Path, synth_di
             kept = f"the epochs it finished are kept in {root / 'runs' / 'r'}; continue with the same command"
             assert f"pixelcam: {line}; {kept} and --resume" in err, err[-3000:]
             assert "SIGTERM received" not in err and "Traceback" not in err
+            # as quiet as a study: none of Ray's process output (`(Actor pid=N)` lines), no colour codes
+            assert "pid=" not in err and "\x1b[" not in err and "Token authentication" not in err, err
         uri = f"sqlite:///{roots[1] / 'mlflow.db'}"
         client = MlflowClient(uri)
         (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])

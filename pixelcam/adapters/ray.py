@@ -25,7 +25,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 RAY_ENV = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
@@ -106,6 +106,7 @@ def stop_tune_gracefully() -> Iterator[list[int]]:
 
 RAYLET_PREFIX = "(raylet)"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_PREFIX = re.compile(r"^\((?:(?P<actor>\w+) )?pid=[^)]*\) ?")  # `(RayTrainWorker pid=12)`, `(pid=gcs_server)`
 
 
 class RayletFilter:
@@ -113,10 +114,15 @@ class RayletFilter:
     `log_to_driver` says (its error listener thread, `print_worker_logs`, one `print` per message: the
     whole message, possibly several lines, in one write, then the newline). They stay in Ray's session logs
     (raylet.out), where a quiet console sends everything of Ray's; e.g. "8 PYTHON worker processes have
-    been started ..." when trials start actors in a burst."""
+    been started ..." when trials start actors in a burst.
 
-    def __init__(self, stream: TextIO) -> None:
+    With `keep` (a quiet console that still shows some workers' own lines, as `pixelcam train` does with
+    its Train workers' progress): every line Ray forwards from its processes (`(Actor pid=N) ...`, in
+    colour) is dropped unless `keep(actor, message)`, and a kept one is written without its prefix."""
+
+    def __init__(self, stream: TextIO, keep: Callable[[str | None, str], bool] | None = None) -> None:
         self._stream = stream
+        self.keep = keep
         self._skip_newline = threading.local()
 
     def write(self, text: str) -> int:
@@ -124,7 +130,15 @@ class RayletFilter:
             self._skip_newline.on = False
             if text == "\n":
                 return len(text)
-        if _ANSI.sub("", text).lstrip().startswith(RAYLET_PREFIX):
+        plain = _ANSI.sub("", text)
+        if plain.lstrip().startswith(RAYLET_PREFIX):
+            self._skip_newline.on = True
+            return len(text)
+        match = _PREFIX.match(plain) if self.keep is not None else None
+        if match is not None:
+            message = plain[match.end() :]
+            if self.keep(match.group("actor"), message):
+                return self._stream.write(message)
             self._skip_newline.on = True
             return len(text)
         return self._stream.write(text)
@@ -133,9 +147,11 @@ class RayletFilter:
         return getattr(self._stream, name)
 
 
-def hide_raylet_messages() -> None:
-    """Route this process's stdout and stderr through `RayletFilter` (once)."""
+def hide_raylet_messages(keep: Callable[[str | None, str], bool] | None = None) -> None:
+    """Route this process's stdout and stderr through `RayletFilter` (once; `keep` as given last)."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
-        if not isinstance(stream, RayletFilter):
-            setattr(sys, name, RayletFilter(stream))
+        if isinstance(stream, RayletFilter):
+            stream.keep = keep
+        else:
+            setattr(sys, name, RayletFilter(stream, keep))

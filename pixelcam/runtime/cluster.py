@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 
 from pixelcam.adapters import ray as ray_adapter
 from pixelcam.config import TrainConfig
@@ -15,12 +16,16 @@ QUIET_TRACEBACKS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
 CPU_FOR_DATA = 1.0  # CPUs left to Ray Data's decode tasks when workers are sized automatically
 
 
-def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
+def init_ray(
+    num_cpus: int | None = None, quiet: bool = False, show: Callable[[str | None, str], bool] | None = None
+) -> str | None:
     """Connect to the cluster in RAY_ADDRESS (jobs) or start a local Ray instance; quiet logging defaults.
 
     `quiet`: worker and system-process output stays in Ray's session logs instead of the console (a study
     prints its own progress from Tune results); Tune's and Ray Data's INFO notes are silenced. Returns the
-    session's log directory when this call started or joined Ray, else None."""
+    session's log directory when this call started or joined Ray, else None. `show(actor, line)`: on a quiet
+    console, the lines of Ray's processes still shown (without Ray's prefix), e.g. a Train worker's
+    progress; everything else of theirs stays in the session logs."""
     ray_adapter.set_env(quiet)
     import ray
     from ray.data import DataContext
@@ -34,7 +39,7 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
         # notes, not problems: the local cluster's token auth being on by default (it stays on), Ray Data's
         # progress bars being off (we print our own progress), a new local MLflow store's schema set-up
         ray_adapter.quiet_notes()
-        ray_adapter.hide_raylet_messages()  # the raylet warns on the console whatever log_to_driver says
+        ray_adapter.hide_raylet_messages(show)  # the raylet warns on the console whatever log_to_driver says
         for name in QUIET_NOTES:
             logging.getLogger(name).setLevel(logging.ERROR)
         # a failed trial's traceback: the study prints one line per failure or retry, and Tune keeps the
@@ -45,7 +50,7 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
         return None
     with ray_adapter.keep_sigterm_handler():  # ours: one line, exit 143, nothing half-written kept
         if os.environ.get("RAY_ADDRESS"):
-            info = ray.init(log_to_driver=not quiet)
+            info = ray.init(log_to_driver=not quiet or show is not None)
         else:
             # Ray 2.60 binds its gRPC servers (GCS, raylet, workers, agents) to all interfaces and resolves a
             # loopback node IP back to the network address: the local cluster's guard is Ray's token
@@ -55,7 +60,7 @@ def init_ray(num_cpus: int | None = None, quiet: bool = False) -> str | None:
                 num_cpus=num_cpus,
                 configure_logging=True,
                 logging_level="WARNING",
-                log_to_driver=not quiet,
+                log_to_driver=not quiet or show is not None,
             )
     session = getattr(info, "address_info", {}).get("session_dir")
     return os.path.join(session, "logs") if session else None

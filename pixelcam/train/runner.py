@@ -85,6 +85,7 @@ def train(
     dataset: PatchDataset | None = None,
     kind: str = RunKind.TRAIN,
     shared_data: dict[str, Any] | None = None,
+    verbose: bool = False,
 ) -> TrainResult:
     """Run (or resume) one training run on Ray Train; returns the selected checkpoint and its metrics.
 
@@ -94,7 +95,8 @@ def train(
     already opened `cfg.data` (a study opens it once); the workers get this handle and do not reopen it.
     `kind` is the MLflow run's kind (`RunKind.TRIAL` for a study's trial). `shared_data`: decoded train
     datasets already materialised by the caller (a study, once for all its trials), by `train_data_key`;
-    used when this run would cache its decoded images anyway.
+    used when this run would cache its decoded images anyway. The console shows the run's own progress
+    lines; Ray's and its processes' output stays in Ray's session logs unless `verbose`.
     """
     started = time.time()
     import ray.train
@@ -113,7 +115,7 @@ def train(
     run_dir = storage / cfg.run_name()
     with exclusive(run_dir, "training run"):  # one writer per run: a second `--name` fails at once
         _check_run_dir(run_dir, resume)
-        init_ray()
+        init_ray(quiet=not verbose, show=None if verbose else own_progress_line)
         need = worker_resources(cfg, ray.cluster_resources())
         if not cfg.runs_locally:  # a local run uses the resources its caller holds (a Tune trial's, or none)
             check_schedulable(need, cfg.num_workers, ray.cluster_resources())
@@ -142,6 +144,12 @@ def train(
         if run_id:
             log_selected(uri, run_id, selected)
         return selected
+
+
+def own_progress_line(actor: str | None, message: str) -> bool:
+    """A Train worker's own line (`[method source] epoch ...`): the one output of Ray's processes that a
+    quiet `pixelcam train` console shows."""
+    return actor == "RayTrainWorker" and message.startswith("[")
 
 
 def _check_run_dir(run_dir: Location, resume: bool) -> None:

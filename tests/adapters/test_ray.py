@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,7 +74,8 @@ print(replaced, kept)
 @scenario()
 def sigterm_probe() -> dict:
     """PROBE in its own process, started when the run begins (two `ray.init`s: about 20 s)."""
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-c", PROBE]  # an explicit environment, as every scenario's (tests/shared.py)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ))
     return {"rc": out.returncode, "stdout": out.stdout, "stderr": out.stderr}
 
 
@@ -85,3 +87,29 @@ def test_ray_init_replaces_the_sigterm_handler_and_the_adapter_puts_it_back(sigt
     replaced, kept = sigterm_probe["stdout"].split()[-2:]
     assert kept == "True"
     assert replaced == "True", "ray.init no longer replaces SIGTERM's handler: keep_sigterm_handler can go"
+
+
+def test_a_quiet_console_keeps_only_the_lines_it_is_told_to_without_ray_prefix():
+    from ray._private.worker import print_worker_logs
+
+    out = io.StringIO()
+    console = adapter.RayletFilter(out, keep=lambda actor, line: actor == "RayTrainWorker")
+    worker = {
+        "pid": "12",
+        "actor_name": "RayTrainWorker",
+        "lines": ["[cam x] epoch 1/2"],
+        "ip": "x",
+        "localhost": "x",
+    }
+    gcs = {"pid": "gcs_server", "lines": ["Failed to kill actor NIL_ID"], "ip": "x", "localhost": "x"}
+    other = {
+        "pid": "13",
+        "actor_name": "SplitCoordinator",
+        "lines": ["Dataset finished"],
+        "ip": "x",
+        "localhost": "x",
+    }
+    for data in (worker, gcs, other):
+        print_worker_logs(data, console)
+    print("selected epoch 2", file=console)
+    assert out.getvalue() == "[cam x] epoch 1/2\nselected epoch 2\n"

@@ -2,6 +2,7 @@
 to every interface) refuses a client holding another token and accepts one holding the cluster's."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -31,7 +32,10 @@ ray.shutdown()
 @scenario()
 def token_probe() -> subprocess.CompletedProcess:
     """The probe, started when the run begins: the stranger's client waits ~20 s before Ray gives up."""
-    return subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=400)
+    # an explicit environment: spawned from a thread, a child exec'ing the live `environ` while the tests'
+    # thread sets a variable can fail with EFAULT
+    cmd = [sys.executable, "-c", PROBE]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=dict(os.environ))
 
 
 token_probe_fixture = scenario_fixture("token_probe")
