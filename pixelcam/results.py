@@ -190,3 +190,7 @@ class OODMatrix(Record):
     seeds: list[int] = Field(default_factory=list)
     rows: list[OODRow]
     warnings: list[str] = Field(default_factory=list)
+
+    def max_seeds(self) -> int:
+        """The most seeds any cell aggregates (0 without results)."""
+        return max((c.n for r in self.rows for m in r.cells.values() for c in m.values()), default=0)

@@ -9,6 +9,7 @@ A model's own checks raise `ValueError` (reported at the field or section they v
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -204,11 +205,11 @@ def read_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
     than MAX_YAML_BYTES, not UTF-8 or not YAML (a key given twice included)."""
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if p.is_dir():
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
             raise ConfigError(f"{p}: is a directory; expected a {what} (YAML)")
-        if size > MAX_YAML_BYTES:
-            raise ConfigError(f"{p}: {size} bytes; a {what} is at most {MAX_YAML_BYTES} bytes (1 MiB)")
+        if st.st_size > MAX_YAML_BYTES:
+            raise ConfigError(f"{p}: {st.st_size} bytes; a {what} is at most {MAX_YAML_BYTES} bytes (1 MiB)")
         text = p.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{p}: {what} not found") from None

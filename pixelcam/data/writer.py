@@ -6,6 +6,7 @@ directory, so a dataset directory is either complete (it has a manifest) or abse
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -59,22 +60,19 @@ class DatasetWriter:
         self._content: dict[str, list[str]] = defaultdict(list)  # per domain: one digest per row
 
     def __enter__(self) -> DatasetWriter:
-        self._lock = exclusive(self.out, "dataset")  # one writer: a second one fails here, at once
-        self._lock.__enter__()
-        try:
-            return self._open()
-        except BaseException:
-            self._lock.__exit__(None, None, None)
-            raise
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(exclusive(self.out, "dataset"))  # one writer: a second one fails here
+            self._open()
+            self._held = stack.pop_all()  # released in __exit__
+        return self
 
-    def _open(self) -> DatasetWriter:
+    def _open(self) -> None:
         remove_stale_temporaries(self.out)  # left by a killed earlier write of the same dataset
         check_replaceable(self.out, self.overwrite)
         self._existed = _identity(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(self.out), dir=self.out.parent))
         self._tmp.chmod(0o755)  # mkdtemp makes 0700; a dataset is shared like any directory
-        return self
 
     def add_domain(self, domain: str, class_names: list[str], roi_classes: list[str] | None = None) -> None:
         """Declare a domain, its class names (label id = index in `class_names`) and the classes whose images
@@ -214,7 +212,7 @@ class DatasetWriter:
                 w.close()
             if self._tmp is not None and self._tmp.exists():
                 shutil.rmtree(self._tmp, ignore_errors=True)
-            self._lock.__exit__(None, None, None)
+            self._held.close()
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -98,7 +98,7 @@ class StudyRecords:
     def seeds_of(self) -> int:
         """The most seeds any model was evaluated with (as aggregated by the OOD step, when it has run)."""
         if self.ood is not None:
-            return max((c.n for r in self.ood.rows for m in r.cells.values() for c in m.values()), default=0)
+            return self.ood.max_seeds()
         if not self.evaluations:
             return 0
         return max(len(self.seed_evaluations(e.method, e.source)) for e in self.evaluations)

@@ -48,9 +48,10 @@ def init_ray(
             logging.getLogger(name).setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return None
+    to_driver = not quiet or show is not None  # a quiet console shows only what `show` keeps
     with ray_adapter.keep_sigterm_handler():  # ours: one line, exit 143, nothing half-written kept
         if os.environ.get("RAY_ADDRESS"):
-            info = ray.init(log_to_driver=not quiet or show is not None)
+            info = ray.init(log_to_driver=to_driver)
         else:
             # Ray 2.60 binds its gRPC servers (GCS, raylet, workers, agents) to all interfaces and resolves a
             # loopback node IP back to the network address: the local cluster's guard is Ray's token
@@ -60,7 +61,7 @@ def init_ray(
                 num_cpus=num_cpus,
                 configure_logging=True,
                 logging_level="WARNING",
-                log_to_driver=not quiet or show is not None,
+                log_to_driver=to_driver,
             )
     session = getattr(info, "address_info", {}).get("session_dir")
     return os.path.join(session, "logs") if session else None

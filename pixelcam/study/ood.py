@@ -139,7 +139,7 @@ def format_ood(matrix: OODMatrix, published: dict[str, Any] | None = None) -> st
     """The OOD matrix as text: one block per metric, rows (method, source), columns targets (* = in-domain,
     `!` after a label: near chance on some seed). `published` ({method: {"pxap": {"src->tgt": v}, ...}})
     adds the paper's value in brackets."""
-    seeds = max((c.n for r in matrix.rows for m in r.cells.values() for c in m.values()), default=0)
+    seeds = matrix.max_seeds()
     over = f"mean ± 95 % CI over {seeds} seeds; " if seeds >= 2 else ""
     width = 26 if seeds >= 2 else 20
     lines = []

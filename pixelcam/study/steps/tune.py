@@ -54,7 +54,7 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> ExperimentRe
     spec = ctx.spec
     key = experiment_key(source, method)
     done = ctx.state.experiment(key)
-    if done is not None and done.status != "interrupted":
+    if not _to_run(done):
         ctx.log(f"[{key}] done earlier: best trial {done.best_trial}")
         return done
     baseline, fixed = spec.variant(method)
@@ -150,7 +150,7 @@ def train_fixed(ctx: StudyContext, phase: str, labels: list[str]) -> None:
                 runs.append(run)
     for run in runs:
         done = ctx.state.experiment(run["key"])
-        if done is not None and done.status != "interrupted":
+        if not _to_run(done):
             ctx.log(f"[{run['key']}] done earlier: best trial {done.best_trial}")
     # a wave's records are written together, so a resumed wave is the same grid as the interrupted one
     runs = [r for r in runs if _to_run(ctx.state.experiment(r["key"]))]
