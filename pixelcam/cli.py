@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from pixelcam import __version__, commands, slide_commands
-from pixelcam.errors import USER_ERRORS, Terminated
+from pixelcam.errors import USER_ERRORS, Terminated, describe_os_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,7 +198,7 @@ def _add_ui(groups: Any) -> None:
     u = groups.add_parser("ui", help="MLflow's UI on the tracking store, opened on an experiment's runs")
     u.add_argument("--experiment", default="pixelcam", help="experiment whose runs table to open")
     u.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    u.add_argument("--port", type=positive_int, default=5000, help="port to listen on")
+    u.add_argument("--port", type=port, default=5000, help="port to listen on")
     u.set_defaults(fn=commands.cmd_ui)
 
 
@@ -236,7 +238,7 @@ def _add_stain_sweep(groups: Any) -> None:
         help="styles: L distinct styles from L reference images, ordered by distance (the paper, default); "
         "interpolate: one fitted stain approached in L steps up to --max-strength",
     )
-    sw.add_argument("--max-strength", type=float, default=1.0, dest="max_strength")
+    sw.add_argument("--max-strength", type=positive_float, default=1.0, dest="max_strength")
     sw.add_argument("--fit-images", type=positive_int, default=64, dest="fit_images")
     sw.add_argument("--json", help="also write the report as JSON here")
     sw.set_defaults(fn=commands.cmd_stain_sweep)
@@ -313,6 +315,14 @@ def positive_int(text: str) -> int:
     return _int(text, 1)
 
 
+def port(text: str) -> int:
+    """argparse type: a TCP port, 1-65535."""
+    value = _int(text, 1)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {value}")
+    return value
+
+
 def nonnegative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     return _int(text, 0)
@@ -343,6 +353,16 @@ def _kept(exc: BaseException) -> str:
     return getattr(exc, "kept", "nothing half-written was kept")
 
 
+def _stopped(exc: BaseException, what: str, code: int) -> int:
+    """The one line of an interrupted command, and its exit code (at once when a thread was abandoned)."""
+    print(f"pixelcam: {what}; {_kept(exc)}", file=sys.stderr)
+    if getattr(exc, "abandoned", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
@@ -355,16 +375,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.fn(args)
     except KeyboardInterrupt as exc:
-        print(f"pixelcam: interrupted (Ctrl-C); {_kept(exc)}", file=sys.stderr)
-        return 130
+        return _stopped(exc, "interrupted (Ctrl-C)", 130)
     except Terminated as exc:
-        print(f"pixelcam: terminated (SIGTERM); {_kept(exc)}", file=sys.stderr)
-        return 143
+        return _stopped(exc, "terminated (SIGTERM)", 143)
     except USER_ERRORS as exc:
         print(f"pixelcam: error: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:  # registry look-ups name the known choices
         print(f"pixelcam: error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only or forbidden place, a path through a file
+        if exc.errno == errno.EPIPE:  # `pixelcam ... | head`: the reader left, nothing to say
+            return 141
+        print(f"pixelcam: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
 
 

@@ -191,6 +191,9 @@ def _check_output(path: str | None, flag: str = "--json") -> None:
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"{flag} {path}: is a directory; give a file name such as {p / 'report.json'}")
+    for parent in (p.parent, *p.parent.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"{flag} {path}: {parent} is a file, not a directory")
     if not p.parent.is_dir():
         raise ConfigError(f"{flag} {path}: the directory {p.parent} does not exist")
 

@@ -2,6 +2,8 @@
 ...`, exit code 2) without importing the heavy modules that raise them. Every message names the file, key
 or run concerned and what was expected."""
 
+import errno
+
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range; the message names the file and key."""
@@ -46,6 +48,14 @@ def mark_kept(exc: BaseException, kept: str) -> BaseException:
     return exc
 
 
+def mark_abandoned(exc: BaseException) -> BaseException:
+    """Mark an interrupt that left a thread inside a library (Ray Train's `fit`): the interpreter's orderly
+    exit would shut Ray down under that thread, whose next call ends the process with Ray's exit code 1
+    instead of the interrupt's; the CLI exits at once instead (the local Ray's processes share its fate)."""
+    exc.abandoned = True  # type: ignore[attr-defined]
+    return exc
+
+
 USER_ERRORS = (
     ConfigError,
     DatasetError,
@@ -56,3 +66,37 @@ USER_ERRORS = (
     SlideError,
     StorageError,
 )
+
+
+OS_HINTS = {
+    errno.ENOSPC: "no space left on the device: free some space or write elsewhere",
+    errno.EDQUOT: "disk quota exceeded: free some space or write elsewhere",
+    errno.EROFS: "the filesystem is read-only: write elsewhere",
+    errno.EACCES: "permission denied: check the permissions of the path, or write elsewhere",
+    errno.EPERM: "operation not permitted there: check the path, or write elsewhere",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+    errno.EISDIR: "is a directory, a file was expected",
+    errno.ENOENT: "no such file or directory",
+    errno.ENAMETOOLONG: "a name in the path is too long",
+    errno.EMFILE: "too many open files: raise the limit (`ulimit -n`)",
+    errno.EIO: "input/output error: the disk or the network filesystem failed",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error: the path, what went wrong in words, the errno's name."""
+    code = errno.errorcode.get(exc.errno or 0, "")
+    what = OS_HINTS.get(exc.errno or 0) or exc.strerror or str(exc).strip().splitlines()[0]
+    path = exc.filename if exc.filename is not None else None
+    if exc.errno == errno.EEXIST and path is not None and _is_file(path):  # mkdir through a regular file
+        return f"{path}: is a file, not a directory ({code})"
+    if path is None:  # e.g. pyarrow's errors: the path is in the message
+        return f"{str(exc).strip().splitlines()[0] or what}" + (f" ({code})" if code else "")
+    other = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+    return f"{path}{other}: {what}" + (f" ({code})" if code else "")
+
+
+def _is_file(path: object) -> bool:
+    import os
+
+    return os.path.exists(str(path)) and not os.path.isdir(str(path))

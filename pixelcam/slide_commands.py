@@ -8,9 +8,16 @@ import sys
 
 from pixelcam.errors import ConfigError
 
+MAX_SYNTH_SLIDE = 16384  # its coarsest level is built from one level-0 strip of the whole slide (0.8 GB)
+
 
 def cmd_synth_slide(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    if args.size > MAX_SYNTH_SLIDE:  # before anything is read or allocated
+        raise ConfigError(
+            f"--size {args.size}: a synthetic slide is at most {MAX_SYNTH_SLIDE} px a side (built in memory)"
+        )
 
     from pixelcam.data import open_dataset
     from pixelcam.evaluation.slides.synthetic import write_synthetic_slide

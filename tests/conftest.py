@@ -5,7 +5,10 @@ the e2e study and dashboard tests read."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from typing import Any
 import pytest
 
 from pixelcam.data.synth import SynthConfig, generate_synthetic
-from tests.shared import SCENARIOS, once, scenario, scenario_fixture, shutdown, start, start_s3_server
+from tests.shared import FIRST, SCENARIOS, once, scenario, scenario_fixture, shutdown, start, start_s3_server
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +32,14 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both synthetic domains, 12 images per class, 64 px (about 1 s)."""
     out = tmp_path_factory.mktemp("synth") / "ds"
     generate_synthetic(out, SynthConfig(per_class=12, size=64, seed=3), workers=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_ds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """synth-lymph alone, 10 images per class at 32 px: the dataset of the hostile-input tables."""
+    out = tmp_path_factory.mktemp("errs") / "ds"
+    generate_synthetic(out, SynthConfig(domains=["synth-lymph"], per_class=10, size=32, seed=1), workers=1)
     return out
 
 
@@ -49,47 +60,69 @@ class TrainedModels:
     cam: Run
 
 
-def _train_models(root: Path) -> dict[str, Any]:
-    import ray
+TRAIN_MODELS = """
+import json, sys
+from pathlib import Path
+from tests.conftest import train_models
+print(json.dumps(train_models(Path(sys.argv[1]))))
+"""
 
+
+def train_models(root: Path) -> dict[str, Any]:
+    """Train the session's models under `root` (in-process runs on a local Ray of this process)."""
     from pixelcam.config import TrainConfig
     from pixelcam.train.runner import train
 
     data = root / "ds"
     generate_synthetic(data, SynthConfig(domains=["synth-colon"], per_class=100, size=64, seed=5), workers=1)
     out: dict[str, Any] = {"data": str(data)}
-    try:
-        for method in ("unet", "cam"):
-            cfg = TrainConfig(
-                method=method,
-                backbone="resnet10t",
-                data=str(data),
-                source="synth-colon",
-                resize=64,
-                crop=64,
-                epochs=6,
-                batch_size=16,
-                lr=0.02,
-                num_workers=1,
-                storage=str(root / "runs"),
-                name=method,
-            )
-            res = train(cfg, mlflow=False)
-            out[method] = {"checkpoint": res.checkpoint.uri, "history": res.history}
-    finally:
-        ray.shutdown()  # later tests start their own Ray in this process
+    for method in ("unet", "cam"):
+        cfg = TrainConfig(
+            method=method,
+            backbone="resnet10t",
+            data=str(data),
+            source="synth-colon",
+            resize=64,
+            crop=64,
+            epochs=6,
+            batch_size=16,
+            lr=0.02,
+            num_workers=1,
+            storage=str(root / "runs"),
+            name=method,
+        )
+        res = train(cfg, mlflow=False)
+        out[method] = {"checkpoint": res.checkpoint.uri, "history": res.history}
     return out
 
 
+@scenario("tmp_path_factory", "environment", first=True)
+def trained_models(tmp_path_factory: pytest.TempPathFactory, environment: dict[str, str]) -> dict[str, Any]:
+    """The models, trained in a process of their own from when the run begins (about 35 s), once for all
+    test processes."""
+
+    def make(directory: Path) -> dict[str, Any]:
+        root = Path(__file__).resolve().parents[1]
+        cmd = [sys.executable, "-c", TRAIN_MODELS, str(directory)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=root, env=environment)
+        assert res.returncode == 0, res.stderr[-3000:]
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    return once(tmp_path_factory, "trained", make)
+
+
+trained_models_fixture = scenario_fixture("trained_models")
+
+
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModels:
-    """The run's trained U-Net and CAM baseline (about 35 s, once for all test processes): for every test
-    that needs *a* trained model rather than a training run of its own."""
-    rec = once(tmp_path_factory, "trained", _train_models)
+def trained(trained_models: dict[str, Any]) -> TrainedModels:
+    """The run's trained U-Net and CAM baseline: for every test that needs *a* trained model rather than a
+    training run of its own."""
+    rec = trained_models
     return TrainedModels(Path(rec["data"]), Run(**rec["unet"]), Run(**rec["cam"]))
 
 
-@scenario("tmp_path_factory", "synth_dir", "s3_server")
+@scenario("tmp_path_factory", "synth_dir", "s3_server", first=True)
 def tiny_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, s3_server: dict[str, str]) -> Any:
     """The e2e tiny study (stored on S3, killed, resumed from the bucket), run once for the study and
     dashboard tests (about 1.5 min, mostly waiting on its processes)."""
@@ -106,12 +139,20 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, s3_ser
 @pytest.fixture(scope="session", autouse=True)
 def _early_scenarios(request: pytest.FixtureRequest) -> None:
     """Start the selected tests' slow scenarios now, in threads (`tests/shared.py`)."""
-    wanted = {f for item in request.session.items for f in getattr(item, "fixturenames", ())}
-    for name in SCENARIOS.keys() & wanted:
+    wanted = [f for item in request.session.items for f in getattr(item, "fixturenames", ())]
+    ordered = dict.fromkeys(f for f in wanted if f in SCENARIOS)  # in the order the tests ask for them
+    for name in sorted(ordered, key=lambda f: (f not in FIRST, list(ordered).index(f))):
         start(name, request)
 
 
 tiny_study_fixture = scenario_fixture("tiny_study")
+
+
+@pytest.fixture(scope="session")
+def environment(s3_server: dict[str, str]) -> dict[str, str]:
+    """The environment for a scenario's processes (the S3 server's included), taken in pytest's thread: a
+    scenario thread copying the live `os.environ` while a test's monkeypatch sets a variable would race it."""
+    return dict(os.environ)
 
 
 @pytest.fixture(scope="session")

@@ -93,16 +93,22 @@ def start_s3_server(directory: Path) -> dict[str, str]:
 # result: the unit tests meanwhile use the cores it leaves idle. A scenario spawns its processes with an
 # explicit `env=` (a snapshot): a child exec'ing the live `environ` while the tests' thread sets a variable
 # can fail with EFAULT ("Bad address").
-_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scenario")
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scenario")  # with pytest's: 3 at once
 _STARTED: dict[str, Future] = {}
 SCENARIOS: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {}
 
 
-def scenario(*inputs: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register `fn(*fixture values of inputs)` as the early scenario of the fixture named like it."""
+FIRST: set[str] = set()
+
+
+def scenario(*inputs: str, first: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `fn(*fixture values of inputs)` as the early scenario of the fixture named like it; `first`:
+    started before the others (the longest, which many tests wait for)."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         SCENARIOS[fn.__name__] = (inputs, fn)
+        if first:
+            FIRST.add(fn.__name__)
         return fn
 
     return register

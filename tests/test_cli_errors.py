@@ -12,17 +12,9 @@ from pathlib import Path
 import pytest
 
 from pixelcam.cli import main
-from pixelcam.data.synth import SynthConfig, generate_synthetic
 from pixelcam.models import create_wsol_model
 from pixelcam.runtime.checkpoint import save_checkpoint
 from tests.data.ingest.fixtures import make_folder
-
-
-@pytest.fixture(scope="module")
-def small_ds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("errs") / "ds"
-    generate_synthetic(out, SynthConfig(domains=["synth-lymph"], per_class=10, size=32, seed=1), workers=1)
-    return out
 
 
 def _folder(tmp: Path, edit: Callable[[str], str] | None = None, encoding: str = "utf-8") -> list[str]:

@@ -19,7 +19,7 @@ class SplitSummary:
 
     counts: dict[str, int]
     masked: int = 0
-    coverage: list[float] = field(default_factory=list)  # ROI fraction of each masked positive image
+    coverage: list[float] = field(default_factory=list)  # ROI fraction of each masked image of an ROI class
     sizes: Counter = field(default_factory=Counter)
 
 
@@ -28,6 +28,7 @@ def summarize(ds: PatchDataset, decode_images: bool = False) -> dict[str, dict[s
     out: dict[str, dict[str, SplitSummary]] = {}
     for domain in ds.domains:
         names = ds.class_names(domain)
+        roi = {names.index(n) for n in ds.roi_classes(domain)}  # GlaS: both classes; CAMELYON16: tumour
         out[domain] = {}
         for split in SPLITS:
             s = SplitSummary(counts={n: 0 for n in names})
@@ -47,7 +48,7 @@ def summarize(ds: PatchDataset, decode_images: bool = False) -> dict[str, dict[s
                             )
                     if r["mask"] is not None:
                         s.masked += 1
-                        if r["label"] > 0:
+                        if r["label"] in roi:
                             s.coverage.append(float(decode_mask(r["mask"], where).mean()))
             out[domain][split] = s
     return out

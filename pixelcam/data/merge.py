@@ -56,4 +56,5 @@ def _copy_domain(ds: PatchDataset, domain: str, tmp: Path) -> dict:
         if files[rel] != info["files"][rel]:
             raise DatasetError(f"{ds.root / rel}: content does not match its manifest hash")
     info["files"] = files
+    info["bytes"] = {rel: (tmp / rel).stat().st_size for rel in files}
     return info

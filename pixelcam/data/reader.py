@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pixelcam.data.errors import DatasetError
@@ -195,6 +196,7 @@ def open_dataset(path: str | os.PathLike | Location, verify: bool = False) -> Pa
         for rel, sha in info["files"].items():
             rows = _expected_rows(info, rel)
             _check_file(root / rel, domain, sha if verify else None, rows)
+            _check_size(root / rel, domain, info.get("bytes", {}).get(rel))  # datasets before: no sizes
     ds = PatchDataset(root=root, manifest=manifest)
     if verify:
         verify_manifest_hash(ds)
@@ -257,6 +259,21 @@ def _read_manifest(root: Location) -> dict:
             f"{mpath}: schema_version {version!r}, this pixelcam reads versions {list(READABLE_VERSIONS)}"
         )
     return manifest
+
+
+def _check_size(f: Location, domain: str, size: int | None) -> None:
+    """A listed file has the byte size the manifest records (one stat, at every open: a file rewritten with
+    as many rows, which its footer cannot tell, is caught without reading it)."""
+    if size is None:
+        return
+    info = f.fs.get_file_info(f.path)
+    if info.type == pafs.FileType.NotFound:
+        raise DatasetError(f"{f}: listed in the manifest for domain {domain!r} but missing")
+    if info.size != size:
+        raise DatasetError(
+            f"{f}: {info.size} bytes, the manifest records {size}: truncated or changed after the dataset "
+            "was written; write the dataset again"
+        )
 
 
 def _check_file(f: Location, domain: str, sha: str | None, rows: tuple[int, int] | None = None) -> None:

@@ -189,6 +189,7 @@ class DatasetWriter:
             "counts": self._counts[domain],
             "masked": self._masked[domain],
             "files": files,
+            "bytes": {rel: (self._tmp / rel).stat().st_size for rel in files},  # checked by every open
         }
 
     def _install(self) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,8 @@ def paired_ttest(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarra
         t = 0.0 if mean == 0 else math.copysign(math.inf, mean)
         return PairedTTest(t, 1.0 if mean == 0 else 0.0, mean, n)
     t = mean / (sd / math.sqrt(n))
+    from scipy import stats  # here: importing scipy.stats costs every process that imports metrics 0.35 s
+
     return PairedTTest(t, float(2 * stats.t.sf(abs(t), df=n - 1)), mean, n)
 
 
@@ -62,5 +63,7 @@ def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> MeanCI
     if x.size == 1:
         return MeanCI(float(x[0]), float("nan"), 1)
     sd = float(x.std(ddof=1))
+    from scipy import stats
+
     hw = float(stats.t.ppf((1 + level) / 2, df=x.size - 1) * sd / math.sqrt(x.size))
     return MeanCI(float(x.mean()), hw, int(x.size))

@@ -16,6 +16,7 @@ from typing import Any
 
 from pixelcam.config import SELECTION_METRICS, ConfigError, TrainConfig
 from pixelcam.data.reader import PatchDataset, open_dataset
+from pixelcam.errors import Terminated, mark_abandoned
 from pixelcam.models.factory import list_methods, method_class
 from pixelcam.runtime.checkpoint import (
     SELECTED_FILE,
@@ -251,8 +252,12 @@ def fit_interruptibly(trainer: Any) -> Any:
 
     thread = threading.Thread(target=fit, name="ray-train-fit", daemon=True)
     thread.start()
-    while thread.is_alive():  # Ctrl-C / SIGTERM arrive here
-        thread.join(0.5)
+    try:
+        while thread.is_alive():  # Ctrl-C / SIGTERM arrive here
+            thread.join(0.5)
+    except (KeyboardInterrupt, Terminated) as exc:
+        mark_abandoned(exc)
+        raise
     if "error" in box:
         raise box["error"]
     return box["result"]

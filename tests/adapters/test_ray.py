@@ -71,7 +71,7 @@ print(replaced, kept)
 """
 
 
-@scenario()
+@scenario(first=True)  # the run's first e2e test waits for it
 def sigterm_probe() -> dict:
     """PROBE in its own process, started when the run begins (two `ray.init`s: about 20 s)."""
     cmd = [sys.executable, "-c", PROBE]  # an explicit environment, as every scenario's (tests/shared.py)

@@ -57,15 +57,16 @@ def stop_group(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def token_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+def token_env(tmp_path: Path, base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
     """The environment of a test cluster and its clients: the secure default, token authentication with
     every API call carrying the cluster's token. A token of the test's own (as `ray get-auth-token
-    --generate` makes one), so that a fresh machine needs none in ~/.ray; no RAY_ADDRESS inherited."""
+    --generate` makes one), so that a fresh machine needs none in ~/.ray; no RAY_ADDRESS inherited.
+    `base`: the environment to start from (a scenario's snapshot), else this process's."""
     token = tmp_path / "auth_token"
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
     env = {
-        **os.environ,
+        **(os.environ if base is None else base),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN_PATH": str(token),

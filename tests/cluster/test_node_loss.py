@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from pixelcam.storage import Location
 from tests.cluster.helpers import BIN, agent_ports, free_port, stop_group, token_env, wait_for
+from tests.shared import scenario, scenario_fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -62,21 +63,24 @@ def raylet_of(node: subprocess.Popen) -> psutil.Process:
     raise AssertionError("the worker node has no raylet process")
 
 
-def test_study_on_s3_data_survives_losing_the_node_its_trial_runs_on(tmp_path: Path, s3: tuple[str, dict]):
-    data, s3_env = s3
+@scenario("tmp_path_factory", "environment")
+def node_loss(tmp_path_factory: pytest.TempPathFactory, environment: dict) -> dict:
+    """The scenario, run from when the test run begins (about a minute, much of it waiting on the nodes):
+    every check that needs the cluster alive is made here; returns what the test checks afterwards."""
+    tmp_path = tmp_path_factory.mktemp("nodeloss")
+    data = "s3://lab/datasets/synth"  # the session's dataset on its S3 server (`environment` reaches it)
     gcs = free_port()
     address = f"127.0.0.1:{gcs}"
     env = token_env(
         tmp_path,
+        environment,
         # a lost node is declared dead after ~3 s instead of Ray's default ~30 s
         RAY_health_check_period_ms="1000",
         RAY_health_check_failure_threshold="3",
         RAY_health_check_timeout_ms="1000",
         MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        **s3_env,  # every node reaches the S3 server
     )
     stored = f"s3://lab/{tmp_path.name}/studies"
-    study_dir = Location(f"{stored}/nodeloss")
     log = tmp_path / "ray.log"
     nodes: list[subprocess.Popen] = []
     study = None
@@ -116,22 +120,7 @@ def test_study_on_s3_data_survives_losing_the_node_its_trial_runs_on(tmp_path: P
         assert rc == 0, out[-4000:]
         assert "retried (resources.max_failures), continuing from its latest checkpoint" in out, out[-4000:]
 
-        # the study state records the model once, with its checkpoint; evaluation ran on it
-        state = (study_dir / "state.json").read_json()
-        assert yaml.safe_load((study_dir / "spec.yaml").read_text())["data"] == data
-        rec = state["experiments"]["synth-colon__cam"]
-        assert rec["status"] == "ok" and (Location(rec["checkpoint"]) / "model.pt").is_file()
-        assert rec["checkpoint"].startswith(f"{stored}/nodeloss/train/")
-        assert set(state["evaluations"]) == {"synth-colon__cam"}
-        trials = (study_dir / "train" / "synth-colon__cam").glob("trial-*")
-        assert len(trials) == 1  # the retry continued the same Train run directory
-        # one MLflow run for the trial, finished, with every epoch's metrics
-        ml = MlflowClient(env["MLFLOW_TRACKING_URI"])
-        exp = ml.get_experiment_by_name("pixelcam-study-nodeloss")
-        runs = ml.search_runs([exp.experiment_id], "tags.kind = 'trial'")
-        assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-        steps = {m.step for m in ml.get_metric_history(runs[0].info.run_id, "valpx_pxap")}
-        assert steps == set(range(EPOCHS))
+        return {"stored": stored, "uri": env["MLFLOW_TRACKING_URI"]}
     finally:
         if study is not None and study.poll() is None:
             study.kill()
@@ -142,3 +131,27 @@ def test_study_on_s3_data_survives_losing_the_node_its_trial_runs_on(tmp_path: P
         )  # a killed head leaves it; a later ray.init would follow
         if marker.is_file() and str(gcs) in marker.read_text():
             marker.unlink()
+
+
+node_loss_fixture = scenario_fixture("node_loss")
+
+
+def test_study_on_s3_data_survives_losing_the_node_its_trial_runs_on(node_loss: dict, s3: tuple[str, dict]):
+    data, stored = s3[0], node_loss["stored"]
+    study_dir = Location(f"{stored}/nodeloss")
+    # the study state records the model once, with its checkpoint; evaluation ran on it
+    state = (study_dir / "state.json").read_json()
+    assert yaml.safe_load((study_dir / "spec.yaml").read_text())["data"] == data
+    rec = state["experiments"]["synth-colon__cam"]
+    assert rec["status"] == "ok" and (Location(rec["checkpoint"]) / "model.pt").is_file()
+    assert rec["checkpoint"].startswith(f"{stored}/nodeloss/train/")
+    assert set(state["evaluations"]) == {"synth-colon__cam"}
+    trials = (study_dir / "train" / "synth-colon__cam").glob("trial-*")
+    assert len(trials) == 1  # the retry continued the same Train run directory
+    # one MLflow run for the trial, finished, with every epoch's metrics
+    ml = MlflowClient(node_loss["uri"])
+    exp = ml.get_experiment_by_name("pixelcam-study-nodeloss")
+    runs = ml.search_runs([exp.experiment_id], "tags.kind = 'trial'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    steps = {m.step for m in ml.get_metric_history(runs[0].info.run_id, "valpx_pxap")}
+    assert steps == set(range(EPOCHS))

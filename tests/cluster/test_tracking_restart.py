@@ -4,7 +4,6 @@ metrics are in the store exactly once."""
 
 from __future__ import annotations
 
-import os
 import queue
 import socket
 import subprocess
@@ -17,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.helpers import BIN, free_port, stop_group, wait_for
+from tests.shared import scenario, scenario_fixture
 
 pytestmark = pytest.mark.e2e
 
-EPOCHS = 3
+EPOCHS = 2  # the server is killed after epoch 1 is logged; epoch 2 is logged across the outage
 CONFIG = """\
 method: cam
 backbone: resnet10t
@@ -37,13 +37,13 @@ name: restart
 """
 
 
-def start_server(tmp_path: Path, port: int, log: Path) -> subprocess.Popen:
+def start_server(tmp_path: Path, port: int, log: Path, env: dict) -> subprocess.Popen:
     with open(log, "a") as fh:
         server = subprocess.Popen(
             [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
              "--artifacts-destination", str(tmp_path / "mlartifacts"), "--host", "127.0.0.1",
              "--port", str(port), "--workers", "1"],
-            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     wait_for(
         lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200,
@@ -75,17 +75,17 @@ def _bound(s: socket.socket, port: int) -> bool:
     return True
 
 
-def test_training_survives_a_tracking_server_restart(tmp_path: Path, synth_dir: Path):
-    from mlflow.tracking import MlflowClient
-
-    from pixelcam.train.worker import EPOCH_METRICS
-
+@scenario("tmp_path_factory", "synth_dir", "environment")
+def restarted_server(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, environment: dict) -> Path:
+    """The run and the outage, from when the test run begins (about 40 s, much of it waiting on the
+    server); returns the directory of the server's store."""
+    tmp_path = tmp_path_factory.mktemp("restart")
     port, log = free_port(), tmp_path / "mlflow.log"
     uri = f"http://127.0.0.1:{port}"
-    server = start_server(tmp_path, port, log)
+    server = start_server(tmp_path, port, log, environment)
     config = tmp_path / "run.yaml"
     config.write_text(CONFIG.format(data=synth_dir, epochs=EPOCHS, storage=tmp_path / "runs"))
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env = {**environment, "MLFLOW_TRACKING_URI": uri}
     train = subprocess.Popen(
         [sys.executable, "-m", "pixelcam.cli", "train", "baseline", "--config", str(config)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -106,12 +106,24 @@ def test_training_survives_a_tracking_server_restart(tmp_path: Path, synth_dir: 
         until(f"epoch 1/{EPOCHS}")  # the first epoch is logged: take the server away
         stop_group(server)
         refused_a_call(port)  # the run tried to log the next epoch while the server was down
-        server = start_server(tmp_path, port, log)  # same store, same port
+        server = start_server(tmp_path, port, log, environment)  # same store, same port
         assert train.wait(timeout=600) == 0, "".join(seen)[-3000:]
     finally:
         if train.poll() is None:
             train.kill()
         stop_group(server)
+    return tmp_path
+
+
+restarted_server_fixture = scenario_fixture("restarted_server")
+
+
+def test_training_survives_a_tracking_server_restart(restarted_server: Path):
+    from mlflow.tracking import MlflowClient
+
+    from pixelcam.train.worker import EPOCH_METRICS
+
+    tmp_path = restarted_server
     # the store itself: every epoch of every per-epoch metric once, nothing lost or duplicated
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])

@@ -76,3 +76,19 @@ def test_interrupted_writes_leave_nothing_and_clean_up_after_a_kill(tmp_path: Pa
     assert json.loads(manifest)["domains"] and temporaries(tmp_path) == []
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert os.listdir(tmp_path) == [OUT]
+
+
+def test_a_killed_synth_leaves_no_worker_behind(tmp_path: Path):
+    """SIGKILL, where no handler of the parent's runs: its rendering workers end with it."""
+    import psutil
+
+    cmd = ["pixelcam.cli", "data", "synth", "--out", str(tmp_path / OUT), "--per-class", "2000"]
+    proc = subprocess.Popen([sys.executable, "-m", *cmd, "--workers", "2"], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while len(workers := psutil.Process(proc.pid).children()) < 2:
+        assert time.time() < deadline and proc.poll() is None, "the workers never started"
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"workers outlived their killed parent: {[p.pid for p in alive]}"

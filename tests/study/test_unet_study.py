@@ -4,7 +4,6 @@ study is stored on the test S3 server and its trials are Ray Train runs of two D
 their checkpoints to the bucket themselves (the multi-worker path of a study on object storage)."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pixelcam.storage import Location
+from tests.shared import scenario, scenario_fixture
 
 SPEC = """\
 name: upper
@@ -32,20 +32,25 @@ published:
 """
 
 
-@pytest.mark.e2e
-def test_unet_row_in_a_study(tmp_path: Path, synth_dir: Path, s3):
-    spec = tmp_path / "upper.yaml"
-    storage = f"s3://lab/{tmp_path.name}/studies"
+@scenario("tmp_path_factory", "synth_dir", "environment")
+def unet_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, environment: dict) -> tuple:
+    """The study, run in its own process from when the run begins (about a minute, half of it waiting)."""
+    root = tmp_path_factory.mktemp("upper")
+    spec = root / "upper.yaml"
+    storage = f"s3://lab/{root.name}/studies"
     spec.write_text(SPEC.format(data=synth_dir, storage=storage))
-    env = {**os.environ, **s3[1], "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
-    res = subprocess.run(
-        [sys.executable, "-m", "pixelcam.cli", "study", "run", str(spec)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp_path,
-    )
+    env = {**environment, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'm.db'}"}
+    cmd = [sys.executable, "-m", "pixelcam.cli", "study", "run", str(spec)]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=root)
+    return root, storage, res
+
+
+unet_study_fixture = scenario_fixture("unet_study")
+
+
+@pytest.mark.e2e
+def test_unet_row_in_a_study(unet_study: tuple):
+    tmp_path, storage, res = unet_study
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     study = Location(f"{storage}/upper")
     ood = (study / "ood.json").read_json()

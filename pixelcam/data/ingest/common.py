@@ -30,6 +30,7 @@ class Entry:
     split: str
     where: str
     also_valcl: bool = False
+    mask_where: str = ""  # where the mask was listed, when not where the image was (localization.txt)
 
 
 @functools.lru_cache(maxsize=16)
@@ -68,7 +69,10 @@ def load_patch(
     try:
         raw = entry.image_path.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
-        raise DatasetError(f"{entry.image_path}: image file not found (listed in {entry.where})") from None
+        hint = spelling_hint(entry.image_path)
+        raise DatasetError(
+            f"{entry.image_path}: image file not found (listed in {entry.where}){hint}"
+        ) from None
     image, keep = _png_rgb(raw, entry.image_path)
     h, w = image.shape[:2]
     if expected_size is not None and expected_size[:2] != (w, h):
@@ -79,7 +83,9 @@ def load_patch(
     mask = None
     if entry.mask_path is not None:
         if not entry.mask_path.is_file():
-            raise DatasetError(f"{entry.mask_path}: mask file not found (listed in {entry.where})")
+            listed = entry.mask_where or entry.where
+            hint = spelling_hint(entry.mask_path)
+            raise DatasetError(f"{entry.mask_path}: mask file not found (listed in {listed}){hint}")
         m = read_mask_file(str(entry.mask_path))
         if m.shape != (h, w):
             raise DatasetError(
@@ -124,6 +130,26 @@ def listed_path(root: Path, rel: str, where: str, what: str = "image") -> tuple[
             f"{where}: {what} path {rel!r} leads outside --root {root}; listed paths must stay inside it"
         )
     return norm, root / norm
+
+
+def spelling_hint(path: Path) -> str:
+    """A hint when a missing file's folder exists under another spelling of spaces and underscores (GlaS's
+    release unpacks as `Warwick QU Dataset (Released 2016_07_08)`, the published folds write underscores)."""
+    parent = Path(path.anchor) if path.is_absolute() else Path()
+    for part in path.parts[1:] if path.is_absolute() else path.parts:
+        if not (parent / part).exists():
+            key = part.replace(" ", "_")
+            twins = (
+                [p for p in parent.iterdir() if p.name.replace(" ", "_") == key] if parent.is_dir() else []
+            )
+            if twins:
+                return (
+                    f"; {twins[0]} exists: the list and the folder differ in spaces and underscores "
+                    f"(rename the folder to {part!r})"
+                )
+            return ""
+        parent = parent / part
+    return ""
 
 
 def check_unique(entries: Iterable[Entry]) -> None:

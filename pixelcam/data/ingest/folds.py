@@ -58,11 +58,26 @@ def read_encoding(folds: Path, default: list[str]) -> list[str]:
     return list(default)
 
 
+KNOWN_CLASSES = {"glas": ["benign", "malignant"], "camelyon16": ["normal", "tumor"]}
+
+
+def check_kind(folds: Path, found: list[str], expected: list[str]) -> None:
+    """DatasetError when the folds' encoding names other classes than the ingester's (GlaS folds given to
+    `ingest camelyon16`, or the reverse), naming the command that matches them."""
+    if sorted(found) == sorted(expected):
+        return
+    other = next((k for k, names in KNOWN_CLASSES.items() if sorted(names) == sorted(found)), None)
+    hint = f"; these are {other} folds: use `pixelcam data ingest {other}`" if other else ""
+    raise DatasetError(
+        f"{folds}: the folds' encoding.yaml names the classes {found}, this ingester expects {expected}{hint}"
+    )
+
+
 def _rows(path: Path, ncols: int) -> list[tuple[str, list[str]]]:
     """(where, fields) of every non-empty line; `where` is `file:line`."""
     out = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (a Windows editor's) is not a path
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     for line, raw in enumerate(text.splitlines(), start=1):
@@ -81,9 +96,9 @@ def _split(root: Path, fold: Path, split: str, class_names: list[str]):
         if not (fold / name).is_file():
             raise DatasetError(f"{fold / name}: not found; expected it in the fold folder")
     labels = {p[0]: (where, p[1]) for where, p in _rows(fold / "class_labels.txt", 2)}
-    masks = {}
+    masks: dict[str, tuple[str, str]] = {}  # image path -> (where in localization.txt, mask path)
     if (fold / "localization.txt").is_file():
-        masks = {p[0]: p[1] for _, p in _rows(fold / "localization.txt", 1) if len(p) > 1}
+        masks = {p[0]: (w, p[1]) for w, p in _rows(fold / "localization.txt", 1) if len(p) > 1}
     sizes: dict[str, tuple[int, int, str]] = {}
     size_file = next((fold / n for n in SIZE_FILES if (fold / n).is_file()), None)
     if size_file is not None:
@@ -102,9 +117,9 @@ def _split(root: Path, fold: Path, split: str, class_names: list[str]):
             expected = ", ".join(f"{i} ({n})" for i, n in enumerate(class_names))
             raise DatasetError(f"{lwhere}: unknown label {raw!r}; expected {expected}")
         image_id, image = listed_path(root, path, where)
-        mask = masks.get(path, "")
-        mask_path = None if mask.lower() in NO_MASK else listed_path(root, mask, where, "mask")[1]
-        entries.append(Entry(image_id, image, mask_path, label, split, where))
+        mwhere, mask = masks.get(path, (where, ""))
+        mask_path = None if mask.lower() in NO_MASK else listed_path(root, mask, mwhere, "mask")[1]
+        entries.append(Entry(image_id, image, mask_path, label, split, where, mask_where=mwhere))
     return entries, sizes
 
 
@@ -123,6 +138,7 @@ def read_folds(
     if not folds.is_dir():
         raise DatasetError(f"{folds}: fold directory not found")
     class_names = read_encoding(folds, default_classes)
+    check_kind(folds, class_names, default_classes)
     roi_labels = {i for i, n in enumerate(class_names) if roi_classes is None or n in roi_classes}
     present = {s: (folds / s).is_dir() for s in FOLD_SPLITS}
     if not present["test"]:

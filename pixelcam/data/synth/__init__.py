@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pixelcam.adapters.libc import die_with_parent
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.png import encode_png
 from pixelcam.data.schema import Patch
@@ -169,7 +170,9 @@ def iter_patches(cfg: SynthConfig, workers: int | None = None, chunk: int = 32) 
         for c in chunks:
             yield from _make_patches(c)
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    ctx = multiprocessing.get_context("fork")
+    # each worker ends with this process, even one killed by SIGKILL (no orphan keeps rendering)
+    with ProcessPoolExecutor(workers, ctx, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         for patches in pool.map(_make_patches, chunks):
             yield from patches
 

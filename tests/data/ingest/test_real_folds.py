@@ -5,6 +5,7 @@ subset of valcl, `None`/empty masks = no ROI, fold-6's missing valcl/valpx carve
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -163,3 +164,57 @@ def test_sigkilled_ingest_leaves_the_old_dataset_and_no_temporaries(stand_ins: P
         ingest("camelyon16", out, root=str(stand_ins), folds=str(fold))
     assert not list(tmp_path.glob(".ds.tmp-*"))  # ... which the next run removes (its owner is gone)
     assert np.array_equal(sorted(p.name for p in tmp_path.iterdir()), ["ds"])
+
+
+def test_folds_of_the_other_dataset_name_the_right_command(stand_ins: Path, tmp_path: Path):
+    message = (
+        r"names the classes \['normal', 'tumor'\], this ingester expects \['benign', 'malignant'\]; "
+        r"these are camelyon16 folds: use `pixelcam data ingest camelyon16`"
+    )
+    with pytest.raises(Exception, match=message):
+        ingest("glas", tmp_path / "a", root=str(stand_ins), folds=str(CAMELYON_FOLDS[1]))
+    with pytest.raises(Exception, match=r"these are glas folds: use `pixelcam data ingest glas`"):
+        ingest("camelyon16", tmp_path / "b", root=str(stand_ins), folds=str(GLAS_FOLDS[0]))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_path(stand_ins: Path, tmp_path: Path):
+    fold = tmp_path / "fold"
+    shutil.copytree(GLAS_FOLDS[0], fold)
+    for f in fold.rglob("*.txt"):  # as a Windows editor saves them
+        f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
+    ingest("glas", tmp_path / "ds", root=str(stand_ins), folds=str(fold))
+    ids = open_dataset(tmp_path / "ds").read_table(splits=["test"], columns=["image_id"])
+    assert ids.column("image_id").to_pylist() == listed_ids(GLAS_FOLDS[0], "test")
+
+
+def test_a_missing_mask_names_localization_txt_and_a_respelt_folder(stand_ins: Path, tmp_path: Path):
+    fold, root = tmp_path / "fold", tmp_path / "root"
+    shutil.copytree(GLAS_FOLDS[0], fold)
+    shutil.copytree(stand_ins, root)
+    loc = fold / "test" / "localization.txt"
+    rows = loc.read_text().splitlines()
+    image, mask = rows[2].split(",")[:2]
+    (root / mask).unlink()
+    missing = re.escape(f"{mask}: mask file not found (listed in {loc}:3)")
+    with pytest.raises(Exception, match=missing + "$"):
+        ingest("glas", tmp_path / "ds", root=str(root), folds=str(fold))
+    # the release unpacked with spaces in its folder's name, the folds written with underscores
+    release = next(p for p in root.iterdir() if p.name.startswith("Warwick"))
+    release.rename(root / release.name.replace("_", " "))
+    with pytest.raises(
+        Exception,
+        match=r"Warwick QU Dataset .* exists: the list and the folder differ in "
+        r"spaces and underscores \(rename the folder to 'Warwick_QU_Dataset_",
+    ):
+        ingest("glas", tmp_path / "ds", root=str(root), folds=str(fold))
+    assert not (tmp_path / "ds").exists()
+
+
+def test_inspect_covers_the_rois_of_every_roi_class(stand_ins: Path, tmp_path: Path):
+    """GlaS: glands in benign images too, so the ROI-cover column counts class 0 (CAMELYON16: tumour only)."""
+    from pixelcam.data.inspect import summarize
+
+    ingest("glas", tmp_path / "ds", root=str(stand_ins), folds=str(GLAS_FOLDS[0]))
+    test = summarize(open_dataset(tmp_path / "ds"))["glas"]["test"]
+    assert len(test.coverage) == sum(test.counts.values()) == test.masked == 80
