@@ -34,7 +34,10 @@ SPEC = "studies/cluster-smoke.yaml"
 def cluster(tmp_path: Path):
     """(env for clients, dashboard address, MLflow URI); torn down by process group after the test."""
     gcs, dash, mlf = free_port(), free_port(), free_port()
-    env = token_env(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{mlf}")
+    # MLflow 3's server job runner (10 workers for GenAI jobs, never used here) off, as `pixelcam ui` has it
+    env = token_env(
+        tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{mlf}", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"
+    )
     procs: list[subprocess.Popen] = []
     ray_log, mlflow_log = tmp_path / "ray.log", tmp_path / "mlflow.log"
     try:

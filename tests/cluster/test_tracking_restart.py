@@ -43,7 +43,8 @@ def start_server(tmp_path: Path, port: int, log: Path, env: dict) -> subprocess.
             [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
              "--artifacts-destination", str(tmp_path / "mlartifacts"), "--host", "127.0.0.1",
              "--port", str(port), "--workers", "1"],
-            env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # its GenAI job runner: unused
+            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     wait_for(
         lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200,

@@ -61,6 +61,9 @@ def _backend() -> tuple[str, Any]:
         return "tiffslide", tiffslide.TiffSlide
 
 
+MAX_SIDE = 500_000  # px at level 0: a 2 x 2.5 cm section at 0.04 um/px (scanners: 0.25 um/px, ~200k px)
+
+
 def open_slide(path: str | os.PathLike) -> tuple[Any, SlideInfo]:
     """(slide handle, SlideInfo); SlideError naming `path` when it is missing, unreadable or not pyramidal."""
     path = str(path)
@@ -76,6 +79,11 @@ def open_slide(path: str | os.PathLike) -> tuple[Any, SlideInfo]:
         raise SlideError(f"{path}: not a readable slide ({type(exc).__name__}: {exc})") from None
     if not dims or min(dims[0]) <= 0:
         raise SlideError(f"{path}: not a readable slide (no image data)")
+    if max(dims[0]) > MAX_SIDE:  # before a thumbnail is read or a heatmap allocated
+        raise SlideError(
+            f"{path}: level 0 is {dims[0][0]}x{dims[0][1]} px; at most {MAX_SIDE} px a side (more than any "
+            "scanner's slide: a corrupt or forged header?)"
+        )
     if len(dims) < 2:
         raise SlideError(
             f"{path}: not pyramidal, or truncated (1 readable level of {dims[0][0]}x{dims[0][1]} px): a "

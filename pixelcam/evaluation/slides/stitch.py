@@ -9,11 +9,12 @@ and tiles may arrive in any order (Ray Data does not keep it).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from pixelcam.errors import ConfigError
+from pixelcam.errors import ConfigError, SlideError
 from pixelcam.evaluation.slides.tiles import TileGrid
 
 BAND_ROWS = 256  # heatmap rows finalised at a time
@@ -40,6 +41,14 @@ class Stitcher:
         self.t = grid.tile // stride
         self.shape = (-(-grid.height // stride), -(-grid.width // stride))
         self.window = blend_window(self.t, grid.overlap // stride)
+        need = 9 * self.shape[0] * self.shape[1]  # two float32 accumulators and the uint8 heatmap
+        free = shutil.disk_usage(workdir.parent).free  # checked before anything is made
+        if need > free:
+            raise SlideError(
+                f"{grid.width}x{grid.height} px at --heatmap-stride {stride} needs {need / 2**30:.1f} GiB of "
+                f"working space in {workdir.parent}, {free / 2**30:.1f} GiB free: raise --heatmap-stride or "
+                "write elsewhere"
+            )
         workdir.mkdir(parents=True, exist_ok=True)
         self.sum = np.lib.format.open_memmap(workdir / "sum.npy", "w+", np.float32, self.shape)
         self.weight = np.lib.format.open_memmap(workdir / "weight.npy", "w+", np.float32, self.shape)

@@ -62,3 +62,13 @@ def test_bad_slides_are_named(tmp_path):
 
 def test_slide_names_drop_the_extension():
     assert slide_name("/a/tumor_001.tif") == "tumor_001" and slide_name("x/s.ome.tiff") == "s"
+
+
+def test_a_header_claiming_a_million_pixels_a_side_is_refused_before_reading(tmp_path):
+    """A forged or corrupt header (10^6 x 10^6 px) is named at open, before a thumbnail or heatmap exists."""
+    _pyramid(tmp_path / "big.tif", size=512, levels=2)
+    with tifffile.TiffFile(tmp_path / "big.tif", mode="r+b") as tif:
+        tif.pages[0].tags["ImageWidth"].overwrite(1_000_000)
+        tif.pages[0].tags["ImageLength"].overwrite(1_000_000)
+    with pytest.raises(SlideError, match=r"big.tif: level 0 is 1000000x1000000 px; at most 500000 px a side"):
+        open_slide(tmp_path / "big.tif")

@@ -47,3 +47,12 @@ def test_blend_window_ramps_over_the_overlap_only():
 def test_stride_must_divide_tile_and_overlap(tmp_path):
     with pytest.raises(ConfigError, match="heatmap-stride"):
         Stitcher(_grid(), stride=12, workdir=tmp_path)
+
+
+def test_a_heatmap_larger_than_the_free_disk_is_refused_before_anything_is_made(tmp_path):
+    from pixelcam.errors import SlideError
+
+    g = TileGrid(level=0, width=10**7, height=10**7, downsample=1.0, tile=64, overlap=16)
+    with pytest.raises(SlideError, match=r"needs \d+\.\d GiB of working space in .*, \d+\.\d GiB free"):
+        Stitcher(g, stride=8, workdir=tmp_path / "work")
+    assert not (tmp_path / "work").exists()
