@@ -3,6 +3,7 @@
 or run concerned and what was expected."""
 
 import errno
+import os
 
 
 class ConfigError(ValueError):
@@ -83,20 +84,20 @@ OS_HINTS = {
 }
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message (torch's and pyarrow's run to a page), else its type's name."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
 def describe_os_error(exc: OSError) -> str:
     """One line for an operating-system error: the path, what went wrong in words, the errno's name."""
-    code = errno.errorcode.get(exc.errno or 0, "")
-    what = OS_HINTS.get(exc.errno or 0) or exc.strerror or str(exc).strip().splitlines()[0]
-    path = exc.filename if exc.filename is not None else None
-    if exc.errno == errno.EEXIST and path is not None and _is_file(path):  # mkdir through a regular file
-        return f"{path}: is a file, not a directory ({code})"
+    code = f" ({errno.errorcode[exc.errno]})" if exc.errno in errno.errorcode else ""
+    path = exc.filename
     if path is None:  # e.g. pyarrow's errors: the path is in the message
-        return f"{str(exc).strip().splitlines()[0] or what}" + (f" ({code})" if code else "")
+        return first_line(exc) + code
+    if exc.errno == errno.EEXIST and os.path.exists(path) and not os.path.isdir(path):
+        return f"{path}: is a file, not a directory{code}"  # mkdir through a regular file
+    what = OS_HINTS.get(exc.errno) or exc.strerror or first_line(exc)
     other = f" -> {exc.filename2}" if exc.filename2 is not None else ""
-    return f"{path}{other}: {what}" + (f" ({code})" if code else "")
-
-
-def _is_file(path: object) -> bool:
-    import os
-
-    return os.path.exists(str(path)) and not os.path.isdir(str(path))
+    return f"{path}{other}: {what}{code}"

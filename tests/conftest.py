@@ -141,7 +141,7 @@ def _early_scenarios(request: pytest.FixtureRequest) -> None:
     """Start the selected tests' slow scenarios now, in threads (`tests/shared.py`)."""
     wanted = [f for item in request.session.items for f in getattr(item, "fixturenames", ())]
     ordered = dict.fromkeys(f for f in wanted if f in SCENARIOS)  # in the order the tests ask for them
-    for name in sorted(ordered, key=lambda f: (f not in FIRST, list(ordered).index(f))):
+    for name in sorted(ordered, key=lambda f: f not in FIRST):  # stable: FIRST ones, then in that order
         start(name, request)
 
 

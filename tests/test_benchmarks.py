@@ -24,8 +24,8 @@ def test_gpu_check_refuses_without_a_gpu():
     assert "Traceback" not in out.stderr
 
 
-@scenario("tmp_path_factory")
-def gpu_check_smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+@scenario("tmp_path_factory", "environment")
+def gpu_check_smoke(tmp_path_factory: pytest.TempPathFactory, environment: dict[str, str]) -> dict:
     """`gpu_check.py --smoke`, started when the run begins (a minute of its own processes)."""
     root = tmp_path_factory.mktemp("gpu-check")
     out = subprocess.run(
@@ -34,7 +34,7 @@ def gpu_check_smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
         text=True,
         timeout=600,
         cwd=root,
-        env=dict(os.environ),  # an explicit environment, as every scenario's (tests/shared.py)
+        env=environment,  # an explicit environment, as every scenario's (tests/shared.py)
     )
     report = json.loads((root / "check.json").read_text()) if out.returncode == 0 else {}
     return {"rc": out.returncode, "stdout": out.stdout, "stderr": out.stderr, "report": report}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pixelcam.cli import main
-from tests.test_cli_errors import _checkpoint, _folder, _yaml
+from tests.test_cli_errors import _checkpoint, _folder, _predict, _yaml
 
 Build = Callable[[Path, Path], list[str]]
 
@@ -72,12 +72,6 @@ def _truncate(path: Path) -> None:
 def _sweep(tmp: Path, ds: Path, *flags: str) -> list[str]:
     base = ["stain-sweep", "--checkpoint", _checkpoint(tmp), "--data", str(ds)]
     return [*base, "--domain", "synth-lymph", "--reference", "synth-lymph", *flags]
-
-
-def _predict(tmp: Path, *flags: str) -> list[str]:
-    _file(tmp, "s.tif", b"not read: the options are checked first")
-    base = ["predict", "--checkpoint", _checkpoint(tmp), "--slides", str(tmp / "s.tif")]
-    return [*base, "--out", str(tmp / "o"), *flags]
 
 
 THROUGH = (  # mkdir through a regular file

@@ -9,7 +9,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pixelcam.data.errors import DatasetError
@@ -196,7 +195,7 @@ def open_dataset(path: str | os.PathLike | Location, verify: bool = False) -> Pa
         for rel, sha in info["files"].items():
             rows = _expected_rows(info, rel)
             _check_file(root / rel, domain, sha if verify else None, rows)
-            _check_size(root / rel, domain, info.get("bytes", {}).get(rel))  # datasets before: no sizes
+            _check_size(root / rel, info.get("bytes", {}).get(rel))  # datasets before: no sizes
     ds = PatchDataset(root=root, manifest=manifest)
     if verify:
         verify_manifest_hash(ds)
@@ -261,14 +260,12 @@ def _read_manifest(root: Location) -> dict:
     return manifest
 
 
-def _check_size(f: Location, domain: str, size: int | None) -> None:
+def _check_size(f: Location, size: int | None) -> None:
     """A listed file has the byte size the manifest records (one stat, at every open: a file rewritten with
     as many rows, which its footer cannot tell, is caught without reading it)."""
     if size is None:
         return
-    info = f.fs.get_file_info(f.path)
-    if info.type == pafs.FileType.NotFound:
-        raise DatasetError(f"{f}: listed in the manifest for domain {domain!r} but missing")
+    info = f.fs.get_file_info(f.path)  # exists: `_check_file` read its footer
     if info.size != size:
         raise DatasetError(
             f"{f}: {info.size} bytes, the manifest records {size}: truncated or changed after the dataset "

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from pixelcam.errors import CheckpointError, StorageError
+from pixelcam.errors import CheckpointError, StorageError, first_line
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.factory import create_wsol_model, model_kwargs
 from pixelcam.results import SelectedCheckpoint
@@ -89,22 +89,16 @@ def load_checkpoint(path: str | os.PathLike | Location) -> LoadedCheckpoint:
     try:
         meta = (p / META_FILE).read_json()
     except (OSError, StorageError, ValueError) as exc:
-        why = _first_line(exc)
+        why = first_line(exc)
         raise CheckpointError(f"{p / META_FILE}: cannot read the checkpoint's meta ({why})") from exc
     try:
         state = _load_tensors(p / MODEL_FILE)
     except (OSError, StorageError, ValueError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
         raise CheckpointError(
             f"{p / MODEL_FILE}: not a readable PyTorch state dict, truncated or another kind of file "
-            f"({_first_line(exc)})"
+            f"({first_line(exc)})"
         ) from exc
     return LoadedCheckpoint(path=p, meta=meta, model_state=state)
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of an error's message (torch's load errors run to a page of advice)."""
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _load_tensors(f: Location) -> Any:

@@ -236,9 +236,10 @@ def _run_ray_train(
 def fit_interruptibly(trainer: Any) -> Any:
     """`trainer.fit()`; from the main thread, in a daemon thread: Ray Train then installs no SIGINT handler
     of its own (which aborts the run and exits 1 without a word), so Ctrl-C and SIGTERM reach pixelcam as
-    exceptions in the main thread, which end the command; Ray's own exit handler then shuts the local Ray
-    down, ending the run's controller and workers (actors die with their owner); the epochs checkpointed
-    stay for `--resume`."""
+    exceptions in the main thread, marked abandoned: the CLI prints its line and exits at once (an orderly
+    exit would shut Ray down under the `fit` thread, whose next call ends the process with exit 1), and the
+    local Ray, the run's controller and workers end with the driver; the epochs checkpointed stay for
+    `--resume`."""
 
     if threading.current_thread() is not threading.main_thread():
         return trainer.fit()

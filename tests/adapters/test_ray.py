@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,11 +70,11 @@ print(replaced, kept)
 """
 
 
-@scenario(first=True)  # the run's first e2e test waits for it
-def sigterm_probe() -> dict:
+@scenario("environment", first=True)  # the run's first e2e test waits for it
+def sigterm_probe(environment: dict[str, str]) -> dict:
     """PROBE in its own process, started when the run begins (two `ray.init`s: about 20 s)."""
     cmd = [sys.executable, "-c", PROBE]  # an explicit environment, as every scenario's (tests/shared.py)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=environment)
     return {"rc": out.returncode, "stdout": out.stdout, "stderr": out.stderr}
 
 

@@ -2,7 +2,6 @@
 to every interface) refuses a client holding another token and accepts one holding the cluster's."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -29,13 +28,11 @@ ray.shutdown()
 """
 
 
-@scenario()
-def token_probe() -> subprocess.CompletedProcess:
+@scenario("environment")
+def token_probe(environment: dict[str, str]) -> subprocess.CompletedProcess:
     """The probe, started when the run begins: the stranger's client waits ~20 s before Ray gives up."""
-    # an explicit environment: spawned from a thread, a child exec'ing the live `environ` while the tests'
-    # thread sets a variable can fail with EFAULT
-    cmd = [sys.executable, "-c", PROBE]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=dict(os.environ))
+    cmd = [sys.executable, "-c", PROBE]  # an explicit environment, as every scenario's (tests/shared.py)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=environment)
 
 
 token_probe_fixture = scenario_fixture("token_probe")

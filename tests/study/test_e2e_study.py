@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -258,8 +257,10 @@ def bucket_files(uri: str) -> dict[str, bytes]:
     return out
 
 
-@scenario("tmp_path_factory", "synth_dir")
-def unschedulable_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> tuple:
+@scenario("tmp_path_factory", "synth_dir", "environment")
+def unschedulable_study(
+    tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, environment: dict
+) -> tuple:
     """A study whose trials need 4 GPUs, run on this machine (none): started when the run begins."""
     root = tmp_path_factory.mktemp("unschedulable")
     spec = root / "big.yaml"
@@ -268,7 +269,7 @@ def unschedulable_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Pat
             "workers: 1", "workers: 4, gpus_per_worker: 1"
         )
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'm.db'}"}
+    env = {**environment, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'm.db'}"}
     res = cli("study", "run", str(spec), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
     out, err = res.communicate(timeout=300)
     return root, res.returncode, err
