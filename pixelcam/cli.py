@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pixelcam import __version__, commands, slide_commands
+from pixelcam.config import PSEUDO_LABEL_METHODS
 from pixelcam.errors import USER_ERRORS, Terminated, describe_os_error
 
 
@@ -150,14 +151,19 @@ def _add_train(groups: Any) -> None:
     )
     b = tsub.add_parser("baseline", parents=[tcommon], help="CAM, DeepMIL, GradCAM++, LayerCAM or SAT")
     b.set_defaults(fn=commands.cmd_train)
-    b = tsub.add_parser("pixelcam", parents=[tcommon], help="PixelCAM on pseudo-labels of a trained baseline")
-    b.add_argument(
-        "--pseudo-labels-from",
-        required=True,
-        dest="pseudo_labels_from",
-        help="the baseline: a checkpoint dir, a run dir (its selected checkpoint) or an MLflow run id",
-    )
-    b.set_defaults(fn=commands.cmd_train)
+    helps = {
+        "pixelcam": "PixelCAM on pseudo-labels of a trained baseline",
+        "negev": "NEGEV: a U-Net decoder on a trained baseline's frozen classifier, on its pseudo-labels",
+    }
+    for method in PSEUDO_LABEL_METHODS:
+        b = tsub.add_parser(method, parents=[tcommon], help=helps.get(method, f"{method} on pseudo-labels"))
+        b.add_argument(
+            "--pseudo-labels-from",
+            required=True,
+            dest="pseudo_labels_from",
+            help="the baseline: a checkpoint dir, a run dir (its selected checkpoint) or an MLflow run id",
+        )
+        b.set_defaults(fn=commands.cmd_train)
 
 
 def _add_study(groups: Any) -> None:

@@ -150,11 +150,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         "num_workers": args.num_workers,
         "seed": args.seed,
     }
-    if args.kind == "pixelcam":
-        overrides.update(method="pixelcam", pseudo_labels_from=args.pseudo_labels_from)
+    if args.kind != "baseline":  # a pseudo-label method: its subcommand names it
+        overrides.update(method=args.kind, pseudo_labels_from=args.pseudo_labels_from)
     cfg = load_config(args.config, **overrides)
-    if args.kind == "baseline" and cfg.method == "pixelcam":
-        raise ConfigError(f"{args.config}: method: 'pixelcam' is trained with `pixelcam train pixelcam`")
+    if args.kind == "baseline" and cfg.is_pixelcam:
+        raise ConfigError(
+            f"{args.config}: method: {cfg.method!r} is trained with `pixelcam train {cfg.method}`"
+        )
     try:
         res = train(cfg, resume=args.resume, verbose=args.verbose)
     except (KeyboardInterrupt, Terminated) as exc:

@@ -21,6 +21,9 @@ SELECTION_METRICS = {"b-loc": "valpx_pxap", "b-cl": "valcl_cl"}  # what each sel
 SELECTIONS = tuple(SELECTION_METRICS)
 NO_ROI_SEEDS = ("none", "bg")  # see runtime/pseudo_labels.py
 SEED_GRIDS = ("image", "feature")  # see runtime/pseudo_labels.py
+# the registry's pseudo-label methods, known without importing the models (the CLI's subcommands; a test
+# keeps it equal to list_methods(kind="pseudo_labels"))
+PSEUDO_LABEL_METHODS = ("pixelcam", "negev")
 INIT_FROM = ("b-cl", "b-loc", "none")  # which checkpoint of the baseline run PixelCAM starts from
 
 Positive = Annotated[int, Field(gt=0)]
@@ -74,6 +77,15 @@ class TrainConfig(ConfigModel):
     # PixelCAM, images of a class without ROI (CAMELYON16 normal): no pixel loss ("none", official) or BG
     # seeds only ("bg")
     no_roi_seeds: str = "none"
+    # NEGEV: the baseline whose classifier (backbone and image head) it carries, frozen; set from the
+    # baseline checkpoint `pseudo_labels_from` names
+    negev_classifier: str | None = None
+    # NEGEV: each seed grown to a k x k square (odd k; official GlaS: 3); PixelCAM's seeds stay single pixels
+    seed_dilation: Annotated[int, Field(ge=1)] = 1
+    neg_evidence_weight: Annotated[float, Field(ge=0)] = 0.0  # NEGEV: CE of no-ROI images' pixels as BG
+    crf_weight: Annotated[float, Field(ge=0)] = 0.0  # NEGEV: dense CRF (Potts) loss; the paper's: 2e-9
+    crf_scale: Annotated[float, Field(gt=0, le=1)] = 1.0  # NEGEV: images resized by this before the CRF
+    size_weight: Annotated[float, Field(ge=0)] = 0.0  # NEGEV: absolute-size log-barrier (0: off)
     pseudo_labels_from: str | None = None  # PixelCAM: baseline checkpoint / run directory / MLflow run id
     # PixelCAM: the checkpoint of the baseline run that gives the CAMs (paper: b-loc; Table 14 varies it)
     pseudo_labels_checkpoint: str = "b-loc"
@@ -110,6 +122,7 @@ class TrainConfig(ConfigModel):
         "pseudo_labels_checkpoint",
         "init_from",
         "mil_attention",
+        "negev_classifier",
         "executor",
         "precision",
     )
@@ -118,6 +131,16 @@ class TrainConfig(ConfigModel):
         if value is None:
             return value
         return one_of(value, _choices(info.field_name))
+
+    @model_validator(mode="after")
+    def _negev_fits(self) -> TrainConfig:
+        if self.seed_dilation % 2 == 0:
+            raise field_error("seed_dilation", f"{self.seed_dilation}: an odd square side (1, 3, 5, ...)")
+        if self.method == "negev" and self.init_from == "none":
+            raise field_error("init_from", "none: NEGEV's classifier is the trained baseline's (b-cl, b-loc)")
+        if self.method == "negev" and self.seed_grid != "image":
+            raise field_error("seed_grid", f"{self.seed_grid}: NEGEV's decoder is at the image size (image)")
+        return self
 
     @model_validator(mode="after")
     def _crop_fits(self) -> TrainConfig:
@@ -203,10 +226,10 @@ class TrainConfig(ConfigModel):
         return parse(cls, raw, where)
 
 
-def _list_methods() -> list[str]:
+def _list_methods(kind: str | None = None) -> list[str]:
     from pixelcam.models.factory import list_methods
 
-    return list_methods()
+    return list_methods(kind)
 
 
 def _list_samplers() -> list[str]:
@@ -240,6 +263,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "pseudo_labels_checkpoint": lambda: list(SELECTIONS),
     "init_from": lambda: list(INIT_FROM),
     "mil_attention": lambda: list(_mil_attention()),
+    "negev_classifier": lambda: _list_methods("baseline"),
     "executor": lambda: ["auto", "ray_train", "local"],
     "precision": lambda: list(_precisions()),
 }

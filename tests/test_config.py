@@ -42,7 +42,7 @@ def test_defaults_are_valid_and_overrides_apply(tmp_path: Path):
         ("pseudo_labels_checkpoint: last\n", "pseudo_labels_checkpoint: unknown value 'last'"),
         (
             "mil_attention: soft\n",
-            "mil_attention: unknown value 'soft'; expected one of ['gated', 'per_class']",
+            "mil_attention: unknown value 'soft'; expected one of ['gated', 'per_class', 'gated_per_class']",
         ),
         ("eval_size: 0\n", "eval_size"),
         ("eval_size: full\n", "eval_size"),

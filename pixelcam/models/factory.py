@@ -13,6 +13,7 @@ from pixelcam.models.methods.cam import CAM
 from pixelcam.models.methods.deepmil import DeepMIL
 from pixelcam.models.methods.gradcampp import GradCAMpp
 from pixelcam.models.methods.layercam import LayerCAM
+from pixelcam.models.methods.negev import NEGEV
 from pixelcam.models.methods.pixelcam import PixelCAM
 from pixelcam.models.methods.sat import SAT
 from pixelcam.models.methods.unet import UNet
@@ -20,7 +21,7 @@ from pixelcam.registry import Registry
 
 WSOL_METHODS: Registry[type[WSOLModel]] = Registry("WSOL method")
 METHOD_KINDS = ("baseline", "pseudo_labels", "supervised")
-for _cls in (CAM, DeepMIL, GradCAMpp, LayerCAM, SAT, PixelCAM, UNet):
+for _cls in (CAM, DeepMIL, GradCAMpp, LayerCAM, SAT, PixelCAM, NEGEV, UNet):
     WSOL_METHODS.register(_cls.method)(_cls)
 
 

@@ -124,8 +124,8 @@ def normalize(x01: torch.Tensor) -> torch.Tensor:
 
 def unnormalize(images: torch.Tensor) -> torch.Tensor:
     """ImageNet-normalised (B, 3, H, W) -> float RGB in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=images.dtype).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     return (images * std + mean).clamp(0, 1)
 
 

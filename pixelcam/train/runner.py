@@ -52,7 +52,7 @@ def _prepare_pixelcam(cfg: TrainConfig, num_classes: int) -> tuple[TrainConfig, 
     base = load_checkpoint(ckpt)
     if not method_class(base.method).is_baseline():
         raise CheckpointError(
-            f"{ckpt}: a {base.method!r} checkpoint; PixelCAM's pseudo-labels come from a baseline "
+            f"{ckpt}: a {base.method!r} checkpoint; {cfg.method}'s pseudo-labels come from a baseline "
             f"{list_methods(kind='baseline')}"
         )
     if cfg.backbone is None:
@@ -60,7 +60,11 @@ def _prepare_pixelcam(cfg: TrainConfig, num_classes: int) -> tuple[TrainConfig, 
     elif cfg.backbone != base.meta["backbone"]:
         raise ConfigError(
             f"backbone {cfg.backbone!r} differs from the baseline's {base.meta['backbone']!r} ({ckpt}); "
-            f"PixelCAM starts from the baseline's backbone"
+            f"{cfg.method} starts from the baseline's backbone"
+        )
+    if cfg.method == "negev":  # its classifier is the baseline's: the same method and settings
+        cfg = cfg.replace(
+            negev_classifier=base.method, mil_attention=base.meta["config"].get("mil_attention")
         )
     if len(base.meta["class_names"]) != num_classes:
         raise CheckpointError(

@@ -16,12 +16,13 @@ import torch
 import torch.distributed as dist
 
 from pixelcam.metrics import Accuracy, best_threshold
-from pixelcam.models.losses import classification_loss, pixelcam_loss, segmentation_loss
+from pixelcam.models.losses import classification_loss, segmentation_loss
 from pixelcam.models.precision import Precision
 from pixelcam.runtime.data import EvalBatch
 from pixelcam.runtime.eval_loop import evaluate_batches
-from pixelcam.runtime.pseudo_labels import PseudoLabeler, pixel_logits_on_grid
+from pixelcam.runtime.pseudo_labels import PseudoLabeler
 from pixelcam.runtime.transforms import device_batch
+from pixelcam.train.objectives import PixelCAMObjective
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -71,9 +72,11 @@ def train_epoch(
     lam: float = 1.0,
     on_batch: Callable[[int], None] | None = None,
     precision: Precision | None = None,
+    objective: Callable[..., tuple[torch.Tensor, dict[str, float]]] | None = None,
 ) -> EpochStats:
-    """One pass of SGD. Baselines: CE(y, g(F)); PixelCAM (`pseudo_labeler` set): + lam * partial CE;
-    supervised methods (batches with a `mask`): + pixel CE on the masks.
+    """One pass of SGD. Baselines: CE(y, g(F)); a pseudo-label method (`pseudo_labeler` set): its
+    `objective` (`train/objectives.py`; default PixelCAM's, CE + lam * partial CE); supervised methods
+    (batches with a `mask`): + pixel CE on the masks.
 
     `precision` (default fp32, NCHW on `device`): autocast dtype, memory format, fp16 loss scaling.
     Raises NonFiniteLossError (on every rank) naming the epoch and batch when the loss is not finite.
@@ -97,13 +100,9 @@ def train_epoch(
             out = model(images)
             if masks is not None:  # a supervised method (U-Net): the train split's own masks
                 loss, parts = segmentation_loss(out["logits"], labels, out["pixel_logits"], masks)
-            elif pseudo_labeler is not None:
-                pixel_logits = pixel_logits_on_grid(
-                    out["pixel_logits"], pseudo_labeler.seed_grid, tuple(images.shape[-2:])
-                )
-                with torch.no_grad():
-                    pseudo = pseudo_labeler(images, labels, tuple(pixel_logits.shape[-2:]))
-                loss, parts = pixelcam_loss(out["logits"], labels, pixel_logits, pseudo, lam=lam)
+            elif pseudo_labeler is not None:  # PixelCAM's objective unless the run gives its method's
+                goal = objective or PixelCAMObjective(lam)
+                loss, parts = goal(out, images, labels, pseudo_labeler, epoch)
             else:
                 loss = classification_loss(out["logits"], labels)
                 parts = {"ce": float(loss.detach()), "pixel_ce": 0.0}

@@ -32,6 +32,7 @@ from pixelcam.runtime.build import (
 from pixelcam.runtime.checkpoint import load_checkpoint, load_optim_state, save_checkpoint
 from pixelcam.runtime.data import iter_split
 from pixelcam.runtime.transforms import Augment
+from pixelcam.train.objectives import create_objective
 from pixelcam.train.overlays import overlay_grid
 from pixelcam.train.payload import RunPayload
 from pixelcam.train.steps import NonFiniteLossError, train_epoch, validate
@@ -110,11 +111,13 @@ class EpochLoop:
     def _pixelcam(self, model: WSOLModel) -> tuple[Any, dict[str, Any] | None]:
         """PixelCAM's frozen baseline (pseudo-labels) and initial weights; (None, None) for other methods."""
         cfg, payload = self.cfg, self.payload
+        self.objective = None
         if not cfg.is_pixelcam:
             return None, None
         roi = set(self.ds.roi_classes(cfg.source))  # the dataset's ROI semantics decide where FG seeds may go
         no_roi = {i for i, name in enumerate(self.class_names) if name not in roi}
         labeler = build_pseudo_labeler(cfg, payload.baseline_dir, self.device, no_roi)
+        self.objective = create_objective(cfg, no_roi)
         init = {"from": cfg.init_from, "checkpoint": payload.init_dir, "parts": []}
         if payload.init_dir:
             init["parts"] = init_from_baseline(model, load_checkpoint(payload.init_dir).model_state)
@@ -171,6 +174,7 @@ class EpochLoop:
             cfg.lam,
             on_batch=lambda b: self._first_step(b, epoch),
             precision=self.num,
+            objective=self.objective,
         )
         self.scheduler.step()
         val = self._validate()

@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from pixelcam.config import PSEUDO_LABEL_METHODS
 from pixelcam.models import create_wsol_model, list_backbones, list_methods, method_class
 
 TINY = {"sat": "deit_tiny_sat"}
@@ -15,9 +16,10 @@ TINY = {"sat": "deit_tiny_sat"}
 def test_registries():
     # the paper's baselines and PixelCAM, as listed in DESIGN.md (a hand-kept list, not the registry's own)
     assert list_methods(kind="baseline") == ["cam", "deepmil", "gradcampp", "layercam", "sat"]
-    assert list_methods(kind="pseudo_labels") == ["pixelcam"]
+    assert list_methods(kind="pseudo_labels") == ["negev", "pixelcam"]  # NEGEV: the paper's main comparison
+    assert sorted(PSEUDO_LABEL_METHODS) == list_methods(kind="pseudo_labels")  # the CLI's light copy
     assert list_methods(kind="supervised") == ["unet"]  # the fully supervised upper bound (Tables 1, 6)
-    assert list_methods() == ["cam", "deepmil", "gradcampp", "layercam", "pixelcam", "sat", "unet"]
+    assert list_methods() == ["cam", "deepmil", "gradcampp", "layercam", "negev", "pixelcam", "sat", "unet"]
     with pytest.raises(ValueError, match="unknown method kind"):
         list_methods(kind="weak")
     assert {"resnet50", "vgg16", "inception_v3", "deit_tiny_patch16_224", "resnet18", "resnet10t"} <= set(
@@ -27,7 +29,7 @@ def test_registries():
         create_wsol_model("gradcam", "resnet10t")
 
 
-@pytest.mark.parametrize("method", list_methods())
+@pytest.mark.parametrize("method", [m for m in list_methods() if m != "negev"])  # its own: test_negev.py
 @pytest.mark.parametrize("differentiable", [False, True])
 def test_forward_backward_cam(method: str, differentiable: bool):
     torch.manual_seed(0)

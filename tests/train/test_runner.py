@@ -44,7 +44,7 @@ def test_bad_inputs_fail_before_ray_starts(synth_dir: Path, tmp_path: Path):
         train(base.replace(source="synth-kidney"))
     pc = base.replace(method="pixelcam", pseudo_labels_from=str(ckpt(tmp_path, "pixelcam")))
     with pytest.raises(
-        CheckpointError, match="a 'pixelcam' checkpoint; PixelCAM's pseudo-labels come from a baseline"
+        CheckpointError, match="a 'pixelcam' checkpoint; pixelcam's pseudo-labels come from a baseline"
     ):
         train(pc)
     pc = pc.replace(pseudo_labels_from=str(ckpt(tmp_path, "cam", "resnet18")))

@@ -1,0 +1,123 @@
+"""NEGEV (Belharbi et al., MIDL 2022): a baseline's classifier, frozen, plus a U-Net decoder on its encoder.
+
+The classifier is the baseline model itself (backbone and image head, loaded from its B-CL checkpoint); it
+gives the image class. The decoder is segmentation-models-pytorch's U-Net decoder (channels 256, 128, 64, 32,
+16) and a 2-channel head at the input resolution, on the feature pyramid of smp's `tu-<backbone>` encoder,
+whose weights *are* the classifier's backbone tensors (shared, not copied: one set of encoder weights, as in
+the paper's Table 11, where "w/ NEGEV" counts the U-Net plus the baseline's image head). Only the decoder is
+trained; the classifier stays in eval mode (batch-norm statistics fixed). The map is the decoder's softmax
+FG probability, used as is. Classification and map take two encoder passes here (the classifier's backbone
+may add layers after its last stage, EfficientNet's 1x1 head): the map alone takes one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pixelcam.models.backbones import Backbone
+from pixelcam.models.methods.unet import UNet
+from pixelcam.models.precision import float32
+
+
+def share_weights(target: nn.Module, source: nn.Module) -> int:
+    """Make every parameter and buffer of `target` the tensor of the same name in `source` (same module
+    names, as smp's timm encoder and the timm model it was built from); returns how many were shared."""
+    params, buffers = dict(source.named_parameters()), dict(source.named_buffers())
+    shared = 0
+    for name, own in list(target.named_parameters()) + list(target.named_buffers()):
+        src = params.get(name, buffers.get(name))
+        if src is None or src.shape != own.shape:
+            raise ValueError(f"negev: the encoder tensor {name!r} has no namesake of the same shape")
+        path, _, leaf = name.rpartition(".")
+        setattr(target.get_submodule(path), leaf, src)
+        shared += 1
+    return shared
+
+
+class NEGEV(UNet):
+    """The baseline `negev_classifier` (frozen) and a U-Net decoder trained on its CAM's seeds."""
+
+    method = "negev"
+    kind = "pseudo_labels"
+    normalize = False
+    model_kwargs = ("negev_classifier", "mil_attention")
+    train_params = (
+        "lam",
+        "n",
+        "sampler",
+        "bg_sampling",
+        "bg_area",
+        "seed_dilation",
+        "neg_evidence_weight",
+        "crf_weight",
+        "crf_scale",
+        "size_weight",
+        "no_roi_seeds",
+        "pseudo_labels_checkpoint",
+    )
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        num_classes: int,
+        negev_classifier: str = "cam",
+        mil_attention: str | None = None,
+    ) -> None:
+        from pixelcam.models.factory import create_wsol_model, method_class
+
+        if not method_class(negev_classifier).is_baseline():
+            raise ValueError(f"negev: the classifier must be a baseline method, not {negev_classifier!r}")
+        super().__init__(backbone, num_classes, image_head=False)
+        kwargs = {"mil_attention": mil_attention} if negev_classifier == "deepmil" else {}
+        self.negev_classifier = negev_classifier
+        self.classifier = create_wsol_model(negev_classifier, backbone, num_classes, **kwargs)
+        share_weights(self.net.encoder.model, backbone.model)
+        self.freeze_classifier()
+
+    def freeze_classifier(self) -> None:
+        """No gradient to the classifier (the encoder's tensors included) and its batch norms in eval."""
+        for p in self.classifier.parameters():
+            p.requires_grad_(False)
+        self.classifier.eval()
+
+    def train(self, mode: bool = True) -> NEGEV:
+        super().train(mode)
+        self.classifier.eval()
+        self.net.encoder.eval()  # the same batch norms, reached through the encoder
+        return self
+
+    def load_baseline(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """The baseline checkpoint's weights into the classifier (and so the encoder); every tensor must
+        fit. Returns the parts loaded."""
+        self.classifier.load_state_dict(state)
+        return ["backbone", "head"]
+
+    @property
+    def backbone(self) -> Backbone:  # the features reports and J read: the classifier's
+        return self.classifier.backbone
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier.classify(features)
+
+    def segment(self, images: torch.Tensor) -> torch.Tensor:
+        """The decoder's FG/BG logits (B, 2, H, W) at the input size."""
+        h, w = images.shape[-2:]
+        return self.net.segmentation_head(self.net.decoder(self.encode(images)))[..., :h, :w]
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            features = self.classifier.backbone(images)
+            logits = self.classifier.classify(features)
+        return {"pixel_logits": self.segment(images), "features": features, "logits": logits}
+
+    def predict(
+        self, images: torch.Tensor, target_classes: torch.Tensor | None = None, differentiable: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the classifier's logits (B, C), the decoder's FG probability (B, H, W)); class-agnostic."""
+        with torch.set_grad_enabled(differentiable):
+            logits = self.classifier.classify(self.classifier.backbone(images))
+            pixel_logits = self.segment(images)
+            with float32(images.device):
+                maps = torch.softmax(pixel_logits.float(), dim=1)[:, 1].clamp(0.0, 1.0)
+        return (logits, maps) if differentiable else (logits.detach(), maps.detach())
