@@ -38,6 +38,29 @@ class Record(BaseModel):
         return cls.model_validate(data)
 
 
+# Model labels of a study: a baseline's own name (`cam`), or `<method>-<baseline>` for a model trained on its
+# pseudo-labels (`pixelcam-cam`, `negev-cam`; a PixelCAM ablation adds `.<field>-<value>`).
+VARIANT_NAMES = {"negev": "NEGEV", "pixelcam": "PixelCAM"}  # the pseudo-label methods, as tables name them
+
+
+def variant_label(method: str, baseline: str) -> str:
+    return f"{method}-{baseline}"
+
+
+def label_parts(label: str) -> tuple[str | None, str]:
+    """(pseudo-label method, baseline) of a variant's label; (None, label) of a baseline's."""
+    for method in VARIANT_NAMES:
+        if label.startswith(f"{method}-"):
+            return method, label[len(method) + 1 :].split(".", 1)[0]
+    return None, label
+
+
+def display_name(label: str) -> str:
+    """What verdicts call a model: "PixelCAM", "NEGEV" or "baseline"."""
+    method, _ = label_parts(label)
+    return VARIANT_NAMES[method] if method else "baseline"
+
+
 class DomainResult(Record):
     """One target's test split: PxAP and CL in percent, TP*/FN*/TN*/FP* at the run's tau."""
 

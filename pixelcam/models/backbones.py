@@ -83,6 +83,9 @@ _register(
 )
 
 
+VIT_BACKBONES = ("deit_tiny_patch16_224", "deit_tiny_sat")  # token grids: no feature pyramid for a U-Net
+
+
 def list_backbones() -> list[str]:
     return BACKBONES.names()
 

@@ -9,7 +9,7 @@ import os
 
 from pixelcam.environment import describe
 from pixelcam.report import plots
-from pixelcam.report.compare import VERDICT_CLASS
+from pixelcam.report.compare import verdict_class
 from pixelcam.report.html import Section, render, table
 from pixelcam.report.records import StudyRecords, load_records
 from pixelcam.storage import Location
@@ -86,16 +86,18 @@ def _at_chance(rec: StudyRecords, e) -> bool:
 
 
 def _paired_section(rec: StudyRecords) -> Section:
-    """Baseline vs PixelCAM: per-image PxAP bars and paired t-tests."""
+    """Baseline vs NEGEV and PixelCAM, NEGEV vs PixelCAM: per-image PxAP bars and paired t-tests."""
     tests = plots.paired_tests(rec)
     bars = Section(
         "pixelcam-vs-baseline",
-        "Baseline vs PixelCAM",
-        "Each baseline and its PixelCAM variant per source -> target pairing, on two quantities with their "
-        "direction: the mean per-image PxAP over test images with both ROI and background (the paired "
-        "two-sided t-test is on it, as the paper's Table 2) and the pooled PxAP of the OOD table. A row is "
-        "green only when the test is significant (p < 0.05) for PixelCAM and the pooled PxAP does not drop, "
-        "red when it is significant for the baseline; 'mixed' when the two quantities disagree.",
+        "Baseline vs NEGEV vs PixelCAM",
+        "Each baseline against its NEGEV and PixelCAM variants, and PixelCAM against NEGEV, per source -> "
+        "target pairing, on two quantities with their direction: the mean per-image PxAP over test images "
+        "with both ROI and background (the paired two-sided t-test is on it, as the paper's Table 2; df = "
+        "images - 1, the unit is an image, so t and p are not comparable with the paper's, whose t/p imply "
+        "about 28 degrees of freedom) and the pooled PxAP of the OOD table. A row is green only when the "
+        "test is significant (p < 0.05) for the variant and the pooled PxAP does not drop, red when it is "
+        "significant for the reference; 'mixed' when the two quantities disagree.",
     )
     png = plots.paired_bars(rec, tests)
     if png:
@@ -105,16 +107,17 @@ def _paired_section(rec: StudyRecords) -> Section:
             table(
                 [
                     "pairing",
-                    "baseline",
-                    "PixelCAM",
-                    "per-image PxAP base",
-                    "per-image PxAP PixelCAM",
+                    "reference",
+                    "variant",
+                    "per-image PxAP reference",
+                    "per-image PxAP variant",
                     "mean diff / image",
                     "t",
+                    "df",
                     "p",
                     "images",
-                    "pooled PxAP base",
-                    "pooled PxAP PixelCAM",
+                    "pooled PxAP reference",
+                    "pooled PxAP variant",
                     "verdict",
                 ],
                 [
@@ -126,6 +129,7 @@ def _paired_section(rec: StudyRecords) -> Section:
                         t.get("pixelcam_image_pxap"),
                         t.get("mean_diff"),
                         t.get("t"),
+                        t.get("df"),
                         t.get("p"),
                         t.get("n"),
                         t["baseline_pxap"],
@@ -134,7 +138,7 @@ def _paired_section(rec: StudyRecords) -> Section:
                     ]
                     for t in tests
                 ],
-                [VERDICT_CLASS.get(t["verdict"], "") for t in tests],
+                [verdict_class(t) for t in tests],
             )
         )
     if not tests:
@@ -281,10 +285,11 @@ def build_dashboard(
     out: str | os.PathLike | Location,
     uri: str | None = None,
     log_to_mlflow: bool = True,
+    records: StudyRecords | None = None,
 ) -> Location:
     """Write the dashboard HTML to `out` (atomically; a local path or a URI); by default also log it and its
-    PNGs to MLflow."""
-    rec = load_records(study, uri)
+    PNGs to MLflow. `records`: the study's, already read back (else read here)."""
+    rec = records or load_records(study, uri)
     sections = build_sections(rec)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = render(

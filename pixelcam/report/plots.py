@@ -20,6 +20,7 @@ from pixelcam.metrics import paired_ttest
 from pixelcam.models.factory import method_class
 from pixelcam.report.compare import verdict
 from pixelcam.report.records import StudyRecords
+from pixelcam.results import label_parts
 
 DPI = 90
 
@@ -85,18 +86,27 @@ def _seed_mean_images(evals: list, target: str) -> tuple[list[str], np.ndarray] 
         return dets[0].image_ids, np.nanmean(np.asarray([d.pxap for d in dets], float), axis=0)
 
 
+def comparisons(rec: StudyRecords, base: str) -> list[tuple[str, str]]:
+    """(reference, variant) label pairs of one baseline's models: each NEGEV or PixelCAM variant against the
+    baseline, then PixelCAM against NEGEV (the paper's Tables 1-3 and 11 compare all three)."""
+    of = {label: label_parts(label) for label in rec.labels()}
+    negev = [label for label, parts in of.items() if parts == ("negev", base)]
+    pixelcam = [label for label, parts in of.items() if parts == ("pixelcam", base)]
+    return [(base, v) for v in negev + pixelcam] + [(n, p) for n in negev for p in pixelcam]
+
+
 def paired_tests(rec: StudyRecords) -> list[dict[str, Any]]:
-    """Baseline vs its PixelCAM variant(s), per source->target: pooled PxAP (mean over seeds with `seeds`,
+    """Each comparison of `comparisons` per source->target: pooled PxAP (mean over seeds with `seeds`,
     with its 95 % CI), mean per-image PxAP, the paired t-test of per-image PxAP (images whose mask has both
-    FG and BG; with seeds, each image's PxAP averaged over the seeds first) and the verdict."""
+    FG and BG; with seeds, each image's PxAP averaged over the seeds first; df = images - 1, unit: image) and
+    the verdict. Keys `baseline`/`pixelcam` hold the reference's and the variant's labels."""
     out = []
     for src in rec.sources:
         for base in rec.methods:
-            bs = rec.seed_evaluations(base, src)
-            for label in rec.labels():
-                ps = rec.seed_evaluations(label, src) if label.startswith(f"pixelcam-{base}") else []
+            for ref, label in comparisons(rec, base):
+                bs, ps = rec.seed_evaluations(ref, src), rec.seed_evaluations(label, src)
                 if bs and ps:
-                    out += [_paired_row(rec, src, tgt, base, label, bs, ps) for tgt in rec.targets]
+                    out += [_paired_row(rec, src, tgt, ref, label, bs, ps) for tgt in rec.targets]
     return out
 
 
@@ -110,6 +120,7 @@ def _paired_row(
         "baseline": base,
         "pixelcam": label,
         "seeds": min(len(bs), len(ps)),
+        "unit": "image",
     }
     for side, model in (("baseline", base), ("pixelcam", label)):
         ci = rec.over_seeds(model, src, "pxap", tgt)
@@ -130,23 +141,24 @@ def _per_image_test(xa: np.ndarray, xb: np.ndarray) -> dict[str, float]:
         out.update(baseline_image_pxap=float(xa[both].mean()), pixelcam_image_pxap=float(xb[both].mean()))
     try:
         t = paired_ttest(xa, xb)
-        out.update(t=t.t, p=t.p, n=t.n, mean_diff=t.mean_diff)
+        out.update(t=t.t, p=t.p, n=t.n, df=t.n - 1, mean_diff=t.mean_diff)
     except ValueError:
         pass  # fewer than 2 images with both FG and BG
     return out
 
 
 def paired_bars(rec: StudyRecords, tests: list[dict[str, Any]]) -> bytes | None:
-    """Grouped bars of the tested quantity, mean per-image PxAP, of baseline vs PixelCAM per pairing, the
-    t-test p-value above each pair; the pooled PxAP of each is a black tick on its bar."""
+    """Grouped bars of the tested quantity, mean per-image PxAP, of reference vs variant per comparison and
+    pairing (baseline vs NEGEV or PixelCAM, NEGEV vs PixelCAM), the t-test p-value above each pair; the
+    pooled PxAP of each is a black tick on its bar."""
     rows = [t for t in tests if "baseline_image_pxap" in t]
     if not rows:
         return None
     fig = Figure(figsize=(max(6.0, 1.1 * len(rows) + 2), 3.8), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["baseline_image_pxap"] for r in rows], 0.4, label="baseline", color="#8c8c8c")
-    ax.bar(x + 0.2, [r["pixelcam_image_pxap"] for r in rows], 0.4, label="+ PixelCAM", color="#d6604d")
+    ax.bar(x - 0.2, [r["baseline_image_pxap"] for r in rows], 0.4, label="reference (left)", color="#8c8c8c")
+    ax.bar(x + 0.2, [r["pixelcam_image_pxap"] for r in rows], 0.4, label="variant (right)", color="#d6604d")
     pooled = [
         (i + dx, r[k])
         for i, r in enumerate(rows)
@@ -166,12 +178,15 @@ def paired_bars(rec: StudyRecords, tests: list[dict[str, Any]]) -> bytes | None:
         )
         ax.text(i, top + 1.5, f"p={r['p']:.2g}" if "p" in r else "p=n/a", ha="center", fontsize=8)
     ax.set_xticks(
-        x, [f"{r['pixelcam']}\n{r['source']}\n-> {r['target']}" for r in rows], fontsize=7, rotation=0
+        x,
+        [f"{r['baseline']} |\n{r['pixelcam']}\n{r['source']}\n-> {r['target']}" for r in rows],
+        fontsize=7,
+        rotation=0,
     )
     ax.set_ylabel("mean per-image test PxAP (%)")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=8, loc="upper right")
-    ax.set_title("Baseline vs PixelCAM: mean per-image PxAP (paired t-test p above)", fontsize=10)
+    ax.set_title("Reference | variant: mean per-image PxAP (paired t-test p above)", fontsize=10)
     return _png(fig)
 
 
@@ -317,7 +332,7 @@ def separability_hist(rec: StudyRecords) -> bytes | None:
         for base in rec.methods:
             b = rec.evaluation(base, src)
             for label in rec.labels():
-                p = rec.evaluation(label, src) if label.startswith(f"pixelcam-{base}") else None
+                p = rec.evaluation(label, src) if label_parts(label) == ("pixelcam", base) else None
                 if b and p and src in b.details and src in p.details:
                     pairs.append((src, base, label, b.details[src].j, p.details[src].j))
     if not pairs:

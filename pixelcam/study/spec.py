@@ -32,12 +32,14 @@ limits when the spec loads, so a bad range never reaches a Tune trial.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from pixelcam.config import SELECTIONS, TrainConfig
+from pixelcam.results import variant_label
 from pixelcam.study.dimensions import Choice, Dimension, Range, published_values
 from pixelcam.study.spec_sections import (
     NOT_SEARCHABLE,
@@ -75,6 +77,9 @@ class StudySpec(ConfigModel):
     targets: Names | None = None  # domains every model is evaluated on (default: all of the dataset's)
     methods: Names = Field(default_factory=lambda: ["cam"])  # baselines (and unet, the supervised bound)
     pixelcam: bool = True  # a PixelCAM model on top of each WSOL baseline
+    # a NEGEV model on top of each WSOL baseline with a CNN backbone (the paper's "w/ NEGEV" rows); its own
+    # settings in method_train.negev, its own search keys (crf_weight, ...) searched for it alone
+    negev: bool = False
     backbone: str | None = None  # every model's backbone (default: each method's own)
     # per-method backbones, e.g. {sat: deit_tiny_sat} beside CNNs on `backbone` (the paper's Table 1);
     # a PixelCAM model runs on its baseline's backbone
@@ -164,8 +169,24 @@ class StudySpec(ConfigModel):
         return value
 
     def all_methods(self) -> list[str]:
-        """Labels of every tuned model: the baselines, then the PixelCAM model(s) of each."""
-        return list(self.methods) + [label for m in self.methods for label in self.pixelcam_labels(m)]
+        """Labels of every tuned model: the baselines, then the NEGEV and PixelCAM model(s) of each."""
+        return list(self.methods) + [label for m in self.methods for label in self.variant_labels(m)]
+
+    def variant_labels(self, baseline: str) -> list[str]:
+        """The labels of the models trained on `baseline`'s pseudo-labels: NEGEV's, then PixelCAM's."""
+        return self.negev_labels(baseline) + self.pixelcam_labels(baseline)
+
+    def negev_labels(self, baseline: str) -> list[str]:
+        """`negev-<baseline>` for a WSOL baseline on a CNN backbone (NEGEV's U-Net needs a feature pyramid:
+        none for SAT's DeiT, as in the paper's tables)."""
+        from pixelcam.models.backbones import VIT_BACKBONES
+        from pixelcam.models.factory import method_class
+
+        cls = method_class(baseline)
+        backbone = self.backbones.get(baseline, self.backbone) or cls.default_backbone
+        if not self.negev or not cls.is_baseline() or backbone in VIT_BACKBONES:
+            return []
+        return [variant_label("negev", baseline)]
 
     def pixelcam_labels(self, baseline: str) -> list[str]:
         """`pixelcam-<baseline>`, or one `pixelcam-<baseline>.<field>-<value>` per ablation value (none for a
@@ -175,31 +196,33 @@ class StudySpec(ConfigModel):
         if not self.pixelcam or not method_class(baseline).is_baseline():
             return []
         if self.ablation is None:
-            return [f"pixelcam-{baseline}"]
+            return [variant_label("pixelcam", baseline)]
         return [self.ablation.label(baseline, v) for v in self.ablation.values]
 
-    def variant(self, label: str) -> tuple[str | None, dict[str, Any]]:
-        """(baseline, fixed overrides) of a PixelCAM label; (None, {}) for a baseline label."""
+    def variant(self, label: str) -> Variant:
+        """What model `label` trains: its method, the baseline whose pseudo-labels it learns from (None for a
+        baseline) and an ablation's fixed override."""
         for baseline in self.methods:
-            if self.ablation is None and label == f"pixelcam-{baseline}":
-                return baseline, {}
+            for method in ("negev", "pixelcam"):
+                if self.ablation is None and label == variant_label(method, baseline):
+                    return Variant(method, baseline, {})
             if self.ablation is not None:
                 for v in self.ablation.values:
                     if label == self.ablation.label(baseline, v):
-                        return baseline, {self.ablation.field: v}
-        return None, {}
+                        return Variant("pixelcam", baseline, {self.ablation.field: v})
+        return Variant(label, None, {})
 
     def mlflow_experiment(self) -> str:
         """The MLflow experiment of the study's parent run and of all its trial and evaluation runs."""
         return self.experiment or f"pixelcam-study-{self.name}"
 
     def base_config(self, method: str, source: str, baseline: str | None = None) -> TrainConfig:
-        """The fixed part of every trial's TrainConfig for `method` on `source` (PixelCAM: on `baseline`'s
-        backbone)."""
-        own = self.method_train.get(baseline or method, {})
-        where = (
-            f"{self.source_file}: method_train.{baseline or method}" if own else f"{self.source_file}: train"
-        )
+        """The fixed part of every trial's TrainConfig for `method` on `source` (a pseudo-label method: on
+        `baseline`'s backbone, with the baseline's `method_train` and then its own)."""
+        sections = [baseline, method] if baseline else [method]
+        own = {k: v for name in sections for k, v in self.method_train.get(name, {}).items()}
+        named = [n for n in sections if n in self.method_train]
+        where = f"{self.source_file}: " + (f"method_train.{named[-1]}" if named else "train")
         cfg = TrainConfig.from_dict({**self.train, **own}, where=where)
         return cfg.replace(
             f"{self.source_file}: train",
@@ -217,8 +240,9 @@ class StudySpec(ConfigModel):
             experiment=self.mlflow_experiment(),
         )
 
-    def searched(self, pixelcam: bool) -> dict[str, Range | Choice]:
-        return {k: v for k, v in self.search.items() if pixelcam or k not in pixelcam_params()}
+    def searched(self, method: str) -> dict[str, Range | Choice]:
+        """The search dimensions trials of `method` take: shared keys, and a pseudo-label method's own."""
+        return {k: v for k, v in self.search.items() if method in users_of(k, [method])}
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -227,12 +251,16 @@ class StudySpec(ConfigModel):
         """What depends on TrainConfig: the fixed `train` fields, the searchable keys, every search range at
         both ends and every ablation value, each as the trial configs that will use them."""
         self._check_fixed_keys(where)
-        methods = list(self.methods) + (["pixelcam"] if self.pixelcam else [])
+        methods = list(self.methods) + self.variant_methods()
         configs = {m: self.base_config(m, self.sources[0]) for m in methods}
         self._check_method_sections(where)
         self._check_search_ends(where, methods, configs)
         self._check_ablation(where, configs.get("pixelcam", configs[methods[0]]))
         return self
+
+    def variant_methods(self) -> list[str]:
+        """The pseudo-label methods the study trains on its baselines."""
+        return [m for m, on in (("negev", self.negev), ("pixelcam", self.pixelcam)) if on]
 
     def _check_fixed_keys(self, where: str) -> None:
         """`train` holds valid TrainConfig fields the study does not set itself; `search` searchable ones."""
@@ -249,11 +277,10 @@ class StudySpec(ConfigModel):
     def _check_method_sections(self, where: str) -> None:
         """`backbones` and `method_train` name the study's methods; `method_train` sets no study field."""
         for section in ("backbones", "method_train"):
+            known = list(self.methods) + (self.variant_methods() if section == "method_train" else [])
             for m in getattr(self, section):
-                if m not in self.methods:
-                    raise ConfigError(
-                        f"{where}: {section}.{m}: not one of the study's methods {self.methods}"
-                    )
+                if m not in known:
+                    raise ConfigError(f"{where}: {section}.{m}: not one of the study's methods {known}")
         for m, own in self.method_train.items():
             for key in own:
                 if key in NOT_SEARCHABLE + ("experiment",):
@@ -263,7 +290,7 @@ class StudySpec(ConfigModel):
     def _check_search_ends(self, where: str, methods: list[str], configs: dict[str, TrainConfig]) -> None:
         """Both ends of every search dimension are valid in the trial configs that will take them."""
         for key, dim in self.search.items():
-            users = ["pixelcam"] if key in pixelcam_params() else methods
+            users = users_of(key, methods)
             for value in dim.ends():
                 for m in (u for u in users if u in configs):
                     try:
@@ -287,6 +314,25 @@ class StudySpec(ConfigModel):
                 config.replace("value", **{ab.field: v})
             except ConfigError as exc:
                 raise ConfigError(f"{where}: ablation.values[{v!r}]: {_reason(exc, ab.field)}") from None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a model label trains: `method`, on `baseline`'s pseudo-labels (None: a baseline itself), with
+    `fixed` overrides (an ablation's value)."""
+
+    method: str
+    baseline: str | None
+    fixed: dict[str, Any]
+
+
+def users_of(key: str, methods: list[str]) -> list[str]:
+    """Which of `methods` read TrainConfig field `key`: every one, unless only pseudo-label methods declare
+    it (PixelCAM's lam and n, NEGEV's crf_weight ...), then those among them that do."""
+    from pixelcam.models.factory import list_methods, method_class
+
+    readers = [m for m in list_methods(kind="pseudo_labels") if key in method_class(m).train_params]
+    return [m for m in methods if m in readers] if readers else list(methods)
 
 
 def _reason(exc: ConfigError, key: str) -> str:

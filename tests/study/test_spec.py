@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from pixelcam.config import ConfigError
-from pixelcam.study.spec import Choice, Range, load_spec
+from pixelcam.study.spec import Choice, Range, Variant, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,8 @@ def test_parsed_search_space_and_methods(tmp_path: Path):
     assert spec.search["lr"] == Range(1e-4, 1e-2, log=True)
     assert spec.search["n"] == Range(1, 20, int=True) and spec.search["sampler"] == Choice(("pb", "th"))
     assert spec.all_methods() == ["cam", "pixelcam-cam"]
-    assert set(spec.searched(pixelcam=False)) == {"lr"}  # n and sampler are PixelCAM's
+    assert set(spec.searched("cam")) == {"lr"}  # n and sampler are PixelCAM's
+    assert set(spec.searched("pixelcam")) == {"lr", "n", "sampler"}
     assert spec.base_config("pixelcam", "synth-colon").epochs == spec.budget.epochs
 
 
@@ -121,9 +122,33 @@ def test_ablation_labels_and_variants(tmp_path: Path):
         )
     )
     assert spec.all_methods() == ["cam", "pixelcam-cam.n-1", "pixelcam-cam.n-10"]
-    assert spec.variant("pixelcam-cam.n-10") == ("cam", {"n": 10})
-    assert spec.variant("cam") == (None, {})
-    assert spec.variant("pixelcam-cam") == (None, {})  # not a label of this study
+    assert spec.variant("pixelcam-cam.n-10") == Variant("pixelcam", "cam", {"n": 10})
+    assert spec.variant("cam") == Variant("cam", None, {})
+    assert spec.variant("pixelcam-cam").baseline is None  # not a label of this study
+
+
+def test_negev_rows_settings_and_search_keys(tmp_path: Path):
+    spec = load_spec(
+        write(
+            tmp_path,
+            BASE.replace("methods: [cam]", "methods: [cam, sat]")
+            + "negev: true\nbackbones: {sat: deit_tiny_sat}\n"
+            "search:\n  lr: {low: 1.0e-4, high: 1.0e-2, log: true}\n"
+            "  n: [1, 10]\n  crf_weight: [0.0, 2.0e-9]\n"
+            "method_train: {negev: {seed_dilation: 3, lr: 0.1}, cam: {lr_decay: 0.5}}\n",
+        )
+    )
+    # baseline, w/ NEGEV, w/ PixelCAM per baseline; no NEGEV for SAT (its DeiT has no feature pyramid)
+    assert spec.all_methods() == ["cam", "sat", "negev-cam", "pixelcam-cam", "pixelcam-sat"]
+    assert spec.variant("negev-cam") == Variant("negev", "cam", {})
+    assert set(spec.searched("negev")) == {"lr", "n", "crf_weight"}  # the CRF is NEGEV's alone
+    assert set(spec.searched("pixelcam")) == {"lr", "n"} and set(spec.searched("cam")) == {"lr"}
+    cfg = spec.base_config("negev", "synth-colon", "cam")  # the baseline's settings, then NEGEV's own
+    assert (cfg.seed_dilation, cfg.lr, cfg.lr_decay, cfg.method) == (3, 0.1, 0.5, "negev")
+    assert spec.base_config("pixelcam", "synth-colon", "cam").seed_dilation == 1
+    bad = BASE + "method_train: {negev: {lr: 0.1}}\n"  # NEGEV is not part of this study
+    with pytest.raises(ConfigError, match=r"method_train.negev: not one of the study's methods"):
+        load_spec(write(tmp_path, bad))
 
 
 @pytest.mark.parametrize(

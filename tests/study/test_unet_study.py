@@ -1,7 +1,8 @@
-"""The U-Net upper bound as a model row of a study, through `pixelcam study run` on a real local Ray and a
-real MLflow store: trained on the masks, evaluated on both targets, printed beside its published value. The
-study is stored on the test S3 server and its trials are Ray Train runs of two DDP workers, which write
-their checkpoints to the bucket themselves (the multi-worker path of a study on object storage)."""
+"""The paper's rows in one study, through `pixelcam study run` on a real local Ray and a real MLflow store:
+the CAM baseline, CAM w/ NEGEV and CAM w/ PixelCAM, with their paired t-tests in the console, the dashboard
+and MLflow, and the U-Net upper bound (trained on the masks, printed beside its published value). The study
+is stored on the test S3 server and its trials are Ray Train runs of two DDP workers, which write their
+checkpoints to the bucket themselves (the multi-worker path of a study on object storage)."""
 
 import json
 import subprocess
@@ -19,11 +20,13 @@ data: {data}
 sources: [synth-colon]
 targets: [synth-colon, synth-lymph]
 methods: [cam, unet]
-pixelcam: false
+pixelcam: true
+negev: true
 backbone: resnet10t
 budget: {{trials: 1, epochs: 1, grace_period: 1}}
 resources: {{workers: 2, cpus_per_worker: 0.5}}
 train: {{resize: 64, crop: 64, batch_size: 16, lr: 0.01}}
+method_train: {{negev: {{n: 1, seed_dilation: 3, crf_weight: 2.0e-9, crf_scale: 0.5}}}}
 storage: {storage}
 published:
   source: a test's own figures
@@ -49,14 +52,18 @@ unet_study_fixture = scenario_fixture("unet_study")
 
 
 @pytest.mark.e2e
-def test_unet_row_in_a_study(unet_study: tuple):
+def test_baseline_negev_pixelcam_and_unet_rows_in_a_study(unet_study: tuple):
     tmp_path, storage, res = unet_study
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     study = Location(f"{storage}/upper")
     ood = (study / "ood.json").read_json()
     text = json.dumps(ood)
-    assert "unet" in text and "pixelcam-unet" not in text
+    assert "unet" in text and "pixelcam-unet" not in text and "negev-unet" not in text  # WSOL baselines only
     rows = {(r["method"], r["source"]): r for r in ood["rows"]}
+    assert [r["method"] for r in ood["rows"]] == ["cam", "unet", "negev-cam", "pixelcam-cam"]
+    for label in ("cam", "negev-cam", "pixelcam-cam"):  # each with its cells (mean, CI fields, n)
+        cell = rows[(label, "synth-colon")]["cells"]["pxap"]["synth-lymph"]
+        assert 0 <= cell["mean"] <= 100 and cell["n"] == 1
     unet = rows[("unet", "synth-colon")]  # evaluated on the test splits, in-domain and out of domain
     assert set(unet["cells"]["pxap"]) == {"synth-colon", "synth-lymph"} == set(unet["cells"]["cl"])
     assert all(0 <= c["mean"] <= 100 for c in unet["cells"]["pxap"].values())
@@ -73,9 +80,37 @@ def test_unet_row_in_a_study(unet_study: tuple):
         "Traceback",
     ):
         assert internal not in console, internal
-    # nothing searched: both models trained as one wave (one Tune experiment), each in its own directory
-    assert [p.name for p in (study / "tune").iterdir()] == ["fixed-baselines"]
+    # nothing searched: the baselines trained as one wave (one Tune experiment), then NEGEV and PixelCAM on
+    # the CAM baseline as another, each model in its own directory
+    assert sorted(p.name for p in (study / "tune").iterdir()) == ["fixed-baselines", "fixed-pixelcam"]
     assert "training the fixed configuration of synth-colon__cam, synth-colon__unet" in res.stdout
+    assert (
+        "training the fixed configuration of synth-colon__negev-cam, synth-colon__pixelcam-cam" in res.stdout
+    )
+    # the paired t-tests: baseline vs NEGEV, baseline vs PixelCAM, NEGEV vs PixelCAM, per pairing
+    assert "paired t-tests of the mean per-image PxAP (unit: image, df = images - 1" in res.stdout
+    for pair in ("cam -> negev-cam", "cam -> pixelcam-cam", "negev-cam -> pixelcam-cam"):
+        for target in ("synth-colon", "synth-lymph"):
+            assert f"  {pair} on synth-colon -> {target}: per-image " in res.stdout, pair
+    state = (study / "state.json").read_json()
+    neg = state["experiments"]["synth-colon__negev-cam"]
+    assert neg["status"] == "ok" and neg["checkpoint"].startswith(f"{storage}/upper/train/")
+    meta = (Location(neg["checkpoint"]) / "meta.json").read_json()
+    assert meta["method"] == "negev" and meta["config"]["seed_dilation"] == 3  # method_train.negev
+    assert meta["config"]["crf_weight"] == 2e-9 and meta["config"]["num_workers"] == 2  # DDP
+    html = (study / "dashboard.html").read_text()
+    assert "Baseline vs NEGEV vs PixelCAM" in html and "negev-cam" in html
+    from mlflow.tracking import MlflowClient
+
+    ml = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    parent = ml.search_runs(
+        [ml.get_experiment_by_name("pixelcam-study-upper").experiment_id], "tags.kind = 'study'"
+    )[0]
+    metrics = parent.data.metrics  # the parent's summary: mean over seeds and n per model and pairing
+    for label in ("cam", "negev-cam", "pixelcam-cam"):
+        assert f"{label}__pxap__synth-colon__to__synth-lymph" in metrics
+        assert metrics[f"{label}__pxap_n__synth-colon__to__synth-lymph"] == 1
+    assert "paired_tests.json" in {a.path for a in ml.list_artifacts(parent.info.run_id)}
     # steps with nothing to do say why on their line, instead of an empty step
     skipped = "== step 2/6: seeds (skipped: the spec lists no seed besides the study's own (`seeds`))"
     assert skipped in res.stdout

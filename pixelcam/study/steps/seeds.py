@@ -29,7 +29,7 @@ class SeedsStep:
     def run(self, ctx: StudyContext) -> None:
         spec = ctx.spec
         train_seeds(ctx, "baselines", list(spec.methods))
-        labels = [x for m in spec.methods for x in spec.pixelcam_labels(m)]
+        labels = [x for m in spec.methods for x in spec.variant_labels(m)]
         if labels:
             train_seeds(ctx, "pixelcam", labels)
 
@@ -46,8 +46,9 @@ def seed_runs(ctx: StudyContext, source: str, label: str) -> list[dict[str, Any]
     exp = ctx.state.experiment(key)
     if not todo or exp is None or not exp.checkpoint:
         return []
-    baseline, fixed = spec.variant(label)
-    cfg = spec.base_config("pixelcam" if baseline else label, source, baseline).replace(**fixed, **exp.params)
+    var = spec.variant(label)
+    baseline = var.baseline
+    cfg = spec.base_config(var.method, source, baseline).replace(**var.fixed, **exp.params)
     tags = {"study": spec.name, "method_label": label}
     runs = []
     for seed in todo:

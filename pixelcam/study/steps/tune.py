@@ -1,6 +1,6 @@
-"""Tune step: per source, each baseline, then PixelCAM on each tuned baseline (Ray Tune + Optuna + ASHA,
-every trial a Ray Train run). Produces `experiments`: per model, its best trial's checkpoint, metrics and
-parameters (or why it has none)."""
+"""Tune step: per source, each baseline, then NEGEV and PixelCAM on each tuned baseline (Ray Tune, Optuna,
+ASHA; every trial a Ray Train run). Produces `experiments`: per model, its best trial's checkpoint, metrics
+and parameters (or why it has none)."""
 
 from __future__ import annotations
 
@@ -32,19 +32,18 @@ class TuneStep:
 
     def run(self, ctx: StudyContext) -> None:
         spec = ctx.spec
-        labels = [x for m in spec.methods for x in spec.pixelcam_labels(m)] if spec.pixelcam else []
+        labels = [x for m in spec.methods for x in spec.variant_labels(m)]
         if is_fixed(spec, list(spec.methods) + labels):  # nothing to tune: waves of single trainings
             train_fixed(ctx, "baselines", list(spec.methods))
-            if labels:
+            if labels:  # NEGEV and PixelCAM models need only their baselines: one wave for both
                 train_fixed(ctx, "pixelcam", labels)
             return
         for source in spec.sources:
             for method in spec.methods:
                 tune_experiment(ctx, source, method)
-            if spec.pixelcam:
-                for method in spec.methods:
-                    for label in spec.pixelcam_labels(method):
-                        tune_experiment(ctx, source, label)
+            for method in spec.methods:
+                for label in spec.variant_labels(method):
+                    tune_experiment(ctx, source, label)
 
 
 def tune_experiment(ctx: StudyContext, source: str, method: str) -> ExperimentRecord:
@@ -57,10 +56,10 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> ExperimentRe
     if not _to_run(done):
         ctx.log(f"[{key}] done earlier: best trial {done.best_trial}")
         return done
-    baseline, fixed = spec.variant(method)
-    pixelcam = baseline is not None
-    base = spec.base_config("pixelcam" if pixelcam else method, source, baseline)
-    if pixelcam:
+    var = spec.variant(method)
+    baseline, fixed = var.baseline, var.fixed
+    base = spec.base_config(var.method, source, baseline)
+    if baseline is not None:
         parent = ctx.state.experiment(experiment_key(source, baseline))
         if parent is None or not parent.checkpoint:
             rec = ExperimentRecord(status="skipped", reason=f"baseline {baseline} has no model")
@@ -127,8 +126,8 @@ def interrupted_as(ctx: StudyContext, keys: list[str]) -> Iterator[None]:
 
 def searched_dims(spec: StudySpec, label: str) -> dict[str, Any]:
     """What is searched for model `label` (a PixelCAM ablation's own field is fixed, not searched)."""
-    baseline, fixed = spec.variant(label)
-    return {k: v for k, v in spec.searched(baseline is not None).items() if k not in fixed}
+    var = spec.variant(label)
+    return {k: v for k, v in spec.searched(var.method).items() if k not in var.fixed}
 
 
 def is_fixed(spec: StudySpec, labels: list[str]) -> bool:
@@ -181,8 +180,9 @@ def _fixed_run(ctx: StudyContext, source: str, label: str) -> dict[str, Any] | N
     from pixelcam.study.waves import wave_run
 
     spec, key = ctx.spec, experiment_key(source, label)
-    baseline, fixed = spec.variant(label)
-    base = spec.base_config("pixelcam" if baseline else label, source, baseline)
+    var = spec.variant(label)
+    baseline, fixed = var.baseline, var.fixed
+    base = spec.base_config(var.method, source, baseline)
     if baseline is not None:
         parent = ctx.state.experiment(experiment_key(source, baseline))
         if parent is None or not parent.checkpoint:
