@@ -19,6 +19,13 @@ __all__ = ["SELECTIONS", "ConfigError", "TrainConfig", "load_config", "read_yaml
 
 SELECTION_METRICS = {"b-loc": "valpx_pxap", "b-cl": "valcl_cl"}  # what each selection maximises
 SELECTIONS = tuple(SELECTION_METRICS)
+
+
+def tie_sign(ties: str) -> int:
+    """+1 when equal scores go to the latest epoch, -1 to the earliest: rank = score + sign * 1e-9 * epoch."""
+    return 1 if ties == "latest" else -1
+
+
 NO_ROI_SEEDS = ("none", "bg")  # see runtime/pseudo_labels.py
 SEED_GRIDS = ("image", "feature")  # see runtime/pseudo_labels.py
 # the registry's pseudo-label methods, known without importing the models (the CLI's subcommands; a test
@@ -57,13 +64,24 @@ class TrainConfig(ConfigModel):
     # epochs before this one (0-based) are not selectable: a flat B-LOC curve (PxAP equal within noise over
     # epochs) then cannot pick an epoch whose classifier has not converged yet (ours; the paper: 0)
     select_from_epoch: Annotated[int, Field(ge=0)] = 0
-    threshold_criterion: str = "f1"  # how tau is chosen on valpx (f1, iou, youden)
+    # equal selection scores (B-LOC PxAP, B-CL accuracy: ties are common on a small valcl): the latest epoch
+    # (default: the official code's) or the earliest (pixelcam's former rule)
+    checkpoint_ties: Literal["latest", "earliest"] = "latest"
+    # how tau (TP*/FN*/TN*/FP*) is chosen on valpx: miou = (IoU_fg + IoU_bg) / 2 (default: the official
+    # code's; the paper's Table 6 came from it), f1 (pixelcam's former default), iou, youden
+    threshold_criterion: str = "miou"
     num_bins: Positive = 1000  # PxAP thresholds k/num_bins, k = 0..num_bins
     # PxAP resolution: maps (bilinear) and masks (nearest) at eval_size^2 (wsolevaluation and the official
     # code: 224), or "native": maps at each mask's own size (images then weigh by their pixel count)
     eval_size: Positive | Literal["native"] = 224
+    # the model's input side at validation and evaluation: the crop size (default: the official code, which
+    # evaluates at 224 = its crop) or the resize size (pixelcam's former behaviour, the whole resized image)
+    eval_input: Literal["crop", "resize"] = "crop"
     # DeepMIL's attention (its model_kwargs): "gated" (Ilse et al. 2018) or "per_class" (the official code)
     mil_attention: str = "gated"
+    # GradCAM++'s alpha (its model_kwargs): "eq19" (as published) or "official" (the official PixelCAM code's,
+    # without its denominator: the paper's GradCAM++ numbers; the paper specs use it)
+    gradcampp_variant: str = "eq19"
     lam: Annotated[float, Field(ge=0)] = 1.0  # PixelCAM: weight of the pixel loss (the paper's lambda)
     n: Positive = 5  # PixelCAM: FG seeds and BG seeds drawn per image and step
     sampler: str = "pb"  # PixelCAM: seed sampler, pb (probability-based) or th (Otsu threshold)
@@ -123,6 +141,7 @@ class TrainConfig(ConfigModel):
         "init_from",
         "mil_attention",
         "negev_classifier",
+        "gradcampp_variant",
         "executor",
         "precision",
     )
@@ -179,6 +198,11 @@ class TrainConfig(ConfigModel):
     def is_supervised(self) -> bool:
         """Trained on the train split's masks (the U-Net upper bound)."""
         return self.method_class.kind == "supervised"
+
+    @property
+    def eval_input_size(self) -> int:
+        """The side images are resized to for validation and evaluation (`eval_input`)."""
+        return self.crop if self.eval_input == "crop" else self.resize
 
     @property
     def selection_metric(self) -> str:
@@ -264,6 +288,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "init_from": lambda: list(INIT_FROM),
     "mil_attention": lambda: list(_mil_attention()),
     "negev_classifier": lambda: _list_methods("baseline"),
+    "gradcampp_variant": lambda: list(_gradcampp_variants()),
     "executor": lambda: ["auto", "ray_train", "local"],
     "precision": lambda: list(_precisions()),
 }
@@ -279,6 +304,12 @@ def _bg_sampling() -> tuple[str, ...]:
     from pixelcam.models.samplers import BG_SAMPLING
 
     return BG_SAMPLING
+
+
+def _gradcampp_variants() -> tuple[str, ...]:
+    from pixelcam.models.methods.gradcampp import GRADCAMPP_VARIANTS
+
+    return GRADCAMPP_VARIANTS
 
 
 def _mil_attention() -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from pixelcam.metrics import confusion_rates
 from pixelcam.metrics.aggregate import chance_warning
 from pixelcam.models.precision import precision_of
 from pixelcam.results import DomainResult, EvaluationReport, Gallery, ImageDetails
-from pixelcam.runtime.checkpoint import LoadedCheckpoint, load_checkpoint
+from pixelcam.runtime.checkpoint import LoadedCheckpoint, input_size_of, load_checkpoint
 from pixelcam.runtime.data import check_splits, iter_split
 from pixelcam.runtime.eval_loop import evaluate_batches
 
@@ -89,7 +89,7 @@ def evaluate_with_details(
         )
         px, acc = evaluate_batches(
             model,
-            iter_split(ds, domain, split, ck.meta["resize"], batch_size),
+            iter_split(ds, domain, split, input_size_of(ck.meta), batch_size),
             device,
             num_bins,
             eval_size=eval_size_of(ck.meta),

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from pixelcam.data.reader import PatchDataset, as_dataset
-from pixelcam.runtime.checkpoint import load_checkpoint
+from pixelcam.runtime.checkpoint import input_size_of, load_checkpoint
 from pixelcam.runtime.data import check_splits, iter_split
 from pixelcam.runtime.pseudo_labels import PseudoLabeler, SeedPurity, seed_purity
 
@@ -47,7 +47,7 @@ def measure_seed_purity(
     names = ds.class_names(domain)
     roi = set(ds.roi_classes(domain))
     no_roi = {i for i, name in enumerate(names) if name not in roi}
-    batches = [b for b in iter_split(ds, domain, split, int(ck.meta["resize"]), batch_size, limit=limit)]
+    batches = [b for b in iter_split(ds, domain, split, input_size_of(ck.meta), batch_size, limit=limit)]
     feature_grid = tuple(model.backbone(batches[0].images[:1]).shape[-2:])
     rows = []
     for seed_grid, bg_sampling in variants:

@@ -23,7 +23,7 @@ from pixelcam.data.stain.transforms import StainTransform
 from pixelcam.evaluation.evaluate import eval_size_of
 from pixelcam.metrics import Accuracy, PxAP
 from pixelcam.models.precision import precision_of
-from pixelcam.runtime.checkpoint import load_checkpoint
+from pixelcam.runtime.checkpoint import input_size_of, load_checkpoint
 from pixelcam.runtime.data import EvalBatch, check_splits, iter_split
 from pixelcam.runtime.eval_loop import evaluate_batches
 from pixelcam.runtime.transforms import normalize, unnormalize
@@ -95,7 +95,7 @@ def stain_sweep(
     model = ck.build_model().to(device)
     ds = as_dataset(data)
     check_splits(ds, domain, ("test",), where="stain-sweep domain")
-    resize = int(ck.meta["resize"])
+    resize = input_size_of(ck.meta)
     eval_size = eval_size_of(ck.meta)
     num = precision_of(ck.meta.get("config", {}), device)  # the run's own numerics
     model = num.model(model)

@@ -32,6 +32,13 @@ def _iou() -> ThresholdCriterion:
     return lambda tp, fp, fn, tn: tp / (tp + fp + fn).clamp(min=1)
 
 
+@THRESHOLD_CRITERIA.register("miou")
+def _miou() -> ThresholdCriterion:
+    """Mean IoU of both classes = (TP / (TP + FP + FN) + TN / (TN + FN + FP)) / 2: the official PixelCAM
+    code's choice of tau on valpx."""
+    return lambda tp, fp, fn, tn: (tp / (tp + fp + fn).clamp(min=1) + tn / (tn + fn + fp).clamp(min=1)) / 2
+
+
 @THRESHOLD_CRITERIA.register("youden")
 def _youden() -> ThresholdCriterion:
     """Youden's J = TPR + TNR - 1 (balances the two classes)."""

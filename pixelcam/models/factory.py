@@ -59,4 +59,11 @@ def create_wsol_model(
         backbone = cls.default_backbone
     if isinstance(backbone, str):
         backbone = create_backbone(backbone, pretrained=pretrained)
-    return cls(backbone, num_classes, **{k: v for k, v in kwargs.items() if v is not None})
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    setting = getattr(cls, "classifier_setting", None)
+    if setting:  # a method carrying a baseline's classifier (NEGEV): that baseline, with its own settings
+        name = str(kwargs.pop(setting, "cam"))
+        own = {k: kwargs.pop(k) for k in method_class(name).model_kwargs if k in kwargs}
+        kwargs = {k: v for k, v in kwargs.items() if k not in cls.model_kwargs}
+        kwargs["classifier"] = create_wsol_model(name, backbone, num_classes, **own)
+    return cls(backbone, num_classes, **kwargs)

@@ -72,10 +72,14 @@ def init_from_baseline(model: WSOLModel, state: dict[str, torch.Tensor]) -> list
     return done
 
 
-def keep_best(metrics: dict[str, float], key: str, epoch: int, tau: float, best: dict) -> dict:
-    """`best` updated when `metrics[key]` is strictly better (ties keep the earlier epoch)."""
-    if metrics[key] > best["score"]:
-        return {"epoch": epoch, "score": metrics[key], "metric": key, "tau": tau}
+def keep_best(
+    metrics: dict[str, float], key: str, epoch: int, tau: float, best: dict, latest: bool = False
+) -> dict:
+    """`best` updated when `metrics[key]` is better, or equal with `latest` (ties: the later epoch; else
+    the earlier)."""
+    score = metrics[key]
+    if score > best["score"] or (latest and score == best["score"]):
+        return {"epoch": epoch, "score": score, "metric": key, "tau": tau}
     return best
 
 
@@ -96,6 +100,7 @@ def make_meta(
         "class_names": class_names,
         "source": cfg.source,
         "resize": cfg.resize,
+        "eval_input_size": cfg.eval_input_size,  # what validation fed the model; evaluation does the same
         "dataset_hash": dataset_hash,
         "epoch": epoch,
         "metrics": metrics,

@@ -235,3 +235,9 @@ def selected_in_run(run_dir: str | os.PathLike | Location) -> SelectedCheckpoint
         tau=meta["tau"],
         selection=meta.get("selection"),
     )
+
+
+def input_size_of(meta: dict[str, Any]) -> int:
+    """The side a checkpoint's run validated at (`eval_input`), so evaluation matches it; checkpoints from
+    before the switch: their resize side."""
+    return int(meta.get("eval_input_size", meta["resize"]))

@@ -14,7 +14,7 @@ import time
 from pathlib import PurePosixPath
 from typing import Any
 
-from pixelcam.config import SELECTION_METRICS, ConfigError, TrainConfig
+from pixelcam.config import SELECTION_METRICS, ConfigError, TrainConfig, tie_sign
 from pixelcam.data.reader import PatchDataset, open_dataset
 from pixelcam.errors import Terminated, mark_abandoned
 from pixelcam.models.factory import list_methods, method_class
@@ -140,7 +140,7 @@ def train(
                 checkpoints, out = _run_local(cfg, payload, run_dir, data)
             else:
                 checkpoints, out = _run_ray_train(cfg, payload, run_dir, data, need, callbacks)
-            selected = _selected(checkpoints, run_dir)
+            selected = _selected(checkpoints, run_dir, cfg.checkpoint_ties)
             selected.history = list(out.get("history", []))
         except BaseException as exc:
             if run_id:
@@ -295,14 +295,18 @@ def _root_message(exc: BaseException) -> str:
     return msg[-1] if msg else type(seen).__name__
 
 
-def _selected(checkpoints: list[tuple[Location, dict[str, Any]]], run_dir: Location) -> TrainResult:
+def _selected(
+    checkpoints: list[tuple[Location, dict[str, Any]]], run_dir: Location, ties: str = "latest"
+) -> TrainResult:
     """The reported checkpoint with the best selection rank; recorded in `<run_dir>/selected.json` with the
-    B-LOC and B-CL bests (`by_selection`). Every other checkpoint of the run is deleted."""
+    B-LOC and B-CL bests (`by_selection`, equal scores resolved by `ties`). Every other checkpoint of the
+    run is deleted."""
     if not checkpoints:
         raise TrainError(f"{run_dir}: the run reported no checkpoint")
     path, _ = max(checkpoints, key=lambda cm: cm[1]["selection_rank"])
+    sign = tie_sign(ties)
     by_selection = {
-        sel: max(checkpoints, key=lambda cm, k=key: (cm[1][k], -cm[1]["epoch"]))[0]
+        sel: max(checkpoints, key=lambda cm, k=key: (cm[1][k], sign * cm[1]["epoch"]))[0]
         for sel, key in SELECTION_METRICS.items()
     }
     keep = {path, *by_selection.values()}

@@ -108,16 +108,18 @@ REPORTED_FILE = "reported.json"  # a local checkpoint's reported metrics (select
 
 def _reported(checkpoint: Location) -> dict[str, Any]:
     """What a checkpoint of an earlier attempt reported; for checkpoints written before `reported.json`,
-    rebuilt from its meta (the rank as the worker computes it: the selection metric, earlier epoch first)."""
+    rebuilt from its meta (the rank as the worker computes it: the selection metric, ties as the run did)."""
     if (checkpoint / REPORTED_FILE).is_file():
         return (checkpoint / REPORTED_FILE).read_json()
-    from pixelcam.config import SELECTION_METRICS
+    from pixelcam.config import SELECTION_METRICS, tie_sign
 
     meta = (checkpoint / META_FILE).read_json()
     epoch = int(checkpoint.name.split("_")[1])
     metrics = dict(meta["metrics"]) | {"epoch": epoch}
-    key = SELECTION_METRICS[meta.get("config", {}).get("selection", "b-loc")]
-    metrics.setdefault("selection_rank", metrics[key] - 1e-9 * epoch)
+    config = meta.get("config", {})
+    key = SELECTION_METRICS[config.get("selection", "b-loc")]
+    sign = tie_sign(config.get("checkpoint_ties", "earliest"))  # runs before the switch: the earliest
+    metrics.setdefault("selection_rank", metrics[key] + sign * 1e-9 * epoch)
     return metrics
 
 

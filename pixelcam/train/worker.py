@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from pixelcam.adapters import ray as ray_adapter
-from pixelcam.config import SELECTION_METRICS, TrainConfig
+from pixelcam.config import SELECTION_METRICS, TrainConfig, tie_sign
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.precision import Precision
 from pixelcam.runtime.build import (
@@ -227,8 +227,12 @@ class EpochLoop:
         cfg = self.cfg
         return validate(
             self.model,
-            iter_split(self.ds, cfg.source, "valpx", cfg.resize, cfg.batch_size, self.rank, self.world),
-            iter_split(self.ds, cfg.source, "valcl", cfg.resize, cfg.batch_size, self.rank, self.world),
+            iter_split(
+                self.ds, cfg.source, "valpx", cfg.eval_input_size, cfg.batch_size, self.rank, self.world
+            ),
+            iter_split(
+                self.ds, cfg.source, "valcl", cfg.eval_input_size, cfg.batch_size, self.rank, self.world
+            ),
             self.device,
             cfg.num_bins,
             cfg.threshold_criterion,
@@ -237,21 +241,28 @@ class EpochLoop:
         )
 
     def _select(self, metrics: dict[str, float], epoch: int, tau: float) -> list[str]:
-        """Update the bests (from `select_from_epoch` on; ties keep the earlier epoch); returns the
-        selections this epoch improves. Adds what Tune and Ray compare: `selected_score` (the best so far)
-        and `selection_rank` (ties to the earlier epoch)."""
+        """Update the bests (from `select_from_epoch` on; ties: `checkpoint_ties`); returns the selections
+        this epoch improves. Adds what Tune and Ray compare: `selected_score` (the best so far) and
+        `selection_rank` (the score, ties broken toward the latest or earliest epoch)."""
         cfg = self.cfg
         score = metrics[cfg.selection_metric]
+        latest = cfg.checkpoint_ties == "latest"
         improved = []
         if epoch >= cfg.select_from_epoch:  # earlier epochs are never selected (nor checkpointed)
-            self.best = keep_best(metrics, cfg.selection_metric, epoch, tau, self.best)
-            improved = [s for s, k in SELECTION_METRICS.items() if metrics[k] > self.best_by[s]["score"]]
+            self.best = keep_best(metrics, cfg.selection_metric, epoch, tau, self.best, latest)
+            improved = [
+                s
+                for s, k in SELECTION_METRICS.items()
+                if metrics[k] > self.best_by[s]["score"]
+                or (latest and metrics[k] == self.best_by[s]["score"])
+            ]
             self.best_by = {
-                s: keep_best(metrics, k, epoch, tau, self.best_by[s]) for s, k in SELECTION_METRICS.items()
+                s: keep_best(metrics, k, epoch, tau, self.best_by[s], latest)
+                for s, k in SELECTION_METRICS.items()
             }
         # best so far: what a tuner compares across trials (this epoch's score before the first selectable)
         metrics["selected_score"] = self.best["score"] if self.best["epoch"] >= 0 else score
-        metrics["selection_rank"] = score - 1e-9 * epoch
+        metrics["selection_rank"] = score + tie_sign(cfg.checkpoint_ties) * 1e-9 * epoch
         return improved
 
     def _log(self, epoch: int, metrics: dict[str, float]) -> None:
@@ -309,7 +320,9 @@ class EpochLoop:
 
 def _overlays(model: WSOLModel, ds, cfg: TrainConfig, num: Precision):
     """Overlay strip of the first valpx images (input + ROI | map) for MLflow."""
-    batch = next(iter(iter_split(ds, cfg.source, "valpx", cfg.resize, OVERLAY_IMAGES, limit=OVERLAY_IMAGES)))
+    batch = next(
+        iter(iter_split(ds, cfg.source, "valpx", cfg.eval_input_size, OVERLAY_IMAGES, limit=OVERLAY_IMAGES))
+    )
     was_training = model.training
     model.eval()
     try:

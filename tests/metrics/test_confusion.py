@@ -32,6 +32,16 @@ def test_best_threshold_maximises_f1_by_brute_force():
 
     scores = [f1(k / 100) for k in range(100)]
     assert best_threshold(state, "f1") == pytest.approx(int(np.argmax(scores)) / 100)
+
+    def miou(t: float) -> float:  # the official code's: (IoU of FG + IoU of BG) / 2
+        pred = maps >= t
+        fg = (pred & masks).sum() / (pred | masks).sum()
+        bg = (~pred & ~masks).sum() / (~pred | ~masks).sum()
+        return (fg + bg) / 2
+
+    scores = [miou(k / 100) for k in range(100)]
+    assert best_threshold(state, "miou") == pytest.approx(int(np.argmax(scores)) / 100)
+    assert best_threshold(state, "miou") != best_threshold(state, "f1")  # the switch changes tau here
     assert 0 <= best_threshold(state, "youden") < 1
     with pytest.raises(KeyError, match="unknown threshold criterion 'auc'"):
         best_threshold(state, "auc")

@@ -28,8 +28,8 @@ A = torch.tensor([[[[1.0, 2.0], [0.0, 3.0]], [[2.0, 0.0], [1.0, 1.0]]]])  # chan
 W = torch.tensor([[2.0, -1.0], [0.5, 1.0]])
 
 
-def build(cls):
-    m = cls(Identity(), 2)
+def build(cls, **kwargs):
+    m = cls(Identity(), 2, **kwargs)
     with torch.no_grad():
         m.head.fc.weight.copy_(W)
         m.head.fc.bias.zero_()
@@ -66,6 +66,19 @@ def test_gradcampp_denominator_matters():
     assert not torch.allclose(with_denominator, torch.ones(1, 2))
     zero = gradcampp_weights(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2))
     assert torch.equal(zero, torch.zeros(1, 2))  # 0/0 guarded
+
+
+def test_gradcampp_official_variant_has_no_denominator():
+    # the official code's alpha = g^2: w_k = sum_ij g^2 relu(g); for class 0, g = (0.5, -0.25) per channel:
+    #   k=0: 4 * 0.25 * 0.5 = 0.5 ; k=1: relu(-0.25) = 0 -> map = relu(0.5 * A_0) = [[0.5, 1.0], [0, 1.5]]
+    m = build(GradCAMpp, gradcampp_variant="official")
+    raw = m.raw_cam(A, torch.tensor([0]), differentiable=False)
+    assert torch.allclose(raw, torch.tensor([[[0.5, 1.0], [0.0, 1.5]]]), atol=1e-6)
+    # class 1: g = (0.125, 0.25): w0 = 4 * 0.125^3, w1 = 4 * 0.25^3
+    expected = torch.relu(4 * 0.125**3 * A[0, 0] + 4 * 0.25**3 * A[0, 1])
+    assert torch.allclose(m.raw_cam(A, torch.tensor([1]), False)[0], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="gradcampp_variant"):
+        build(GradCAMpp, gradcampp_variant="torchcam")
 
 
 def test_layercam_by_hand():

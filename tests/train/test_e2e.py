@@ -160,6 +160,12 @@ def test_baseline_then_pixelcam_then_evaluation(env, baseline: Path, capsys):
         "b-cl",
     )
     assert (params["bg_sampling"], params["eval_size"]) == ("inverse", "224")
+    # the protocol switches, each recorded with the run (defaults: the official code's)
+    assert (params["eval_input"], params["threshold_criterion"], params["checkpoint_ties"]) == (
+        "crop",
+        "miou",
+        "latest",
+    )
     pc_meta = json.loads((pc_dir / pc_sel["checkpoint"] / "meta.json").read_text())
     assert pc_meta["init"]["parts"] == ["backbone", "head"]
     assert pc_meta["init"]["checkpoint"] == str((baseline / sel["by_selection"]["b-cl"]).resolve())

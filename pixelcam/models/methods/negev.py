@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pixelcam.models.backbones import Backbone
+from pixelcam.models.base import WSOLModel
 from pixelcam.models.methods.unet import UNet
 from pixelcam.models.precision import float32
 
@@ -41,7 +42,8 @@ class NEGEV(UNet):
     method = "negev"
     kind = "pseudo_labels"
     normalize = False
-    model_kwargs = ("negev_classifier", "mil_attention")
+    model_kwargs = ("negev_classifier", "mil_attention", "gradcampp_variant")
+    classifier_setting = "negev_classifier"  # the factory builds the baseline this setting names
     train_params = (
         "lam",
         "n",
@@ -57,21 +59,16 @@ class NEGEV(UNet):
         "pseudo_labels_checkpoint",
     )
 
-    def __init__(
-        self,
-        backbone: Backbone,
-        num_classes: int,
-        negev_classifier: str = "cam",
-        mil_attention: str | None = None,
-    ) -> None:
-        from pixelcam.models.factory import create_wsol_model, method_class
-
-        if not method_class(negev_classifier).is_baseline():
-            raise ValueError(f"negev: the classifier must be a baseline method, not {negev_classifier!r}")
+    def __init__(self, backbone: Backbone, num_classes: int, classifier: WSOLModel) -> None:
+        """`classifier`: the baseline model on this same `backbone` (the factory builds it from the
+        `negev_classifier` setting, with that method's own settings)."""
+        if not classifier.is_baseline():
+            raise ValueError(f"negev: the classifier must be a baseline method, not {classifier.method!r}")
+        if classifier.backbone is not backbone:
+            raise ValueError("negev: the classifier must be built on the backbone given to NEGEV")
         super().__init__(backbone, num_classes, image_head=False)
-        kwargs = {"mil_attention": mil_attention} if negev_classifier == "deepmil" else {}
-        self.negev_classifier = negev_classifier
-        self.classifier = create_wsol_model(negev_classifier, backbone, num_classes, **kwargs)
+        self.negev_classifier = classifier.method
+        self.classifier = classifier
         share_weights(self.net.encoder.model, backbone.model)
         self.freeze_classifier()
 
