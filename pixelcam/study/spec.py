@@ -241,8 +241,10 @@ class StudySpec(ConfigModel):
         )
 
     def searched(self, method: str) -> dict[str, Range | Choice]:
-        """The search dimensions trials of `method` take: shared keys, and a pseudo-label method's own."""
-        return {k: v for k, v in self.search.items() if method in users_of(k, [method])}
+        """The search dimensions trials of `method` take: shared keys and a pseudo-label method's own, less
+        the fields `method_train` fixes for it (e.g. NEGEV's lr 0.1 on GlaS while the baselines search lr)."""
+        fixed = set(self.method_train.get(method, {}))
+        return {k: v for k, v in self.search.items() if method in users_of(k, [method]) and k not in fixed}
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
