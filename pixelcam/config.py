@@ -95,9 +95,13 @@ class TrainConfig(ConfigModel):
     # PixelCAM, images of a class without ROI (CAMELYON16 normal): no pixel loss ("none", official) or BG
     # seeds only ("bg")
     no_roi_seeds: str = "none"
-    # NEGEV: the baseline whose classifier (backbone and image head) it carries, frozen; set from the
-    # baseline checkpoint `pseudo_labels_from` names
-    negev_classifier: str | None = None
+    # the baseline whose classifier (backbone and image head) a pseudo-label model carries: NEGEV's, frozen;
+    # PixelCAM's with pixelcam_head "baseline". Set from the checkpoint `pseudo_labels_from` names
+    baseline_method: str | None = None
+    # PixelCAM's image head g: "baseline" (default: the baseline's own, DeepMIL's attention pooling or SAT's
+    # token head, as the official code and Table 11: w/ PixelCAM = its baseline + the pixel head) or "gap"
+    # (GAP + linear whatever the baseline: pixelcam's former model)
+    pixelcam_head: Literal["baseline", "gap"] = "baseline"
     # NEGEV: each seed grown to a k x k square (odd k; official GlaS: 3); PixelCAM's seeds stay single pixels
     seed_dilation: Annotated[int, Field(ge=1)] = 1
     neg_evidence_weight: Annotated[float, Field(ge=0)] = 0.0  # NEGEV: CE of no-ROI images' pixels as BG
@@ -140,7 +144,7 @@ class TrainConfig(ConfigModel):
         "pseudo_labels_checkpoint",
         "init_from",
         "mil_attention",
-        "negev_classifier",
+        "baseline_method",
         "gradcampp_variant",
         "executor",
         "precision",
@@ -287,7 +291,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "pseudo_labels_checkpoint": lambda: list(SELECTIONS),
     "init_from": lambda: list(INIT_FROM),
     "mil_attention": lambda: list(_mil_attention()),
-    "negev_classifier": lambda: _list_methods("baseline"),
+    "baseline_method": lambda: _list_methods("baseline"),
     "gradcampp_variant": lambda: list(_gradcampp_variants()),
     "executor": lambda: ["auto", "ray_train", "local"],
     "precision": lambda: list(_precisions()),

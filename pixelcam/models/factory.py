@@ -61,9 +61,17 @@ def create_wsol_model(
         backbone = create_backbone(backbone, pretrained=pretrained)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     setting = getattr(cls, "classifier_setting", None)
-    if setting:  # a method carrying a baseline's classifier (NEGEV): that baseline, with its own settings
-        name = str(kwargs.pop(setting, "cam"))
-        own = {k: kwargs.pop(k) for k in method_class(name).model_kwargs if k in kwargs}
-        kwargs = {k: v for k, v in kwargs.items() if k not in cls.model_kwargs}
-        kwargs["classifier"] = create_wsol_model(name, backbone, num_classes, **own)
+    if setting:  # a method carrying a baseline's classifier (NEGEV, PixelCAM): that baseline, its settings
+        name = kwargs.pop(setting, None) or getattr(cls, "default_classifier", None)
+        own = {k: kwargs.pop(k) for k in cls.model_kwargs if k in kwargs and k not in _own_kwargs(cls)}
+        if name is not None:
+            own = {k: v for k, v in own.items() if k in method_class(name).model_kwargs}
+            kwargs["classifier"] = create_wsol_model(name, backbone, num_classes, **own)
     return cls(backbone, num_classes, **kwargs)
+
+
+def _own_kwargs(cls: type[WSOLModel]) -> tuple[str, ...]:
+    """The constructor settings a carrying method takes itself (the rest belong to its classifier)."""
+    import inspect
+
+    return tuple(inspect.signature(cls.__init__).parameters)

@@ -62,9 +62,12 @@ def _prepare_pixelcam(cfg: TrainConfig, num_classes: int) -> tuple[TrainConfig, 
             f"backbone {cfg.backbone!r} differs from the baseline's {base.meta['backbone']!r} ({ckpt}); "
             f"{cfg.method} starts from the baseline's backbone"
         )
-    if cfg.method == "negev":  # its classifier is the baseline's: the same method and settings
+    if cfg.method == "negev" or cfg.pixelcam_head == "baseline":  # the baseline's classifier, its settings
+        own = base.meta.get("config", {})
         cfg = cfg.replace(
-            negev_classifier=base.method, mil_attention=base.meta["config"].get("mil_attention")
+            baseline_method=base.method,
+            mil_attention=own.get("mil_attention"),
+            gradcampp_variant=own.get("gradcampp_variant"),
         )
     if len(base.meta["class_names"]) != num_classes:
         raise CheckpointError(

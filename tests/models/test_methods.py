@@ -64,7 +64,8 @@ def test_method_metadata():
     assert method_class("cam").normalization() == "minmax" and method_class("cam").is_baseline()
     pc = method_class("pixelcam")
     assert pc.normalization() == "none" and not pc.is_baseline()
-    assert pc.model_kwargs == ("pixel_head_depth",) and {"lam", "n"} <= set(pc.train_params)
+    assert pc.model_kwargs[0] == "pixel_head_depth" and "baseline_method" in pc.model_kwargs
+    assert {"lam", "n", "pixelcam_head"} <= set(pc.train_params)
     assert method_class("sat").default_backbone == "deit_tiny_sat"
     assert (
         method_class("gradcampp").default_backbone == "resnet50"

@@ -19,21 +19,32 @@ def count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())  # shared tensors counted once, as PyTorch lists them
 
 
-def test_table_11_parameter_counts_on_resnet50():
+def test_table_11_parameter_counts():
     # DeepMIL as Table 11 counts it: gated *and* per-class attention (528,900 head parameters, 2 classes)
     deepmil = create_wsol_model("deepmil", "resnet50", num_classes=2, mil_attention="gated_per_class")
     assert count(deepmil) == 24_036_932
     negev = create_wsol_model(
-        "negev", "resnet50", num_classes=2, negev_classifier="deepmil", mil_attention="gated_per_class"
+        "negev", "resnet50", num_classes=2, baseline_method="deepmil", mil_attention="gated_per_class"
     )
     assert count(negev) == 33_050_150 == UNET_R50 + 528_900
+    # w/ PixelCAM keeps its baseline's image head (pixelcam_head: baseline): the baseline + 4,098
+    pc = create_wsol_model(
+        "pixelcam", "resnet50", num_classes=2, baseline_method="deepmil", mil_attention="gated_per_class"
+    )
+    assert count(pc) == 24_041_030
     # GradCAM++ and LayerCAM: 23,514,179 = ResNet-50's 23,508,032 + a linear head of 6,147 = 2048 x 3 + 3,
     # that is a 3-class head (the paper's table counts it so; with 2 classes it would be 4,098)
     for method in ("gradcampp", "layercam"):
         assert count(create_wsol_model(method, "resnet50", num_classes=3)) == 23_514_179
-        negev = create_wsol_model("negev", "resnet50", num_classes=3, negev_classifier=method)
+        negev = create_wsol_model("negev", "resnet50", num_classes=3, baseline_method=method)
         assert count(negev) == 32_527_397 == UNET_R50 + 6_147
         assert count(create_wsol_model("pixelcam", "resnet50", num_classes=3)) == 23_518_277  # + 4,098
+    # SAT (DeiT-Tiny): 5,528,258 here vs the table's 5,528,267, and + 386 for the pixel head (192 x 2 + 2)
+    # vs the table's + 384 (192 x 2: a head without bias): 9 and 2 parameters the paper does not explain;
+    # NEGEV has no SAT row (no feature pyramid), as in the paper
+    sat = create_wsol_model("sat", "deit_tiny_sat", num_classes=2)
+    sat_pc = create_wsol_model("pixelcam", "deit_tiny_sat", num_classes=2, baseline_method="sat")
+    assert (count(sat), count(sat_pc) - count(sat)) == (5_528_267 - 9, 384 + 2)
     # only the decoder and its head are trained: the U-Net minus its encoder
     trainable = sum(p.numel() for p in negev.parameters() if p.requires_grad)
     encoder = sum(p.numel() for p in negev.net.encoder.parameters())
@@ -42,9 +53,9 @@ def test_table_11_parameter_counts_on_resnet50():
 
 def test_a_vit_backbone_is_refused():
     with pytest.raises(ValueError, match="CNN backbone"):
-        create_wsol_model("negev", "deit_tiny_sat", negev_classifier="sat")
+        create_wsol_model("negev", "deit_tiny_sat", baseline_method="sat")
     with pytest.raises(ValueError, match="must be a baseline"):
-        create_wsol_model("negev", "resnet10t", negev_classifier="pixelcam")
+        create_wsol_model("negev", "resnet10t", baseline_method="pixelcam")
 
 
 def test_the_classifier_is_the_baselines_frozen_and_its_encoder_is_shared():
@@ -124,3 +135,22 @@ def test_create_objective_takes_the_runs_settings():
         TrainConfig(method="negev", seed_dilation=2)
     with pytest.raises(ValueError, match="init_from"):
         TrainConfig(method="negev", init_from="none")
+
+
+@pytest.mark.parametrize("baseline", ["deepmil", "sat"])
+def test_pixelcam_keeps_its_baselines_image_head(baseline: str):
+    torch.manual_seed(0)
+    backbone = "deit_tiny_sat" if baseline == "sat" else "resnet10t"
+    base = create_wsol_model(baseline, backbone, num_classes=2)
+    base.eval()
+    pc = create_wsol_model("pixelcam", backbone, num_classes=2, baseline_method=baseline)
+    assert pc.load_baseline(base.state_dict()) == ["backbone", "head"]
+    pc.eval()
+    x = torch.randn(2, 3, 64, 64)
+    out = pc(x)
+    assert torch.allclose(out["logits"], base(x)["logits"], atol=1e-5)  # g is the baseline's head, as is
+    assert out["pixel_logits"].shape[:2] == (2, 2)
+    pc.train()
+    assert ("aux_loss" in pc(x)) == (baseline == "sat")  # SAT's own training terms come along
+    gap = create_wsol_model("pixelcam", backbone if baseline != "sat" else "resnet10t", num_classes=2)
+    assert gap.classifier is None and hasattr(gap, "head")  # pixelcam_head: gap

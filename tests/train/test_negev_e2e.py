@@ -45,7 +45,7 @@ def test_negev_trains_on_a_baselines_seeds_and_keeps_its_classifier(trained, tmp
     run = tmp_path / "runs" / "negev"
     sel = json.loads((run / "selected.json").read_text())
     ck = load_checkpoint(run / sel["checkpoint"])
-    assert ck.method == "negev" and ck.meta["model_kwargs"]["negev_classifier"] == "cam"
+    assert ck.method == "negev" and ck.meta["model_kwargs"]["baseline_method"] == "cam"
     # the classifier is the baseline's B-CL checkpoint, unchanged by training
     init = ck.meta["init"]
     base_sel = json.loads((Path(baseline_run) / "selected.json").read_text())
@@ -67,7 +67,7 @@ def test_negev_trains_on_a_baselines_seeds_and_keeps_its_classifier(trained, tmp
         "0.01",
         "0.5",
     )
-    assert params["negev_classifier"] == "cam"
+    assert params["baseline_method"] == "cam"
     assert all(v > 0 for v in (m.value for m in ml.get_metric_history(mlrun.info.run_id, "pixel_ce")))
 
     out_json = tmp_path / "eval.json"

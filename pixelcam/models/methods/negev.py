@@ -37,13 +37,14 @@ def share_weights(target: nn.Module, source: nn.Module) -> int:
 
 
 class NEGEV(UNet):
-    """The baseline `negev_classifier` (frozen) and a U-Net decoder trained on its CAM's seeds."""
+    """The baseline `baseline_method` (frozen) and a U-Net decoder trained on its CAM's seeds."""
 
     method = "negev"
     kind = "pseudo_labels"
     normalize = False
-    model_kwargs = ("negev_classifier", "mil_attention", "gradcampp_variant")
-    classifier_setting = "negev_classifier"  # the factory builds the baseline this setting names
+    model_kwargs = ("baseline_method", "mil_attention", "gradcampp_variant")
+    classifier_setting = "baseline_method"  # the factory builds the baseline this setting names
+    default_classifier = "cam"
     train_params = (
         "lam",
         "n",
@@ -61,13 +62,13 @@ class NEGEV(UNet):
 
     def __init__(self, backbone: Backbone, num_classes: int, classifier: WSOLModel) -> None:
         """`classifier`: the baseline model on this same `backbone` (the factory builds it from the
-        `negev_classifier` setting, with that method's own settings)."""
+        `baseline_method` setting, with that method's own settings)."""
         if not classifier.is_baseline():
             raise ValueError(f"negev: the classifier must be a baseline method, not {classifier.method!r}")
         if classifier.backbone is not backbone:
             raise ValueError("negev: the classifier must be built on the backbone given to NEGEV")
         super().__init__(backbone, num_classes, image_head=False)
-        self.negev_classifier = classifier.method
+        self.baseline_method = classifier.method
         self.classifier = classifier
         share_weights(self.net.encoder.model, backbone.model)
         self.freeze_classifier()

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from pixelcam.models.backbones import Backbone
+from pixelcam.models.base import WSOLModel
 from pixelcam.models.methods.cam import CAM
 
 
@@ -30,12 +31,15 @@ def pixel_head(in_features: int, depth: int = 1) -> nn.Module:
 
 
 class PixelCAM(CAM):
-    """CAM's image head g plus the pixel head f; the map comes from f, not from g's weights."""
+    """An image head g plus the pixel head f; the map comes from f, not from g's weights. g is the baseline's
+    own (`classifier`: its DeepMIL attention pooling, SAT's token head; the factory builds it from
+    `baseline_method`), or CAM's GAP + linear without one."""
 
     method = "pixelcam"
     kind = "pseudo_labels"
     normalize = False
-    model_kwargs = ("pixel_head_depth",)
+    model_kwargs = ("pixel_head_depth", "baseline_method", "mil_attention", "gradcampp_variant")
+    classifier_setting = "baseline_method"  # the factory builds the baseline this setting names, if set
     train_params = (
         "lam",
         "n",
@@ -44,19 +48,43 @@ class PixelCAM(CAM):
         "bg_area",
         "seed_grid",
         "pixel_head_depth",
+        "pixelcam_head",
         "no_roi_seeds",
         "pseudo_labels_checkpoint",
         "init_from",
     )
 
-    def __init__(self, backbone: Backbone, num_classes: int, pixel_head_depth: int = 1) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        num_classes: int,
+        pixel_head_depth: int = 1,
+        classifier: WSOLModel | None = None,
+    ) -> None:
         super().__init__(backbone, num_classes)
+        self.classifier = None
+        if classifier is not None:
+            if not classifier.is_baseline() or classifier.backbone is not backbone:
+                raise ValueError("pixelcam: the classifier must be a baseline built on PixelCAM's backbone")
+            del self.head  # g is the baseline's head
+            self.classifier = classifier
         self.pixel_head = pixel_head(backbone.num_features, pixel_head_depth)
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features) if self.classifier is None else self.classifier.classify(features)
+
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = super().forward(images)
+        out = super().forward(images) if self.classifier is None else self.classifier(images)
         out["pixel_logits"] = self.pixel_head(out["features"])
         return out
+
+    def load_baseline(self, state: dict[str, torch.Tensor]) -> list[str] | None:
+        """The baseline checkpoint's backbone and head into the classifier (every tensor must fit); None
+        without one (the generic copy of backbone and a head of the same shape applies)."""
+        if self.classifier is None:
+            return None
+        self.classifier.load_state_dict(state)
+        return ["backbone", "head"]
 
     def raw_cam(self, features: torch.Tensor, targets: torch.Tensor, differentiable: bool) -> torch.Tensor:
         # f is class-agnostic (FG vs BG): the target class does not change the map.
