@@ -69,6 +69,9 @@ def test_fidelity_defaults_and_their_sources():
     assert cfg.eval_size == 224  # wsolevaluation / official code
     assert cfg.no_roi_seeds == "none"  # official code on CAMELYON16
     assert cfg.mil_attention == "gated"  # Ilse et al. 2018, the DeepMIL the paper cites
+    assert cfg.gradcampp_variant == "eq19"  # the method as published (paper specs: official)
+    assert cfg.eval_input == "crop" and cfg.threshold_criterion == "miou"  # official code
+    assert cfg.checkpoint_ties == "latest" and cfg.pixelcam_head == "baseline"  # official code
     assert TrainConfig(eval_size="native").eval_size == "native"
     assert TrainConfig(method="deepmil", mil_attention="per_class").model_kwargs() == {
         "mil_attention": "per_class"

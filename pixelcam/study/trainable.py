@@ -41,7 +41,7 @@ def trial_driver(
     cfg = TrainConfig.from_dict(config["base"]).replace(
         **values, name=trial_name(trial_id), storage=config["train_storage"]
     )
-    train(
+    res = train(
         cfg,
         resume=(Location(cfg.storage) / cfg.run_name()).exists(),  # a retried trial continues its run
         callbacks=[TuneReportCallback()],
@@ -53,3 +53,8 @@ def trial_driver(
         kind=config.get("kind", RunKind.TRIAL),
         shared_data=shared_data,
     )
+    if not res.history:
+        # a restored trial whose run had checkpointed its last epoch (the study was killed between that and
+        # the trial's end): no epoch ran, so nothing reached Tune; the run's selected result is its result
+        score = res.metrics[cfg.selection_metric]
+        ray.tune.report({**res.metrics, "selected_score": score, "epoch": res.epoch})

@@ -110,7 +110,7 @@ def test_baseline_then_pixelcam_then_evaluation(env, baseline: Path, capsys):
     pxap = history(client, run.info.run_id, "valpx_pxap")
     # the killed worker was replaced and the run continued from its latest checkpoint: every epoch once
     assert [s for s, _ in pxap] == list(range(BASELINE_EPOCHS))
-    best = max(pxap, key=lambda sv: (sv[1], -sv[0]))  # B-LOC: best valpx PxAP, earliest on ties
+    best = max(pxap, key=lambda sv: (sv[1], sv[0]))  # B-LOC: best valpx PxAP, latest on ties
     assert sel["epoch"] == best[0] and sel["metrics"]["valpx_pxap"] == pytest.approx(best[1])
     assert run.data.metrics["selected_valpx_pxap"] == pytest.approx(best[1])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "cam_overlays")}
@@ -123,7 +123,7 @@ def test_baseline_then_pixelcam_then_evaluation(env, baseline: Path, capsys):
     # the run keeps exactly its B-LOC and B-CL bests (PixelCAM may use either), every other epoch pruned
     assert set(sel["by_selection"]) == {"b-loc", "b-cl"} and sel["by_selection"]["b-loc"] == sel["checkpoint"]
     cl = history(client, run.info.run_id, "valcl_cl")
-    best_cl = max(cl, key=lambda sv: (sv[1], -sv[0]))
+    best_cl = max(cl, key=lambda sv: (sv[1], sv[0]))  # ties: the latest epoch (checkpoint_ties)
     assert sel["by_selection"]["b-cl"] == f"epoch_{best_cl[0]:03d}"
     assert {p.name for p in baseline.glob("epoch_*")} == set(sel["by_selection"].values())
 
