@@ -66,14 +66,18 @@ def _features(images_255: torch.Tensor, sigma_rgb: float, sigma_xy: float) -> to
 
 def bilateral_filter(features: torch.Tensor, values: torch.Tensor, block: int = 2048) -> torch.Tensor:
     """W @ values for each image: W_ij = exp(-|f_i - f_j|^2 / 2) over (B, N, D) features, values (B, N, C).
-    Exact: every pair, in blocks of `block` rows, so memory stays O(block * N)."""
+    Exact: every pair, in blocks of `block` rows, so memory stays O(block * N). Squared distances come from
+    one matrix product, |f_i|^2 + |f_j|^2 - 2 f_i.f_j, on features centred per image (smaller norms, so the
+    float32 cancellation stays ~1e-5 in the kernel, far inside the 1e-3 the tests hold it to)."""
+    f = features - features.mean(dim=1, keepdim=True)
+    sq = (f * f).sum(-1)  # (B, N)
     out = torch.empty_like(values)
-    for i in range(0, features.shape[1], block):
-        rows = features[:, i : i + block]  # (B, r, D)
-        d2 = torch.zeros(rows.shape[0], rows.shape[1], features.shape[1], device=features.device)
-        for d in range(features.shape[-1]):  # squared distances summed per dimension: no cancellation
-            d2 += (rows[..., d, None] - features[:, None, :, d]) ** 2
-        out[:, i : i + block] = torch.bmm(torch.exp(-0.5 * d2), values)
+    for i in range(0, f.shape[1], block):
+        rows = f[:, i : i + block]  # (B, r, D)
+        # -|f_i - f_j|^2 / 2 = f_i.f_j - |f_i|^2 / 2 - |f_j|^2 / 2, built in place, then exp in place
+        k = torch.baddbmm(sq[:, None, :] * -0.5, rows, f.transpose(1, 2))
+        k.sub_(sq[:, i : i + block, None] * 0.5).clamp_(max=0.0).exp_()
+        out[:, i : i + block] = torch.bmm(k, values)
     return out
 
 

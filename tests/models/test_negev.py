@@ -68,6 +68,12 @@ def test_the_classifier_is_the_baselines_frozen_and_its_encoder_is_shared():
     baseline.eval()
     negev = create_wsol_model("negev", "resnet10t", num_classes=2)
     assert negev.load_baseline(baseline.state_dict()) == ["backbone", "head"]
+    # a ResNet's deepest encoder map is its feature map: one encoder pass gives class and map; not so for
+    # EfficientNet (a 1x1 head after its last stage), which takes the classifier's own pass
+    eff = create_wsol_model("negev", "efficientnet_lite0")
+    assert negev.one_pass and not eff.one_pass
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.allclose(eff.predict(x)[0], eff.classifier(x)["logits"], atol=1e-5)
     x = torch.randn(3, 3, 64, 64)
     logits, maps = negev.predict(x)
     assert torch.allclose(logits, baseline(x)["logits"], atol=1e-5)  # the baseline's classification

@@ -6,8 +6,9 @@ gives the image class. The decoder is segmentation-models-pytorch's U-Net decode
 whose weights *are* the classifier's backbone tensors (shared, not copied: one set of encoder weights, as in
 the paper's Table 11, where "w/ NEGEV" counts the U-Net plus the baseline's image head). Only the decoder is
 trained; the classifier stays in eval mode (batch-norm statistics fixed). The map is the decoder's softmax
-FG probability, used as is. Classification and map take two encoder passes here (the classifier's backbone
-may add layers after its last stage, EfficientNet's 1x1 head): the map alone takes one.
+FG probability, used as is. Classification and map take one encoder pass when the encoder's deepest map is
+the classifier's feature map (ResNets), two when the classifier's backbone adds layers after its last stage
+(EfficientNet's 1x1 head).
 """
 
 from __future__ import annotations
@@ -72,12 +73,23 @@ class NEGEV(UNet):
         self.classifier = classifier
         share_weights(self.net.encoder.model, backbone.model)
         self.freeze_classifier()
+        self.one_pass = self._deepest_is_the_classifiers()
+
+    @torch.no_grad()
+    def _deepest_is_the_classifiers(self) -> bool:
+        """Whether the encoder's deepest map is the classifier's feature map (ResNets: yes; EfficientNet adds
+        a 1x1 head after its last stage: no), probed once on a random image: then one encoder pass gives
+        both the classification and the map."""
+        x = torch.randn(1, 3, 2 * self.stride, 2 * self.stride)
+        ours, theirs = self.encode(x)[-1], self.classifier.backbone(x)
+        return ours.shape == theirs.shape and bool(torch.allclose(ours, theirs, atol=1e-5))
 
     def freeze_classifier(self) -> None:
         """No gradient to the classifier (the encoder's tensors included) and its batch norms in eval."""
         for p in self.classifier.parameters():
             p.requires_grad_(False)
         self.classifier.eval()
+        self.net.encoder.eval()  # the same batch norms, reached through the encoder
 
     def train(self, mode: bool = True) -> NEGEV:
         super().train(mode)
@@ -100,22 +112,36 @@ class NEGEV(UNet):
 
     def segment(self, images: torch.Tensor) -> torch.Tensor:
         """The decoder's FG/BG logits (B, 2, H, W) at the input size."""
+        return self._decode(self.encode(images), images)
+
+    def _decode(self, feats: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]
-        return self.net.segmentation_head(self.net.decoder(self.encode(images)))[..., :h, :w]
+        return self.net.segmentation_head(self.net.decoder(feats))[..., :h, :w]
+
+    def _classifier_features(self, feats: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+        """The classifier's feature map: the encoder's deepest when they are the same (no padding), else
+        the classifier's own pass."""
+        h, w = images.shape[-2:]
+        if self.one_pass and h % self.stride == 0 and w % self.stride == 0:
+            return feats[-1]
+        return self.classifier.backbone(images)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.encode(images)  # frozen: no graph through the encoder
         with torch.no_grad():
-            features = self.classifier.backbone(images)
+            features = self._classifier_features(feats, images)
             logits = self.classifier.classify(features)
-        return {"pixel_logits": self.segment(images), "features": features, "logits": logits}
+        return {"pixel_logits": self._decode(feats, images), "features": features, "logits": logits}
 
     def predict(
         self, images: torch.Tensor, target_classes: torch.Tensor | None = None, differentiable: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the classifier's logits (B, C), the decoder's FG probability (B, H, W)); class-agnostic."""
+        """(the classifier's logits (B, C), the decoder's FG probability (B, H, W)); class-agnostic. One
+        encoder pass when its deepest map is the classifier's (and no padding was needed), else two."""
         with torch.set_grad_enabled(differentiable):
-            logits = self.classifier.classify(self.classifier.backbone(images))
-            pixel_logits = self.segment(images)
+            feats = self.encode(images)
+            logits = self.classifier.classify(self._classifier_features(feats, images))
+            pixel_logits = self._decode(feats, images)
             with float32(images.device):
                 maps = torch.softmax(pixel_logits.float(), dim=1)[:, 1].clamp(0.0, 1.0)
         return (logits, maps) if differentiable else (logits.detach(), maps.detach())
