@@ -303,7 +303,7 @@ def pages() -> dict[Path, str]:
         DOCS / "performance.md": performance_page(),
         ROOT / "README.md": readme_with_results((ROOT / "README.md").read_text()),
     }
-    for study, title in (("quickstart", "Quickstart results"),):
+    for study, title in (("quickstart", "Quickstart results"), ("negev", "NEGEV vs PixelCAM")):
         if (DOCS / "results" / study / "ood.json").is_file():
             out[DOCS / "results" / f"{study}.md"] = results_page(study, title)
     return out
@@ -322,7 +322,8 @@ def take(study_dir: Path, gallery: str) -> None:
     out = DOCS / "results" / study_dir.name
     out.mkdir(parents=True, exist_ok=True)
     for name in RESULT_FILES:
-        shutil.copyfile(study_dir / name, out / name)
+        if name != "stain.json" or (study_dir / name).is_file():  # a study without a stain sweep has none
+            shutil.copyfile(study_dir / name, out / name)
     run_id = json.loads((study_dir / "state.json").read_text())["parent_run_id"]
     from pixelcam.report.plots import paired_tests
     from pixelcam.report.records import load_records
