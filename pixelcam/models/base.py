@@ -51,6 +51,12 @@ class WSOLModel(nn.Module, ABC):
     default_backbone: str = "resnet50"
     model_kwargs: tuple[str, ...] = ()  # TrainConfig fields passed to the constructor (kept in checkpoints)
     train_params: tuple[str, ...] = ()  # TrainConfig fields only this method reads (searched only for it)
+    # a method that carries a baseline's classifier (NEGEV; PixelCAM with the baseline's head): the setting
+    # naming that baseline, the baseline when none is named (None: carry none), and the settings that are
+    # the baseline's (the factory builds it with them)
+    classifier_setting: str | None = None
+    default_classifier: str | None = None
+    classifier_kwargs: tuple[str, ...] = ()
 
     def __init__(self, backbone: Backbone, num_classes: int) -> None:
         super().__init__()

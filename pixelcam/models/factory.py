@@ -60,18 +60,10 @@ def create_wsol_model(
     if isinstance(backbone, str):
         backbone = create_backbone(backbone, pretrained=pretrained)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    setting = getattr(cls, "classifier_setting", None)
-    if setting:  # a method carrying a baseline's classifier (NEGEV, PixelCAM): that baseline, its settings
-        name = kwargs.pop(setting, None) or getattr(cls, "default_classifier", None)
-        own = {k: kwargs.pop(k) for k in cls.model_kwargs if k in kwargs and k not in _own_kwargs(cls)}
+    if cls.classifier_setting:  # a method carrying a baseline's classifier (NEGEV, PixelCAM): that baseline
+        name = kwargs.pop(cls.classifier_setting, None) or cls.default_classifier
+        own = {k: kwargs.pop(k) for k in cls.classifier_kwargs if k in kwargs}
         if name is not None:
             own = {k: v for k, v in own.items() if k in method_class(name).model_kwargs}
             kwargs["classifier"] = create_wsol_model(name, backbone, num_classes, **own)
     return cls(backbone, num_classes, **kwargs)
-
-
-def _own_kwargs(cls: type[WSOLModel]) -> tuple[str, ...]:
-    """The constructor settings a carrying method takes itself (the rest belong to its classifier)."""
-    import inspect
-
-    return tuple(inspect.signature(cls.__init__).parameters)

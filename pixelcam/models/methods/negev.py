@@ -44,6 +44,7 @@ class NEGEV(UNet):
     kind = "pseudo_labels"
     normalize = False
     model_kwargs = ("baseline_method", "mil_attention", "gradcampp_variant")
+    classifier_kwargs = ("mil_attention", "gradcampp_variant")  # settings of that baseline, not of this model
     classifier_setting = "baseline_method"  # the factory builds the baseline this setting names
     default_classifier = "cam"
     train_params = (

@@ -39,6 +39,7 @@ class PixelCAM(CAM):
     kind = "pseudo_labels"
     normalize = False
     model_kwargs = ("pixel_head_depth", "baseline_method", "mil_attention", "gradcampp_variant")
+    classifier_kwargs = ("mil_attention", "gradcampp_variant")  # settings of that baseline, not of this model
     classifier_setting = "baseline_method"  # the factory builds the baseline this setting names, if set
     train_params = (
         "lam",
