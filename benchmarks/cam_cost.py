@@ -8,26 +8,14 @@ same run. Run: `.venv/bin/python benchmarks/cam_cost.py [--batch 32] [--size 224
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from support.timing import timed
 
 from pixelcam.models import create_wsol_model, list_methods
 from pixelcam.models.backbones import VIT_BACKBONES
 
 BACKBONES = ("resnet50", "deit_tiny_patch16_224")
-
-
-def timed(fn, reps: int, device: torch.device) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / reps
 
 
 def main() -> None:

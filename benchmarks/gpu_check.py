@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from support.timing import sync, timed
 
 from pixelcam.models import create_wsol_model, list_methods
 from pixelcam.models.precision import Precision
@@ -100,22 +101,6 @@ SMOKE = Sizes(
     epochs=2,
     cpus_per_worker=1.0,
 )
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, reps: int, device: torch.device) -> float:
-    """Seconds per call (one warm-up call first)."""
-    fn()
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    sync(device)
-    return (time.perf_counter() - t) / reps
 
 
 def method_backbone(method: str, backbone: str) -> str | None:

@@ -11,24 +11,12 @@ backbone's forward + backward on the same image. Run: `.venv/bin/python benchmar
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from support.timing import timed
 
 from pixelcam.models import create_wsol_model
 from pixelcam.models.negev_losses import crf_loss
-
-
-def timed(fn, reps: int, device: torch.device) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / reps
 
 
 def map_costs(batch: int, size: int, reps: int, device: torch.device) -> None:

@@ -35,6 +35,13 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
+# What a method carrying a baseline's classifier declares (NEGEV, PixelCAM): the setting naming the baseline
+# and that baseline's own settings; and the seed-sampling settings of the pseudo-label methods.
+CLASSIFIER_SETTING = "baseline_method"
+CLASSIFIER_KWARGS = ("mil_attention", "gradcampp_variant")
+SEED_PARAMS = ("lam", "n", "sampler", "bg_sampling", "bg_area")
+
+
 class WSOLModel(nn.Module, ABC):
     """Base class: subclasses define `classify(F) -> logits` and `raw_cam(F, targets, differentiable)`.
 

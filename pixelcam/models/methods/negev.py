@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from pixelcam.models.backbones import Backbone
-from pixelcam.models.base import WSOLModel
+from pixelcam.models.base import CLASSIFIER_KWARGS, CLASSIFIER_SETTING, SEED_PARAMS, WSOLModel
 from pixelcam.models.methods.unet import UNet
 from pixelcam.models.precision import float32
 
@@ -43,16 +43,12 @@ class NEGEV(UNet):
     method = "negev"
     kind = "pseudo_labels"
     normalize = False
-    model_kwargs = ("baseline_method", "mil_attention", "gradcampp_variant")
-    classifier_kwargs = ("mil_attention", "gradcampp_variant")  # settings of that baseline, not of this model
-    classifier_setting = "baseline_method"  # the factory builds the baseline this setting names
+    model_kwargs = (CLASSIFIER_SETTING, *CLASSIFIER_KWARGS)
+    classifier_kwargs = CLASSIFIER_KWARGS  # the baseline's settings (the factory builds it with them)
+    classifier_setting = CLASSIFIER_SETTING
     default_classifier = "cam"
     train_params = (
-        "lam",
-        "n",
-        "sampler",
-        "bg_sampling",
-        "bg_area",
+        *SEED_PARAMS,
         "seed_dilation",
         "neg_evidence_weight",
         "crf_weight",

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from pixelcam.models.backbones import Backbone
-from pixelcam.models.base import WSOLModel
+from pixelcam.models.base import CLASSIFIER_KWARGS, CLASSIFIER_SETTING, SEED_PARAMS, WSOLModel
 from pixelcam.models.methods.cam import CAM
 
 
@@ -38,15 +38,11 @@ class PixelCAM(CAM):
     method = "pixelcam"
     kind = "pseudo_labels"
     normalize = False
-    model_kwargs = ("pixel_head_depth", "baseline_method", "mil_attention", "gradcampp_variant")
-    classifier_kwargs = ("mil_attention", "gradcampp_variant")  # settings of that baseline, not of this model
-    classifier_setting = "baseline_method"  # the factory builds the baseline this setting names, if set
+    model_kwargs = ("pixel_head_depth", CLASSIFIER_SETTING, *CLASSIFIER_KWARGS)
+    classifier_kwargs = CLASSIFIER_KWARGS  # the baseline's settings (the factory builds it, if named)
+    classifier_setting = CLASSIFIER_SETTING
     train_params = (
-        "lam",
-        "n",
-        "sampler",
-        "bg_sampling",
-        "bg_area",
+        *SEED_PARAMS,
         "seed_grid",
         "pixel_head_depth",
         "pixelcam_head",
