@@ -78,6 +78,11 @@ class WSOLModel(nn.Module, ABC):
     def raw_cam(self, features: torch.Tensor, targets: torch.Tensor, differentiable: bool) -> torch.Tensor:
         """Unnormalised maps (B, h, w) for per-image `targets` (B,); grad mode is `differentiable`."""
 
+    def load_baseline(self, state: dict[str, torch.Tensor]) -> list[str] | None:
+        """A baseline checkpoint's weights loaded by a model that carries the whole baseline (NEGEV, PixelCAM
+        with its baseline's head); returns the parts loaded, or None: the generic copy applies."""
+        return None
+
     @classmethod
     def normalization(cls) -> str:
         """How `cam` scales maps: "minmax" (per image) or "none" (recorded with checkpoints and reports)."""

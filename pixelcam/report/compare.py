@@ -29,8 +29,7 @@ def verdict(row: dict[str, Any], alpha: float = ALPHA) -> str:
     if p >= alpha or diff == 0:
         return "not significant"
     pooled = (row.get("pixelcam_pxap") or 0.0) - (row.get("baseline_pxap") or 0.0)
-    variant = display_name(row.get("pixelcam", "pixelcam-"))
-    reference = display_name(row.get("baseline", "cam"))
+    variant, reference = _names(row)
     if diff > 0:
         return f"{variant} better" if pooled >= 0 else "mixed (per-image up, pooled down)"
     return f"{reference} better" if pooled <= 0 else "mixed (per-image down, pooled up)"
@@ -38,10 +37,13 @@ def verdict(row: dict[str, Any], alpha: float = ALPHA) -> str:
 
 def verdict_class(row: dict[str, Any]) -> str:
     """The CSS class of a row's verdict: "win" when the variant is better, "loss" when the reference is."""
-    v = row.get("verdict", "")
-    if v == f"{display_name(row.get('pixelcam', 'pixelcam-'))} better":
-        return "win"
-    return "loss" if v == f"{display_name(row.get('baseline', 'cam'))} better" else ""
+    variant, reference = _names(row)
+    return {f"{variant} better": "win", f"{reference} better": "loss"}.get(row.get("verdict", ""), "")
+
+
+def _names(row: dict[str, Any]) -> tuple[str, str]:
+    """(variant, reference) as verdicts name them; a row without labels compares a baseline with PixelCAM."""
+    return display_name(row.get("pixelcam", "pixelcam-")), display_name(row.get("baseline", "cam"))
 
 
 def format_paired_tests(rows: list[dict[str, Any]]) -> str:

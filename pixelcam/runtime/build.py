@@ -56,8 +56,7 @@ def init_from_baseline(model: WSOLModel, state: dict[str, torch.Tensor]) -> list
     """Copy the baseline's backbone and, when its shapes match, image head into `model`; returns the parts
     copied. The backbone must match (same architecture); a head of another form (DeepMIL, SAT) is skipped.
     A model that carries the whole baseline (NEGEV's classifier) loads it itself (`load_baseline`)."""
-    loader = getattr(model, "load_baseline", None)
-    done = loader(state) if loader is not None else None
+    done = model.load_baseline(state)
     if done is not None:
         return done
     own = model.state_dict()

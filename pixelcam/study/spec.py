@@ -39,7 +39,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from pixelcam.config import SELECTIONS, TrainConfig
-from pixelcam.results import variant_label
+from pixelcam.results import label_parts, variant_label
 from pixelcam.study.dimensions import Choice, Dimension, Range, published_values
 from pixelcam.study.spec_sections import (
     NOT_SEARCHABLE,
@@ -201,16 +201,13 @@ class StudySpec(ConfigModel):
 
     def variant(self, label: str) -> Variant:
         """What model `label` trains: its method, the baseline whose pseudo-labels it learns from (None for a
-        baseline) and an ablation's fixed override."""
-        for baseline in self.methods:
-            for method in ("negev", "pixelcam"):
-                if self.ablation is None and label == variant_label(method, baseline):
-                    return Variant(method, baseline, {})
-            if self.ablation is not None:
-                for v in self.ablation.values:
-                    if label == self.ablation.label(baseline, v):
-                        return Variant("pixelcam", baseline, {self.ablation.field: v})
-        return Variant(label, None, {})
+        baseline, or a label that is not one of this study's) and an ablation's fixed override."""
+        method, baseline = label_parts(label)
+        if method is None or baseline not in self.methods or label not in self.variant_labels(baseline):
+            return Variant(label, None, {})
+        ab = self.ablation
+        values = [v for v in ab.values if ab.label(baseline, v) == label] if ab is not None else []
+        return Variant(method, baseline, {ab.field: values[0]} if values else {})
 
     def mlflow_experiment(self) -> str:
         """The MLflow experiment of the study's parent run and of all its trial and evaluation runs."""

@@ -64,7 +64,7 @@ class NegevObjective:
         with torch.no_grad():
             seeds = dilate_seeds(labeler(images, labels, tuple(logits.shape[-2:])), self.seed_dilation)
         terms = {"pixel_ce": (self.lam, partial_cross_entropy(logits, seeds))}
-        probs = torch.softmax(logits.float(), dim=1)
+        probs = torch.softmax(logits.float(), dim=1) if self.crf_weight > 0 or self.size_weight > 0 else None
         if self.neg_evidence_weight > 0:
             no_roi = torch.isin(labels, torch.tensor(sorted(self.no_roi_labels), device=labels.device))
             terms["neg_evidence"] = (self.neg_evidence_weight, negative_evidence_loss(logits, no_roi))

@@ -250,16 +250,12 @@ class EpochLoop:
         improved = []
         if epoch >= cfg.select_from_epoch:  # earlier epochs are never selected (nor checkpointed)
             self.best = keep_best(metrics, cfg.selection_metric, epoch, tau, self.best, latest)
-            improved = [
-                s
-                for s, k in SELECTION_METRICS.items()
-                if metrics[k] > self.best_by[s]["score"]
-                or (latest and metrics[k] == self.best_by[s]["score"])
-            ]
-            self.best_by = {
+            best_by = {
                 s: keep_best(metrics, k, epoch, tau, self.best_by[s], latest)
                 for s, k in SELECTION_METRICS.items()
             }
+            improved = [s for s, b in best_by.items() if b is not self.best_by[s]]  # this epoch is the best
+            self.best_by = best_by
         # best so far: what a tuner compares across trials (this epoch's score before the first selectable)
         metrics["selected_score"] = self.best["score"] if self.best["epoch"] >= 0 else score
         metrics["selection_rank"] = score + tie_sign(cfg.checkpoint_ties) * 1e-9 * epoch
