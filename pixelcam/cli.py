@@ -301,6 +301,19 @@ def _add_predict(groups: Any) -> None:
         help="binary ROI masks (NAME.tif, NAME_mask.tif, ...; files or globs): slide-level PxAP",
     )
     pr.add_argument("--top-k", type=positive_int, default=8, dest="top_k", help="top-scoring tiles shown")
+    pr.add_argument(
+        "--heatmap-format",
+        choices=["ome", "tiff"],
+        default="ome",
+        dest="heatmap_format",
+        help="heatmap.ome.tif (OME-TIFF, default: QuPath, Bio-Formats) or heatmap.tif (plain pyramidal TIFF)",
+    )
+    pr.add_argument(
+        "--threshold",
+        type=unit_float,
+        default=None,
+        help="map value the contours (contours.geojson) enclose (default: the run's tau, chosen on valpx)",
+    )
     pr.add_argument("--overwrite", action="store_true", help="replace a slide's existing output directory")
     pr.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run of kind inference")
     pr.set_defaults(fn=slide_commands.cmd_predict)
@@ -353,6 +366,14 @@ def positive_float(text: str) -> float:
 def nonnegative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
     return _float(text, False)
+
+
+def unit_float(text: str) -> float:
+    """argparse type: a map value in (0, 1]."""
+    value = _float(text, True)
+    if value > 1.0:
+        raise argparse.ArgumentTypeError(f"expected a map value in (0, 1], got {value}")
+    return value
 
 
 def _kept(exc: BaseException) -> str:

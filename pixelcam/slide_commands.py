@@ -81,6 +81,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         min_tissue=args.min_tissue,
         masks=masks,
         top_k=args.top_k,
+        heatmap_format=args.heatmap_format,
+        threshold=args.threshold,
         overwrite=args.overwrite,
         mlflow=not args.no_mlflow,
     )

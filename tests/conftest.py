@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+# One OpenMP thread in every process of the run (this one, its scenarios' processes and their Ray workers,
+# which inherit it): the tests share 2 cores with their scenarios, and an OpenMP team of 2 spinning on an
+# oversubscribed core is slower than one thread by 2.4x beside two busy processes and 21x beside one
+# (tests/models/test_methods.py's 1,100 CAM calls: 69 s vs 29 s, 413 s vs 20 s; alone 16 s vs 20 s).
+# Set before torch is imported: its OpenMP runtime reads it once.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 from pixelcam.data.synth import SynthConfig, generate_synthetic
 from tests.shared import FIRST, SCENARIOS, once, scenario, scenario_fixture, shutdown, start, start_s3_server

@@ -33,6 +33,8 @@ class PredictOptions:
     min_tissue: float = 0.05
     masks: list[str] = field(default_factory=list)
     top_k: int = 8
+    heatmap_format: str = "ome"  # heatmap.FORMATS
+    threshold: float | None = None  # the contours' map value (None: the run's tau)
     overwrite: bool = False
     mlflow: bool = True
 

@@ -1,6 +1,6 @@
-"""A slide's outputs, written once its tiles are in: heatmap TIFF, overview and top-tile PNGs, tile Parquet,
-summary JSON (with the slide-level PxAP against a mask), renamed into place as one directory; and the
-MLflow run of kind `inference` over a whole `predict`."""
+"""A slide's outputs, written once its tiles are in: heatmap (OME-)TIFF, contours GeoJSON, overview and
+top-tile PNGs, tile Parquet, summary JSON (with the slide-level PxAP against a mask), renamed into place as
+one directory; and the MLflow run of kind `inference` over a whole `predict`."""
 
 from __future__ import annotations
 
@@ -50,6 +50,54 @@ def read_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(img.resize((shape[1], shape[0]), Image.NEAREST)) > 0
 
 
+CONTOURS = "contours.geojson"
+
+
+def write_contours(wd: Path, heat: np.ndarray, opts: PredictOptions, ck: Any, level0_per_px: float) -> dict:
+    """Write `contours.geojson` (QuPath annotations at level-0 coordinates) at `--threshold` or the run's
+    tau; returns what the summary records of it."""
+    from pixelcam.evaluation.slides.contours import ContourStyle, contours_geojson
+
+    given = opts.threshold is not None
+    tau = float(opts.threshold if given else ck.meta["tau"])
+    style = ContourStyle(name=opts.cam_class or "PixelCAM")
+    collection = contours_geojson(heat, max(tau, 1.0 / 255.0), level0_per_px, style)
+    write_json_atomic(wd / CONTOURS, collection)
+    return {
+        "file": CONTOURS,
+        "threshold": tau,
+        "threshold_from": "--threshold" if given else "the run's tau (chosen on valpx)",
+        "regions": len(collection["features"]),
+    }
+
+
+def tile_tissue(job: SlideJob, x: int, y: int, cells: int) -> np.ndarray:
+    """bool (cells, cells): the slide's tissue mask at the centres of the cells of the map of the tile at
+    level position (x, y) (the mask is the thumbnail's, `tissue_scale` level-0 pixels per mask pixel)."""
+    x0, y0 = job.grid.level0(np.array([[x, y]]))[0]
+    centres = (np.arange(cells) + 0.5) * job.grid.tile / cells * job.grid.downsample
+    h, w = job.tissue.shape
+    cols = np.minimum(((x0 + centres) / job.tissue_scale).astype(np.int64), w - 1)
+    rows = np.minimum(((y0 + centres) / job.tissue_scale).astype(np.int64), h - 1)
+    return job.tissue[rows[:, None], cols[None, :]]
+
+
+def write_pictures(job: SlideJob, opts: PredictOptions, heat: np.ndarray, mask: np.ndarray | None) -> None:
+    """overview.png (with the ROI outline when a mask was given) and top_tiles.png, whose maps are zero off
+    tissue as the heatmap is."""
+    from pixelcam.evaluation.slides.overview import overview_png, top_tiles_png
+
+    (job.workdir / "overview.png").write_bytes(overview_png(job.thumb, job.tissue, heat, roi=mask))
+    top = sorted(job.top, key=lambda t: t[:2], reverse=True)
+    tiles = [
+        read_region(job.handle, job.info, *job.grid.level0(np.array([[x, y]]))[0], job.level, opts.tile)
+        for *_, x, y, _ in top
+    ]
+    maps = [m * tile_tissue(job, x, y, m.shape[0]) for *_, x, y, m in top]
+    caps = [f"p={s:.2f} map={m:.2f}" for s, m, *_ in top]
+    (job.workdir / "top_tiles.png").write_bytes(top_tiles_png(tiles, maps, caps))
+
+
 def finish_slide(
     job: SlideJob,
     opts: PredictOptions,
@@ -63,8 +111,7 @@ def finish_slide(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pixelcam.evaluation.slides.heatmap import write_heatmap_tiff
-    from pixelcam.evaluation.slides.overview import overview_png, top_tiles_png
+    from pixelcam.evaluation.slides.heatmap import write_heatmap
     from pixelcam.metrics.pxap import pxap
 
     if job.error:
@@ -83,16 +130,12 @@ def finish_slide(
         "level0_per_pixel": level0_per_px,
         "mpp": heat_mpp,
     }
-    write_heatmap_tiff(wd / "heatmap.tif", np.asarray(heat), heat_mpp, geometry)
-    (wd / "overview.png").write_bytes(overview_png(job.thumb, job.tissue, np.asarray(heat)))
-    slide, info = job.handle, job.info
-    top = sorted(job.top, key=lambda t: t[:2], reverse=True)
-    tiles = [
-        read_region(slide, info, *job.grid.level0(np.array([[x, y]]))[0], job.level, opts.tile)
-        for *_, x, y, _ in top
-    ]
-    caps = [f"p={s:.2f} map={m:.2f}" for s, m, *_ in top]
-    (wd / "top_tiles.png").write_bytes(top_tiles_png(tiles, [t[4] for t in top], caps))
+    heatmap_file = write_heatmap(wd, opts.heatmap_format, np.asarray(heat), heat_mpp, geometry)
+    contours = write_contours(wd, np.asarray(heat), opts, ck, level0_per_px)
+    info = job.info
+    mask_path = find_mask(info, opts.masks) if opts.masks else None
+    mask = read_mask(mask_path, heat.shape) if mask_path else None
+    write_pictures(job, opts, np.asarray(heat), mask)
     pq.write_table(pa.Table.from_pylist(job.records) if job.records else pa.table({}), wd / "tiles.parquet")
 
     covered = np.asarray(heat) > 0
@@ -109,6 +152,8 @@ def finish_slide(
             "level0_per_pixel": level0_per_px,
             "mpp": heat_mpp,
         },
+        "heatmap_file": heatmap_file.name,
+        "contours": contours,
         "tile": opts.tile,
         "overlap": opts.overlap,
         "tiles": len(job.records),
@@ -130,11 +175,9 @@ def finish_slide(
             score_max=float(p.max()),
             positive_tile_fraction=float((p >= 0.5).mean()),
         )
-    mask_path = find_mask(info, opts.masks) if opts.masks else None
     if opts.masks and mask_path is None:
         summary["mask"] = None
-    if mask_path:
-        mask = read_mask(mask_path, heat.shape)
+    if mask is not None:
         summary["mask"] = mask_path
         if mask.any():
             summary["pxap"] = pxap(np.asarray(heat, np.float32)[None] / 255.0, mask[None])

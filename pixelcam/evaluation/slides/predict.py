@@ -2,8 +2,9 @@
 
 Per slide: open and check it, pick the level (`level`, or the one nearest `mpp`), detect tissue on a
 thumbnail, lay tiles on tissue; every slide's tiles go through one Ray Data pipeline (`pipeline.run_tiles`),
-whose output batches are stitched as they arrive. Outputs per slide, in `OUT/NAME/`: `heatmap.tif`
-(pyramidal), `overview.png`, `top_tiles.png`, `tiles.parquet` and `summary.json`; they are written into a
+whose output batches are stitched as they arrive. Outputs per slide, in `OUT/NAME/`: `heatmap.ome.tif`
+(pyramidal OME-TIFF; `heatmap.tif` with `heatmap_format="tiff"`), `contours.geojson` (QuPath annotations
+at tau), `overview.png`, `top_tiles.png`, `tiles.parquet` and `summary.json`; they are written into a
 temporary sibling directory and renamed into place, so a slide's directory is complete or absent. A slide
 that cannot be read is named and skipped; the others complete. `OUT/predict.json` lists every slide's
 outcome and `OUT/slides.html` is the slide dashboard. With masks (one binary mask per slide), the
@@ -33,7 +34,7 @@ from pixelcam.storage.atomic import remove_stale_temporaries, temporary_prefix, 
 
 __all__ = ["PredictOptions", "predict_slides"]
 
-TOP_TILE_TISSUE = 0.5  # tissue fraction a tile needs to be among the top-scoring tiles shown
+TOP_TILE_TISSUE = 0.8  # tissue fraction a tile needs to be among the top-scoring tiles shown
 
 
 def _prepare(index: int, path: str, opts: PredictOptions, out: Path) -> SlideJob:

@@ -4,7 +4,8 @@ pick the pyramid level to analyse.
 tiffslide reads pyramidal TIFF (CAMELYON16's `.tif`, generic tiled TIFF with SubIFDs) and SVS in pure Python
 over tifffile; openslide-python (a C library) is preferred when present because it reads more vendor formats.
 Every failure is a `SlideError` naming the file: a missing path, a file that is not a slide, a single-level
-image (not pyramidal), or pixel data that cannot be decoded.
+image too large to read whole (not pyramidal), or pixel data that cannot be decoded. A small single-level
+image (a region exported from a slide) is read as a one-level slide.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def _backend() -> tuple[str, Any]:
 
 
 MAX_SIDE = 500_000  # px at level 0: a 2 x 2.5 cm section at 0.04 um/px (scanners: 0.25 um/px, ~200k px)
+# A single-level image (a region exported from a slide, CMU-1's small region) is read whole for its thumbnail:
+# up to 10,000 px a side (at most 300 MB of RGB); larger ones need a pyramid
+SINGLE_LEVEL_MAX_SIDE = 10_000
 
 
 def open_slide(path: str | os.PathLike) -> tuple[Any, SlideInfo]:
@@ -84,11 +88,11 @@ def open_slide(path: str | os.PathLike) -> tuple[Any, SlideInfo]:
             f"{path}: level 0 is {dims[0][0]}x{dims[0][1]} px; at most {MAX_SIDE} px a side (more than any "
             "scanner's slide: a corrupt or forged header?)"
         )
-    if len(dims) < 2:
+    if len(dims) < 2 and max(dims[0]) > SINGLE_LEVEL_MAX_SIDE:
         raise SlideError(
             f"{path}: not pyramidal, or truncated (1 readable level of {dims[0][0]}x{dims[0][1]} px): a "
-            "whole-slide image needs reduced-resolution levels; convert it, e.g. "
-            "`vips tiffsave IN OUT --tile --pyramid`"
+            f"whole-slide image larger than {SINGLE_LEVEL_MAX_SIDE} px a side needs reduced-resolution "
+            "levels; convert it, e.g. `vips tiffsave IN OUT --tile --pyramid`"
         )
     mpp = None
     for key in MPP_KEYS:

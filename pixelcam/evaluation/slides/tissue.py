@@ -34,13 +34,20 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
 
 
 def tissue_mask(
-    rgb: np.ndarray, min_saturation: float = 0.05, min_object_fraction: float = 1e-4
+    rgb: np.ndarray,
+    min_saturation: float = 0.05,
+    min_object_fraction: float = 1e-4,
+    max_hole_fraction: float = 0.01,
 ) -> np.ndarray:
-    """bool (H, W): tissue pixels of a thumbnail. Saturation above max(Otsu, `min_saturation`), holes filled
-    (lumens, fat), connected components smaller than `min_object_fraction` of the image dropped (dust)."""
+    """bool (H, W): tissue pixels of a thumbnail. Saturation above max(Otsu, `min_saturation`), holes smaller
+    than `max_hole_fraction` of the image filled (lumens, fat; a larger one is glass the section wraps
+    around, and stays out), connected components smaller than `min_object_fraction` dropped (dust)."""
     sat = saturation(rgb)
-    mask = sat > max(otsu_threshold(sat), min_saturation)
-    mask = ndimage.binary_fill_holes(ndimage.binary_closing(mask, iterations=2))
+    mask = ndimage.binary_closing(sat > max(otsu_threshold(sat), min_saturation), iterations=2)
+    holes, count = ndimage.label(ndimage.binary_fill_holes(mask) & ~mask)
+    if count:
+        sizes = ndimage.sum(holes > 0, holes, index=np.arange(1, count + 1))
+        mask = mask | np.concatenate([[False], sizes < max_hole_fraction * mask.size])[holes]
     labels, count = ndimage.label(mask)
     if count:
         sizes = ndimage.sum(mask, labels, index=np.arange(1, count + 1))

