@@ -29,6 +29,7 @@ class Section:
     images: list[tuple[str, bytes]] = field(default_factory=list)  # (alt text, PNG bytes)
     tables: list[str] = field(default_factory=list)  # HTML of tables built with `table()`
     empty: str = ""
+    links: list[tuple[str, str]] = field(default_factory=list)  # (text, relative URL)
 
 
 def table(header: list[str], rows: list[list[object]], classes: list[str] | None = None) -> str:
@@ -53,6 +54,7 @@ def render(title: str, subtitle: list[str], sections: list[Section]) -> str:
     parts = []
     for s in sections:
         inner = [f"<h2>{html.escape(s.title)}</h2>", f'<p class="what">{html.escape(s.what)}</p>']
+        inner.extend(f'<p><a href="{html.escape(url)}">{html.escape(text)}</a></p>' for text, url in s.links)
         for alt, png in s.images:
             data = base64.b64encode(png).decode("ascii")
             inner.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')

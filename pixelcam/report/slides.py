@@ -89,7 +89,12 @@ def build_sections(directory: Path, report: dict[str, Any]) -> list[Section]:
             "tissue; right: the map over it (jet: blue 0, red 1). Below: the tiles with the highest "
             f"p({s.get('score_class')}) (top row) and their maps."
         )
-        sections.append(Section(section_id(name), name, what, images=images))
+        links = (
+            [(f"{name}: zoomable viewer (slide, heatmap, contours)", f"{name}/{s['viewer']}")]
+            if s.get("viewer")
+            else []
+        )
+        sections.append(Section(section_id(name), name, what, images=images, links=links))
     return sections
 
 

@@ -112,6 +112,7 @@ def finish_slide(
     import pyarrow.parquet as pq
 
     from pixelcam.evaluation.slides.heatmap import write_heatmap
+    from pixelcam.evaluation.slides.zoom import write_slide_viewer
     from pixelcam.metrics.pxap import pxap
 
     if job.error:
@@ -136,6 +137,7 @@ def finish_slide(
     mask_path = find_mask(info, opts.masks) if opts.masks else None
     mask = read_mask(mask_path, heat.shape) if mask_path else None
     write_pictures(job, opts, np.asarray(heat), mask)
+    viewer = write_slide_viewer(job, np.asarray(heat), mask, contours["threshold"], level0_per_px)
     pq.write_table(pa.Table.from_pylist(job.records) if job.records else pa.table({}), wd / "tiles.parquet")
 
     covered = np.asarray(heat) > 0
@@ -154,6 +156,7 @@ def finish_slide(
         },
         "heatmap_file": heatmap_file.name,
         "contours": contours,
+        "viewer": viewer,
         "tile": opts.tile,
         "overlap": opts.overlap,
         "tiles": len(job.records),

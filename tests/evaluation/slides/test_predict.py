@@ -140,6 +140,7 @@ OUTPUTS = {
     "top_tiles.png",
     "tiles.parquet",
     "summary.json",
+    "viewer",
 }
 
 
@@ -234,8 +235,53 @@ def _dashboard_in_chromium(out: Path, tmp_path: Path) -> None:
                     "const i = arguments[0]; return i.complete && i.naturalWidth > 200;", img
                 ), img.get_attribute("alt")
         assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        link = driver.find_element(By.ID, "slide-cmu_small_region").find_element(By.TAG_NAME, "a")
+        assert link.get_attribute("href").endswith("cmu_small_region/viewer/viewer.html")
+        _viewer_in_chromium(driver, out / "cmu_small_region" / "viewer")
     finally:
         driver.quit()
+
+
+def _wait(driver, script: str, what: str, timeout: float = 60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not driver.execute_script(script):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+LOADED = "const v = window.pixelcamViewer; if (!v || v.world.getItemCount() < 3) return false; " + (
+    "for (let i = 0; i < v.world.getItemCount(); i++) { if (!v.world.getItemAt(i).getFullyLoaded()) "
+    "return false; } return true;"
+)
+
+
+def _viewer_in_chromium(driver, folder: Path) -> None:
+    """The real slide's viewer (a single-level SVS: its pyramid is pixelcam's): its layers load, zooming to
+    the deepest level loads that level's tiles, the opacity slider drives the heatmap, every tile and script
+    comes from the page's folder and the console has no error."""
+    driver.get((folder / "viewer.html").as_uri())
+    _wait(driver, LOADED, "the viewer's layers did not load")
+    names = driver.execute_script("return JSON.parse(document.getElementById('layers').textContent)")
+    assert [n["name"] for n in names] == ["slide", "heatmap", "contours"]  # no mask given: no ROI layer
+    driver.execute_script(  # OpenSeadragon's public event: the URL of every tile it loads from now on
+        "const v = window.pixelcamViewer; window.tiles = [];"
+        "v.addHandler('tile-loaded', e => tiles.push(e.tile.getUrl()));"
+        "v.viewport.zoomTo(v.viewport.getMaxZoom(), null, true);"
+    )
+    _wait(driver, "return window.tiles.some(u => u.startsWith('slide_files/12/'))", "no full-resolution tile")
+    _wait(driver, LOADED, "the zoomed-in tiles did not load")  # level 12: 2967 px, the slide's own pixels
+    urls = driver.execute_script(
+        "return window.tiles.concat([...document.querySelectorAll('[src],[href]')].map(e => e.src || e.href))"
+    )
+    base = folder.as_uri() + "/"
+    assert all(u.startswith(base) or "://" not in u and not u.startswith(("/", "..")) for u in urls), urls
+    driver.execute_script(
+        "const s = document.getElementById('opacity'); s.value = 20; s.dispatchEvent(new Event('input'));"
+    )
+    assert driver.execute_script("return window.pixelcamViewer.world.getItemAt(1).getOpacity()") == 0.2
+    assert not [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
 
 
 def test_a_tile_that_fails_mid_pipeline_fails_its_slide_only(tmp_path: Path):
