@@ -60,7 +60,7 @@ def write_contours(wd: Path, heat: np.ndarray, opts: PredictOptions, ck: Any, le
 
     given = opts.threshold is not None
     tau = float(opts.threshold if given else ck.meta["tau"])
-    style = ContourStyle(name=opts.cam_class or "PixelCAM")
+    style = ContourStyle(name=opts.cam_class or ck.method)  # QuPath's class: the mapped class or the method
     collection = contours_geojson(heat, max(tau, 1.0 / 255.0), level0_per_px, style)
     write_json_atomic(wd / CONTOURS, collection)
     return {

@@ -1,10 +1,10 @@
 """A slide's zoomable viewer (`OUT/NAME/viewer/viewer.html`): Deep Zoom layers of the slide, its heatmap
 and the outlines of the contours at tau and of the ground truth, drawn by OpenSeadragon.
 
-The slide layer is read at the level whose long side is the smallest at least VIEWER_SIDE px (a single-level
-slide: its only level) and fitted to VIEWER_SIDE; its pyramid is built here, so a slide without one
-(CMU-1's small region) zooms as well as a pyramidal one. The heatmap is transparent where it is zero (off
-tissue); outlines are drawn at the slide layer's resolution so they stay sharp when zoomed.
+The slide layer is the analysed level's resolution, at most VIEWER_SIDE px on its long side (read at the
+smallest level at least that large; a single-level slide: its only level); its pyramid is built here, so a
+slide without one (CMU-1's small region) zooms as well as a pyramidal one. The heatmap is transparent where
+it is zero (off tissue); outlines are drawn at the slide layer's resolution so they stay sharp when zoomed.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def write_slide_viewer(
     """Write the viewer into the slide's working directory; returns its path relative to that directory."""
     directory = job.workdir / "viewer"
     directory.mkdir(exist_ok=True)
-    image, per_px = thumbnail(job.handle, job.info, max_size=VIEWER_SIDE)
+    side = min(VIEWER_SIDE, max(job.info.dimensions[job.level]))  # no finer than the level analysed
+    image, per_px = thumbnail(job.handle, job.info, max_size=side)
     cover = heat.shape[1] * level0_per_px / job.info.dimensions[0][0]  # viewport units: slide width = 1
     size = tuple(max(1, round(n * level0_per_px / per_px)) for n in heat.shape[::-1])
     above = heat >= np.ceil(max(tau, 1 / 255) * 255.0 - 1e-9)
