@@ -8,6 +8,7 @@ maps, and its figures (tiles, tissue, scores, slide-level PxAP against a mask wh
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ def _fmt(value: Any, pct: bool = False) -> Any:
     return float(value) * (100.0 if pct else 1.0) if isinstance(value, (int, float)) else value
 
 
-def build_sections(directory: Path, report: dict[str, Any]) -> list[Section]:
+def build_sections(directory: Path, report: dict[str, Any], link_base: str = ".") -> list[Section]:
+    """The dashboard's sections; `link_base`: the predict directory as seen from the page (its viewers'
+    links are relative to it, so a page written elsewhere still reaches them)."""
     rows, classes = [], []
     for name, s in sorted(report["slides"].items()):
         if "error" in s:
@@ -90,7 +93,7 @@ def build_sections(directory: Path, report: dict[str, Any]) -> list[Section]:
             f"p({s.get('score_class')}) (top row) and their maps."
         )
         links = (
-            [(f"{name}: zoomable viewer (slide, heatmap, contours)", f"{name}/{s['viewer']}")]
+            [(f"{name}: zoomable viewer (slide, heatmap, contours)", f"{link_base}/{name}/{s['viewer']}")]
             if s.get("viewer")
             else []
         )
@@ -106,7 +109,8 @@ def build_slides_dashboard(directory: str | Path, out: str | Path) -> Path:
         raise ReportError(f"{directory}: no {SUMMARY} (not a `pixelcam predict` output directory)")
     try:
         report = json.loads(path.read_text())
-        sections = build_sections(directory, report)
+        base = Path(os.path.relpath(directory.resolve(), out.resolve().parent)).as_posix()
+        sections = build_sections(directory, report, base)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ReportError(f"{path}: not a readable predict summary ({type(exc).__name__}: {exc})") from None
     ok = len(report["slides"]) - len(report["failed"])

@@ -220,8 +220,10 @@ def _dashboard_in_chromium(out: Path, tmp_path: Path) -> None:
     from tests.report.test_dashboard_browser import browser
 
     page = out / "slides.html"  # written by predict; `pixelcam dashboard --slides` rebuilds it
-    assert main(["dashboard", "--slides", str(out), "--out", str(tmp_path / "again.html")]) == 0
-    assert (tmp_path / "again.html").read_text() == page.read_text()
+    assert main(["dashboard", "--slides", str(out), "--out", str(out / "again.html")]) == 0
+    assert (out / "again.html").read_text() == page.read_text()
+    assert main(["dashboard", "--slides", str(out), "--out", str(tmp_path / "elsewhere.html")]) == 0
+    assert 'href="pred/cmu_small_region/viewer/viewer.html"' in (tmp_path / "elsewhere.html").read_text()
     driver = browser(tmp_path / "profile")
     try:
         driver.get(page.as_uri())
