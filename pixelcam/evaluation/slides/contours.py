@@ -58,6 +58,14 @@ def region_geometry(region: np.ndarray, origin: tuple[int, int], scale: float, s
     return simple if simple.is_valid and not simple.is_empty else merged
 
 
+MIN_THRESHOLD = 1.0 / 255.0  # the lowest map value a uint8 heatmap tells from 0 (off tissue)
+
+
+def cells_above(heat: np.ndarray, threshold: float) -> np.ndarray:
+    """bool: the cells of `heat` (uint8, 0-255 = map 0-1) whose map value is >= `threshold`."""
+    return heat >= np.uint8(np.ceil(threshold * 255.0 - 1e-9))
+
+
 def contours_geojson(
     heat: np.ndarray,
     threshold: float,
@@ -71,8 +79,7 @@ def contours_geojson(
 
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold {threshold}: expected a map value in (0, 1]")
-    above = heat >= np.uint8(np.ceil(threshold * 255.0 - 1e-9))
-    labels, _ = ndimage.label(above)
+    labels, _ = ndimage.label(cells_above(heat, threshold))
     features = []
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
         region = labels[box] == index

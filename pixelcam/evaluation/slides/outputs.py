@@ -56,12 +56,12 @@ CONTOURS = "contours.geojson"
 def write_contours(wd: Path, heat: np.ndarray, opts: PredictOptions, ck: Any, level0_per_px: float) -> dict:
     """Write `contours.geojson` (QuPath annotations at level-0 coordinates) at `--threshold` or the run's
     tau; returns what the summary records of it."""
-    from pixelcam.evaluation.slides.contours import ContourStyle, contours_geojson
+    from pixelcam.evaluation.slides.contours import MIN_THRESHOLD, ContourStyle, contours_geojson
 
     given = opts.threshold is not None
     tau = float(opts.threshold if given else ck.meta["tau"])
     style = ContourStyle(name=opts.cam_class or ck.method)  # QuPath's class: the mapped class or the method
-    collection = contours_geojson(heat, max(tau, 1.0 / 255.0), level0_per_px, style)
+    collection = contours_geojson(heat, max(tau, MIN_THRESHOLD), level0_per_px, style)
     write_json_atomic(wd / CONTOURS, collection)
     return {
         "file": CONTOURS,

@@ -66,6 +66,7 @@ MAX_SIDE = 500_000  # px at level 0: a 2 x 2.5 cm section at 0.04 um/px (scanner
 # A single-level image (a region exported from a slide, CMU-1's small region) is read whole for its thumbnail:
 # up to 10,000 px a side (at most 300 MB of RGB); larger ones need a pyramid
 SINGLE_LEVEL_MAX_SIDE = 10_000
+THUMBNAIL_SIDE = 2048  # px of the long side of the thumbnail tissue is found on
 
 
 def open_slide(path: str | os.PathLike) -> tuple[Any, SlideInfo]:
@@ -141,7 +142,7 @@ def read_region(slide: Any, info: SlideInfo, x0: int, y0: int, level: int, size:
     return np.ascontiguousarray(arr[..., :3], dtype=np.uint8)
 
 
-def thumbnail(slide: Any, info: SlideInfo, max_size: int = 2048) -> tuple[np.ndarray, float]:
+def thumbnail(slide: Any, info: SlideInfo, max_size: int = THUMBNAIL_SIDE) -> tuple[np.ndarray, float]:
     """(uint8 RGB thumbnail, level-0 pixels per thumbnail pixel): the smallest level at least `max_size` on
     its long side (or the smallest level), resized to fit `max_size`."""
     from PIL import Image

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
+from pixelcam.evaluation.slides.contours import MIN_THRESHOLD, cells_above
 from pixelcam.evaluation.slides.dzi import write_dzi
 from pixelcam.evaluation.slides.options import SlideJob
-from pixelcam.evaluation.slides.overview import colorize
-from pixelcam.evaluation.slides.reader import thumbnail
+from pixelcam.evaluation.slides.overview import colorize, outline
+from pixelcam.evaluation.slides.reader import THUMBNAIL_SIDE, thumbnail
 from pixelcam.report.viewer import Layer, write_viewer
 
 VIEWER_SIDE = 4096  # px of the slide layer's long side
@@ -34,14 +34,11 @@ def heat_rgba(heat: np.ndarray) -> np.ndarray:
     return rgba
 
 
-def outline_rgba(
-    mask: np.ndarray, size: tuple[int, int], colour: tuple[int, ...], width: int = 2
-) -> np.ndarray:
-    """uint8 RGBA of `size` (w, h): the inner border of `mask` (nearest-resized), `width` px, else clear."""
+def outline_rgba(mask: np.ndarray, size: tuple[int, int], colour: tuple[int, ...]) -> np.ndarray:
+    """uint8 RGBA of `size` (w, h): the inner border of `mask` (nearest-resized), 2 px, else clear."""
     big = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 127
-    edge = big & ~ndimage.binary_erosion(big, iterations=width)
     rgba = np.zeros((size[1], size[0], 4), np.uint8)
-    rgba[edge] = colour
+    rgba[outline(big)] = colour
     return rgba
 
 
@@ -52,10 +49,13 @@ def write_slide_viewer(
     directory = job.workdir / "viewer"
     directory.mkdir(exist_ok=True)
     side = min(VIEWER_SIDE, max(job.info.dimensions[job.level]))  # no finer than the level analysed
-    image, per_px = thumbnail(job.handle, job.info, max_size=side)
+    if side == THUMBNAIL_SIDE:  # the thumbnail tissue was found on: read once
+        image, per_px = job.thumb, job.tissue_scale
+    else:
+        image, per_px = thumbnail(job.handle, job.info, max_size=side)
     cover = heat.shape[1] * level0_per_px / job.info.dimensions[0][0]  # viewport units: slide width = 1
     size = tuple(max(1, round(n * level0_per_px / per_px)) for n in heat.shape[::-1])
-    above = heat >= np.ceil(max(tau, 1 / 255) * 255.0 - 1e-9)
+    above = cells_above(heat, max(tau, MIN_THRESHOLD))
     layers = [
         Layer("slide", "slide", write_dzi(image, directory, "slide")),
         Layer("heatmap", "heatmap", write_dzi(heat_rgba(heat), directory, "heatmap", "png"), cover, 0.6),
