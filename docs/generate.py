@@ -135,7 +135,7 @@ def model_table(cls: type, prefix: str = "") -> list[str]:
 
 
 def config_reference() -> str:
-    from pixelcam.config import TrainConfig
+    from pixelcam.config import BackboneWeights, TrainConfig
     from pixelcam.study.spec import Ablation, Budget, Resources, StainShift, StudySpec
 
     lines = [
@@ -151,6 +151,10 @@ def config_reference() -> str:
         "## Training config (`pixelcam train --config FILE`)",
         "",
         *model_table(TrainConfig),
+        "",
+        "### `backbone_weights`",
+        "",
+        *model_table(BackboneWeights, "backbone_weights."),
         "",
         "## Study spec (`pixelcam study run FILE`)",
         "",

