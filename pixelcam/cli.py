@@ -14,6 +14,11 @@ from pixelcam import __version__, commands, slide_commands
 from pixelcam.config import PSEUDO_LABEL_METHODS
 from pixelcam.errors import USER_ERRORS, Terminated, describe_os_error
 
+CHECKPOINT_HELP = (
+    "checkpoint dir, run dir (its selected checkpoint), or a registered model: models:/NAME@ALIAS, "
+    "models:/NAME/VERSION (`pixelcam models register`)"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -31,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(groups)
     _add_stain_sweep(groups)
     _add_predict(groups)
+    _add_models(groups)
     _add_ui(groups)
     return p
 
@@ -161,7 +167,8 @@ def _add_train(groups: Any) -> None:
             "--pseudo-labels-from",
             required=True,
             dest="pseudo_labels_from",
-            help="the baseline: a checkpoint dir, a run dir (its selected checkpoint) or an MLflow run id",
+            help="the baseline: a checkpoint dir, a run dir (its selected checkpoint), an MLflow run id or a "
+            "registered model (models:/NAME@ALIAS)",
         )
         b.set_defaults(fn=commands.cmd_train)
 
@@ -185,6 +192,20 @@ def _add_study(groups: Any) -> None:
     r.add_argument("dir", help="the study directory, or its URI (s3://bucket/studies/NAME)")
     r.add_argument("--verbose", action="store_true", help="also show Ray's own output (workers, Tune, Data)")
     r.set_defaults(fn=commands.cmd_study)
+
+
+def _add_models(groups: Any) -> None:
+    """`pixelcam models ...`."""
+    m = groups.add_parser("models", help="a study's selected models in MLflow's model registry")
+    msub = m.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    r = msub.add_parser(
+        "register",
+        help="log each tuned model of a study as an MLflow LoggedModel, register it and set an alias",
+    )
+    r.add_argument("study", help="the study directory, or its URI (s3://bucket/studies/NAME)")
+    r.add_argument("--alias", required=True, help="the alias the versions get, e.g. champion")
+    r.add_argument("--prefix", help="registered names are PREFIX-METHOD-SOURCE (default: the study's name)")
+    r.set_defaults(fn=commands.cmd_models)
 
 
 def _add_dashboard(groups: Any) -> None:
@@ -211,7 +232,7 @@ def _add_ui(groups: Any) -> None:
 def _add_evaluate(groups: Any) -> None:
     """`pixelcam evaluate ...`."""
     e = groups.add_parser("evaluate", help="PxAP, CL and TP*/FN*/TN*/FP* of a checkpoint on test splits")
-    e.add_argument("--checkpoint", required=True, help="checkpoint dir or run dir (its selected checkpoint)")
+    e.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, help=CHECKPOINT_HELP)
     e.add_argument("--data", required=True, help="dataset directory")
     e.add_argument("--domains", nargs="+", help="target domains (default: all in the dataset)")
     e.add_argument("--split", default="test", choices=["train", "valcl", "valpx", "test"])
@@ -229,7 +250,7 @@ def _add_stain_sweep(groups: Any) -> None:
     sw = groups.add_parser(
         "stain-sweep", help="PxAP and CL of a checkpoint under stain-shift levels 0..L (paper Fig. 4/5)"
     )
-    sw.add_argument("--checkpoint", required=True, help="checkpoint dir or run dir (its selected checkpoint)")
+    sw.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, help=CHECKPOINT_HELP)
     sw.add_argument("--data", required=True, help="dataset directory")
     sw.add_argument("--domain", required=True, help="domain whose test split is shifted")
     sw.add_argument("--reference", required=True, help="domain whose stain the images move toward")
@@ -255,7 +276,7 @@ def _add_predict(groups: Any) -> None:
     pr = groups.add_parser(
         "predict", help="apply a trained model to whole-slide images: tiled heatmaps on Ray Data"
     )
-    pr.add_argument("--checkpoint", required=True, help="checkpoint dir or run dir (its selected checkpoint)")
+    pr.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, help=CHECKPOINT_HELP)
     pr.add_argument(
         "--slides", required=True, nargs="+", help="slide files or globs (pyramidal TIFF, SVS, ...)"
     )

@@ -284,6 +284,16 @@ def cmd_study(args: argparse.Namespace) -> int:
     return study_summary(directory, spec.mlflow_experiment())
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from pixelcam.study.models import register_study_models
+    from pixelcam.tracking import tracking_uri
+
+    print(f"registering the tuned models of {args.study} in {tracking_uri()} with alias {args.alias!r}:")
+    done = register_study_models(args.study, args.alias, args.prefix)
+    print(f"{len(done)} model(s) registered; use them as --model models:/NAME@{args.alias}")
+    return 0
+
+
 def study_summary(directory: Location, experiment: str) -> int:
     """Where a finished study's results are; exit code 1 (with the experiments named) when any experiment
     of it has no successful trial, so that a study whose trials all failed does not look like a success."""

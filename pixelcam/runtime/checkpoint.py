@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from pixelcam.errors import CheckpointError, StorageError, first_line
+from pixelcam.logged_models import download_model, is_model_uri
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.factory import create_wsol_model, model_kwargs
 from pixelcam.results import SelectedCheckpoint
@@ -111,7 +112,10 @@ def load_optim_state(path: str | os.PathLike | Location) -> dict[str, Any] | Non
 
 
 def resolve_checkpoint_dir(path: str | os.PathLike | Location) -> Location:
-    """A checkpoint directory as is; a run directory -> its selected checkpoint; else CheckpointError."""
+    """A checkpoint directory as is; a run directory -> its selected checkpoint; a registry model
+    (`models:/NAME@ALIAS`, `models:/NAME/VERSION`) -> its local copy; else CheckpointError."""
+    if is_model_uri(path):
+        return Location(download_model(str(path)))
     p = Location(path)
     if (p / META_FILE).is_file():
         return p
@@ -127,7 +131,9 @@ def resolve_checkpoint_dir(path: str | os.PathLike | Location) -> Location:
 
 def resolve_pseudo_label_source(ref: str | Location) -> Location:
     """Checkpoint dir, run dir (either may be an object-store URI), or an MLflow run id (its
-    `pixelcam.checkpoint` tag) -> checkpoint dir."""
+    `pixelcam.checkpoint` tag) or a registry model (`models:/NAME@ALIAS`) -> checkpoint dir."""
+    if is_model_uri(ref):
+        return resolve_checkpoint_dir(ref)
     p = Location(ref)
     if p.exists():
         return resolve_checkpoint_dir(p)

@@ -1,7 +1,8 @@
 """A real Ray cluster and a real MLflow tracking server on loopback: `ray start --head` and `mlflow server`
 (SQLite backend), the smoke study submitted twice at once (the `ray job submit` CLI and the
 JobSubmissionClient through cluster/submit.py), both awaited to SUCCEEDED, their runs read back from the
-server; everything started here is stopped by its process group id."""
+server; then one study's models registered on the server (`pixelcam models register`) and evaluated by
+`models:/NAME@ALIAS`; everything started here is stopped by its process group id."""
 
 from __future__ import annotations
 
@@ -148,3 +149,45 @@ def test_study_submitted_to_a_local_cluster(cluster, tmp_path: Path, synth_dir: 
                 assert 0 <= r.data.metrics[f"cl__synth-colon__to__{tgt}"] <= 100
         arts = {a.path for a in ml.list_artifacts(parent.info.run_id)}
         assert {"ood.json", "dashboard"} <= arts  # artifacts went through the server (mlflow-artifacts:)
+    _registered_and_used_by_name(env, ml, shared / "cli" / "cluster-smoke", synth_dir, tmp_path)
+
+
+def _registered_and_used_by_name(env: dict, ml, study: Path, synth_dir: Path, tmp_path: Path) -> None:
+    """`pixelcam models register STUDY --alias champion` on the tracking server: a LoggedModel per tuned
+    model linked to its training run (checkpoint, input example, params, test metrics), a version with the
+    alias; registering again adds no version; `evaluate --model models:/NAME@champion` reads it back."""
+    env = {**env, "PIXELCAM_MODEL_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "pixelcam.cli", "models", "register", str(study), "--alias", "champion"]
+    for _ in range(2):
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+        for name in ("cluster-smoke-cam-synth-colon", "cluster-smoke-pixelcam-cam-synth-colon"):
+            assert f"models:/{name}@champion  (version 1," in out.stdout, out.stdout
+    state = json.loads((study / "state.json").read_text())
+    ood = json.loads((study / "ood.json").read_text())
+    rec = state["experiments"]["synth-colon__cam"]
+    version = ml.get_model_version_by_alias("cluster-smoke-cam-synth-colon", "champion")
+    assert version.run_id == rec["mlflow_run_id"]  # the UI links the version to its study's training run
+    assert len(ml.search_model_versions("name = 'cluster-smoke-cam-synth-colon'")) == 1
+    model = ml.get_logged_model(version.source.removeprefix("models:/"))
+    assert (
+        model.source_run_id == rec["mlflow_run_id"] and model.tags["pixelcam.checkpoint"] == rec["checkpoint"]
+    )
+    assert model.params["method"] == "cam" and model.params["backbone"] == "resnet10t"
+    files = {f.path for f in ml.list_logged_model_artifacts(model.model_id)}
+    assert {"meta.json", "model.pt", "input_example.json"} <= files
+    (row,) = [r for r in ood["rows"] if r["method"] == "cam" and r["source"] == "synth-colon"]
+    cell = row["cells"]["pxap"]["synth-colon"]
+    metrics = {m.key: m.value for m in model.metrics}
+    assert metrics["test_pxap__synth-colon__to__synth-colon"] == pytest.approx(cell["mean"])
+    report = tmp_path / "eval.json"
+    champion = "models:/cluster-smoke-cam-synth-colon@champion"
+    ev = subprocess.run(
+        [sys.executable, "-m", "pixelcam.cli", "evaluate", "--model", champion,
+         "--data", str(synth_dir), "--domains", "synth-colon", "--json", str(report)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert (tmp_path / "cache" / model.model_id / "meta.json").is_file()
+    evaluated = json.loads(report.read_text())["results"]["synth-colon"]  # the study's figure, read back
+    assert evaluated["pxap"] == pytest.approx(cell["mean"], abs=0.01)

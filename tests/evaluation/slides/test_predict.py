@@ -38,7 +38,7 @@ def unet_checkpoint(trained) -> Path:
 
 @pytest.mark.e2e
 def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
-    tmp_path: Path, synth_dir: Path, unet_checkpoint: Path, cmu_slide: Path, capsys
+    tmp_path: Path, synth_dir: Path, unet_checkpoint: Path, cmu_slide: Path, capsys, monkeypatch
 ):
     import ray
     from mlflow.tracking import MlflowClient
@@ -54,10 +54,11 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
     ]
     _corrupt_tiles(tmp_path / "a.tif", tmp_path / "broken.tif", level=1)
     out = tmp_path / "pred"
+    model = _registered(unet_checkpoint, tmp_path / "cache", monkeypatch)
     argv = [
         "predict",
-        "--checkpoint",
-        str(unet_checkpoint),
+        "--model",
+        model,
         "--slides",
         str(tmp_path / "*.tif"),
         "--out",
@@ -84,6 +85,8 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
     assert rc == 1  # one slide failed
     assert "broken.tif" in err and "FAILED broken" in err
     report = json.loads((out / "predict.json").read_text())
+    assert report["options"]["checkpoint"] == model  # the model as named, and the copy it was read from
+    assert Path(report["checkpoint"]).parent == tmp_path / "cache"
     assert report["failed"] == ["broken"] and "broken.tif" in report["slides"]["broken"]["error"]
     assert not (out / "broken").exists() and not list(out.glob(".*"))  # nothing half-written left
 
@@ -131,6 +134,28 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
     _real_slide(out / "cmu_small_region", cmu_slide)
 
     _dashboard_in_chromium(out, tmp_path)
+
+
+def _registered(checkpoint: Path, cache: Path, monkeypatch) -> str:
+    """The U-Net as a LoggedModel in the test's MLflow store, registered with alias champion: its
+    `models:/NAME@ALIAS` URI (downloaded into `cache` when used)."""
+    from pixelcam.logged_models import log_checkpoint_model, register_model
+    from pixelcam.tracking import ensure_experiment
+
+    monkeypatch.setenv("PIXELCAM_MODEL_CACHE", str(cache))
+    model_id = log_checkpoint_model(
+        checkpoint,
+        name="unet",
+        experiment_id=ensure_experiment("pixelcam-models"),
+        checkpoint_uri=str(checkpoint),
+        source_run_id=None,
+        params={"method": "unet"},
+        metrics={},
+        tags={"method": "unet"},
+    )
+    registered = register_model(model_id, "slides-unet", "champion", None)
+    assert registered.version == "1" and registered.uri == "models:/slides-unet@champion"
+    return registered.uri
 
 
 OUTPUTS = {
