@@ -132,10 +132,12 @@ def log_checkpoint_model(
     params: Mapping[str, str],
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
+    uri: str | None = None,
 ) -> str:
     """The id of the READY LoggedModel holding local checkpoint directory `checkpoint` (made once per
-    `checkpoint_uri`: a second call finds it by its tag)."""
-    c = client()
+    `checkpoint_uri`: a second call finds it by its tag) in the tracking store `uri` (default: this
+    process's)."""
+    c = client(uri)
     for found in c.search_logged_models([experiment_id]):
         if found.tags.get(CHECKPOINT_TAG) == checkpoint_uri and str(found.status) == "READY":
             return found.model_id

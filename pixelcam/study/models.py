@@ -1,4 +1,5 @@
-"""`pixelcam models register STUDY --alias ALIAS`: a study's selected models in MLflow's model registry.
+"""A study's selected models in MLflow: logged by the study (its OOD step), registered on request
+(`pixelcam models register STUDY --alias ALIAS`).
 
 Each tuned model of the study (one per source and method label: the checkpoint the study selected, B-LOC or
 B-CL as its spec says) becomes an MLflow 3 LoggedModel in the study's experiment: the checkpoint directory as
@@ -7,7 +8,8 @@ test PxAP / CL per target (mean over seeds) as metrics, linked to its training r
 selection metrics). Each is registered as
 `<study>-<method>-<source>` (or `<prefix>-...`) and the alias points at that version, so `predict`,
 `evaluate` and `train pixelcam --pseudo-labels-from` take `models:/NAME@ALIAS`. Registering again adds no
-version for a model already registered; it moves the alias.
+version for a model already registered; it moves the alias. A study written before the study logged its
+models gets them logged when they are registered.
 """
 
 from __future__ import annotations
@@ -23,36 +25,54 @@ from pixelcam.logged_models import RegisteredModel, log_checkpoint_model, regist
 from pixelcam.results import ExperimentRecord
 from pixelcam.storage import Location
 from pixelcam.study.context import SPEC_FILE, STATE_FILE, StudyState
-from pixelcam.study.spec import load_spec
+from pixelcam.study.spec import StudySpec, load_spec
 from pixelcam.tracking import ensure_experiment, flat_params, pair_metric
 
-__all__ = ["register_study_models"]
+__all__ = ["log_study_models", "register_study_models"]
+
+
+def log_study_models(
+    spec: StudySpec,
+    state: StudyState,
+    ood: dict[str, Any],
+    uri: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, str]:
+    """{experiment key: LoggedModel id} of every tuned model with a checkpoint, logged once each (a model
+    already logged from its checkpoint is found again, not logged twice)."""
+    experiment_id = ensure_experiment(spec.mlflow_experiment(), uri)
+    out = {}
+    for key, rec in state.experiments().items():
+        if rec.status != "ok" or not rec.checkpoint:
+            log(f"  {key}: no model to log ({rec.reason or 'no selected checkpoint'})")
+            continue
+        source, method = key.split("__", 1)
+        test = _test_metrics(ood, method, source)
+        out[key] = _log_model(rec, source, method, spec.name, experiment_id, test, uri)
+    return out
 
 
 def register_study_models(
     study: str, alias: str, prefix: str | None = None, log: Callable[[str], None] = print
 ) -> list[RegisteredModel]:
-    """Log and register every tuned model of the study at `study` (a directory or URI); returns them."""
+    """Register every tuned model of the study at `study` (a directory or URI) with `alias` (logging those
+    the study has not logged); returns them."""
     d = Location(study)
     if not ((d / SPEC_FILE).is_file() and (d / STATE_FILE).is_file()):
         raise StudyError(f"{d}: not a study directory ({SPEC_FILE} and {STATE_FILE} expected)")
     spec = load_spec(d / SPEC_FILE)
     state = StudyState(d / STATE_FILE)
     ood = (d / "ood.json").read_json() if (d / "ood.json").is_file() else {"rows": []}
-    experiment_id = ensure_experiment(spec.mlflow_experiment())
+    models = log_study_models(spec, state, ood, log=log)
+    if not models:
+        raise StudyError(f"{d}: no tuned model with a checkpoint to register (has the study finished?)")
     done = []
-    for key, rec in state.experiments().items():
-        if rec.status != "ok" or not rec.checkpoint:
-            log(f"  {key}: not registered ({rec.reason or 'no selected checkpoint'})")
-            continue
+    for key, model_id in models.items():
         source, method = key.split("__", 1)
-        test = _test_metrics(ood, method, source)
-        model_id = _log_model(rec, source, method, spec.name, experiment_id, test)
-        reg = register_model(model_id, f"{prefix or spec.name}-{method}-{source}", alias, rec.mlflow_run_id)
+        run_id = state.experiments()[key].mlflow_run_id
+        reg = register_model(model_id, f"{prefix or spec.name}-{method}-{source}", alias, run_id)
         log(f"  {reg.uri}  (version {reg.version}, logged model {reg.model_id})")
         done.append(reg)
-    if not done:
-        raise StudyError(f"{d}: no tuned model with a checkpoint to register (has the study finished?)")
     return done
 
 
@@ -69,7 +89,13 @@ def _test_metrics(ood: dict[str, Any], method: str, source: str) -> dict[str, fl
 
 
 def _log_model(
-    rec: ExperimentRecord, source: str, method: str, study: str, experiment_id: str, test: dict[str, float]
+    rec: ExperimentRecord,
+    source: str,
+    method: str,
+    study: str,
+    experiment_id: str,
+    test: dict[str, float],
+    uri: str | None,
 ) -> str:
     """The LoggedModel of `rec`'s checkpoint (copied to a local directory first: it may be in a bucket)."""
     checkpoint = Location(rec.checkpoint)
@@ -89,6 +115,7 @@ def _log_model(
             params=flat_params(meta.get("config", {})),
             metrics=test,  # the selection metrics are on the training run already (selected_*)
             tags={"study": study, "method": method, "source": source, "backbone": str(meta.get("backbone"))},
+            uri=uri,
         )
 
 

@@ -149,13 +149,17 @@ def test_study_submitted_to_a_local_cluster(cluster, tmp_path: Path, synth_dir: 
                 assert 0 <= r.data.metrics[f"cl__synth-colon__to__{tgt}"] <= 100
         arts = {a.path for a in ml.list_artifacts(parent.info.run_id)}
         assert {"ood.json", "dashboard"} <= arts  # artifacts went through the server (mlflow-artifacts:)
+    # each study logged its selected models (cam, pixelcam-cam) as LoggedModels, ready to register
+    logged = ml.search_logged_models([exp.experiment_id])
+    assert len(logged) == 4 and all(str(m.status) == "READY" for m in logged)
+    assert all("2 selected model(s) logged to MLflow as LoggedModels" in out for out in (cli_out, api_out))
     _registered_and_used_by_name(env, ml, shared / "cli" / "cluster-smoke", synth_dir, tmp_path)
 
 
 def _registered_and_used_by_name(env: dict, ml, study: Path, synth_dir: Path, tmp_path: Path) -> None:
-    """`pixelcam models register STUDY --alias champion` on the tracking server: a LoggedModel per tuned
-    model linked to its training run (checkpoint, input example, params, test metrics), a version with the
-    alias; registering again adds no version; `evaluate --model models:/NAME@champion` reads it back."""
+    """`pixelcam models register STUDY --alias champion` on the tracking server: the study's LoggedModel per
+    tuned model (linked to its training run: checkpoint, input example, params, test metrics) gets a version
+    with the alias; registering again adds no version; `evaluate --model models:/NAME@champion` reads it."""
     env = {**env, "PIXELCAM_MODEL_CACHE": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "pixelcam.cli", "models", "register", str(study), "--alias", "champion"]
     for _ in range(2):
@@ -169,6 +173,8 @@ def _registered_and_used_by_name(env: dict, ml, study: Path, synth_dir: Path, tm
     version = ml.get_model_version_by_alias("cluster-smoke-cam-synth-colon", "champion")
     assert version.run_id == rec["mlflow_run_id"]  # the UI links the version to its study's training run
     assert len(ml.search_model_versions("name = 'cluster-smoke-cam-synth-colon'")) == 1
+    experiment = ml.get_experiment_by_name("pixelcam-study-cluster-smoke").experiment_id
+    assert len(ml.search_logged_models([experiment])) == 4  # the study's own, none logged again
     model = ml.get_logged_model(version.source.removeprefix("models:/"))
     assert (
         model.source_run_id == rec["mlflow_run_id"] and model.tags["pixelcam.checkpoint"] == rec["checkpoint"]

@@ -1,6 +1,7 @@
 """OOD step: the matrix of PxAP and CL of every selected model on every target, aggregated over seeds
 (`ood.json`, `ood.csv`, a printed table with the paper's published values beside ours); the parent MLflow
-run gets the same aggregates (mean, CI half-width and n per pairing and model) and the files."""
+run gets the same aggregates (mean, CI half-width and n per pairing and model) and the files, and every
+selected model is logged as an MLflow LoggedModel with its test metrics (`study/models.py`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 
 from pixelcam.results import OODMatrix
 from pixelcam.study.context import StudyContext
+from pixelcam.study.models import log_study_models
 from pixelcam.study.ood import format_ood, ood_csv, ood_matrix
 from pixelcam.tracking import pair_metric
 
@@ -35,6 +37,11 @@ class OODStep:
             parent.text(json.dumps(matrix.to_json(), indent=2), "ood.json")
             parent.text(ood_csv(matrix), "ood.csv")
             parent.text(table, "ood_table.txt")
+            models = log_study_models(ctx.spec, ctx.state, matrix.to_json(), ctx.uri, log=ctx.log)
+            ctx.log(
+                f"{len(models)} selected model(s) logged to MLflow as LoggedModels; register them with: "
+                f"pixelcam models register {ctx.dir} --alias champion"
+            )
 
 
 def summary_metrics(matrix: OODMatrix) -> dict[str, float]:
