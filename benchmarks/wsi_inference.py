@@ -3,7 +3,7 @@
 (1) tiles/s end to end (Ray Data read tasks + model actor pool + stitching, pipeline start to last tile) vs
     the bare forward pass (`model.predict` on the same tiles, already read, same batch and threads), and the
     steady-state rate (the extra tiles of the 16k run over the 4k run, per extra second: the fixed start-up
-    cancels): target >= 0.8x;
+    cancels), of the pipeline and of the whole command with every output written: target >= 0.9x;
 (2) 1 vs 2 model actors on the CPU;
 (3) peak RSS of the driver (where the stitching happens) for a 4k and a 16k slide, each in a fresh process:
     target flat (the accumulators are memory-mapped, the heatmap is written band by band);
@@ -96,7 +96,7 @@ from pixelcam.evaluation.slides.predict import PredictOptions, predict_slides
 opts = PredictOptions(checkpoint=sys.argv[1], out=sys.argv[3], mlflow=False, overwrite=True,
                       level=int(sys.argv[4]))
 r = predict_slides([sys.argv[2]], opts, log=lambda m: None)
-print(json.dumps({"tiles": r["tiles"], "seconds": r["seconds"],
+print(json.dumps({"tiles": r["tiles"], "seconds": r["seconds"], "total_s": r["total_s"],
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -136,10 +136,21 @@ def memory_and_steady_state(ck: Path, slides: dict[int, Path], root: Path, level
     extra = rss[big]["tiles"] - rss[small]["tiles"]
     marginal = extra / max(rss[big]["seconds"] - rss[small]["seconds"], 1e-9)
     fixed = rss[small]["seconds"] - rss[small]["tiles"] / marginal
-    fig["steady_state"] = {"tiles_per_s": marginal, "vs_forward": marginal / bare, "fixed_s": fixed}
+    # the same with every output written (heatmap OME-TIFF, contours, overview, top tiles, viewer), from the
+    # command's start: what a user waits for per extra tile
+    whole = extra / max(rss[big]["total_s"] - rss[small]["total_s"], 1e-9)
+    fig["steady_state"] = {
+        "tiles_per_s": marginal,
+        "vs_forward": marginal / bare,
+        "fixed_s": fixed,
+        "with_outputs_tiles_per_s": whole,
+        "with_outputs_vs_forward": whole / bare,
+    }
     print(
         f"\n(1') steady state from the two runs: {extra} extra tiles at {marginal:.1f} tiles/s = "
-        f"{marginal / bare:.2f}x the forward pass (target >= 0.8x); fixed start-up {fixed:.1f} s"
+        f"{marginal / bare:.2f}x the forward pass (target >= 0.9x); fixed start-up {fixed:.1f} s\n"
+        f"     with every output written (command start to end): {whole:.1f} tiles/s = "
+        f"{whole / bare:.2f}x the forward pass (target >= 0.9x)"
     )
     return fig
 

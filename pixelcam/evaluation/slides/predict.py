@@ -76,6 +76,7 @@ def predict_slides(
     from pixelcam.runtime.checkpoint import load_checkpoint, resolve_checkpoint_dir
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    began = time.perf_counter()
     if not slides:
         raise ConfigError("--slides matched no file")
     check_options(opts)
@@ -108,6 +109,7 @@ def predict_slides(
             )
         total = sum(len(j.positions) for j in jobs)
         elapsed, first_batch_s = _stream(jobs, opts, checkpoint, class_names, cam_class, score_class, log)
+        outputs_began = time.perf_counter()
         for job in jobs:
             try:
                 results[job.info.name] = finish_slide(job, opts, ck, class_names, score_class, total, elapsed)
@@ -115,6 +117,7 @@ def predict_slides(
             except SlideError as exc:
                 results[job.info.name] = {"path": job.info.path, "error": str(exc)}
                 log(f"predict: failed {job.info.path}: {exc}")
+        outputs_s = time.perf_counter() - outputs_began
     finally:
         for job in jobs:
             job.stitcher.close()
@@ -126,7 +129,9 @@ def predict_slides(
         "method": ck.method,
         "class_names": class_names,
         "tiles": sum(len(j.positions) for j in jobs),
-        "seconds": elapsed,
+        "seconds": elapsed,  # the pipeline: its start to its last batch
+        "outputs_s": outputs_s,  # every slide's files: heatmap, contours, overview, top tiles, viewer, ...
+        "total_s": time.perf_counter() - began,  # the whole command but its MLflow record
         "tiles_per_s": sum(len(j.positions) for j in jobs) / elapsed if elapsed else None,
         "first_batch_s": first_batch_s,
         "slides": results,

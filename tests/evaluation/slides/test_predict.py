@@ -50,7 +50,7 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
     # by --mpp) the patches are at the scale the model was trained at
     masks = [
         write_synthetic_slide(tmp_path / f"{n}.tif", synth_dir, "synth-colon", 4096, patch=128, seed=s)
-        for n, s in (("a", 0), ("b", 1))
+        for n, s in (("a", 0),)
     ]
     _corrupt_tiles(tmp_path / "a.tif", tmp_path / "broken.tif", level=1)
     out = tmp_path / "pred"
@@ -74,7 +74,7 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
         "--mask",
         *map(str, masks),
     ]
-    argv[argv.index(str(tmp_path / "*.tif"))] = str(tmp_path / "[ab].tif")
+    argv[argv.index(str(tmp_path / "*.tif"))] = str(tmp_path / "[a].tif")  # a glob, as users pass them
     argv.insert(argv.index("--out"), str(tmp_path / "broken.tif"))
     argv.insert(argv.index("--out"), str(cmu_slide))  # a real scanner file (Aperio SVS, one level)
     try:
@@ -86,11 +86,12 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
     assert "broken.tif" in err and "FAILED broken" in err
     report = json.loads((out / "predict.json").read_text())
     assert report["options"]["checkpoint"] == model  # the model as named, and the copy it was read from
+    assert report["total_s"] >= report["seconds"] + report["outputs_s"] and report["outputs_s"] > 0
     assert Path(report["checkpoint"]).parent == tmp_path / "cache"
     assert report["failed"] == ["broken"] and "broken.tif" in report["slides"]["broken"]["error"]
     assert not (out / "broken").exists() and not list(out.glob(".*"))  # nothing half-written left
 
-    for name, mask_path in zip(("a", "b"), masks):
+    for name, mask_path in zip(("a",), masks, strict=True):
         d = out / name
         assert {p.name for p in d.iterdir()} == OUTPUTS
         s = json.loads((d / "summary.json").read_text())
@@ -253,8 +254,8 @@ def _dashboard_in_chromium(out: Path, tmp_path: Path) -> None:
     try:
         driver.get(page.as_uri())
         rows = driver.find_elements(By.CSS_SELECTOR, "#slides tbody tr")
-        assert len(rows) == 4 and "failed" in driver.find_element(By.ID, "slides").text
-        for name in ("a", "b"):
+        assert len(rows) == 3 and "failed" in driver.find_element(By.ID, "slides").text
+        for name in ("a", "cmu_small_region"):
             imgs = driver.find_element(By.ID, f"slide-{name}").find_elements(By.TAG_NAME, "img")
             assert len(imgs) == 2
             for img in imgs:
