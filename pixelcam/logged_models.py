@@ -138,7 +138,7 @@ def log_checkpoint_model(
     `checkpoint_uri`: a second call finds it by its tag) in the tracking store `uri` (default: this
     process's)."""
     c = client(uri)
-    for found in c.search_logged_models([experiment_id]):
+    for found in _logged_models(c, experiment_id):
         if found.tags.get(CHECKPOINT_TAG) == checkpoint_uri and str(found.status) == "READY":
             return found.model_id
     model = c.create_logged_model(
@@ -159,6 +159,17 @@ def log_checkpoint_model(
         raise
     c.finalize_logged_model(model.model_id, "READY")
     return model.model_id
+
+
+def _logged_models(c: Any, experiment_id: str) -> list[Any]:
+    """Every logged model of the experiment (the search is paged)."""
+    found, token = [], None
+    while True:
+        page = c.search_logged_models([experiment_id], page_token=token)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
 
 
 def register_model(model_id: str, name: str, alias: str, source_run_id: str | None) -> RegisteredModel:
