@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -203,7 +204,7 @@ def _add_models(groups: Any) -> None:
         help="log each tuned model of a study as an MLflow LoggedModel, register it and set an alias",
     )
     r.add_argument("study", help="the study directory, or its URI (s3://bucket/studies/NAME)")
-    r.add_argument("--alias", required=True, help="the alias the versions get, e.g. champion")
+    r.add_argument("--alias", required=True, type=alias, help="the alias the versions get, e.g. champion")
     r.add_argument("--prefix", help="registered names are PREFIX-METHOD-SOURCE (default: the study's name)")
     r.set_defaults(fn=commands.cmd_models)
 
@@ -395,6 +396,20 @@ def unit_float(text: str) -> float:
     if value > 1.0:
         raise argparse.ArgumentTypeError(f"expected a map value in (0, 1], got {value}")
     return value
+
+
+def alias(text: str) -> str:
+    """A registry alias as MLflow accepts it: letters, digits, `_` and `-`; not `latest` nor `v<number>`
+    (MLflow's own version references)."""
+    if (
+        not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", text)
+        or text.lower() == "latest"
+        or re.fullmatch(r"[vV]\d+", text)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: letters, digits, '_' and '-' only, not 'latest' nor v<number> (e.g. champion)"
+        )
+    return text
 
 
 def _kept(exc: BaseException) -> str:

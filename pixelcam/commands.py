@@ -286,9 +286,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from pixelcam.study.models import register_study_models
-    from pixelcam.tracking import tracking_uri
 
-    print(f"registering the tuned models of {args.study} in {tracking_uri()} with alias {args.alias!r}:")
     done = register_study_models(args.study, args.alias, args.prefix)
     print(f"{len(done)} model(s) registered; use them as --model models:/NAME@{args.alias}")
     return 0

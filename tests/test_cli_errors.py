@@ -47,6 +47,26 @@ def _manifest(tmp: Path, ds: Path, text: str) -> list[str]:
 
 CASES: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
     (
+        "models register on a directory that is not a study",
+        lambda t, d: ["models", "register", str(t), "--alias", "champion"],
+        r"not a study directory \(spec.yaml and state.json expected\)",
+    ),
+    (
+        "models register with an alias MLflow refuses",
+        lambda t, d: ["models", "register", str(t), "--alias", "v2"],
+        r"--alias: 'v2': letters, digits, '_' and '-' only, not 'latest' nor v<number>",
+    ),
+    (
+        "evaluate a registered model that is not in the registry",
+        lambda t, d: ["evaluate", "--model", "models:/nope@champion", "--data", str(d)],
+        r"models:/nope@champion: not in the model registry at sqlite:",
+    ),
+    (
+        "evaluate a model URI of no known form",
+        lambda t, d: ["evaluate", "--model", "models:/nope", "--data", str(d)],
+        r"models:/nope: expected models:/NAME@ALIAS, models:/NAME/VERSION or models:/MODEL_ID",
+    ),
+    (
         "label is a superscript digit",
         lambda t, d: _folder(t, lambda s: s.replace(",normal,train", ",²,train", 1)),
         r"labels.csv:2: unknown label '²'",

@@ -26,7 +26,7 @@ from pixelcam.results import ExperimentRecord
 from pixelcam.storage import Location
 from pixelcam.study.context import SPEC_FILE, STATE_FILE, StudyState
 from pixelcam.study.spec import StudySpec, load_spec
-from pixelcam.tracking import ensure_experiment, flat_params, pair_metric
+from pixelcam.tracking import ensure_experiment, flat_params, pair_metric, tracking_uri
 
 __all__ = ["log_study_models", "register_study_models"]
 
@@ -63,6 +63,7 @@ def register_study_models(
     spec = load_spec(d / SPEC_FILE)
     state = StudyState(d / STATE_FILE)
     ood = (d / "ood.json").read_json() if (d / "ood.json").is_file() else {"rows": []}
+    log(f"registering the tuned models of {d} in {tracking_uri()} with alias {alias!r}:")
     models = log_study_models(spec, state, ood, log=log)
     if not models:
         raise StudyError(f"{d}: no tuned model with a checkpoint to register (has the study finished?)")
