@@ -27,6 +27,7 @@ __all__ = [
     "download_model",
     "is_model_uri",
     "log_checkpoint_model",
+    "logged_checkpoints",
     "model_cache",
     "register_model",
 ]
@@ -133,14 +134,15 @@ def log_checkpoint_model(
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
     uri: str | None = None,
+    known: Mapping[str, str] | None = None,
 ) -> str:
     """The id of the READY LoggedModel holding local checkpoint directory `checkpoint` (made once per
     `checkpoint_uri`: a second call finds it by its tag) in the tracking store `uri` (default: this
-    process's)."""
+    process's); `known`: the experiment's `logged_checkpoints`, when the caller has listed them already."""
+    known = logged_checkpoints(experiment_id, uri) if known is None else known
+    if checkpoint_uri in known:
+        return known[checkpoint_uri]
     c = client(uri)
-    for found in _logged_models(c, experiment_id):
-        if found.tags.get(CHECKPOINT_TAG) == checkpoint_uri and str(found.status) == "READY":
-            return found.model_id
     model = c.create_logged_model(
         experiment_id,
         name=name,
@@ -161,12 +163,15 @@ def log_checkpoint_model(
     return model.model_id
 
 
-def _logged_models(c: Any, experiment_id: str) -> list[Any]:
-    """Every logged model of the experiment (the search is paged)."""
-    found, token = [], None
+def logged_checkpoints(experiment_id: str, uri: str | None = None) -> dict[str, str]:
+    """{checkpoint URI: model id} of the experiment's READY logged models (every page of the search)."""
+    c = client(uri)
+    found, token = {}, None
     while True:
         page = c.search_logged_models([experiment_id], page_token=token)
-        found.extend(page)
+        for model in page:
+            if CHECKPOINT_TAG in model.tags and str(model.status) == "READY":
+                found.setdefault(model.tags[CHECKPOINT_TAG], model.model_id)
         token = page.token
         if not token:
             return found

@@ -113,9 +113,9 @@ def check_backbone(name: str) -> str:
     if name in BACKBONES.names():
         return name
     if name.startswith(TIMM_PREFIX):
-        if timm.is_model(name[len(TIMM_PREFIX) :]):
+        if timm.is_model(arch := name.removeprefix(TIMM_PREFIX)):
             return name
-        raise ValueError(f"unknown timm architecture {name[len(TIMM_PREFIX) :]!r} (see timm.list_models())")
+        raise ValueError(f"unknown timm architecture {arch!r} (see timm.list_models())")
     raise ValueError(
         f"unknown value {name!r}; expected one of {BACKBONES.names()} or timm:ARCH for any timm architecture"
     )
@@ -124,7 +124,7 @@ def check_backbone(name: str) -> str:
 def is_vit_backbone(name: str) -> bool:
     """A token model (no feature pyramid: NEGEV's U-Net decoder cannot sit on it)."""
     if name.startswith(TIMM_PREFIX):
-        return is_token_model(name[len(TIMM_PREFIX) :])
+        return is_token_model(name.removeprefix(TIMM_PREFIX))
     return name in VIT_BACKBONES
 
 
@@ -136,7 +136,7 @@ def create_backbone(
     if weights is not None and pretrained:
         raise ValueError("a backbone starts from pretrained weights or from a weights file, not both")
     if name.startswith(TIMM_PREFIX):
-        backbone = Backbone(check_backbone(name)[len(TIMM_PREFIX) :], pretrained, None, **kwargs)
+        backbone = Backbone(check_backbone(name).removeprefix(TIMM_PREFIX), pretrained, None, **kwargs)
     else:
         backbone = BACKBONES.create(name, pretrained=pretrained, **kwargs)
     if weights is not None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import timm
 import torch
 from torch import nn
 
 
+@cache  # a study spec asks once per model label
 def is_token_model(name: str) -> bool:
     """Whether timm's `name` is a token model with a patch grid (ViT, DeiT, EVA, ...): built on the meta
     device (no memory, no weights) and asked for its patch embedding and prefix tokens."""

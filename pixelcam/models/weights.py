@@ -18,7 +18,7 @@ from torch import nn
 
 from pixelcam.errors import ConfigError
 
-__all__ = ["WeightsFile", "fit_weights", "load_weights_file", "read_weights", "sha256_of"]
+__all__ = ["WeightsFile", "checked_weights", "fit_weights", "load_weights_file", "read_weights", "sha256_of"]
 
 CHUNK = 1 << 22
 
@@ -99,6 +99,12 @@ def fit_weights(
     return {k: state[k] for k in own}
 
 
+def checked_weights(model: nn.Module, weights: WeightsFile, arch: str) -> dict[str, torch.Tensor]:
+    """The pinned file's tensors for `model` (`read_weights`, then `fit_weights`); `model` may be on the
+    meta device, to check a file before anything is built for real."""
+    return fit_weights(model, read_weights(weights), weights.path, arch)
+
+
 def load_weights_file(model: nn.Module, weights: WeightsFile, arch: str) -> None:
-    """Load the pinned file into `model` (see `fit_weights`)."""
-    model.load_state_dict(fit_weights(model, read_weights(weights), weights.path, arch))
+    """Load the pinned file into `model` (see `checked_weights`)."""
+    model.load_state_dict(checked_weights(model, weights, arch))

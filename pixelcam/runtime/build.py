@@ -13,7 +13,7 @@ from pixelcam.models.backbones import create_backbone
 from pixelcam.models.base import WSOLModel
 from pixelcam.models.factory import create_wsol_model
 from pixelcam.models.precision import Precision
-from pixelcam.models.weights import WeightsFile, fit_weights, read_weights
+from pixelcam.models.weights import WeightsFile, checked_weights
 from pixelcam.runtime.checkpoint import load_checkpoint
 from pixelcam.runtime.pseudo_labels import PseudoLabeler
 
@@ -37,7 +37,7 @@ def check_backbone_weights(cfg: TrainConfig) -> None:
         return
     with torch.device("meta"):
         backbone = create_backbone(cfg.resolved_backbone())
-    fit_weights(backbone.model, read_weights(weights), weights.path, cfg.resolved_backbone())
+    checked_weights(backbone.model, weights, cfg.resolved_backbone())
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> WSOLModel:

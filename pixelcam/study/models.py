@@ -5,8 +5,8 @@ Each tuned model of the study (one per source and method label: the checkpoint t
 B-CL as its spec says) becomes an MLflow 3 LoggedModel in the study's experiment: the checkpoint directory as
 its artifacts with an `input_example.json` (the tensor a model takes), its training config as params, its
 test PxAP / CL per target (mean over seeds) as metrics, linked to its training run (which holds the
-selection metrics). Each is registered as
-`<study>-<method>-<source>` (or `<prefix>-...`) and the alias points at that version, so `predict`,
+selection metrics). Each is registered as `<study>-<method>-<source>` (or `<prefix>-...`) and the alias
+points at that version, so `predict`,
 `evaluate` and `train pixelcam --pseudo-labels-from` take `models:/NAME@ALIAS`. Registering again adds no
 version for a model already registered; it moves the alias. A study written before the study logged its
 models gets them logged when they are registered.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelcam.errors import StudyError
-from pixelcam.logged_models import RegisteredModel, log_checkpoint_model, register_model
+from pixelcam.logged_models import RegisteredModel, log_checkpoint_model, logged_checkpoints, register_model
 from pixelcam.results import ExperimentRecord
 from pixelcam.storage import Location
 from pixelcam.study.context import SPEC_FILE, STATE_FILE, StudyState
@@ -41,14 +41,18 @@ def log_study_models(
     """{experiment key: LoggedModel id} of every tuned model with a checkpoint, logged once each (a model
     already logged from its checkpoint is found again, not logged twice)."""
     experiment_id = ensure_experiment(spec.mlflow_experiment(), uri)
+    known = logged_checkpoints(experiment_id, uri)  # listed once: found again without copying a file
     out = {}
     for key, rec in state.experiments().items():
         if rec.status != "ok" or not rec.checkpoint:
             log(f"  {key}: no model to log ({rec.reason or 'no selected checkpoint'})")
             continue
+        if rec.checkpoint in known:
+            out[key] = known[rec.checkpoint]
+            continue
         source, method = key.split("__", 1)
         test = _test_metrics(ood, method, source)
-        out[key] = _log_model(rec, source, method, spec.name, experiment_id, test, uri)
+        out[key] = _log_model(rec, source, method, spec.name, experiment_id, test, uri, known)
     return out
 
 
@@ -67,10 +71,11 @@ def register_study_models(
     models = log_study_models(spec, state, ood, log=log)
     if not models:
         raise StudyError(f"{d}: no tuned model with a checkpoint to register (has the study finished?)")
+    records = state.experiments()
     done = []
     for key, model_id in models.items():
         source, method = key.split("__", 1)
-        run_id = state.experiments()[key].mlflow_run_id
+        run_id = records[key].mlflow_run_id
         reg = register_model(model_id, f"{prefix or spec.name}-{method}-{source}", alias, run_id)
         log(f"  {reg.uri}  (version {reg.version}, logged model {reg.model_id})")
         done.append(reg)
@@ -97,6 +102,7 @@ def _log_model(
     experiment_id: str,
     test: dict[str, float],
     uri: str | None,
+    known: dict[str, str],
 ) -> str:
     """The LoggedModel of `rec`'s checkpoint (copied to a local directory first: it may be in a bucket)."""
     checkpoint = Location(rec.checkpoint)
@@ -117,6 +123,7 @@ def _log_model(
             metrics=test,  # the selection metrics are on the training run already (selected_*)
             tags={"study": study, "method": method, "source": source, "backbone": str(meta.get("backbone"))},
             uri=uri,
+            known=known,
         )
 
 
