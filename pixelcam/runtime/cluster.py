@@ -13,6 +13,10 @@ from pixelcam.errors import TrainError
 
 QUIET_NOTES = ("mlflow.store.db.utils",)  # "Creating initial MLflow database tables..." (a new local store)
 QUIET_TRACEBACKS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
+# The local Ray's dashboard UI (http://127.0.0.1:8265): two more Python processes per start (its modules),
+# ~3 CPU-s and ~2 s on 2 cores, for a page most local runs never open; `PIXELCAM_RAY_DASHBOARD=1` starts it.
+# Without it Ray still runs its dashboard head process (its job and state APIs).
+DASHBOARD_ENV = "PIXELCAM_RAY_DASHBOARD"
 CPU_FOR_DATA = 1.0  # CPUs left to Ray Data's decode tasks when workers are sized automatically
 
 
@@ -59,6 +63,7 @@ def init_ray(
             info = ray.init(
                 address="local",
                 num_cpus=num_cpus,
+                include_dashboard=os.environ.get(DASHBOARD_ENV, "0") == "1",
                 configure_logging=True,
                 logging_level="WARNING",
                 log_to_driver=to_driver,

@@ -117,8 +117,17 @@ class StudyState:
         """Record a step's plain output (e.g. the files it wrote)."""
         self.data[section] = value
 
-    def step_done(self, name: str, requires: tuple[str, ...], produces: tuple[str, ...]) -> None:
-        self.data["steps"][name] = {"requires": list(requires), "produces": list(produces)}
+    def step_done(
+        self, name: str, requires: tuple[str, ...], produces: tuple[str, ...], seconds: float = 0.0
+    ) -> None:
+        """Record a finished step; `seconds` (its wall time in this pass) adds to those of earlier passes, so
+        a resumed study's steps show what they cost in all."""
+        before = self.data["steps"].get(name, {}).get("seconds", 0.0)
+        self.data["steps"][name] = {
+            "requires": list(requires),
+            "produces": list(produces),
+            "seconds": round(before + seconds, 3),
+        }
         self.save()
 
     def save(self) -> None:

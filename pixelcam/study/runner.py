@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -91,9 +92,10 @@ def run_pipeline(ctx: StudyContext) -> OODMatrix | None:
             missing = [k for k in step.requires if not ctx.state.has(k)]
             if missing:
                 raise StudyError(f"study step {step.name!r} needs {missing}, which no earlier step produced")
+            started = time.perf_counter()
             if not skip:
                 step.run(ctx)
-            ctx.state.step_done(step.name, step.requires, step.produces)
+            ctx.state.step_done(step.name, step.requires, step.produces, time.perf_counter() - started)
     except (KeyboardInterrupt, Terminated) as exc:
         parent.finish("KILLED")
         mark_kept(exc, f"finished trials and steps are kept; continue with: pixelcam study resume {ctx.dir}")

@@ -106,6 +106,9 @@ class StudySpec(ConfigModel):
     # the paper's numbers, printed beside ours: {method: {pxap|cl: {"source->target": value}}, source: text}
     published: Annotated[dict[str, Any], BeforeValidator(published_values)] = Field(default_factory=dict)
     description: str = ""  # free text, shown nowhere but the spec
+    # benchmarks only (benchmarks/sweep_scale.py): each trial a no-op stand-in that opens, logs and ends its
+    # MLflow run and reports to Tune like a training, without a model (no checkpoint, so no later step runs)
+    stand_in: bool = False
     source_file: str = Field(default="", exclude=True)  # where the spec was read from (messages)
 
     @field_validator("name")

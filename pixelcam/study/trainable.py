@@ -41,14 +41,21 @@ def trial_driver(
     cfg = TrainConfig.from_dict(config["base"]).replace(
         **values, name=trial_name(trial_id), storage=config["train_storage"]
     )
+    tags = {**config.get("tags", {}), "trial_id": trial_id} | (
+        {"seed": str(values["seed"])} if "seed" in values else {}
+    )
+    if config.get("stand_in"):  # benchmarks only: the trial's bookkeeping without its training
+        from pixelcam.study.stand_in import run_stand_in
+
+        run_stand_in(cfg, dataset, values, config.get("mlflow_parent"), config.get("mlflow_uri"), tags)
+        return
     res = train(
         cfg,
         resume=(Location(cfg.storage) / cfg.run_name()).exists(),  # a retried trial continues its run
         callbacks=[TuneReportCallback()],
         parent_run_id=config.get("mlflow_parent"),
         mlflow_uri=config.get("mlflow_uri"),  # the study's store, not one in the trial's own directory
-        extra_tags={**config.get("tags", {}), "trial_id": trial_id}
-        | ({"seed": str(values["seed"])} if "seed" in values else {}),
+        extra_tags=tags,
         dataset=dataset,
         kind=config.get("kind", RunKind.TRIAL),
         shared_data=shared_data,

@@ -13,6 +13,7 @@ so every epoch appears exactly once.
 from __future__ import annotations
 
 import tempfile
+import time
 from typing import Any
 
 import torch
@@ -55,6 +56,8 @@ EPOCH_METRICS = (
     "lr",
     "images_per_s",
     "input_wait_s",
+    "train_s",  # the epoch's SGD pass (input included), rank 0's
+    "val_s",  # its validation pass (valpx and valcl)
 )
 
 
@@ -177,7 +180,9 @@ class EpochLoop:
             objective=self.objective,
         )
         self.scheduler.step()
+        started = time.perf_counter()
         val = self._validate()
+        val_s = time.perf_counter() - started
         metrics = {
             "loss": stats.loss,
             "ce": stats.ce,
@@ -187,6 +192,8 @@ class EpochLoop:
             "lr": lr,
             "images_per_s": self._throughput(stats),
             "input_wait_s": stats.input_wait,  # rank 0's; on a GPU, the time it idled for input
+            "train_s": stats.seconds,
+            "val_s": val_s,
         }
         improved = self._select(metrics, epoch, val.tau)
         self._log(epoch, metrics)

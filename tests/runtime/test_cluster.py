@@ -1,7 +1,9 @@
 """The embedded default's local Ray is guarded by Ray's token authentication: its GCS (which Ray 2.60 binds
-to every interface) refuses a client holding another token and accepts one holding the cluster's."""
+to every interface) refuses a client holding another token and accepts one holding the cluster's. It starts
+without Ray's dashboard unless PIXELCAM_RAY_DASHBOARD=1 asks for it."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -23,6 +25,20 @@ for name, env in (("stranger", stranger), ("own", own)):
     cmd = [sys.executable, "-c", connect]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     res[name] = {"connected": "CONNECTED" in out.stdout, "err": out.stderr[-2000:]}
+# Ray's own processes are this driver's children; the dashboard's UI modules would be its head's children
+def children(pid):
+    out = {}
+    for name in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{name}/stat").read() if name.isdigit() else "0) S 0"
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out[int(name)] = open(f"/proc/{name}/cmdline").read().replace("\\0", " ")
+        except OSError:
+            pass
+    return out
+children = {cmd: list(children(pid).values()) for pid, cmd in children(os.getpid()).items()}
+res["children"] = children
 print(json.dumps(res))
 ray.shutdown()
 """
@@ -46,3 +62,26 @@ def test_local_ray_refuses_a_client_without_its_token(token_probe: subprocess.Co
     assert res["own"]["connected"], res["own"]["err"]  # the probe itself can connect: the check is real
     assert not res["stranger"]["connected"]
     assert "token" in res["stranger"]["err"].lower()
+    # Ray started (its GCS and raylet are the driver's children); its dashboard head runs (Ray's job and state
+    # APIs need it) without the UI's module processes
+    kids = res["children"]
+    assert any("gcs_server" in c for c in kids) and any("raylet" in c for c in kids), kids
+    (head,) = [c for c in kids if "dashboard/dashboard.py" in c]
+    assert kids[head] == [], kids[head]
+
+
+def test_the_dashboard_starts_when_asked(monkeypatch: pytest.MonkeyPatch):
+    import ray
+
+    from pixelcam.runtime.cluster import DASHBOARD_ENV, init_ray
+
+    asked: list[dict] = []
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # init_ray's Ray flags stay in this test
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: asked.append(kw))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv(DASHBOARD_ENV, raising=False)
+    init_ray(num_cpus=1)
+    monkeypatch.setenv(DASHBOARD_ENV, "1")
+    init_ray(num_cpus=1)
+    assert [kw["include_dashboard"] for kw in asked] == [False, True]

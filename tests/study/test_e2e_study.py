@@ -89,6 +89,9 @@ def test_study_resumed_and_recorded(tiny_study: TinyStudy):
     # seeds [0, 1]: seed 0 is the tuned run; seed 1 retrains cam, then PixelCAM on cam *of seed 1*
     state = (study_dir / "state.json").read_json()
     assert set(state["seeds"]) == {"synth-colon__cam@seed1", "synth-colon__pixelcam-cam@seed1"}
+    # each step's wall time, summed over the interrupted run and the resumes (training dominates)
+    seconds = {name: step["seconds"] for name, step in state["steps"].items()}
+    assert seconds["tune"] > seconds["dashboard"] > 0 and seconds["seeds"] > 0, seconds
     # as two waves (one Tune experiment each: the baselines' seeds, then PixelCAM's on them), whose Tune
     # state Tune keeps in the bucket itself
     stored = bucket_files(tiny_study.stored)

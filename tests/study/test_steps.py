@@ -25,3 +25,11 @@ def test_state_round_trips_and_records_units_of_work(tmp_path):
     assert again.experiment("synth-colon__cam") == rec and again.experiments() == {"synth-colon__cam": rec}
     assert again.evaluation("synth-colon__cam") is None and again.parent_run_id is None
     assert again.data["steps"] == {}
+
+
+def test_a_steps_seconds_add_up_over_the_passes_that_ran_it(tmp_path):
+    state = StudyState(tmp_path / "state.json")
+    state.step_done("tune", (), ("experiments",), 12.5)
+    state.step_done("tune", (), ("experiments",), 0.25)  # a resume: the step ran again, little left to do
+    step = StudyState(tmp_path / "state.json").data["steps"]["tune"]
+    assert step == {"requires": [], "produces": ["experiments"], "seconds": 12.75}

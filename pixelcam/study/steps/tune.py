@@ -78,6 +78,7 @@ def tune_experiment(ctx: StudyContext, source: str, method: str) -> ExperimentRe
         "mlflow_uri": ctx.uri,
         "mlflow_parent": ctx.parent_run_id,
         "tags": {"study": spec.name, "experiment_key": key, "method_label": method},
+        **({"stand_in": True} if spec.stand_in else {}),
     }
     path = tune_root / key
     if ray.tune.Tuner.can_restore(path.uri):
