@@ -138,7 +138,10 @@ def is_fixed(spec: StudySpec, labels: list[str]) -> bool:
 
 def train_fixed(ctx: StudyContext, phase: str, labels: list[str]) -> None:
     """Train the fixed configuration of `labels` on every source as one wave (`study.waves`): the same
-    records, Train directories and MLflow runs as `tune_experiment`, without one Tune experiment each."""
+    records, Train directories and MLflow runs as `tune_experiment`, without one Tune experiment each. The
+    other seeds of `seeds` (known now: nothing is searched) train in the same wave, recorded as the seeds
+    step records them."""
+    from pixelcam.study.steps.seeds import announce_seeds, record_seed_run, seed_runs
     from pixelcam.study.waves import run_wave
 
     spec = ctx.spec
@@ -154,13 +157,21 @@ def train_fixed(ctx: StudyContext, phase: str, labels: list[str]) -> None:
             ctx.log(f"[{run['key']}] done earlier: best trial {done.best_trial}")
     # a wave's records are written together, so a resumed wave is the same grid as the interrupted one
     runs = [r for r in runs if _to_run(ctx.state.experiment(r["key"]))]
-    if not runs:
+    seeded = [
+        r for source in spec.sources for label in labels for r in seed_runs(ctx, source, label, fixed=True)
+    ]
+    if not runs and not seeded:
         return
-    keys = ", ".join(r["key"] for r in runs)
-    ctx.log(f"training the fixed configuration of {keys} ({ctx.concurrency} at once)")
+    if runs:
+        keys = ", ".join(r["key"] for r in runs)
+        ctx.log(f"training the fixed configuration of {keys} ({ctx.concurrency} at once)")
+    announce_seeds(ctx, seeded)
     with interrupted_as(ctx, [r["key"] for r in runs]):
-        results = run_wave(ctx, f"fixed-{phase}", runs)
-    for run, result, _ in results:
+        results = run_wave(ctx, f"fixed-{phase}", runs + seeded)
+    for run, result, info in results:
+        if run.get("kind") == RunKind.SEED:
+            record_seed_run(ctx, run, result, info)
+            continue
         storage = Location(run["train_storage"])
         rec = best_trial([result], storage, {})
         ctx.state.put("experiments", run["key"], rec, save=False)
