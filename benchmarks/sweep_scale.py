@@ -119,7 +119,7 @@ def report(
     print(
         f"\nstudy wall {wall:.1f} s (driver CPU {cpu:.1f} s); tune step {steps['tune']:.1f} s for "
         f"{trials} trials "
-        f"({rec['trials_ok']} ok, {rec['trial_epochs']} trial-epochs)"
+        f"({rec['trial_epochs']} trial-epochs run, ASHA stopping the weaker trials; stand-ins leave no model)"
     )
     print(f"tune step wall per trial        {per_trial:8.1f} ms   (target <= 50 ms)")
     if trials > first:
