@@ -42,10 +42,8 @@ class Probe:
 
     def __init__(self, marks: list[int]) -> None:
         self.marks, self.done, self.samples = set(marks), 0, {}
-        self.lines = 0
 
     def __call__(self, line: str) -> None:
-        self.lines += 1
         if line.startswith("[") and (" done: " in line or " stopped early " in line):
             self.done += 1
             if self.done in self.marks:

@@ -39,10 +39,11 @@ def wave_run(
 
 
 def run_wave(
-    ctx: StudyContext, name: str, runs: list[dict[str, Any]], kind: str | None = None
+    ctx: StudyContext, name: str, runs: list[dict[str, Any]]
 ) -> list[tuple[dict[str, Any], Any, SelectedCheckpoint | None]]:
     """Train `runs` (from `wave_run`) as the Tune experiment `tune/<name>` (restored when it exists);
-    returns (run, Tune result, the run's selected checkpoint info or None) per run, in the order given."""
+    returns (run, Tune result, the run's selected checkpoint info or None) per run, in the order given. A run
+    carries its own MLflow run kind (`"kind"`, e.g. a seed run's); the default is a trial's."""
     import ray.tune
 
     constants: dict[str, Any] = {
@@ -50,7 +51,6 @@ def run_wave(
         "searched": [],
         "mlflow_uri": ctx.uri,
         "mlflow_parent": ctx.parent_run_id,
-        **({"kind": kind} if kind else {}),
     }
     tune_config = ray.tune.TuneConfig(num_samples=1, max_concurrent_trials=ctx.concurrency, reuse_actors=True)
     results = fit_experiment(ctx, ctx.dir / "tune" / name, constants, tune_config, resume_errored=True)
