@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from pixelcam.config import TrainConfig
 from pixelcam.data.reader import PatchDataset, open_dataset
@@ -105,12 +106,16 @@ class Selected:
 
 
 def pixelcam_parts(
-    cfg: TrainConfig, model: torch.nn.Module, ds: PatchDataset, baseline: tuple[TrainConfig, Selected]
+    cfg: TrainConfig,
+    model: torch.nn.Module,
+    ds: PatchDataset,
+    baseline: tuple[TrainConfig, Selected],
+    device: str = "cpu",
 ) -> tuple[PseudoLabeler, Any]:
     """PixelCAM's labeler (the baseline's B-LOC model, frozen) and objective; `model` starts from the
     baseline's `init_from` model."""
     base_cfg, base = baseline
-    frozen = load_selected(base_cfg, ds, base, cfg.pseudo_labels_checkpoint)
+    frozen = load_selected(base_cfg, ds, base, cfg.pseudo_labels_checkpoint, device)
     names = ds.class_names(cfg.source)
     roi = set(ds.roi_classes(cfg.source))
     no_roi = {i for i, name in enumerate(names) if name not in roi}
@@ -136,11 +141,13 @@ def bare_train(
     data: dict[str, Any],
     phases: Phases,
     baseline: tuple[TrainConfig, Selected] | None,
+    device: str = "cpu",
 ) -> Selected:
     """Train one model as a plain loop; returns its selected states."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, len(ds.class_names(cfg.source)))
-    labeler, objective = pixelcam_parts(cfg, model, ds, baseline) if baseline else (None, None)
+    labeler, objective = pixelcam_parts(cfg, model, ds, baseline, device) if baseline else (None, None)
+    model = model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_decay)
     selected = Selected()
@@ -149,13 +156,14 @@ def bare_train(
             labeler.reseed(derived_seed(cfg.seed, "pseudo", 0, epoch))
         with phases("train epochs"):
             batches = train_batches(data["train", cfg.source], cfg, epoch)
-            train_epoch(model, batches, opt, epoch, pseudo_labeler=labeler, lam=cfg.lam, objective=objective)
+            train_epoch(model, batches, opt, epoch, device, labeler, cfg.lam, objective=objective)
             sched.step()
         with phases("per-epoch validation"):
             val = validate(
                 model,
                 data["valpx", cfg.source],
                 data["valcl", cfg.source],
+                device,
                 num_bins=cfg.num_bins,
                 criterion=cfg.threshold_criterion,
                 eval_size=cfg.eval_size,
@@ -165,10 +173,12 @@ def bare_train(
     return selected
 
 
-def load_selected(cfg: TrainConfig, ds: PatchDataset, selected: Selected, which: str) -> torch.nn.Module:
+def load_selected(
+    cfg: TrainConfig, ds: PatchDataset, selected: Selected, which: str, device: str = "cpu"
+) -> torch.nn.Module:
     model = build_model(cfg, len(ds.class_names(cfg.source)))
     model.load_state_dict(selected.state[which])
-    return model
+    return model.to(device)
 
 
 def decode_all(spec: StudySpec, ds: PatchDataset, targets: list[str], phases: Phases) -> dict[Any, Any]:
@@ -185,8 +195,10 @@ def decode_all(spec: StudySpec, ds: PatchDataset, targets: list[str], phases: Ph
     return data
 
 
-def bare_study(spec: StudySpec, ds: PatchDataset, targets: list[str]) -> tuple[float, dict[str, float]]:
-    """The study's trainings and evaluations as plain loops: (wall seconds, seconds per phase)."""
+def bare_study(
+    spec: StudySpec, ds: PatchDataset, targets: list[str], device: str = "cpu"
+) -> tuple[float, dict[str, float]]:
+    """The study's trainings and evaluations as plain loops on `device`: (wall seconds, seconds per phase)."""
     phases = Phases()
     start = time.perf_counter()
     data = decode_all(spec, ds, targets, phases)
@@ -198,17 +210,18 @@ def bare_study(spec: StudySpec, ds: PatchDataset, targets: list[str]) -> tuple[f
             for seed in seeds:
                 cfg = spec.base_config(var.method, source, var.baseline).replace(**var.fixed, seed=seed)
                 base = models[source, var.baseline, seed] if var.baseline else None
-                models[source, label, seed] = (cfg, bare_train(cfg, ds, data, phases, base))
+                models[source, label, seed] = (cfg, bare_train(cfg, ds, data, phases, base, device))
     with phases("final evaluation"):
         for cfg, selected in models.values():
-            model = load_selected(cfg, ds, selected, spec.selection)
+            model = load_selected(cfg, ds, selected, spec.selection, device)
             for target in targets:
-                evaluate_batches(model, data["test", target], eval_size=cfg.eval_size)
+                evaluate_batches(model, data["test", target], device, eval_size=cfg.eval_size)
     if spec.stain_shift is not None:
         with phases("stain sweep"):
             for (source, _, seed), (cfg, selected) in models.items():
                 if seed == spec.seed:
-                    bare_stain(spec, ds, cfg, load_selected(cfg, ds, selected, spec.selection), data, source)
+                    model = load_selected(cfg, ds, selected, spec.selection, device)
+                    bare_stain(spec, ds, cfg, model, data, source, device)
     return time.perf_counter() - start, dict(phases.seconds)
 
 
@@ -219,6 +232,7 @@ def bare_stain(
     model: torch.nn.Module,
     data: dict[Any, Any],
     source: str,
+    device: str = "cpu",
 ) -> None:
     """The stain step's sweep of one model, on the decoded test batches."""
     st = spec.stain_shift
@@ -245,7 +259,7 @@ def bare_stain(
                         .contiguous(memory_format=torch.channels_last)
                     )
                     moved = EvalBatch(images, batch.labels, batch.masks, batch.image_ids)
-                evaluate_batches(model, [moved], eval_size=cfg.eval_size)
+                evaluate_batches(model, [moved], device, eval_size=cfg.eval_size)
 
 
 # ---- the study side --------------------------------------------------------------------------------------
@@ -328,39 +342,65 @@ def report(
     print(f"  {'(other)':44}{bare_wall - sum(bare.values()):>8.1f}")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--spec", default="studies/quickstart.yaml")
-    ap.add_argument("--data", default="data/synth")
-    ap.add_argument("--repeat", type=int, default=1, help="study then bare, this many times (ratios each)")
-    args = ap.parse_args()
-    if not Path(args.data, "manifest.json").is_file():
-        raise SystemExit(f"{args.data}: no dataset (make one with `pixelcam data synth --out {args.data}`)")
-    data = str(Path(args.data).resolve())
-    spec = load_spec(args.spec)
+def gpu_spec(spec_path: str, root: Path) -> str:
+    """The spec with its trials on the GPU: `resources.gpus_per_worker` 1 / max_concurrent (trials share it
+    as the CPU run shares the cores), written beside the study."""
+    raw = yaml.safe_load(Path(spec_path).read_text())
+    budget = raw.get("budget", {})
+    raw.setdefault("resources", {})["gpus_per_worker"] = round(1 / max(budget.get("max_concurrent", 1), 1), 3)
+    path = root / Path(spec_path).name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return str(path)
+
+
+def measure(spec_path: str, data: str, device: str = "cpu", repeat: int = 1) -> list[dict[str, Any]]:
+    """Study then bare loops, `repeat` times on `device`, each reported; returns their figures."""
+    data = str(Path(data).resolve())
+    spec = load_spec(spec_path)
     spec.data = data
     ds = open_dataset(data)
     targets = list(spec.targets or ds.domains)
     print(
-        f"{args.spec}: {len(spec.sources)} sources, models {spec.all_methods()}, seeds {list(spec.seeds)}, "
-        f"{spec.budget.epochs} epochs, {os.cpu_count()} CPUs"
+        f"{spec_path}: {len(spec.sources)} sources, models {spec.all_methods()}, seeds {list(spec.seeds)}, "
+        f"{spec.budget.epochs} epochs, {os.cpu_count()} CPUs, {device}"
     )
-    ratios = []
-    for _ in range(args.repeat):
+    out = []
+    for _ in range(repeat):
         root = Path(tempfile.mkdtemp(prefix="pixelcam-overhead-"))
         os.environ["MLFLOW_TRACKING_URI"] = uri = f"sqlite:///{root / 'mlflow.db'}"
-        study_wall, directory = run_the_study(args.spec, data, root)
+        path = gpu_spec(spec_path, root) if device == "cuda" else spec_path
+        study_wall, directory = run_the_study(path, data, root)
         steps = {
             k: v.get("seconds", 0.0)
             for k, v in json.loads((directory / "state.json").read_text())["steps"].items()
         }
         runs = run_seconds(uri, spec.mlflow_experiment())
         torch.set_num_threads(os.cpu_count() or 1)
-        bare_wall, bare = bare_study(spec, ds, targets)
-        report(study_wall, steps, runs, bare_wall, bare)
-        ratios.append(study_wall / bare_wall)
-    if len(ratios) > 1:
+        bare_wall, bare = bare_study(spec, ds, targets, device)
+        report(study_wall, steps, dict(runs), bare_wall, bare)
+        out.append(
+            {"study_s": study_wall, "bare_s": bare_wall, "ratio": study_wall / bare_wall, "steps": steps,
+             "runs": runs, "bare": bare}
+        )  # fmt: skip
+    if len(out) > 1:
+        ratios = [r["ratio"] for r in out]
         print(f"\nratios: {' '.join(f'{r:.2f}x' for r in ratios)} (median {statistics.median(ratios):.2f}x)")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--spec", default="studies/quickstart.yaml")
+    ap.add_argument("--data", default="data/synth")
+    ap.add_argument("--repeat", type=int, default=1, help="study then bare, this many times (ratios each)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: trials, evaluation and "
+                    "the bare loops on the GPU (gpus_per_worker 1 / max_concurrent)")  # fmt: skip
+    args = ap.parse_args()
+    if not Path(args.data, "manifest.json").is_file():
+        raise SystemExit(f"{args.data}: no dataset (make one with `pixelcam data synth --out {args.data}`)")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("study_overhead: --device cuda, but torch sees no CUDA device")
+    measure(args.spec, args.data, args.device, args.repeat)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Ray Train overhead and worker scaling: the same training epochs as a bare PyTorch loop, in-process on Ray
-Data (the `local` executor a single-worker run or study trial uses), on Ray Train with 1 worker, and on Ray
-Train with 2 workers, measured side by side in one run.
+Data (the `local` executor a single-worker run or study trial uses), in-process with the split kept in memory
+(`train_input: device`, here the CPU's memory), on Ray Train with 1 worker, and on Ray Train with 2 workers,
+measured side by side in one run.
 
 All four train the same model (same config, seed) on the same Parquet `train` split. Epoch time covers
 input (decode + augment) and SGD, measured inside the loop; the first epoch (pipeline and allocator warm-up)
@@ -59,7 +60,12 @@ def bare_loop(cfg: TrainConfig) -> list[float]:
 
 
 def ray_run(
-    cfg: TrainConfig, workers: int, root: Path, cpus: int, executor: str = "ray_train"
+    cfg: TrainConfig,
+    workers: int,
+    root: Path,
+    cpus: int,
+    executor: str = "ray_train",
+    train_input: str = "stream",
 ) -> tuple[list[float], float, dict[str, float]]:
     """Seconds per epoch (from the images/s each epoch reports), the whole run's wall time and its start-up
     split (`startup_workers_s`, `startup_model_s`, `startup_first_step_s`; empty without MLflow)."""
@@ -77,7 +83,8 @@ def ray_run(
             num_workers=workers,
             cpus_per_worker=cpus / workers,
             executor=executor,
-            name=f"bench-{executor}-{workers}w",
+            train_input=train_input,
+            name=f"bench-{executor}-{workers}w-{train_input}",
             storage=str(root / "runs"),
         ),
         mlflow=MlflowClient is not None,
@@ -127,6 +134,7 @@ def main() -> None:
     ray.init(address="local", num_cpus=args.cpus + 1, include_dashboard=False, logging_level="ERROR")
     runs = {
         "in-process (local), 1": ray_run(cfg, 1, root, args.cpus, "local"),
+        "in-process, in memory": ray_run(cfg, 1, root, args.cpus, "local", "device"),
         "Ray Train, 1 worker": ray_run(cfg, 1, root, args.cpus),
         "Ray Train, 2 workers": ray_run(cfg, 2, root, args.cpus),
     }

@@ -141,6 +141,11 @@ class TrainConfig(ConfigModel):
     # evaluation and slide inference (recorded with every run)
     precision: str = "fp32"
     channels_last: bool = False  # NHWC activations (faster convolutions on GPUs and recent CPUs)
+    # how the train split reaches the step: "stream" (Ray Data every epoch), "device" (read once into the
+    # worker's device memory as uint8, then shuffled, cropped, flipped and normalised there each epoch: no
+    # per-epoch pipeline), "auto" (device on a GPU when the split fits a quarter of its free memory, else
+    # stream; the CPU streams). Same augmentation draws; the batch order differs
+    train_input: str = "auto"
     cpus_per_worker: Annotated[float, Field(gt=0)] | None = None  # None: one CPU to Ray Data, share the rest
     max_failures: Annotated[int, Field(ge=0)] = 2  # worker-group restarts from the latest checkpoint
     name: str | None = None  # run name under `storage` (deterministic so that --resume finds it)
@@ -163,6 +168,7 @@ class TrainConfig(ConfigModel):
         "gradcampp_variant",
         "executor",
         "precision",
+        "train_input",
     )
     @classmethod
     def _registered(cls, value: str | None, info: Any) -> str | None:
@@ -303,6 +309,7 @@ def _list_threshold_criteria() -> list[str]:
 
 
 # The registry (or fixed set) each choice field is checked against; imported lazily: the models pull in torch.
+TRAIN_INPUTS = ("auto", "stream", "device")  # see TrainConfig.train_input
 CHOICES: dict[str, Callable[[], list[str]]] = {
     "method": _list_methods,
     "sampler": _list_samplers,
@@ -318,6 +325,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "gradcampp_variant": lambda: list(_gradcampp_variants()),
     "executor": lambda: ["auto", "ray_train", "local"],
     "precision": lambda: list(_precisions()),
+    "train_input": lambda: list(TRAIN_INPUTS),
 }
 
 

@@ -49,7 +49,7 @@ def test_gpu_check_smoke_runs_every_path(gpu_check_smoke: dict):
 
     out, report = SimpleNamespace(**gpu_check_smoke), gpu_check_smoke["report"]
     assert out.rc == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert report["smoke"] is True and not any("error" in report[k] for k in "abcd")
+    assert report["smoke"] is True and not any("error" in report[k] for k in "abcde")
     # (a) every method at both batch sizes, CAM and forward timed; the paper's figure beside the ones it has
     a = report["a"]
     assert {r["method"] for r in a} == set(list_methods()) and len(a) == 2 * len(list_methods())
@@ -64,12 +64,19 @@ def test_gpu_check_smoke_runs_every_path(gpu_check_smoke: dict):
     ]
     assert all(r["images_per_s"] > 0 for r in report["b"]["throughput"])
     assert {r["method"] for r in report["b"]["memory"]} == {"cam", "pixelcam"}
-    # (c) the real loop on both executors against the bare loop, with the input wait
+    # (c) the real loop (in-process streamed and kept on the device, Ray Train on the device) against the bare
+    # loop, with the input wait
     c = report["c"]
-    assert set(c) == {"ray_train", "local", "bare"} and c["bare"]["vs_bare"] == 1.0
+    assert set(c) == {"local_stream", "local_device", "ray_device", "bare"} and c["bare"]["vs_bare"] == 1.0
     assert all(c[k]["images_per_s"] > 0 and 0 <= c[k]["input_wait_s"] < c[k]["epoch_s"] for k in c)
     # (d) slide inference through `pixelcam predict` vs the bare forward over the same tiles
     d = report["d"]
     assert d["tiles"][1] > d["tiles"][0] > 10 and d["forward_only"] > 0 and 0 < d["end_to_end"]
     assert d["steady_state"] > 0 and d["first_batch_s"] > 0
-    assert "Ray Train, 1 worker" in out.stdout and "CAM/fwd" in out.stdout
+    assert "Ray Train 1 worker, on the device" in out.stdout and "CAM/fwd" in out.stdout
+    assert "train split kept on cpu" in out.stdout  # the device path taken where it was asked for
+    # (e) a study against its bare loops: the ratio and both breakdowns
+    e = report["e"]
+    assert e["study_s"] > e["bare_s"] > 0 and e["ratio"] == pytest.approx(e["study_s"] / e["bare_s"])
+    assert {"tune", "evaluate", "dashboard"} <= set(e["steps"]) and e["runs"]["runs"] == 1
+    assert e["bare"]["train epochs"] > 0 and "study wall" in out.stdout

@@ -154,6 +154,17 @@ class StudyContext:
     def parent_run_id(self) -> str | None:
         return self.state.parent_run_id
 
+    @property
+    def eval_device(self) -> str:
+        """Where the driver's evaluation and stain sweep run: the GPU when the study trains on GPUs and the
+        driver sees one, else the CPU (a study's numbers are computed on the device it trained on)."""
+        if self.spec.resources.gpus_per_worker:
+            import torch
+
+            if torch.cuda.is_available():
+                return "cuda"
+        return "cpu"
+
     def parent_logger(self) -> RunLogger | None:
         return RunLogger(self.parent_run_id, self.uri) if self.parent_run_id else None
 

@@ -31,7 +31,8 @@ from pixelcam.runtime.build import (
     make_meta,
 )
 from pixelcam.runtime.checkpoint import load_checkpoint, load_optim_state, save_checkpoint
-from pixelcam.runtime.data import iter_split
+from pixelcam.runtime.data import decoded_bytes, iter_split
+from pixelcam.runtime.resident import LOAD_BATCH, ResidentSplit, equal_steps, keep_on_device
 from pixelcam.runtime.transforms import Augment
 from pixelcam.train.objectives import create_objective
 from pixelcam.train.overlays import overlay_grid
@@ -110,6 +111,25 @@ class EpochLoop:
         self.logger = self._logger()
         self.startup["model"] = payload.since_start()
         self.shard = session.shard()
+        self.resident, self.steps = self._resident()
+
+    def _resident(self) -> tuple[ResidentSplit | None, int | None]:
+        """(this worker's train rows read once onto its device, batches per epoch) with `train_input` device
+        (or auto on a GPU, where they fit); (None, None): streamed every epoch."""
+        cfg = self.cfg
+        nbytes = decoded_bytes(self.ds, cfg.source, cfg.resize) // self.world
+        if not keep_on_device(cfg.train_input, nbytes, self.device):
+            return None, None
+        split = ResidentSplit.load(
+            self.shard.iter_batches(batch_size=LOAD_BATCH, batch_format="numpy"), self.device
+        )
+        if self.rank == 0:
+            print(
+                f"[{cfg.method} {cfg.source}] train split kept on {self.device}: {len(split)} images per "
+                f"worker, {split.nbytes / 2**20:.0f} MiB (train_input {cfg.train_input})",
+                flush=True,
+            )
+        return split, equal_steps(len(split), cfg.batch_size, self.world)
 
     def _pixelcam(self, model: WSOLModel) -> tuple[Any, dict[str, Any] | None]:
         """PixelCAM's frozen baseline (pseudo-labels) and initial weights; (None, None) for other methods."""
@@ -204,12 +224,15 @@ class EpochLoop:
 
     def _batches(self, epoch: int) -> Any:
         cfg, device = self.cfg, self.device
+        shuffle_seed = derived_seed(cfg.seed, "shuffle", self.rank, epoch)
+        if self.resident is not None:
+            return self.resident.epoch(cfg.batch_size, cfg.crop, cfg.seed, epoch, shuffle_seed, self.steps)
         return self.shard.iter_torch_batches(
             batch_size=cfg.batch_size,
             # on CUDA the images travel as uint8 and are cropped, flipped and normalised on the device
             collate_fn=Augment(cfg.crop, cfg.seed, epoch, on_device=device.type == "cuda"),
             local_shuffle_buffer_size=SHUFFLE_BATCHES * cfg.batch_size,
-            local_shuffle_seed=derived_seed(cfg.seed, "shuffle", self.rank, epoch),
+            local_shuffle_seed=shuffle_seed,
             prefetch_batches=PREFETCH_BATCHES.get(device.type, 2),
             # the host-to-device copy happens on Ray Data's prefetch thread, from pinned memory on CUDA
             device=device,
@@ -281,6 +304,7 @@ class EpochLoop:
             )
             if self.logger is not None:
                 self.logger.metrics({f"startup_{k}_s": v for k, v in s.items()}, step=epoch)
+                self.logger.tags({"train_input": "device" if self.resident is not None else "stream"})
         if self.logger is not None and epoch not in self.logger.logged_steps("valpx_pxap"):
             # Logged before the checkpoint exists, so a checkpointed epoch is always in MLflow; an epoch
             # re-run after a failure is skipped (its values are the same: the run is deterministic).

@@ -236,9 +236,25 @@ def test_local_executor_and_select_from_epoch(env, warm):
     client = MlflowClient(env["uri"])
     assert [s for s, _ in history(client, res.mlflow_run_id, "valpx_pxap")] == [0, 1]  # both epochs logged
     assert client.get_run(res.mlflow_run_id).data.params["executor"] == "auto"
+    assert client.get_run(res.mlflow_run_id).data.tags["train_input"] == "stream"  # auto on a CPU
     assert {"startup_workers_s", "startup_model_s", "startup_first_step_s"} <= set(
         client.get_run(res.mlflow_run_id).data.metrics
     )
+
+
+def test_the_train_split_kept_on_the_device(env, capsys):
+    """`train_input: device`: the shard is read once onto the worker's device (here the CPU) and each epoch
+    is cropped, flipped and normalised there; the choice is a parameter and the path taken a tag."""
+    cfg = TrainConfig.from_dict(yaml.safe_load(env["config"].read_text()))
+    res = train(cfg.replace(name="resident", epochs=2, num_workers=1, train_input="device"))
+    assert "train split kept on cpu" in capsys.readouterr().out
+    client = MlflowClient(env["uri"])
+    run = client.get_run(res.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train_input"] == "device" and run.data.tags["train_input"] == "device"
+    losses = history(client, res.mlflow_run_id, "loss")
+    assert [s for s, _ in losses] == [0, 1] and all(0 < v < 10 for _, v in losses)
+    assert 0 < run.data.metrics["valpx_pxap"] <= 100
 
 
 def _is_train_worker(p: psutil.Process) -> bool:

@@ -44,7 +44,8 @@ def evaluate_model(
         return done
     if exp is None or rec is None or not rec.checkpoint:
         return None
-    report, per_image = evaluate_with_details(rec.checkpoint, ctx.dataset, ctx.targets)
+    device = ctx.eval_device
+    report, per_image = evaluate_with_details(rec.checkpoint, ctx.dataset, ctx.targets, device=device)
     tags = {"method": method, "source": source, "best_trial": str(exp.best_trial)}
     if ctx.spec.seeds:
         tags["seed"] = str(ctx.spec.seed if seed is None else seed)

@@ -63,6 +63,7 @@ def sweep_model(ctx: StudyContext, source: str, method: str) -> list[dict[str, A
             st.max_strength,
             st.fit_images,
             mode=st.mode,
+            device=ctx.eval_device,
         )
         rep["label"] = method
         reports.append(rep)
