@@ -334,8 +334,9 @@ def bare_loop(cfg, ds, device: torch.device, n_train: int) -> dict:
     on the device: the ceiling an input path can approach."""
     import numpy as np
 
+    from pixelcam.data.decode import decode_batch
     from pixelcam.runtime.build import build_model
-    from pixelcam.runtime.transforms import Augment, decode_batch
+    from pixelcam.runtime.transforms import Augment
 
     num = Precision("bf16", device, True)
     torch.manual_seed(cfg.seed)

@@ -37,13 +37,14 @@ import torch
 import yaml
 
 from pixelcam.config import TrainConfig
+from pixelcam.data.decode import decode_batch
 from pixelcam.data.reader import PatchDataset, open_dataset
 from pixelcam.evaluation.stain_sweep import stain_plan
 from pixelcam.runtime.build import build_model, derived_seed, init_from_baseline
 from pixelcam.runtime.data import EvalBatch, iter_split
 from pixelcam.runtime.eval_loop import evaluate_batches
 from pixelcam.runtime.pseudo_labels import PseudoLabeler
-from pixelcam.runtime.transforms import Augment, decode_batch, normalize, unnormalize
+from pixelcam.runtime.transforms import Augment, normalize, unnormalize
 from pixelcam.study.spec import StudySpec, load_spec
 from pixelcam.study.stain import sweep_plan
 from pixelcam.train.objectives import create_objective

@@ -31,9 +31,10 @@ import numpy as np
 import torch
 
 from pixelcam.config import TrainConfig
+from pixelcam.data.decode import decode_batch
 from pixelcam.data.reader import open_dataset
 from pixelcam.runtime.build import build_model
-from pixelcam.runtime.transforms import Augment, decode_batch
+from pixelcam.runtime.transforms import Augment
 from pixelcam.train.steps import train_epoch
 
 

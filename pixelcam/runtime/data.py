@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pixelcam.data.decode import decode_batch
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.reader import PatchDataset
-from pixelcam.runtime.transforms import decode_batch, to_tensor
+from pixelcam.runtime.transforms import to_tensor
 
 TRAIN_COLUMNS = ["image_id", "label", "image"]
 EVAL_COLUMNS = ["image_id", "label", "image", "mask"]

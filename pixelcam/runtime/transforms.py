@@ -1,7 +1,6 @@
-"""Decoding and augmentation of patch batches, as plain numpy/torch functions usable inside Ray Data.
+"""Augmentation of decoded patch batches, as plain numpy/torch functions usable inside Ray Data.
 
-- `decode_batch` (Ray Data `map_batches`, numpy batch format): PNG bytes -> (B, S, S, 3) uint8 resized
-  images; masks, when asked for, are decoded at their original size (PxAP resizes maps to the mask).
+- decoding (PNG bytes -> uint8 arrays) is `pixelcam/data/decode.py`'s, torch-free for Ray Data's workers.
 - `Augment` (the per-epoch `collate_fn` of `iter_torch_batches`): random crop and horizontal/vertical flips
   applied identically to every spatial key (image and mask), then ImageNet normalisation. Each image's
   randomness is a pure function of (seed, epoch, image_id), so a run is reproducible whatever the batch
@@ -10,71 +9,16 @@
 
 from __future__ import annotations
 
-import io
 import zlib
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
-from pixelcam.data.errors import DatasetError
-from pixelcam.data.png import decode_mask
+from pixelcam.data.decode import NO_MASK
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def decode_resize(data: bytes, size: int, where: str) -> np.ndarray:
-    """(size, size, 3) uint8 RGB from encoded image bytes (bilinear resize)."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im = im.convert("RGB")
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            return np.asarray(im)
-    except Exception as exc:
-        raise DatasetError(f"{where}: cannot decode image ({exc})") from exc
-
-
-NO_MASK = 255  # a training mask's value where the image has no pixel labels (left out of the loss)
-
-
-def decode_batch(
-    batch: dict[str, np.ndarray],
-    size: int,
-    with_masks: bool = False,
-    mask_size: int | None = None,
-    empty_labels: Sequence[int] = (),
-) -> dict[str, np.ndarray]:
-    """Ray Data map_batches function: `image` PNG bytes -> uint8 (B, size, size, 3); keeps label, image_id.
-
-    With `with_masks`, `mask` becomes an object array of (H, W) uint8 masks at the original size (None where
-    the row has no pixel labels). With `mask_size` (supervised training), masks are resized (nearest) and
-    stacked to uint8 (B, mask_size, mask_size): NO_MASK where a row has none, except rows of `empty_labels`
-    (classes without ROI, e.g. CAMELYON16 normal), which are background everywhere.
-    """
-    ids = batch["image_id"]
-    out = {
-        "image": np.stack([decode_resize(b, size, f"image {i}") for b, i in zip(batch["image"], ids)]),
-        "label": np.asarray(batch["label"], dtype=np.int64),
-        "image_id": np.asarray(ids, dtype=object),
-    }
-    if with_masks:
-        masks = np.empty(len(ids), dtype=object)
-        for k, (m, i) in enumerate(zip(batch["mask"], ids)):
-            masks[k] = None if m is None else decode_mask(m, where=f"mask of {i}")
-        out["mask"] = masks
-    if mask_size is not None:
-        stacked = np.full((len(ids), mask_size, mask_size), NO_MASK, dtype=np.uint8)
-        for k, (m, i, y) in enumerate(zip(batch["mask"], ids, out["label"])):
-            if m is not None:
-                mask = Image.fromarray(decode_mask(m, where=f"mask of {i}"))
-                stacked[k] = np.asarray(mask.resize((mask_size, mask_size), Image.NEAREST))
-            elif int(y) in empty_labels:
-                stacked[k] = 0
-        out["mask"] = stacked
-    return out
 
 
 def image_seed(seed: int, epoch: int, image_id: str) -> np.random.Generator:

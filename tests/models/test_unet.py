@@ -6,12 +6,13 @@ import pytest
 import torch
 from PIL import Image
 
+from pixelcam.data.decode import NO_MASK, decode_batch
 from pixelcam.data.png import encode_png
 from pixelcam.models import create_wsol_model
 from pixelcam.models.backbones import create_backbone
 from pixelcam.models.losses import segmentation_loss
 from pixelcam.models.precision import Precision
-from pixelcam.runtime.transforms import NO_MASK, Augment, decode_batch, device_batch
+from pixelcam.runtime.transforms import Augment, device_batch
 
 
 def test_parameter_count_is_the_papers_table_11():

@@ -1,13 +1,11 @@
 import numpy as np
 import torch
 
-from pixelcam.data.png import encode_png
 from pixelcam.runtime.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Augment,
     crop_flip,
-    decode_batch,
     image_seed,
 )
 
@@ -45,20 +43,6 @@ def test_augment_normalises_with_imagenet_stats():
     out = Augment(8, 0, 0)({"image": img, "label": np.array([1]), "image_id": np.array(["x"], dtype=object)})
     expected = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])
     torch.testing.assert_close(out["image"][0, :, 0, 0], expected)
-
-
-def test_decode_batch_resizes_images_keeps_masks_full_size():
-    img = encode_png(np.zeros((40, 30, 3), np.uint8))
-    mask = encode_png(np.ones((40, 30), np.uint8))
-    batch = {
-        "image": np.array([img, img], dtype=object),
-        "mask": np.array([mask, None], dtype=object),
-        "label": np.array([1, 0]),
-        "image_id": np.array(["p", "q"], dtype=object),
-    }
-    out = decode_batch(batch, 16, with_masks=True)
-    assert out["image"].shape == (2, 16, 16, 3) and out["image"].dtype == np.uint8
-    assert out["mask"][0].shape == (40, 30) and out["mask"][1] is None
 
 
 def test_device_augmentation_equals_the_cpu_path():
