@@ -15,6 +15,8 @@ Run: `.venv/bin/python benchmarks/sweep_scale.py [--trials 1000] [--data data/sy
 from __future__ import annotations
 
 import argparse
+import collections
+import gc
 import os
 import resource
 import tempfile
@@ -40,8 +42,9 @@ def cpu_s() -> float:
 class Probe:
     """The study's console `log`: counts finished trials and samples the driver at chosen counts."""
 
-    def __init__(self, marks: list[int]) -> None:
+    def __init__(self, marks: list[int], objects: bool = False) -> None:
         self.marks, self.done, self.samples = set(marks), 0, {}
+        self.objects: dict[int, collections.Counter] | None = {} if objects else None
 
     def __call__(self, line: str) -> None:
         if line.startswith("[") and (" done: " in line or " stopped early " in line):
@@ -49,8 +52,25 @@ class Probe:
             if self.done in self.marks:
                 self.samples[self.done] = (time.perf_counter(), cpu_s(), rss_mib())
                 print(f"  {self.done} trials: driver RSS {rss_mib():.0f} MiB", flush=True)
+                if self.objects is not None:
+                    self.objects[self.done] = object_counts()
         elif line.startswith("=="):
             print(f"  {line}", flush=True)
+
+
+def object_counts() -> collections.Counter:
+    """Live garbage-collected Python objects by type (module.qualname): what a growing driver holds."""
+    gc.collect()
+    return collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+
+
+def print_growth(objects: dict[int, collections.Counter], top: int = 15) -> None:
+    """The object types whose count grew most between the first and the last sample, per trial."""
+    (n0, c0), (n1, c1) = min(objects.items()), max(objects.items())
+    grown = (c1 - c0).most_common(top)
+    print(f"\nPython objects grown from {n0} to {n1} trials (per trial), gc-tracked only:")
+    for name, k in grown:
+        print(f"  {k / (n1 - n0):8.2f}  {name}")
 
 
 def spec_file(root: Path, data: str, trials: int, concurrent: int, epochs: int) -> Path:
@@ -82,6 +102,7 @@ def main() -> None:
     ap.add_argument("--data", default="data/synth")
     ap.add_argument("--concurrent", type=int, default=4, help="trials at once (budget.max_concurrent)")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--objects", action="store_true", help="also count the driver's Python objects by type")
     args = ap.parse_args()
     if not Path(args.data, "manifest.json").is_file():
         raise SystemExit(f"{args.data}: no dataset (make one with `pixelcam data synth --out {args.data}`)")
@@ -90,7 +111,7 @@ def main() -> None:
     from pixelcam.study.runner import run_study
 
     first = min(100, args.trials)
-    probe = Probe([first, args.trials])
+    probe = Probe([first, args.trials], objects=args.objects)
     print(
         f"{args.trials} stand-in trials, {args.epochs} epochs, {args.concurrent} at once, "
         f"{os.cpu_count()} CPUs"
@@ -105,6 +126,8 @@ def main() -> None:
     steps = {k: v.get("seconds", 0.0) for k, v in state["steps"].items()}
     rec = state["experiments"]["synth-colon__cam"]
     report(args.trials, probe, wall, cpu_s() - cpu0, steps, rec, directory.local / "dashboard.html")
+    if probe.objects and len(probe.objects) > 1:
+        print_growth(probe.objects)
 
 
 def report(

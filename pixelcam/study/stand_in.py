@@ -19,6 +19,7 @@ from pixelcam.data.reader import PatchDataset
 from pixelcam.storage import Location
 from pixelcam.tracking import RunKind, RunLogger
 from pixelcam.train.run_tracking import open_run
+from pixelcam.train.session import tune_metrics
 
 
 def stand_in_score(values: dict[str, Any], epoch: int) -> float:
@@ -60,5 +61,5 @@ def run_stand_in(
         if epoch >= cfg.select_from_epoch:
             best = max(best, metrics[cfg.selection_metric])
         score = best if best > -math.inf else metrics[cfg.selection_metric]
-        ray.tune.report({**metrics, "epoch": epoch, "selected_score": score})
+        ray.tune.report(tune_metrics({**metrics, "epoch": epoch, "selected_score": score}))
     log.finish("FINISHED")

@@ -1,8 +1,9 @@
 """The Tune function trainable: one trial = one Ray Train run (TorchTrainer) of the trial's config.
 
-Runs inside the trial's actor. Rank 0's per-epoch report reaches Tune through TuneReportCallback (one Tune
-result per epoch, so ASHA's time unit is the epoch). The Train run is named after the trial id, so a restored
-trial continues from its own checkpoints, and its MLflow run (a child of the study's parent run) is reused.
+Runs inside the trial's actor. Rank 0's per-epoch report reaches Tune through TuneReportCallback (its
+`TUNE_KEYS`; one Tune result per epoch, so ASHA's time unit is the epoch). The Train run is named after the
+trial id, so a restored trial continues from its own checkpoints, and its MLflow run (a child of the study's
+parent run) is reused.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ def trial_driver(
     (`study.waves`) "run" carries the run's own base, train_storage, tags and overrides; `dataset`: the
     study's opened dataset and `shared_data` its decoded train datasets (through `tune.with_parameters`)."""
     import ray.tune
-    from ray.tune.integration.ray_train import TuneReportCallback
 
     from pixelcam.config import TrainConfig
     from pixelcam.tracking import RunKind
     from pixelcam.train.runner import train
+    from pixelcam.train.session import tune_metrics
 
     trial_id = ray.tune.get_context().get_trial_id()
     config = {**config, **{k: v for k, v in (config.get("run") or {}).items() if k != "key"}}  # a wave's run
@@ -52,7 +53,7 @@ def trial_driver(
     res = train(
         cfg,
         resume=(Location(cfg.storage) / cfg.run_name()).exists(),  # a retried trial continues its run
-        callbacks=[TuneReportCallback()],
+        callbacks=[tune_callback()],
         parent_run_id=config.get("mlflow_parent"),
         mlflow_uri=config.get("mlflow_uri"),  # the study's store, not one in the trial's own directory
         extra_tags=tags,
@@ -64,4 +65,18 @@ def trial_driver(
         # a restored trial whose run had checkpointed its last epoch (the study was killed between that and
         # the trial's end): no epoch ran, so nothing reached Tune; the run's selected result is its result
         score = res.metrics[cfg.selection_metric]
-        ray.tune.report({**res.metrics, "selected_score": score, "epoch": res.epoch})
+        ray.tune.report(tune_metrics({**res.metrics, "selected_score": score, "epoch": res.epoch}))
+
+
+def tune_callback() -> Any:
+    """Ray Train -> Tune: Ray's `TuneReportCallback`, forwarding only `TUNE_KEYS` of rank 0's report (the
+    other metrics are in MLflow; Tune keeps a running analysis of each one it gets, per trial)."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from pixelcam.train.session import tune_metrics
+
+    class TuneKeysCallback(TuneReportCallback):
+        def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+            super().after_report(run_context, [tune_metrics(m) for m in metrics], checkpoint)
+
+    return TuneKeysCallback()

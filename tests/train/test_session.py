@@ -9,7 +9,7 @@ import pytest
 
 from pixelcam.config import TrainConfig
 from pixelcam.storage import Location
-from pixelcam.train.session import LocalSession
+from pixelcam.train.session import TUNE_KEYS, LocalSession, tune_metrics
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -63,3 +63,18 @@ def test_executor_choice():
     assert TrainConfig(num_workers=1).runs_locally and not TrainConfig(num_workers=2).runs_locally
     assert not TrainConfig(num_workers=1, executor="ray_train").runs_locally
     assert TrainConfig(num_workers=1, executor="local").runs_locally
+
+
+def test_a_trial_reports_to_tune_only_what_the_study_reads():
+    """Tune keeps a running analysis of every metric it is given, per trial, in the driver: a trial reports
+    the searcher's and ASHA's score, the epoch and the progress line's fields; the rest is in MLflow."""
+    from pixelcam.study.progress import epoch_line
+    from pixelcam.study.search import TUNE_METRIC
+    from pixelcam.train.worker import EPOCH_METRICS
+
+    epoch = {k: 1.0 for k in EPOCH_METRICS} | {"epoch": 3, "selected_score": 41.0, "selection_rank": 41.0}
+    sent = tune_metrics(epoch)
+    assert set(sent) == set(TUNE_KEYS) and TUNE_METRIC in sent
+    assert set(sent) < set(epoch) and "train_s" not in sent and "input_wait_s" not in sent
+    assert epoch_line("[t]", sent, 5) == epoch_line("[t]", epoch, 5)  # the progress line loses nothing
+    assert tune_metrics({"epoch": 0}) == {"epoch": 0}  # absent keys stay absent
