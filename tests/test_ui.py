@@ -1,5 +1,7 @@
 """`pixelcam ui` on the tiny study's real MLflow store, opened in headless Chromium: the printed address shows
-the experiment's runs table (the study's parent run), not MLflow 3's GenAI overview."""
+the experiment's runs table (the study's parent run), not MLflow 3's GenAI overview; the study's models,
+registered with `pixelcam models register`, show in the UI's model registry with their alias, each version
+linked to the study's training run that made it."""
 
 from __future__ import annotations
 
@@ -78,11 +80,37 @@ def test_ui_opens_the_experiment_runs_table(tiny_study: TinyStudy, tmp_path: Pat
         body = _body_when(driver, parent.info.run_name, "Run Name", deadline=time.monotonic() + 90)
         assert "Token Usage" not in body and "Traces\n0" not in body  # not the GenAI overview
         assert "/runs" in driver.current_url
+        _registered_versions_link_their_runs(driver, tiny_study, env, url.split("/#/")[0])
     finally:
         if driver is not None:
             driver.quit()
         proc.terminate()
         assert proc.wait(timeout=30) in (0, -15, 143)
+
+
+def _registered_versions_link_their_runs(driver, tiny_study: TinyStudy, env: dict, base: str) -> None:
+    """`pixelcam models register` on the study, then in the UI: each model's page lists version 1 with the
+    alias; the version's page names its source run and links to the study's training run of that model."""
+    import re
+
+    from selenium.webdriver.common.by import By
+
+    register = ["models", "register", tiny_study.stored, "--alias", "champion"]  # the study on S3
+    cmd = [sys.executable, "-m", "pixelcam.cli", *register]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    names = re.findall(r"models:/(\S+)@champion  \(version 1,", out.stdout)
+    assert names, out.stdout
+    experiments = (tiny_study.study_dir / "state.json").read_json()["experiments"]
+    for name in names:
+        key = next(k for k in experiments if name == f"tiny-{k.split('__')[1]}-{k.split('__')[0]}")
+        run_id = experiments[key]["mlflow_run_id"]
+        driver.get(f"{base}/#/models/{name}")
+        _body_when(driver, name, "Version 1", "@ champion", deadline=time.monotonic() + 60)
+        driver.get(f"{base}/#/models/{name}/versions/1")
+        _body_when(driver, "Source Run", "@ champion", deadline=time.monotonic() + 60)
+        links = [a.get_attribute("href") or "" for a in driver.find_elements(By.TAG_NAME, "a")]
+        assert any(h.endswith(f"/runs/{run_id}") for h in links), (run_id, links)
 
 
 def test_ui_names_an_unknown_experiment(tmp_path: Path):

@@ -25,7 +25,7 @@ from pixelcam.logged_models import RegisteredModel, log_checkpoint_model, logged
 from pixelcam.results import ExperimentRecord
 from pixelcam.storage import Location
 from pixelcam.study.context import SPEC_FILE, STATE_FILE, StudyState
-from pixelcam.study.spec import StudySpec, load_spec
+from pixelcam.study.spec import StudySpec, load_stored_spec
 from pixelcam.tracking import ensure_experiment, flat_params, pair_metric, tracking_uri
 
 __all__ = ["log_study_models", "register_study_models"]
@@ -64,7 +64,7 @@ def register_study_models(
     d = Location(study)
     if not ((d / SPEC_FILE).is_file() and (d / STATE_FILE).is_file()):
         raise StudyError(f"{d}: not a study directory ({SPEC_FILE} and {STATE_FILE} expected)")
-    spec = load_spec(d / SPEC_FILE)
+    spec = load_stored_spec(d / SPEC_FILE)  # a study on an object store too
     state = StudyState(d / STATE_FILE)
     ood = (d / "ood.json").read_json() if (d / "ood.json").is_file() else {"rows": []}
     log(f"registering the tuned models of {d} in {tracking_uri()} with alias {alias!r}:")

@@ -27,10 +27,10 @@ from pixelcam.storage import Location
 from pixelcam.storage.lock import exclusive
 from pixelcam.study.context import SPEC_FILE, STATE_FILE, StudyContext, StudyState
 from pixelcam.study.resources import check_resources
-from pixelcam.study.spec import StudySpec, load_spec, spec_from_dict
+from pixelcam.study.spec import StudySpec, load_spec, load_stored_spec
 from pixelcam.study.steps import PIPELINE
 from pixelcam.tracking import RunKind, RunLogger, start_run, tracking_uri
-from pixelcam.validation import parse_yaml, read_yaml
+from pixelcam.validation import read_yaml
 
 __all__ = ["StudyError", "resume_study", "run_study"]
 
@@ -162,7 +162,7 @@ def resume_study(
     `run_study` does."""
     d = open_study_directory(directory)
     try:
-        spec = spec_from_dict(parse_yaml((d / SPEC_FILE).read_text(), str(d / SPEC_FILE)), str(d / SPEC_FILE))
+        spec = load_stored_spec(d / SPEC_FILE)
     except ConfigError as exc:
         raise StudyError(str(exc)) from exc
     with exclusive(d, "study"):  # a study resumed twice at once: the second fails at once

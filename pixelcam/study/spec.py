@@ -51,7 +51,7 @@ from pixelcam.study.spec_sections import (
     ablatable,
     pixelcam_params,
 )
-from pixelcam.validation import ConfigError, ConfigModel, field_error, one_of, parse, read_yaml
+from pixelcam.validation import ConfigError, ConfigModel, field_error, one_of, parse, parse_yaml, read_yaml
 
 __all__ = [
     "Ablation",
@@ -347,6 +347,11 @@ def _reason(exc: ConfigError, key: str) -> str:
 def load_spec(path: str | os.PathLike) -> StudySpec:
     """Read and validate a study spec; ConfigError names the file and the key path."""
     return spec_from_dict(read_yaml(path, "study spec"), str(Path(path)))
+
+
+def load_stored_spec(file: Any) -> StudySpec:
+    """The spec a study directory holds, `file` a `Location` (a local path or on an object store)."""
+    return spec_from_dict(parse_yaml(file.read_text(), str(file)), str(file))
 
 
 _SECTIONS = ("search", "budget", "resources", "train", "published")
