@@ -333,8 +333,8 @@ def bare_loop(cfg, ds, device: torch.device, n_train: int) -> dict:
     """The same model, numerics and step function over the same images, decoded and augmented once, already
     on the device: the ceiling an input path can approach."""
     import numpy as np
+    from support.decoded import decode_train
 
-    from pixelcam.data.decode import decode_batch
     from pixelcam.runtime.build import build_model
     from pixelcam.runtime.transforms import Augment
 
@@ -342,10 +342,11 @@ def bare_loop(cfg, ds, device: torch.device, n_train: int) -> dict:
     torch.manual_seed(cfg.seed)
     model = num.model(build_model(cfg, 2))
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    data = decode_train(ds, cfg.source, cfg.resize)
+    augment = Augment(cfg.crop, cfg.seed, 0)
     batches = []
-    for rb in ds.iter_batches(["synth-colon"], ["train"], ["image_id", "label", "image"], cfg.batch_size):
-        cols = {k: np.asarray(rb.column(k).to_pylist(), dtype=object) for k in rb.schema.names}
-        b = Augment(cfg.crop, cfg.seed, 0)(decode_batch(cols, cfg.resize))
+    for i in range(0, len(data["label"]), cfg.batch_size):
+        b = augment({k: v[i : i + cfg.batch_size] for k, v in data.items()})
         batches.append({k: v.to(device) for k, v in b.items()})
     secs = []
     for epoch in range(cfg.epochs):

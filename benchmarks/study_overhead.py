@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from support.decoded import decode_train
 
 from pixelcam.config import TrainConfig
-from pixelcam.data.decode import decode_batch
 from pixelcam.data.reader import PatchDataset, open_dataset
 from pixelcam.evaluation.stain_sweep import stain_plan
 from pixelcam.runtime.build import build_model, derived_seed, init_from_baseline
@@ -72,15 +72,6 @@ class Phases:
 
 
 # ---- the bare side ---------------------------------------------------------------------------------------
-
-
-def decode_train(ds: PatchDataset, domain: str, resize: int) -> dict[str, np.ndarray]:
-    """The train split of `domain`, decoded and resized once: {"image", "label", "image_id"}."""
-    parts = []
-    for rb in ds.iter_batches([domain], ["train"], ["image_id", "label", "image"], 64):
-        cols = {k: np.asarray(rb.column(k).to_pylist(), dtype=object) for k in rb.schema.names}
-        parts.append(decode_batch(cols, resize))
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def train_batches(data: dict[str, np.ndarray], cfg: TrainConfig, epoch: int) -> Any:
@@ -333,6 +324,7 @@ def report(
     print(f"  {'start (Ray, parent run, environment)':44}{study_wall - sum(steps.values()):>8.1f}")
     for name in STUDY_STEPS:
         print(f"  {name:44}{steps.get(name, 0.0):>8.1f}")
+    runs = dict(runs)
     n = int(runs.pop("runs", 0))
     print(f"\nstudy, inside its {n} training runs (run-seconds, runs overlap)")
     for name, s in runs.items():
@@ -378,7 +370,7 @@ def measure(spec_path: str, data: str, device: str = "cpu", repeat: int = 1) -> 
         runs = run_seconds(uri, spec.mlflow_experiment())
         torch.set_num_threads(os.cpu_count() or 1)
         bare_wall, bare = bare_study(spec, ds, targets, device)
-        report(study_wall, steps, dict(runs), bare_wall, bare)
+        report(study_wall, steps, runs, bare_wall, bare)
         out.append(
             {"study_s": study_wall, "bare_s": bare_wall, "ratio": study_wall / bare_wall, "steps": steps,
              "runs": runs, "bare": bare}

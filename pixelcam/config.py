@@ -308,8 +308,10 @@ def _list_threshold_criteria() -> list[str]:
     return sorted(THRESHOLD_CRITERIA.names())
 
 
-# The registry (or fixed set) each choice field is checked against; imported lazily: the models pull in torch.
 TRAIN_INPUTS = ("auto", "stream", "device")  # see TrainConfig.train_input
+
+
+# The registry (or fixed set) each choice field is checked against; imported lazily: the models pull in torch.
 CHOICES: dict[str, Callable[[], list[str]]] = {
     "method": _list_methods,
     "sampler": _list_samplers,

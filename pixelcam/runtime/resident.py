@@ -83,9 +83,7 @@ class ResidentSplit:
         params = self.crop_params(crop, seed, epoch)
         order = torch.randperm(len(self), generator=torch.Generator().manual_seed(shuffle_seed))
         starts = range(0, len(self), batch_size)
-        for step, start in enumerate(starts):
-            if steps is not None and step >= steps:
-                return
+        for start in starts if steps is None else starts[:steps]:
             idx = order[start : start + batch_size]
             on_device = idx.to(self.images.device, non_blocking=True)
             batch = {"image": self.images[on_device], "crop": params[idx], "label": self.labels[on_device]}

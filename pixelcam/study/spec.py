@@ -40,6 +40,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from pixelcam.config import SELECTIONS, TrainConfig
 from pixelcam.results import label_parts, variant_label
+from pixelcam.storage import Location
 from pixelcam.study.dimensions import Choice, Dimension, Range, published_values
 from pixelcam.study.spec_sections import (
     NOT_SEARCHABLE,
@@ -349,7 +350,7 @@ def load_spec(path: str | os.PathLike) -> StudySpec:
     return spec_from_dict(read_yaml(path, "study spec"), str(Path(path)))
 
 
-def load_stored_spec(file: Any) -> StudySpec:
+def load_stored_spec(file: Location) -> StudySpec:
     """The spec a study directory holds, `file` a `Location` (a local path or on an object store)."""
     return spec_from_dict(parse_yaml(file.read_text(), str(file)), str(file))
 
