@@ -39,10 +39,15 @@ published:
 @scenario("tmp_path_factory", "synth_dir", "environment")
 def unet_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, environment: dict) -> tuple:
     """The study, run in its own process from when the run begins (about a minute, half of it waiting)."""
-    root = tmp_path_factory.mktemp("upper")
-    spec = root / "upper.yaml"
+    return run_on_s3(tmp_path_factory.mktemp("upper"), SPEC, synth_dir, environment)
+
+
+def run_on_s3(root: Path, spec_text: str, synth_dir: Path, environment: dict) -> tuple:
+    """`pixelcam study run` of `spec_text` stored under the test bucket, its MLflow store in `root`;
+    returns (root, the storage URI, the finished process)."""
+    spec = root / "study.yaml"
     storage = f"s3://lab/{root.name}/studies"
-    spec.write_text(SPEC.format(data=synth_dir, storage=storage))
+    spec.write_text(spec_text.format(data=synth_dir, storage=storage))
     env = {**environment, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'm.db'}"}
     cmd = [sys.executable, "-m", "pixelcam.cli", "study", "run", str(spec)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=root)
@@ -71,14 +76,7 @@ def ddp_study(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, environ
     """The smallest study whose trial is a Ray Train run of two DDP workers, stored on the test S3 server:
     the multi-worker path of a study on object storage, on its own (the paper's rows above train in one
     process each: four DDP runs cost 2.9x the CPU of the whole study for no other coverage)."""
-    root = tmp_path_factory.mktemp("ddp")
-    spec = root / "ddp.yaml"
-    storage = f"s3://lab/{root.name}/studies"
-    spec.write_text(DDP_SPEC.format(data=synth_dir, storage=storage))
-    env = {**environment, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'm.db'}"}
-    cmd = [sys.executable, "-m", "pixelcam.cli", "study", "run", str(spec)]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=root)
-    return root, storage, res
+    return run_on_s3(tmp_path_factory.mktemp("ddp"), DDP_SPEC, synth_dir, environment)
 
 
 ddp_study_fixture = scenario_fixture("ddp_study")
