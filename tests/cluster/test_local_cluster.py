@@ -93,11 +93,12 @@ def cluster(tmp_path: Path):
 
 
 def _answers(url: str) -> bool:
-    """The server at `url` answers HTTP (an error status included)."""
+    """The server at `url` answers HTTP, an error status included (`wait_for` polls again on what else
+    `urlopen` raises: nothing listening yet)."""
     try:
         urllib.request.urlopen(url, timeout=2)
-    except urllib.error.HTTPError:
-        return True
+    except urllib.error.HTTPError:  # e.g. 401 without the token: the server is up
+        pass
     return True
 
 
