@@ -23,7 +23,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 
 from pixelcam.data.synth import SynthConfig, generate_synthetic
-from tests.shared import FIRST, SCENARIOS, once, scenario, scenario_fixture, shutdown, start, start_s3_server
+from tests.shared import (
+    FIRST,
+    SCENARIOS,
+    once,
+    run_order,
+    scenario,
+    scenario_fixture,
+    shutdown,
+    start,
+    start_s3_server,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -190,6 +200,11 @@ def s3(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[str,
     for k, v in s3_server.items():
         monkeypatch.setenv(k, v)
     return "s3://lab/datasets/synth", s3_server
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """End-to-end modules first, those reading a late scenario last (`tests/shared.py`, `run_order`)."""
+    items[:] = run_order(items)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
