@@ -298,7 +298,6 @@ def _check_file(f: Location, domain: str, sha: str | None, rows: tuple[int, int]
 
 def _sha256(f: Location) -> str:
     digest = hashlib.sha256()
-    with f.open_input_file() as fh:  # 4 MiB per read: one GET each on an object store
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
+    for chunk in f.iter_chunks():
+        digest.update(chunk)
     return digest.hexdigest()

@@ -228,6 +228,13 @@ class Location:
         """A seekable binary file (Parquet readers)."""
         return self.fs.open_input_file(self._path)
 
+    def iter_chunks(self) -> Iterator[bytes]:
+        """The file's bytes in `_CHUNK`-sized pieces (one GET each on an object store), for streamed copies
+        and hashes of files too large to hold at once."""
+        with self.open_input_file() as fh:
+            while chunk := fh.read(_CHUNK):
+                yield chunk
+
     # -- writing -------------------------------------------------------------------------------------
     def mkdir(self) -> Location:
         """Create this directory with its parents (object stores have none to create). Returns self."""
@@ -297,8 +304,8 @@ class Location:
                 continue
             target = out / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            with self.fs.open_input_file(f.path) as src, open(target, "wb") as fh:
-                while chunk := src.read(_CHUNK):
+            with open(target, "wb") as fh:
+                for chunk in f.iter_chunks():
                     fh.write(chunk)
         return out
 
