@@ -57,6 +57,16 @@ class PatchDataset:
         """{split: {label_name: n}} for one domain."""
         return self._domain(domain)["counts"]
 
+    def stored_bytes(self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None) -> int:
+        """Bytes of the Parquet files holding these domains and splits, from the manifest (a file's size is
+        asked of its filesystem only for datasets written before sizes were recorded)."""
+        total = 0
+        for f in self.files(domains, splits):
+            domain = f.name.removesuffix(".parquet")
+            size = self._domain(domain).get("bytes", {}).get(f"{f.parent.name}/{f.name}")
+            total += size if size is not None else f.size()
+        return total
+
     def _domain(self, domain: str) -> dict:
         try:
             return self.manifest["domains"][domain]

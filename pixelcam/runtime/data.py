@@ -1,7 +1,8 @@
 """The two input paths over the same Parquet files.
 
-- `train_dataset`: Ray Data. `read_parquet` over a domain's `train` file(s), PNG decode + resize in
-  `map_batches`; Ray Train shards it to the workers (`get_dataset_shard`) and each epoch iterates it with
+- `train_dataset`: Ray Data over a domain's `train` file(s) (`read_parquet`, or, for a split small enough,
+  the file read here and handed over with `from_arrow`), PNG decode + resize in `map_batches`; Ray Train
+  shards it to the workers (`get_dataset_shard`) and each epoch iterates it with
   `iter_torch_batches(collate_fn=Augment(...))`.
 - `iter_split`: plain PyTorch/pyarrow, single process or one rank's share (rows i with i % world == rank),
   used for validation inside the workers and for `pixelcam evaluate`. Batches keep masks at full size.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,10 +22,19 @@ from pixelcam.data.errors import DatasetError
 from pixelcam.data.reader import PatchDataset
 from pixelcam.runtime.transforms import to_tensor
 
+if TYPE_CHECKING:
+    import ray.data
+
 TRAIN_COLUMNS = ["image_id", "label", "image"]
 EVAL_COLUMNS = ["image_id", "label", "image", "mask"]
 DECODE_BATCH_SIZE = 32
 DATA_TASK_CPUS = 0.5
+# Train splits up to this size (Parquet bytes) are read by the process that builds the dataset and handed to
+# Ray Data whole (`from_arrow`): `read_parquet` starts a pool of footer-reading actors and read tasks (new
+# worker processes) for every dataset it builds, ~2 CPU-s per training run on 2 cores for a split of a few MB
+# (benchmarks/data_pipeline.py). Same rows, same order, same blocks (one per file) once decoded; larger
+# splits keep the distributed read.
+READ_HERE_BYTES = 256 * 2**20
 
 
 def split_size(ds: PatchDataset, domain: str, split: str) -> int:
@@ -69,13 +80,8 @@ def train_dataset(ds: PatchDataset, domain: str, resize: int, cache: bool = Fals
     # one progress line per epoch is ours; Ray Data's "Starting execution ... / Execution plan ..." notes
     # are not (every epoch of every run printed them)
     ray.data.DataContext.get_current().print_on_execution_start = False
-    files = ds.uris([domain], ["train"])  # URIs for a remote dataset: read tasks may run on other nodes
-    if not files:
-        raise DatasetError(f"{ds.location}: domain {domain!r} has no train split")
-    # Half a CPU per read/decode task: they still run when a Tune trial holds a sliver of a CPU next to
-    # the Train workers (a whole-CPU request would wait forever on a fully booked small machine).
     columns = TRAIN_COLUMNS + (["mask"] if masks else [])
-    rd = ray.data.read_parquet(files, shuffle=None, num_cpus=DATA_TASK_CPUS).select_columns(columns)
+    rd = _read_train(ds, domain, columns)
     fn_kwargs: dict = {"size": resize}
     if masks:  # classes without ROI (CAMELYON16 normal) are background everywhere
         roi = set(ds.roi_classes(domain))
@@ -93,6 +99,20 @@ def train_dataset(ds: PatchDataset, domain: str, resize: int, cache: bool = Fals
         ctx.execution_options.preserve_order = True  # the cached block order is what the workers are split
         rd = rd.materialize()
     return rd
+
+
+def _read_train(ds: PatchDataset, domain: str, columns: list[str]) -> ray.data.Dataset:
+    """The rows of `domain`'s train split (`columns`) as a Ray Dataset, read here when small enough."""
+    import ray.data
+
+    files = ds.uris([domain], ["train"])  # URIs for a remote dataset: read tasks may run on other nodes
+    if not files:
+        raise DatasetError(f"{ds.location}: domain {domain!r} has no train split")
+    if ds.stored_bytes([domain], ["train"]) <= READ_HERE_BYTES:
+        return ray.data.from_arrow(ds.read_table([domain], ["train"], columns=columns))
+    # Half a CPU per read/decode task: they still run when a Tune trial holds a sliver of a CPU next to
+    # the Train workers (a whole-CPU request would wait forever on a fully booked small machine).
+    return ray.data.read_parquet(files, shuffle=None, num_cpus=DATA_TASK_CPUS).select_columns(columns)
 
 
 @dataclass

@@ -130,6 +130,8 @@ def test_study_submitted_to_a_local_cluster(cluster, tmp_path: Path, synth_dir: 
         assert "PxAP on test splits" in out
         assert "MLflow: http://127.0.0.1:" in out and "(experiment pixelcam-study-cluster-smoke)" in out
         assert "/runs?workflowType=machine_learning" in out  # the runs table, not MLflow 3's GenAI overview
+        # a step with nothing to do says why on its line, instead of an empty step
+        assert "== step 2/6: seeds (skipped: the spec lists no seed besides the study's own (`seeds`))" in out
     status = subprocess.run(
         [str(BIN / "ray"), "job", "status", "smoke-cli", "--address", address], env=env, capture_output=True,
         text=True, timeout=60,

@@ -89,3 +89,13 @@ def test_a_rewritten_file_is_caught_by_its_size_when_the_dataset_is_opened(tmp_p
         DatasetError, match=rf"{f}: \d+ bytes, the manifest records \d+: truncated or changed"
     ):
         open_dataset(tmp_path / "ds")
+
+
+def test_stored_bytes_are_the_files_sizes_from_the_manifest_or_the_filesystem(synth_dir: Path):
+    ds = open_dataset(synth_dir)
+    on_disk = (synth_dir / "train" / "synth-colon.parquet").stat().st_size
+    assert ds.stored_bytes(["synth-colon"], ["train"]) == on_disk
+    both = sum((synth_dir / s / "synth-colon.parquet").stat().st_size for s in ("train", "test"))
+    assert ds.stored_bytes(["synth-colon"], ["train", "test"]) == both
+    ds.manifest["domains"]["synth-colon"].pop("bytes")  # a dataset written before sizes were recorded
+    assert ds.stored_bytes(["synth-colon"], ["train"]) == on_disk

@@ -2,9 +2,14 @@
 the CAM baseline, CAM w/ NEGEV and CAM w/ PixelCAM, with their paired t-tests in the console, the dashboard
 and MLflow, and the U-Net upper bound (trained on the masks, printed beside its published value). The study
 is stored on the test S3 server; its trials train in their Tune actors, which write their checkpoints to the
-bucket themselves. The multi-worker path of a study on object storage (a trial of two DDP workers whose
+bucket themselves. It searches nothing and has two seeds, as the quickstart: its other seed trains in the
+tune step's two waves beside the tuned runs (the baselines' seeds in the baselines' wave, NEGEV's and
+PixelCAM's on their baseline *of the same seed* in the next), the seeds step finds them done, and the results
+are those of every seed. The multi-worker path of a study on object storage (a trial of two DDP workers whose
 rank 0 writes to the bucket) is the smaller study below."""
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -27,6 +32,7 @@ backbone: resnet10t
 budget: {{trials: 1, epochs: 1, grace_period: 1}}
 resources: {{workers: 1}}
 train: {{resize: 64, crop: 64, batch_size: 16, lr: 0.01}}
+seeds: [0, 1]
 method_train: {{negev: {{n: 1, seed_dilation: 3, crf_weight: 2.0e-9, crf_scale: 0.5}}}}
 storage: {storage}
 published:
@@ -111,7 +117,7 @@ def test_baseline_negev_pixelcam_and_unet_rows_in_a_study(unet_study: tuple):
     assert [r["method"] for r in ood["rows"]] == ["cam", "unet", "negev-cam", "pixelcam-cam"]
     for label in ("cam", "negev-cam", "pixelcam-cam"):  # each with its cells (mean, CI fields, n)
         cell = rows[(label, "synth-colon")]["cells"]["pxap"]["synth-lymph"]
-        assert 0 <= cell["mean"] <= 100 and cell["n"] == 1
+        assert 0 <= cell["mean"] <= 100 and cell["n"] == 2  # both seeds
     unet = rows[("unet", "synth-colon")]  # evaluated on the test splits, in-domain and out of domain
     assert set(unet["cells"]["pxap"]) == {"synth-colon", "synth-lymph"} == set(unet["cells"]["cl"])
     assert all(0 <= c["mean"] <= 100 for c in unet["cells"]["pxap"].values())
@@ -157,14 +163,51 @@ def test_baseline_negev_pixelcam_and_unet_rows_in_a_study(unet_study: tuple):
     metrics = parent.data.metrics  # the parent's summary: mean over seeds and n per model and pairing
     for label in ("cam", "negev-cam", "pixelcam-cam"):
         assert f"{label}__pxap__synth-colon__to__synth-lymph" in metrics
-        assert metrics[f"{label}__pxap_n__synth-colon__to__synth-lymph"] == 1
+        assert metrics[f"{label}__pxap_n__synth-colon__to__synth-lymph"] == 2
     assert "paired_tests.json" in {a.path for a in ml.list_artifacts(parent.info.run_id)}
     # steps with nothing to do say why on their line, instead of an empty step
-    skipped = "== step 2/6: seeds (skipped: the spec lists no seed besides the study's own (`seeds`))"
-    assert skipped in res.stdout
     assert "== step 4/6: stain (skipped: the spec has no stain_shift section)" in res.stdout
     for key in ("synth-colon__cam", "synth-colon__unet"):
         (trial,) = (study / "train" / key).glob("trial-*")
         kept = [c for c in trial.glob("epoch_*") if (c / "model.pt").is_file()]  # written there
         assert kept and (trial / "selected.json").is_file()
     assert not (tmp_path / "studies").exists()  # nothing of the study on the local disk
+
+
+@pytest.mark.e2e
+def test_a_fixed_studys_seeds_train_beside_its_tuned_runs(unet_study: tuple):
+    tmp_path, storage, res = unet_study
+    out = res.stdout
+    assert res.returncode == 0, out[-3000:] + res.stderr[-3000:]
+    study = Location(f"{storage}/upper")
+    # two waves (one Tune experiment each), no third and fourth for the seeds
+    assert sorted(p.name for p in (study / "tune").iterdir()) == ["fixed-baselines", "fixed-pixelcam"]
+    for label in ("cam", "unet", "negev-cam", "pixelcam-cam"):
+        assert f"[synth-colon__{label}] retraining the selected configuration with seeds [1]" in out, label
+    assert "== step 2/6: seeds (skipped: every seed was trained beside the tuned runs" in out
+    state = (study / "state.json").read_json()
+    seeds = state["seeds"]
+    labels = ("cam", "unet", "negev-cam", "pixelcam-cam")
+    assert {k: v["status"] for k, v in seeds.items()} == {f"synth-colon__{x}@seed1": "ok" for x in labels}
+    # NEGEV and PixelCAM of seed 1 learned from the CAM baseline of seed 1, seed 0's from seed 0's (tuned run)
+    cam1 = seeds["synth-colon__cam@seed1"]["checkpoint"]
+    cam0 = state["experiments"]["synth-colon__cam"]["checkpoint"]
+    for label in ("negev-cam", "pixelcam-cam"):
+        one = (Location(seeds[f"synth-colon__{label}@seed1"]["checkpoint"]) / "meta.json").read_json()
+        assert one["config"]["seed"] == 1 and one["config"]["pseudo_labels_from"] == cam1, label
+        zero = (
+            Location(state["experiments"][f"synth-colon__{label}"]["checkpoint"]) / "meta.json"
+        ).read_json()
+        assert zero["config"]["seed"] == 0 and zero["config"]["pseudo_labels_from"] == cam0, label
+    # in MLflow: the tuned runs as trials, the other seeds as seed runs, every one finished
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    kinds = sorted((r.data.tags["kind"], r.data.tags.get("seed", "0"), r.info.status) for r in runs)
+    assert [k for k in kinds if k[0] in ("trial", "seed")] == [("seed", "1", "FINISHED")] * 4 + [
+        ("trial", "0", "FINISHED")
+    ] * 4
+    # the results are over both seeds
+    rows = list(csv.DictReader(io.StringIO((study / "ood.csv").read_text())))
+    assert {r["seed"] for r in rows} == {"0", "1", "all"}

@@ -259,6 +259,29 @@ def test_the_train_split_kept_on_the_device(env, capsys):
     assert 0 < run.data.metrics["valpx_pxap"] <= 100
 
 
+def test_a_small_train_split_read_here_equals_the_distributed_read(env, monkeypatch: pytest.MonkeyPatch):
+    """A train split under `READ_HERE_BYTES` is read by this process and handed to Ray Data (no footer-reader
+    actors or read tasks); above it, `read_parquet` reads it. Decoded and cached, both give the same rows in
+    the same order, masks included, in one block per file (what the workers are split by)."""
+    import numpy as np
+
+    import pixelcam.runtime.data as data
+    from pixelcam.data import open_dataset
+
+    ds = open_dataset(env["data"])
+    here = data.train_dataset(ds, "synth-lymph", 32, cache=True, masks=True)
+    monkeypatch.setattr(data, "READ_HERE_BYTES", 0)
+    there = data.train_dataset(ds, "synth-lymph", 32, cache=True, masks=True)
+    assert "FromArrow" in here.stats() and "ReadParquet" not in here.stats()
+    assert "FromArrow" not in there.stats()
+    assert here.num_blocks() == there.num_blocks() == 1
+    rows, others = list(here.iter_rows()), list(there.iter_rows())
+    assert len(rows) == sum(ds.counts("synth-lymph")["train"].values()) == len(others)
+    for a, b in zip(rows, others, strict=True):
+        assert a["image_id"] == b["image_id"] and a["label"] == b["label"]
+        assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["mask"], b["mask"])
+
+
 def _is_train_worker(p: psutil.Process) -> bool:
     """A Ray Train worker of this test's own Ray (it runs under this process), never another test's."""
     try:
