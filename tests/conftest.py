@@ -202,6 +202,27 @@ def s3(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[str,
     return "s3://lab/datasets/synth", s3_server
 
 
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One headless Chromium (WebDriver) for every browser test of the run: starting one costs ~9 CPU-s."""
+    from tests.report.test_dashboard_browser import browser
+
+    driver = browser(tmp_path_factory.mktemp("chromium") / "profile")
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def chrome_page(chromium: Any) -> Any:
+    """The run's Chromium as a fresh page: blank, its console log read out (a test sees its own messages
+    only), no cookies, a 1400 x 1000 window."""
+    chromium.get("about:blank")
+    chromium.get_log("browser")
+    chromium.delete_all_cookies()
+    chromium.set_window_size(1400, 1000)
+    return chromium
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     """End-to-end modules first, those reading a late scenario last (`tests/shared.py`, `run_order`)."""
     items[:] = run_order(items)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.report.test_dashboard_browser import browser
 from tests.tiny_study import TinyStudy
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +48,7 @@ def _body_when(driver, *texts: str, deadline: float) -> str:
     raise AssertionError(f"the page never showed {texts}: {body[:1500]}")
 
 
-def test_ui_opens_the_experiment_runs_table(tiny_study: TinyStudy, tmp_path: Path):
+def test_ui_opens_the_experiment_runs_table(tiny_study: TinyStudy, chrome_page):
     from mlflow.tracking import MlflowClient
 
     exp = MlflowClient(tiny_study.uri).get_experiment_by_name("pixelcam-study-tiny")
@@ -67,23 +66,19 @@ def test_ui_opens_the_experiment_runs_table(tiny_study: TinyStudy, tmp_path: Pat
         str(port),
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    driver = None
+    driver = chrome_page
     try:
         url = _printed_url(proc, time.monotonic() + 120)
         assert (
             url
             == f"http://127.0.0.1:{port}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
         )
-        driver = browser(tmp_path / "profile")
-        driver.set_window_size(1400, 1000)
         driver.get(url)
         body = _body_when(driver, parent.info.run_name, "Run Name", deadline=time.monotonic() + 90)
         assert "Token Usage" not in body and "Traces\n0" not in body  # not the GenAI overview
         assert "/runs" in driver.current_url
         _registered_versions_link_their_runs(driver, tiny_study, env, url.split("/#/")[0])
     finally:
-        if driver is not None:
-            driver.quit()
         proc.terminate()
         assert proc.wait(timeout=30) in (0, -15, 143)
 

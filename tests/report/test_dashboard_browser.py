@@ -21,6 +21,7 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def browser(profile: Path):
+    """A new headless Chromium session on `profile` (tests use the run's one, the `chrome_page` fixture)."""
     from selenium import webdriver
 
     assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), (
@@ -45,7 +46,7 @@ def browser(profile: Path):
     return webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=opts)
 
 
-def test_dashboard_renders_in_headless_chromium(tiny_study: TinyStudy, tmp_path: Path):
+def test_dashboard_renders_in_headless_chromium(tiny_study: TinyStudy, tmp_path: Path, chrome_page):
     from selenium.webdriver.common.by import By
 
     assert (tiny_study.study_dir / "dashboard.html").is_file()  # written by `study run` itself, to the bucket
@@ -62,9 +63,8 @@ def test_dashboard_renders_in_headless_chromium(tiny_study: TinyStudy, tmp_path:
     page = out.read_text()
     assert "http://" not in page and "https://" not in page and "<script" not in page  # offline, no scripts
 
-    driver = browser(tmp_path / "profile")
+    driver = chrome_page
     try:
-        driver.set_window_size(1400, 1000)
         driver.get(out.as_uri())
         assert driver.title == "pixelcam study: tiny"
         for sid in SECTION_IDS:
@@ -97,4 +97,4 @@ def test_dashboard_renders_in_headless_chromium(tiny_study: TinyStudy, tmp_path:
         if keep:
             shutil.copyfile(shot, keep)
     finally:
-        driver.quit()
+        driver.set_window_size(1400, 1000)

@@ -5,6 +5,7 @@ then the slide dashboard in headless Chromium."""
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -38,7 +39,7 @@ def unet_checkpoint(trained) -> Path:
 
 @pytest.mark.e2e
 def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
-    tmp_path: Path, synth_dir: Path, unet_checkpoint: Path, cmu_slide: Path, capsys, monkeypatch
+    tmp_path: Path, synth_dir: Path, unet_checkpoint: Path, cmu_slide: Path, capsys, monkeypatch, chrome_page
 ):
     import ray
     from mlflow.tracking import MlflowClient
@@ -134,7 +135,7 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
     assert runs[0].data.metrics["failed_slides"] == 1
     _real_slide(out / "cmu_small_region", cmu_slide)
 
-    _dashboard_in_chromium(out, tmp_path)
+    _dashboard_in_chromium(out, tmp_path, chrome_page)
 
 
 def _registered(checkpoint: Path, cache: Path, monkeypatch) -> str:
@@ -240,34 +241,30 @@ def _real_slide(d: Path, path: Path) -> None:
         assert 0 <= x0 < x1 <= 2220 + 8 and 0 <= y0 < y1 <= 2967 + 8  # level-0 pixels of the slide
 
 
-def _dashboard_in_chromium(out: Path, tmp_path: Path) -> None:
+def _dashboard_in_chromium(out: Path, tmp_path: Path, driver: Any) -> None:
+    """The slide dashboard in the run's Chromium: three rows (one failed), both slides' images loaded, no
+    console error, and the real slide's zoomable viewer."""
     from selenium.webdriver.common.by import By
-
-    from tests.report.test_dashboard_browser import browser
 
     page = out / "slides.html"  # written by predict; `pixelcam dashboard --slides` rebuilds it
     assert main(["dashboard", "--slides", str(out), "--out", str(out / "again.html")]) == 0
     assert (out / "again.html").read_text() == page.read_text()
     assert main(["dashboard", "--slides", str(out), "--out", str(tmp_path / "elsewhere.html")]) == 0
     assert 'href="pred/cmu_small_region/viewer/viewer.html"' in (tmp_path / "elsewhere.html").read_text()
-    driver = browser(tmp_path / "profile")
-    try:
-        driver.get(page.as_uri())
-        rows = driver.find_elements(By.CSS_SELECTOR, "#slides tbody tr")
-        assert len(rows) == 3 and "failed" in driver.find_element(By.ID, "slides").text
-        for name in ("a", "cmu_small_region"):
-            imgs = driver.find_element(By.ID, f"slide-{name}").find_elements(By.TAG_NAME, "img")
-            assert len(imgs) == 2
-            for img in imgs:
-                assert driver.execute_script(
-                    "const i = arguments[0]; return i.complete && i.naturalWidth > 200;", img
-                ), img.get_attribute("alt")
-        assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        link = driver.find_element(By.ID, "slide-cmu_small_region").find_element(By.TAG_NAME, "a")
-        assert link.get_attribute("href").endswith("cmu_small_region/viewer/viewer.html")
-        _viewer_in_chromium(driver, out / "cmu_small_region" / "viewer")
-    finally:
-        driver.quit()
+    driver.get(page.as_uri())
+    rows = driver.find_elements(By.CSS_SELECTOR, "#slides tbody tr")
+    assert len(rows) == 3 and "failed" in driver.find_element(By.ID, "slides").text
+    for name in ("a", "cmu_small_region"):
+        imgs = driver.find_element(By.ID, f"slide-{name}").find_elements(By.TAG_NAME, "img")
+        assert len(imgs) == 2
+        for img in imgs:
+            assert driver.execute_script(
+                "const i = arguments[0]; return i.complete && i.naturalWidth > 200;", img
+            ), img.get_attribute("alt")
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    link = driver.find_element(By.ID, "slide-cmu_small_region").find_element(By.TAG_NAME, "a")
+    assert link.get_attribute("href").endswith("cmu_small_region/viewer/viewer.html")
+    _viewer_in_chromium(driver, out / "cmu_small_region" / "viewer")
 
 
 def _wait(driver, script: str, what: str, timeout: float = 60.0):
