@@ -207,8 +207,10 @@ def _run_ray_train(
     from ray.data import ExecutionOptions
     from ray.train.torch import TorchTrainer
 
+    from pixelcam.train.entry import ray_train_entry
+
     trainer = TorchTrainer(
-        _entry,
+        ray_train_entry,  # a light module: the controller unpickles it too
         train_loop_config={"payload": payload},
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=need
@@ -283,12 +285,6 @@ def caches_decoded(cfg: TrainConfig, ds: PatchDataset) -> bool:
         return cfg.cache_decoded
     store = ray.available_resources().get("object_store_memory", 0.0)
     return decoded_bytes(ds, cfg.source, cfg.resize) <= CACHE_FRACTION * store
-
-
-def _entry(payload: dict[str, RunPayload]) -> dict[str, Any]:
-    from pixelcam.train.worker import train_loop_per_worker
-
-    return train_loop_per_worker(payload)
 
 
 def _root_message(exc: BaseException) -> str:
