@@ -77,13 +77,37 @@ def token_env(tmp_path: Path, base: dict[str, str] | None = None, **extra: str) 
     return env
 
 
-def agent_ports() -> list[str]:
-    """`ray start` flags giving this node's agents and servers free ports of their own (their defaults are
-    fixed numbers, which a second cluster on the same machine cannot bind)."""
-    return [
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
-        f"--metrics-export-port={free_port()}",
-        f"--ray-client-server-port={free_port()}",
-    ]
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports, each held bound until all are picked (one at a time, the OS may hand a port
+    just released straight back)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+AGENT_FLAGS = (
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--runtime-env-agent-port",
+    "--metrics-export-port",
+    "--ray-client-server-port",
+    # left to the OS (port 0), the raylet's own servers could be given a port picked here for an agent: a
+    # node's runtime-env agent once failed to bind the port its raylet's object manager had just taken
+    "--object-manager-port",
+    "--node-manager-port",
+)
+
+
+def agent_ports(*taken: int) -> list[str]:
+    """`ray start` flags giving this node's agents and servers free ports of their own, all distinct and none
+    of `taken` (the node's other ports, picked before): their defaults are fixed numbers, which a second
+    cluster on the same machine cannot bind."""
+    ports = [p for p in free_ports(len(AGENT_FLAGS) + len(taken)) if p not in taken][: len(AGENT_FLAGS)]
+    return [f"{flag}={port}" for flag, port in zip(AGENT_FLAGS, ports, strict=True)]

@@ -19,7 +19,7 @@ import pytest
 from tests.cluster.helpers import (
     BIN,
     agent_ports,
-    free_port,
+    free_ports,
     listening_hosts,
     stop_group,
     token_env,
@@ -35,7 +35,7 @@ SPEC = "studies/cluster-smoke.yaml"
 @pytest.fixture
 def cluster(tmp_path: Path):
     """(env for clients, dashboard address, MLflow URI); torn down by process group after the test."""
-    gcs, dash, mlf = free_port(), free_port(), free_port()
+    gcs, dash, mlf = free_ports(3)
     # MLflow 3's server job runner (10 workers for GenAI jobs, never used here) off, as `pixelcam ui` has it
     env = token_env(
         tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{mlf}", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"
@@ -47,7 +47,7 @@ def cluster(tmp_path: Path):
             head = subprocess.Popen(
                 [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=4",
                  "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats",
-                 *agent_ports()],
+                 *agent_ports(gcs, dash, mlf)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         procs.append(head)

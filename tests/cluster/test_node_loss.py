@@ -41,11 +41,11 @@ storage: {storage}
 """
 
 
-def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+def start(args: list[str], env: dict, log: Path, gcs: int) -> subprocess.Popen:
     with open(log, "a") as out:
         return subprocess.Popen(
             [str(BIN / "ray"), "start", "--block", "--disable-usage-stats", "--node-ip-address=127.0.0.1",
-             *agent_ports(), *args],
+             *agent_ports(gcs), *args],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
@@ -87,10 +87,10 @@ def node_loss(tmp_path_factory: pytest.TempPathFactory, environment: dict) -> di
     try:
         # the head holds no CPUs, so every trial (and data task) runs on a worker node
         nodes.append(
-            start(["--head", f"--port={gcs}", "--num-cpus=0", "--include-dashboard=false"], env, log)
+            start(["--head", f"--port={gcs}", "--num-cpus=0", "--include-dashboard=false"], env, log, gcs)
         )
         wait_for(lambda: cluster_cpus(address, env) == 0.0, "ray head", 240, nodes[0], log)
-        nodes.append(start([f"--address={address}", "--num-cpus=2"], env, log))
+        nodes.append(start([f"--address={address}", "--num-cpus=2"], env, log, gcs))
         wait_for(lambda: cluster_cpus(address, env) == 2.0, "worker node A", 240, nodes[1], log)
 
         spec = tmp_path / "nodeloss.yaml"
@@ -111,7 +111,7 @@ def node_loss(tmp_path_factory: pytest.TempPathFactory, environment: dict) -> di
             assert line is not None, "the study ended before its trial ran:\n" + "".join(seen[-40:])
             seen.append(line)
         raylet_of(nodes[1]).kill()  # node A is lost with the trial's process on it
-        nodes.append(start([f"--address={address}", "--num-cpus=2"], env, log))  # node B joins
+        nodes.append(start([f"--address={address}", "--num-cpus=2"], env, log, gcs))  # node B joins
         rc = study.wait(timeout=600)
         while (line := lines.get(timeout=30)) is not None:
             seen.append(line)
