@@ -39,10 +39,23 @@ def once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Pa
     return json.loads(record.read_text())
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free loopback ports, each held bound until all are picked (one at a time, the OS may hand
+    a port just released straight back)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 WATCHER = """

@@ -6,7 +6,6 @@ linked to the study's training run that made it."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared import free_port
 from tests.tiny_study import TinyStudy
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _printed_url(proc: subprocess.Popen, deadline: float) -> str:
@@ -54,7 +48,7 @@ def test_ui_opens_the_experiment_runs_table(tiny_study: TinyStudy, chrome_page):
     exp = MlflowClient(tiny_study.uri).get_experiment_by_name("pixelcam-study-tiny")
     parent = MlflowClient(tiny_study.uri).search_runs([exp.experiment_id], "tags.kind = 'study'")[0]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tiny_study.uri}
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable,
         "-m",

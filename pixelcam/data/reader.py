@@ -57,16 +57,6 @@ class PatchDataset:
         """{split: {label_name: n}} for one domain."""
         return self._domain(domain)["counts"]
 
-    def stored_bytes(self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None) -> int:
-        """Bytes of the Parquet files holding these domains and splits, from the manifest (a file's size is
-        asked of its filesystem only for datasets written before sizes were recorded)."""
-        total = 0
-        for f in self.files(domains, splits):
-            domain = f.name.removesuffix(".parquet")
-            size = self._domain(domain).get("bytes", {}).get(f"{f.parent.name}/{f.name}")
-            total += size if size is not None else f.size()
-        return total
-
     def _domain(self, domain: str) -> dict:
         try:
             return self.manifest["domains"][domain]
@@ -79,6 +69,19 @@ class PatchDataset:
         self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None
     ) -> list[Location]:
         """Parquet files holding the given domains (all when None) and splits (all when None)."""
+        return [self.root / rel for _, rel in self._stored(domains, splits)]
+
+    def stored_bytes(self, domains: Iterable[str] | None = None, splits: Iterable[str] | None = None) -> int:
+        """Bytes of the Parquet files holding these domains and splits, from the manifest (a file's size is
+        asked of its filesystem only for datasets written before sizes were recorded)."""
+        total = 0
+        for domain, rel in self._stored(domains, splits):
+            size = self._domain(domain).get("bytes", {}).get(rel)
+            total += size if size is not None else (self.root / rel).size()
+        return total
+
+    def _stored(self, domains: Iterable[str] | None, splits: Iterable[str] | None) -> list[tuple[str, str]]:
+        """(domain, `split/domain.parquet`) of each stored file of these domains and splits."""
         splits = list(SPLITS if splits is None else splits)
         for s in splits:
             if s not in SPLITS:
@@ -86,7 +89,7 @@ class PatchDataset:
         out = []
         for d in self.domains if domains is None else list(domains):
             files = self._domain(d)["files"]
-            out += [self.root / f"{s}/{d}.parquet" for s in splits if f"{s}/{d}.parquet" in files]
+            out += [(d, f"{s}/{d}.parquet") for s in splits if f"{s}/{d}.parquet" in files]
         return out
 
     def read_table(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,9 @@ from pathlib import Path
 
 import psutil
 
+from tests.shared import free_port, free_ports  # noqa: F401 - the cluster tests take them from here
+
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(check, what: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
@@ -75,21 +70,6 @@ def token_env(tmp_path: Path, base: dict[str, str] | None = None, **extra: str) 
     env.pop("RAY_AUTH_TOKEN", None)
     env.pop("RAY_ADDRESS", None)
     return env
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct free ports, each held bound until all are picked (one at a time, the OS may hand a port
-    just released straight back)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 AGENT_FLAGS = (
