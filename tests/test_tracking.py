@@ -61,7 +61,7 @@ def _ensure(uri: str) -> str:
 
 
 def test_concurrent_studies_create_one_tagged_experiment(tmp_path):
-    """Two jobs of one study start at once (the local-cluster test does): one experiment, tagged, no error."""
+    """Two jobs of one study start at once (two submissions of one spec): one experiment, tagged, no error."""
     from concurrent.futures import ProcessPoolExecutor
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
