@@ -1,6 +1,6 @@
 """A dataset on a real S3 protocol server on loopback (the `s3` fixture: moto's server mode), read back by
 `open_dataset` with its manifest verified and by the evaluation path. Training and a study reading over S3
-(Ray Data's read tasks on a cluster's nodes): `tests/cluster/test_node_loss.py`."""
+(Ray Data's read tasks on a cluster's nodes): `tests/cluster/test_local_cluster.py`."""
 
 from __future__ import annotations
 
