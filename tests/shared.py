@@ -106,7 +106,9 @@ def start_s3_server(directory: Path) -> dict[str, str]:
 # result: the unit tests meanwhile use the cores it leaves idle. A scenario spawns its processes with an
 # explicit `env=` (a snapshot): a child exec'ing the live `environ` while the tests' thread sets a variable
 # can fail with EFAULT ("Bad address").
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scenario")  # with pytest's: 3 at once
+# three at once, with pytest's own thread four: the scenarios mostly wait on their processes, and with two the
+# last ones started late and the run's end was pytest's thread alone on one core (~140 idle CPU-s)
+_POOL = ThreadPoolExecutor(max_workers=3, thread_name_prefix="scenario")
 _STARTED: dict[str, Future] = {}
 SCENARIOS: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {}
 

@@ -10,11 +10,13 @@ jobs' drivers) with a worker node, and `mlflow server` (SQLite backend). Two stu
    (`resources.max_failures`) from its latest checkpoint in the bucket and completes, and the trial has one
    MLflow run with every epoch.
 
-One cluster serves both (a cluster costs ~15 CPU-s to start). Everything started here is stopped by its
-process group id."""
+One cluster serves both (a cluster costs ~15 CPU-s to start), from when the test run begins (a scenario,
+tests/shared.py: its two minutes, mostly waiting, overlap the other tests). Everything started here is
+stopped by its process group id."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -23,6 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,11 +43,13 @@ from tests.cluster.helpers import (
     token_env,
     wait_for,
 )
+from tests.shared import scenario, scenario_fixture
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = "studies/cluster-smoke.yaml"
+S3_DATA = "s3://lab/datasets/synth"  # the session's dataset on its S3 server (`environment` reaches it)
 EPOCHS = 5  # the node is lost once two epochs are logged: the rest continue from the checkpoint
 NODE_LOSS_SPEC = """\
 name: nodeloss
@@ -107,10 +112,10 @@ def cluster_cpus(gcs: str, env: dict) -> float:
     return float(eval(out.stdout.strip().splitlines()[-1]).get("CPU", 0.0)) if out.returncode == 0 else -1.0
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, environment: dict[str, str]):
-    """A head without CPUs, a worker node with 2, an MLflow server; torn down by process group after the
-    test. `environment`: the session's, which reaches its S3 server (the nodes read and write the bucket)."""
+@contextlib.contextmanager
+def running_cluster(tmp_path: Path, environment: dict[str, str]) -> Iterator[Cluster]:
+    """A head without CPUs, a worker node with 2, an MLflow server; torn down by process group on the way
+    out. `environment`: the session's, which reaches its S3 server (the nodes read and write the bucket)."""
     gcs, dash, mlf = free_ports(3)
     env = token_env(
         tmp_path,
@@ -198,14 +203,39 @@ def _console_says(out: str, experiment: str) -> None:
     assert "== step 2/6: seeds (skipped: the spec lists no seed besides the study's own (`seeds`))" in out
 
 
-def test_studies_submitted_to_a_local_cluster_one_losing_its_node(
-    cluster: Cluster, tmp_path: Path, synth_dir: Path, s3: tuple[str, dict]
-):
+@scenario("tmp_path_factory", "synth_dir", "environment")
+def cluster_studies(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, environment: dict) -> dict:
+    """The cluster and both studies, from when the test run begins (about 2 minutes, much of it waiting on
+    nodes, jobs and the server): every check that needs the cluster alive is made here (its AssertionError
+    is the test's); returns both jobs' consoles."""
     from mlflow.tracking import MlflowClient
 
+    tmp_path = tmp_path_factory.mktemp("cluster")
+    with running_cluster(tmp_path, environment) as cluster:
+        ml = MlflowClient(cluster.uri)
+        smoke = _smoke_study_by_the_cli(cluster, ml, tmp_path, synth_dir)
+        # the JobSubmissionClient (cluster/submit.py): a study on S3 whose trial loses its node
+        lost = _study_survives_losing_the_node_its_trial_runs_on(cluster, ml, tmp_path, S3_DATA)
+    return {"smoke": smoke, "node_lost": lost}
+
+
+cluster_studies_fixture = scenario_fixture("cluster_studies")
+
+
+def test_studies_submitted_to_a_local_cluster_one_losing_its_node(cluster_studies: dict):
+    smoke, lost = cluster_studies["smoke"], cluster_studies["node_lost"]
+    _console_says(smoke, "pixelcam-study-cluster-smoke")
+    assert "2 selected model(s) logged to MLflow as LoggedModels" in smoke
+    _console_says(lost, "pixelcam-study-nodeloss")
+    assert "retried (resources.max_failures), continuing from its latest checkpoint" in lost, lost[-4000:]
+
+
+def _smoke_study_by_the_cli(cluster: Cluster, ml, tmp_path: Path, synth_dir: Path) -> str:
+    """The smoke study through the `ray job submit` CLI, exactly as cluster/README.md shows it (it follows
+    the job to its end); its results on the shared storage and the server, then its models registered and
+    evaluated by name. Returns the job's console."""
     env, address, uri = cluster.env, cluster.address, cluster.uri
     shared = tmp_path / "shared"  # the "shared storage" every node sees
-    # 1. the `ray job submit` CLI, exactly as cluster/README.md shows it (it follows the job to its end)
     cli = subprocess.run(
         [str(BIN / "ray"), "job", "submit", "--address", address, "--submission-id", "smoke-cli",
          "--working-dir", str(ROOT),
@@ -216,7 +246,6 @@ def test_studies_submitted_to_a_local_cluster_one_losing_its_node(
     )  # fmt: skip
     out = cli.stdout
     assert cli.returncode == 0 and "Job 'smoke-cli' succeeded" in out, out[-4000:]
-    _console_says(out, "pixelcam-study-cluster-smoke")
     status = subprocess.run(
         [str(BIN / "ray"), "job", "status", "smoke-cli", "--address", address], env=env, capture_output=True,
         text=True, timeout=60,
@@ -226,7 +255,6 @@ def test_studies_submitted_to_a_local_cluster_one_losing_its_node(
     # the results on the shared storage, and in the tracking server
     assert (shared / "cluster-smoke" / "ood.json").is_file()
     assert (shared / "cluster-smoke" / "dashboard.html").is_file()
-    ml = MlflowClient(uri)
     exp = ml.get_experiment_by_name("pixelcam-study-cluster-smoke")
     (parent,) = ml.search_runs([exp.experiment_id], "tags.kind = 'study'")
     assert parent.info.status == "FINISHED"
@@ -243,10 +271,8 @@ def test_studies_submitted_to_a_local_cluster_one_losing_its_node(
     # the study logged its selected models (cam, pixelcam-cam) as LoggedModels, ready to register
     logged = ml.search_logged_models([exp.experiment_id])
     assert len(logged) == 2 and all(str(m.status) == "READY" for m in logged)
-    assert "2 selected model(s) logged to MLflow as LoggedModels" in out
     _registered_and_used_by_name(env, ml, shared / "cluster-smoke", synth_dir, tmp_path)
-    # 2. the JobSubmissionClient (cluster/submit.py): a study on S3 whose trial loses its node
-    _study_survives_losing_the_node_its_trial_runs_on(cluster, ml, tmp_path, s3[0])
+    return out
 
 
 def _registered_and_used_by_name(env: dict, ml, study: Path, synth_dir: Path, tmp_path: Path) -> None:
@@ -292,9 +318,7 @@ def _registered_and_used_by_name(env: dict, ml, study: Path, synth_dir: Path, tm
     assert evaluated["pxap"] == pytest.approx(cell["mean"], abs=0.01)
 
 
-def _study_survives_losing_the_node_its_trial_runs_on(
-    cluster: Cluster, ml, tmp_path: Path, data: str
-) -> None:
+def _study_survives_losing_the_node_its_trial_runs_on(cluster: Cluster, ml, tmp_path: Path, data: str) -> str:
     """The study is submitted through cluster/submit.py (JobSubmissionClient, tailing the job's logs); once
     its trial has logged two epochs on the worker node, that node's raylet is SIGKILLed (the trial's process
     goes with it) and another node joins."""
@@ -322,8 +346,6 @@ def _study_survives_losing_the_node_its_trial_runs_on(
             api.kill()
     (tmp_path / "nodeloss.log").write_text(out)
     assert api.returncode == 0 and ": SUCCEEDED" in out, out[-4000:]
-    assert "retried (resources.max_failures), continuing from its latest checkpoint" in out, out[-4000:]
-    _console_says(out, "pixelcam-study-nodeloss")
     study_dir = Location(f"{stored}/nodeloss")
     # the study state records the model once, with its checkpoint; evaluation ran on it
     state = (study_dir / "state.json").read_json()
@@ -340,6 +362,7 @@ def _study_survives_losing_the_node_its_trial_runs_on(
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     steps = {m.step for m in ml.get_metric_history(runs[0].info.run_id, "valpx_pxap")}
     assert steps == set(range(EPOCHS))
+    return out
 
 
 def _epochs_logged(ml, experiment: str) -> int:
