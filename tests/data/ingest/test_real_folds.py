@@ -53,7 +53,7 @@ def listed_ids(fold: Path, split: str) -> list[str]:
 
 @pytest.mark.parametrize("fold", GLAS_FOLDS, ids=lambda f: f.name)
 def test_glas_folds_ingest_as_published(stand_ins: Path, tmp_path: Path, fold: Path):
-    ingest("glas", tmp_path / "ds", root=str(stand_ins), folds=str(fold))
+    ingest("glas", tmp_path / "ds", root=str(stand_ins), folds=str(fold), workers=1)
     ds = open_dataset(tmp_path / "ds")
     names = ["benign", "malignant"]
     assert ds.class_names("glas") == names and ds.roi_classes("glas") == names  # glands in both classes
@@ -75,7 +75,7 @@ def test_glas_folds_ingest_as_published(stand_ins: Path, tmp_path: Path, fold: P
 
 def test_camelyon16_excerpt_as_published(stand_ins: Path, tmp_path: Path):
     fold = next(f for f in CAMELYON_FOLDS if f.name == "fold-5-excerpt")
-    src = ingest("camelyon16", tmp_path / "ds", root=str(stand_ins), folds=str(fold))
+    src = ingest("camelyon16", tmp_path / "ds", root=str(stand_ins), folds=str(fold), workers=1)
     assert len(src.notes) == 1 and "no train/" in src.notes[0]  # the excerpt ships valcl, valpx, test only
     ds = open_dataset(tmp_path / "ds")
     assert ds.class_names("camelyon16") == ["normal", "tumor"] and ds.roi_classes("camelyon16") == ["tumor"]
@@ -97,7 +97,7 @@ def test_camelyon16_excerpt_as_published(stand_ins: Path, tmp_path: Path):
 
 def test_camelyon16_fold6_carves_valcl_and_valpx(stand_ins: Path, tmp_path: Path):
     fold = next(f for f in CAMELYON_FOLDS if f.name == "fold-6")
-    kw = dict(root=str(stand_ins), folds=str(fold), seed=3)
+    kw = dict(root=str(stand_ins), folds=str(fold), seed=3, workers=1)
     src = ingest("camelyon16", tmp_path / "a", **kw)
     assert len(src.notes) == 2 and "no valcl/" in src.notes[0] and "no valpx/" in src.notes[1]
     ds = open_dataset(tmp_path / "a")
@@ -116,13 +116,15 @@ def test_camelyon16_fold6_carves_valcl_and_valpx(stand_ins: Path, tmp_path: Path
 
 def test_content_hash_does_not_depend_on_where_it_was_built(stand_ins: Path, tmp_path: Path):
     fold = GLAS_FOLDS[0]
-    for name in ("one", "two"):  # the same files under two roots, written to two places
+    # the same files under two roots, written to two places, decoded by a pool of processes and by this one
+    # (the other tests ingest in this process: a pool of 2 spawned processes costs ~2 CPU-s per ingest)
+    for name, workers in (("one", 2), ("two", 1)):
         root = tmp_path / name / "data"
         shutil.copytree(
             stand_ins / "Warwick_QU_Dataset_(Released_2016_07_08)",
             root / "Warwick_QU_Dataset_(Released_2016_07_08)",
         )
-        ingest("glas", tmp_path / name / "ds", root=str(root), folds=str(fold))
+        ingest("glas", tmp_path / name / "ds", root=str(root), folds=str(fold), workers=workers)
     one, two = (open_dataset(tmp_path / n / "ds") for n in ("one", "two"))
     assert one.hash == two.hash
     src = one.read_table(splits=["train"], columns=["source_path"]).column("source_path").to_pylist()
@@ -144,7 +146,7 @@ def test_size_mismatch_names_the_sizes_file_and_line(stand_ins: Path, tmp_path: 
 def test_sigkilled_ingest_leaves_the_old_dataset_and_no_temporaries(stand_ins: Path, tmp_path: Path):
     fold = next(f for f in CAMELYON_FOLDS if f.name == "fold-6")
     out = tmp_path / "ds"
-    ingest("glas", out, root=str(stand_ins), folds=str(GLAS_FOLDS[0]))
+    ingest("glas", out, root=str(stand_ins), folds=str(GLAS_FOLDS[0]), workers=1)
     before = open_dataset(out).hash
     cmd = [sys.executable, "-m", "pixelcam.cli", "data", "ingest", "camelyon16", "--root", str(stand_ins)]
     proc = subprocess.Popen(
@@ -183,7 +185,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_path(stand_ins: Path, tmp_pa
     shutil.copytree(GLAS_FOLDS[0], fold)
     for f in fold.rglob("*.txt"):  # as a Windows editor saves them
         f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
-    ingest("glas", tmp_path / "ds", root=str(stand_ins), folds=str(fold))
+    ingest("glas", tmp_path / "ds", root=str(stand_ins), folds=str(fold), workers=1)
     ids = open_dataset(tmp_path / "ds").read_table(splits=["test"], columns=["image_id"])
     assert ids.column("image_id").to_pylist() == listed_ids(GLAS_FOLDS[0], "test")
 
@@ -215,6 +217,6 @@ def test_inspect_covers_the_rois_of_every_roi_class(stand_ins: Path, tmp_path: P
     """GlaS: glands in benign images too, so the ROI-cover column counts class 0 (CAMELYON16: tumour only)."""
     from pixelcam.data.inspect import summarize
 
-    ingest("glas", tmp_path / "ds", root=str(stand_ins), folds=str(GLAS_FOLDS[0]))
+    ingest("glas", tmp_path / "ds", root=str(stand_ins), folds=str(GLAS_FOLDS[0]), workers=1)
     test = summarize(open_dataset(tmp_path / "ds"))["glas"]["test"]
     assert len(test.coverage) == sum(test.counts.values()) == test.masked == 80
