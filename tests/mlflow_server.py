@@ -9,11 +9,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.cluster.helpers import BIN, wait_for
+from tests.cluster.helpers import BIN, stop_group, wait_for
 
 
 def start_server(root: Path, port: int, log: Path, env: dict) -> subprocess.Popen:
-    """`mlflow server` on 127.0.0.1:`port` with its store in `root`, once it answers /health."""
+    """`mlflow server` on 127.0.0.1:`port` with its store in `root`, once it answers /health (stopped by its
+    process group if it never does)."""
     with open(log, "a") as fh:
         server = subprocess.Popen(
             [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
@@ -22,10 +23,14 @@ def start_server(root: Path, port: int, log: Path, env: dict) -> subprocess.Pope
             env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # its GenAI job runner: unused
             stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    wait_for(
-        lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200,
-        "mlflow server", 240, server, log,
-    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200,
+            "mlflow server", 240, server, log,
+        )  # fmt: skip
+    except BaseException:
+        stop_group(server)
+        raise
     return server
 
 

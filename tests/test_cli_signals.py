@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.helpers import free_port, stop_group
+from tests.cluster.helpers import stop_group
 from tests.mlflow_server import refused_a_call, start_server
-from tests.shared import scenario, scenario_fixture
+from tests.shared import free_port, scenario, scenario_fixture
 
 pytestmark = pytest.mark.e2e
 

@@ -43,6 +43,7 @@ from tests.cluster.helpers import (
     token_env,
     wait_for,
 )
+from tests.mlflow_server import start_server
 from tests.shared import scenario, scenario_fixture
 
 pytestmark = pytest.mark.e2e
@@ -121,8 +122,6 @@ def running_cluster(tmp_path: Path, environment: dict[str, str]) -> Iterator[Clu
         tmp_path,
         environment,
         MLFLOW_TRACKING_URI=f"http://127.0.0.1:{mlf}",
-        # MLflow 3's server job runner (10 workers for GenAI jobs, unused here) off, as `pixelcam ui` has it
-        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         # a lost node is declared dead after ~3 s instead of Ray's default ~30 s
         RAY_health_check_period_ms="1000",
         RAY_health_check_failure_threshold="3",
@@ -130,22 +129,10 @@ def running_cluster(tmp_path: Path, environment: dict[str, str]) -> Iterator[Clu
     )
     c = Cluster(env, f"http://127.0.0.1:{dash}", f"127.0.0.1:{gcs}", env["MLFLOW_TRACKING_URI"],
                 tmp_path / "ray.log", (gcs, dash, mlf))  # fmt: skip
-    mlflow_log = tmp_path / "mlflow.log"
     try:
         head = c.start_node("--head", f"--port={gcs}", "--num-cpus=0", "--dashboard-host=127.0.0.1",
                             f"--dashboard-port={dash}")  # fmt: skip
-        with open(mlflow_log, "w") as log:
-            server = subprocess.Popen(
-                [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-                 "--artifacts-destination", str(tmp_path / "mlartifacts"), "--host", "127.0.0.1",
-                 "--port", str(mlf), "--workers", "1"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        c.procs.append(server)
-        wait_for(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{mlf}/health", timeout=2).status == 200,
-            "mlflow server", 240, server, mlflow_log,
-        )  # fmt: skip
+        c.procs.append(start_server(tmp_path, mlf, tmp_path / "mlflow.log", env))
         # the head's dashboard answers (any HTTP status: it asks for the token) before a client process is
         # started: each `ray` client process costs ~2 CPU-s to start, an HTTP probe nothing
         wait_for(lambda: _answers(f"{c.address}/api/version"), "ray head", 240, head, c.log)
