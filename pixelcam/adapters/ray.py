@@ -5,7 +5,10 @@
   driver; `ray/train/v2/_internal/constants.py`, undocumented), `RAY_DATA_DISABLE_PROGRESS_BARS=1`
   (documented in Ray Data's progress-bar docs), and, for a quiet console, `RAY_AIR_NEW_OUTPUT=0` (the
   documented switch of Tune's output engine, ray-project/ray#35129: with `verbose=0` Tune then prints
-  nothing itself).
+  nothing itself). `TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1` (documented with Tune's environment variables):
+  no per-trial `result.json`, `progress.csv`, `params.json/.pkl` and TensorBoard file; a study records its
+  trials in MLflow and its state file, and on object storage those five files were re-uploaded at every
+  epoch (about a third of a study's requests to the bucket).
 - Loggers silenced on a quiet console by name (Ray has no per-module log level API): notes from the token
   authentication set-up and Ray Data's progress module, and Ray Train's per-report INFO lines, which its
   execution context logs on a logger named after its own file path (`logging.getLogger(__file__)`), so
@@ -28,7 +31,11 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-RAY_ENV = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+RAY_ENV = {
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+    "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+}
 QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0"}
 NOTE_LOGGERS = (
     "ray._private.authentication.authentication_token_setup",  # "token authentication is enabled"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable
 
 from pixelcam.adapters import ray as ray_adapter
@@ -57,10 +58,29 @@ def init_ray(
         if os.environ.get("RAY_ADDRESS"):
             info = ray.init(log_to_driver=to_driver)
         else:
-            # Ray 2.60 binds its gRPC servers (GCS, raylet, workers, agents) to all interfaces and resolves a
-            # loopback node IP back to the network address: the local cluster's guard is Ray's token
-            # authentication (on by default), not its binding (README "Running on a Ray cluster").
-            info = ray.init(
+            info = _start_local(num_cpus, to_driver)
+    session = getattr(info, "address_info", {}).get("session_dir")
+    return os.path.join(session, "logs") if session else None
+
+
+# Ray's own words when its raylet did not register in time: on a loaded machine the raylet aborts when the
+# dashboard agent has not written its port file within its fixed wait, and `ray.init` raises a bare
+# Exception 30 s later. A second start usually finds the agent's imports in the page cache.
+START_TIMEOUT = "timed out during startup"
+LOCAL_START_TRIES = 2
+
+
+def _start_local(num_cpus: int | None, to_driver: bool) -> object:
+    """`ray.init` of a local instance, started again once when Ray says its node missed its start-up window.
+
+    Ray 2.60 binds its gRPC servers (GCS, raylet, workers, agents) to all interfaces and resolves a loopback
+    node IP back to the network address: the local cluster's guard is Ray's token authentication (on by
+    default), not its binding (README "Running on a Ray cluster")."""
+    import ray
+
+    for attempt in range(1, LOCAL_START_TRIES + 1):
+        try:
+            return ray.init(
                 address="local",
                 num_cpus=num_cpus,
                 include_dashboard=os.environ.get(DASHBOARD_ENV, "0") == "1",
@@ -68,8 +88,12 @@ def init_ray(
                 logging_level="WARNING",
                 log_to_driver=to_driver,
             )
-    session = getattr(info, "address_info", {}).get("session_dir")
-    return os.path.join(session, "logs") if session else None
+        except Exception as exc:  # Ray raises a bare Exception for this; anything else is re-raised as is
+            if START_TIMEOUT not in str(exc) or attempt == LOCAL_START_TRIES:
+                raise
+            ray.shutdown()  # the half-started processes of this attempt
+            print(f"Ray's local start timed out ({exc}); starting it again", file=sys.stderr, flush=True)
+    raise AssertionError("unreachable")
 
 
 def worker_resources(cfg: TrainConfig, cluster: dict[str, float]) -> dict[str, float]:

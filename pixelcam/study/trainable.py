@@ -53,7 +53,7 @@ def trial_driver(
     res = train(
         cfg,
         resume=(Location(cfg.storage) / cfg.run_name()).exists(),  # a retried trial continues its run
-        callbacks=[tune_callback()],
+        callbacks=None if cfg.runs_locally else [tune_callback()],  # a local run reports to Tune itself
         parent_run_id=config.get("mlflow_parent"),
         mlflow_uri=config.get("mlflow_uri"),  # the study's store, not one in the trial's own directory
         extra_tags=tags,
@@ -70,7 +70,9 @@ def trial_driver(
 
 def tune_callback() -> Any:
     """Ray Train -> Tune: Ray's `TuneReportCallback`, forwarding only `TUNE_KEYS` of rank 0's report (the
-    other metrics are in MLflow; Tune keeps a running analysis of each one it gets, per trial)."""
+    other metrics are in MLflow; Tune keeps a running analysis of each one it gets, per trial). Made only
+    for a trial that runs Ray Train: it starts an actor of its own (a queue, ~1.3 CPU-s of process start-up),
+    which a trial training in its Tune actor never uses."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from pixelcam.train.session import tune_metrics

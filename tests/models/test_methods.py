@@ -118,10 +118,10 @@ def test_gradient_cams_do_not_grow_memory(method: str):
     model = create_wsol_model(method, "resnet10t").train()
     x = torch.randn(2, 3, 32, 32)
     y = torch.tensor([0, 1])
-    for _ in range(50):  # warm-up: allocator pools settle
+    for _ in range(30):  # warm-up: allocator pools settle
         model.cam(x, y)
     before = _rss_mib()
-    for _ in range(400):  # a graph or hook kept per call (>= 0.5 MiB here) grows by hundreds of MiB
+    for _ in range(150):  # a graph or hook kept per call (>= 0.5 MiB here) grows by 75 MiB or more
         model.cam(x, y)
-    assert _rss_mib() - before < 25, "memory grew over 400 CAM calls"
+    assert _rss_mib() - before < 25, "memory grew over 150 CAM calls"
     assert model.training and all(p.grad is None for p in model.parameters())

@@ -85,3 +85,48 @@ def test_the_dashboard_starts_when_asked(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(DASHBOARD_ENV, "1")
     init_ray(num_cpus=1)
     assert [kw["include_dashboard"] for kw in asked] == [False, True]
+
+
+def test_a_local_start_that_times_out_is_started_again_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    """Ray's raylet aborts when its dashboard agent misses its start-up window on a loaded machine, and
+    `ray.init` then raises a bare Exception with Ray's words: the local start is tried again, once, with a
+    line on stderr; a second timeout, and any other error, are raised as they are."""
+    import ray
+
+    from pixelcam.runtime import cluster
+
+    timeout = Exception(
+        "The current node timed out during startup. This could happen because some of the raylet failed to "
+        "startup or the GCS has become overloaded."
+    )
+    calls: list[str] = []
+
+    def init(errors: list[BaseException | None]):
+        def fake(**kw):
+            calls.append("init")
+            error = errors.pop(0)
+            if error is not None:
+                raise error
+
+        return fake
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "init", init([timeout, None]))
+    assert cluster.init_ray(num_cpus=1) is None
+    assert calls == ["init", "shutdown", "init"]
+    assert "Ray's local start timed out" in capsys.readouterr().err
+    calls.clear()
+    monkeypatch.setattr(ray, "init", init([timeout, timeout]))
+    with pytest.raises(Exception, match="timed out during startup"):
+        cluster.init_ray(num_cpus=1)
+    assert calls == ["init", "shutdown", "init"]
+    calls.clear()
+    monkeypatch.setattr(ray, "init", init([RuntimeError("no such address")]))
+    with pytest.raises(RuntimeError, match="no such address"):
+        cluster.init_ray(num_cpus=1)
+    assert calls == ["init"]

@@ -3,6 +3,9 @@ the sizes their sizes files state, so the published files can be ingested as the
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,30 +35,45 @@ def listed(fold: Path) -> tuple[dict[str, tuple[int, int]], dict[str, str | None
 
 
 def build_stand_ins(root: Path, folds: list[Path]) -> Path:
-    """Write an image (BMP for GlaS, PNG otherwise) and its mask for every path the folds list."""
+    """Write an image (BMP for GlaS, PNG otherwise) and its mask for every path the folds list. Flat tiles,
+    each file encoded once per distinct content and copied after (CAMELYON16's 512 px patches repeat)."""
     done: set[str] = set()
+    encoded: dict[tuple, bytes] = {}
     for fold in folds:
         sizes, masks = listed(fold)
         for k, (rel, (w, h)) in enumerate(sorted(sizes.items())):
             if rel in done:
                 continue
             done.add(rel)
-            img = np.empty((h, w, 3), np.uint8)
-            img[:] = (180 + k % 50, 120 + k % 70, 170)  # flat tiles: cheap to write and to encode
-            img[h // 4 : h // 2, w // 4 : w // 2] = (90, 40, 120)
             path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img).save(path, compress_level=1) if path.suffix == ".png" else Image.fromarray(
-                img
-            ).save(path)
+            color = (180 + k % 50, 120 + k % 70, 170)
+            _write(path, encoded, (path.suffix, w, h, color), partial(_tile, w, h, color))
             if masks.get(rel):
-                m = np.zeros((h, w), np.uint8)
-                m[h // 4 : h // 2, w // 4 : w // 2] = (
-                    255 if path.suffix == ".png" else 3
-                )  # GlaS: instance ids
                 mp = root / masks[rel]
-                mp.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(m).save(mp, compress_level=1) if mp.suffix == ".png" else Image.fromarray(
-                    m
-                ).save(mp)
+                value = 255 if path.suffix == ".png" else 3  # GlaS: instance ids
+                _write(mp, encoded, (mp.suffix, w, h, value), partial(_mask, w, h, value))
     return root
+
+
+def _tile(w: int, h: int, color: tuple[int, int, int]) -> np.ndarray:
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = color  # flat tiles: cheap to write and to encode
+    img[h // 4 : h // 2, w // 4 : w // 2] = (90, 40, 120)
+    return img
+
+
+def _mask(w: int, h: int, value: int) -> np.ndarray:
+    m = np.zeros((h, w), np.uint8)
+    m[h // 4 : h // 2, w // 4 : w // 2] = value
+    return m
+
+
+def _write(path: Path, encoded: dict[tuple, bytes], key: tuple, pixels: Callable[[], np.ndarray]) -> None:
+    """`path` holding `pixels()` encoded by its suffix (PNG at compression level 1), once per `key`."""
+    if key not in encoded:
+        buf = io.BytesIO()
+        kind = path.suffix.lstrip(".").upper().replace("JPG", "JPEG")
+        Image.fromarray(pixels()).save(buf, format=kind, **({"compress_level": 1} if kind == "PNG" else {}))
+        encoded[key] = buf.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encoded[key])
