@@ -101,7 +101,7 @@ def train_models(root: Path) -> dict[str, Any]:
             source="synth-colon",
             resize=64,
             crop=64,
-            epochs=6,
+            epochs=4,
             batch_size=16,
             lr=0.02,
             num_workers=1,

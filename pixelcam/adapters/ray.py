@@ -40,6 +40,7 @@ QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0"}
 NOTE_LOGGERS = (
     "ray._private.authentication.authentication_token_setup",  # "token authentication is enabled"
     "ray.data._internal.progress",  # "progress bars are disabled"
+    "ray.tune.analysis.experiment_analysis",  # "both result.json and progress.csv were not found" (our flag)
 )
 TRAIN_REPORT_MODULE = "ray.train.v2._internal.execution.context"
 
