@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import ray
 
 from pixelcam.adapters import ray as adapter
-from tests.shared import scenario, scenario_fixture
+from tests.ray_probe import ray_probe_fixture  # noqa: F401  (the session fixture ray_probe)
 
 RAY_DIR = Path(ray.__file__).parent
 
@@ -52,40 +50,13 @@ def test_the_raylet_filter_drops_exactly_the_raylets_messages():
     assert "a worker's line" in text  # only the raylet's messages go
 
 
-PROBE = """
-import signal, sys
-import ray
-from pixelcam.adapters.ray import keep_sigterm_handler
-mine = lambda *a: None
-signal.signal(signal.SIGTERM, mine)
-ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
-replaced = signal.getsignal(signal.SIGTERM) is not mine
-ray.shutdown()
-signal.signal(signal.SIGTERM, mine)
-with keep_sigterm_handler():
-    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
-kept = signal.getsignal(signal.SIGTERM) is mine
-ray.shutdown()
-print(replaced, kept)
-"""
-
-
-@scenario("environment", first=True)  # the run's first e2e test waits for it
-def sigterm_probe(environment: dict[str, str]) -> dict:
-    """PROBE in its own process, started when the run begins (two `ray.init`s: about 20 s)."""
-    cmd = [sys.executable, "-c", PROBE]  # an explicit environment, as every scenario's (tests/shared.py)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=environment)
-    return {"rc": out.returncode, "stdout": out.stdout, "stderr": out.stderr}
-
-
-sigterm_probe_fixture = scenario_fixture("sigterm_probe")
-
-
-def test_ray_init_replaces_the_sigterm_handler_and_the_adapter_puts_it_back(sigterm_probe: dict):
-    assert sigterm_probe["rc"] == 0, sigterm_probe["stderr"][-2000:]
-    replaced, kept = sigterm_probe["stdout"].split()[-2:]
-    assert kept == "True"
-    assert replaced == "True", "ray.init no longer replaces SIGTERM's handler: keep_sigterm_handler can go"
+def test_ray_init_replaces_the_sigterm_handler_and_the_adapter_puts_it_back(ray_probe: dict):
+    """`tests/ray_probe.py`: a bare `ray.init` in a process of its own, then pixelcam's `init_ray`."""
+    assert ray_probe["rc"] == 0, ray_probe["stderr"][-2000:]
+    res = ray_probe["result"]
+    assert res["kept"] is True
+    gone = "ray.init no longer replaces SIGTERM's handler: keep_sigterm_handler can go"
+    assert res["replaced"] is True, gone
 
 
 def test_a_quiet_console_keeps_only_the_lines_it_is_told_to_without_ray_prefix():

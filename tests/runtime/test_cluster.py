@@ -2,63 +2,17 @@
 to every interface) refuses a client holding another token and accepts one holding the cluster's. It starts
 without Ray's dashboard unless PIXELCAM_RAY_DASHBOARD=1 asks for it."""
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.shared import scenario, scenario_fixture
-
-PROBE = """
-import json, os, subprocess, sys, ray
-from pixelcam.runtime.cluster import init_ray
-init_ray(num_cpus=1, quiet=True)
-addr = ray.get_runtime_context().gcs_address
-connect = f"import ray; ray.init(address='{addr}'); print('CONNECTED')"
-own = dict(os.environ)
-stranger = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-stranger["RAY_AUTH_TOKEN"] = "0" * 64
-res = {}
-for name, env in (("stranger", stranger), ("own", own)):
-    cmd = [sys.executable, "-c", connect]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    res[name] = {"connected": "CONNECTED" in out.stdout, "err": out.stderr[-2000:]}
-# Ray's own processes are this driver's children; the dashboard's UI modules would be its head's children
-def children(pid):
-    out = {}
-    for name in os.listdir("/proc"):
-        try:
-            stat = open(f"/proc/{name}/stat").read() if name.isdigit() else "0) S 0"
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == pid:
-                out[int(name)] = open(f"/proc/{name}/cmdline").read().replace("\\0", " ")
-        except OSError:
-            pass
-    return out
-children = {cmd: list(children(pid).values()) for pid, cmd in children(os.getpid()).items()}
-res["children"] = children
-print(json.dumps(res))
-ray.shutdown()
-"""
-
-
-@scenario("environment")
-def token_probe(environment: dict[str, str]) -> subprocess.CompletedProcess:
-    """The probe, started when the run begins: the stranger's client waits ~20 s before Ray gives up."""
-    cmd = [sys.executable, "-c", PROBE]  # an explicit environment, as every scenario's (tests/shared.py)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=environment)
-
-
-token_probe_fixture = scenario_fixture("token_probe")
+from tests.ray_probe import ray_probe_fixture  # noqa: F401  (the session fixture ray_probe)
 
 
 @pytest.mark.e2e
-def test_local_ray_refuses_a_client_without_its_token(token_probe: subprocess.CompletedProcess):
-    out = token_probe
-    assert out.returncode == 0, out.stderr[-3000:]
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+def test_local_ray_refuses_a_client_without_its_token(ray_probe: dict):
+    assert ray_probe["rc"] == 0, ray_probe["stderr"][-3000:]
+    res = ray_probe["result"]
     assert res["own"]["connected"], res["own"]["err"]  # the probe itself can connect: the check is real
     assert not res["stranger"]["connected"]
     assert "token" in res["stranger"]["err"].lower()
