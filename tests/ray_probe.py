@@ -52,7 +52,7 @@ ray.shutdown()
 """
 
 
-@scenario("environment", first=True)  # the run's first e2e tests wait for it
+@scenario("environment")  # its tests run late (tests/shared.py `run_order`): no test waits on it early
 def ray_probe(environment: dict[str, str]) -> dict[str, Any]:
     """PROBE, started when the run begins (two Ray starts; the stranger's client waits ~20 s before Ray gives
     up): {"rc", "stderr", "result": the probe's JSON (empty when it failed)}."""
