@@ -65,7 +65,7 @@ def init_ray(
 
 # Ray's own words when its raylet did not register in time: on a loaded machine the raylet aborts when the
 # dashboard agent has not written its port file within its fixed wait, and `ray.init` raises a bare
-# Exception 30 s later. A second start usually finds the agent's imports in the page cache.
+# Exception 30 s later. Whether the agent makes it depends on the load of that moment: one more start.
 START_TIMEOUT = "timed out during startup"
 LOCAL_START_TRIES = 2
 
