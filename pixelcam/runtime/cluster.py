@@ -67,7 +67,6 @@ def init_ray(
 # dashboard agent has not written its port file within its fixed wait, and `ray.init` raises a bare
 # Exception 30 s later. Whether the agent makes it depends on the load of that moment: one more start.
 START_TIMEOUT = "timed out during startup"
-LOCAL_START_TRIES = 2
 
 
 def _start_local(num_cpus: int | None, to_driver: bool) -> object:
@@ -78,22 +77,24 @@ def _start_local(num_cpus: int | None, to_driver: bool) -> object:
     default), not its binding (README "Running on a Ray cluster")."""
     import ray
 
-    for attempt in range(1, LOCAL_START_TRIES + 1):
-        try:
-            return ray.init(
-                address="local",
-                num_cpus=num_cpus,
-                include_dashboard=os.environ.get(DASHBOARD_ENV, "0") == "1",
-                configure_logging=True,
-                logging_level="WARNING",
-                log_to_driver=to_driver,
-            )
-        except Exception as exc:  # Ray raises a bare Exception for this; anything else is re-raised as is
-            if START_TIMEOUT not in str(exc) or attempt == LOCAL_START_TRIES:
-                raise
-            ray.shutdown()  # the half-started processes of this attempt
-            print(f"Ray's local start timed out ({exc}); starting it again", file=sys.stderr, flush=True)
-    raise AssertionError("unreachable")
+    def start() -> object:
+        return ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=os.environ.get(DASHBOARD_ENV, "0") == "1",
+            configure_logging=True,
+            logging_level="WARNING",
+            log_to_driver=to_driver,
+        )
+
+    try:
+        return start()
+    except Exception as exc:  # Ray raises a bare Exception for this; anything else is re-raised as is
+        if START_TIMEOUT not in str(exc):
+            raise
+        ray.shutdown()  # the half-started processes of this attempt
+        print(f"Ray's local start timed out ({exc}); starting it again", file=sys.stderr, flush=True)
+    return start()
 
 
 def worker_resources(cfg: TrainConfig, cluster: dict[str, float]) -> dict[str, float]:

@@ -72,7 +72,7 @@ def _write(path: Path, encoded: dict[tuple, bytes], key: tuple, pixels: Callable
     """`path` holding `pixels()` encoded by its suffix (PNG at compression level 1), once per `key`."""
     if key not in encoded:
         buf = io.BytesIO()
-        kind = path.suffix.lstrip(".").upper().replace("JPG", "JPEG")
+        kind = path.suffix.lstrip(".").upper()  # BMP (GlaS) or PNG
         Image.fromarray(pixels()).save(buf, format=kind, **({"compress_level": 1} if kind == "PNG" else {}))
         encoded[key] = buf.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
