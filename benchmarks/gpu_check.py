@@ -388,7 +388,10 @@ def section_d(sz: Sizes, device: torch.device, root: Path) -> dict:
             )  # fmt: skip
             runs.append(r)
     finally:
-        ray.shutdown()
+        # --smoke checks that every path runs: section (e)'s study then joins this Ray (one local start, ~12
+        # CPU-s, fewer); on the device it starts its own, as a user's study does, and (e) measures that too
+        if device.type == "cuda":
+            ray.shutdown()
     images, _ = tiles_of(slide, tile, 32)
     bare = forward_only(ck, images, batch, device.type, threads=2)
     small, big = runs

@@ -341,7 +341,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # MLflow 3's server also starts a job runner with 10 workers for its GenAI jobs, which pixelcam never
     # submits: off unless the user turned it on (a UI that starts faster and holds less memory)
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
-    server = subprocess.Popen([*cmd, "--port", str(args.port)], stdout=subprocess.DEVNULL, env=env)
+    cmd += ["--port", str(args.port), "--workers", str(args.workers)]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + 120
         while server.poll() is None and time.monotonic() < deadline:

@@ -173,6 +173,21 @@ def environment(s3_server: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def local_ray() -> Any:
+    """One local Ray (2 CPUs) in this test process, for every in-process test that needs *a* Ray rather than
+    its start (`tests/train/test_e2e.py`, `predict`, `train negev`: pixelcam's `init_ray` joins it, as a job
+    on a cluster does). A local start costs ~12 CPU-s of Ray's own processes; the start itself is covered
+    by the processes that start their own (the quickstart's CLI, the trained models, the signals runs, the
+    probe)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> dict[str, str]:
     """One S3 protocol server on loopback (moto's server mode) for the whole test run, with the bucket `lab`
     holding the synthetic dataset at `datasets/synth`; returns the environment that reaches it, also set in

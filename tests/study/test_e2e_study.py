@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,9 +16,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
+from pixelcam.cli import main
 from pixelcam.storage import Location
-from tests.shared import scenario, scenario_fixture
-from tests.tiny_study import SPEC, TinyStudy, cli
+from tests.tiny_study import SPEC, TinyStudy
 
 pytestmark = pytest.mark.e2e
 
@@ -260,29 +259,19 @@ def bucket_files(uri: str) -> dict[str, bytes]:
     return out
 
 
-@scenario("tmp_path_factory", "synth_dir", "environment")
-def unschedulable_study(
-    tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, environment: dict
-) -> tuple:
-    """A study whose trials need 4 GPUs, run on this machine (none): started when the run begins."""
-    root = tmp_path_factory.mktemp("unschedulable")
-    spec = root / "big.yaml"
+def test_unschedulable_study_fails_at_once(
+    tmp_path: Path, synth_dir: Path, local_ray: None, capsys: pytest.CaptureFixture
+):
+    """A study whose trials need 4 GPUs, on this machine's local Ray (none): refused before anything is
+    written, by `pixelcam study run` in this process on the session's Ray (`tests/conftest.py`)."""
+    spec = tmp_path / "big.yaml"
     spec.write_text(
-        SPEC.format(data=synth_dir, storage=root / "s").replace(
+        SPEC.format(data=synth_dir, storage=tmp_path / "s").replace(
             "workers: 1", "workers: 4, gpus_per_worker: 1"
         )
     )
-    env = {**environment, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'm.db'}"}
-    res = cli("study", "run", str(spec), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
-    out, err = res.communicate(timeout=300)
-    return root, res.returncode, err
-
-
-unschedulable_fixture = scenario_fixture("unschedulable_study")
-
-
-def test_unschedulable_study_fails_at_once(unschedulable_study: tuple):
-    root, rc, err = unschedulable_study
-    assert rc == 2, err
+    assert main(["study", "run", str(spec)]) == 2
+    err = capsys.readouterr().err
     assert "a trial needs" in err and "GPU: 4" in err and "GPU: 0" in err
-    assert not (root / "s").exists()  # refused before its directory (or any training) was made
+    assert len(err.strip().splitlines()) == 1, err  # one line
+    assert not (tmp_path / "s").exists()  # refused before its directory (or any training) was made

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-import ray
 import torch
 import yaml
 from mlflow.tracking import MlflowClient
@@ -46,14 +45,12 @@ num_workers: 2
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path):
+def env(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, local_ray: None):
     root = tmp_path_factory.mktemp("e2e")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
     (root / "train.yaml").write_text(CONFIG + f"data: {synth_dir}\nstorage: {root / 'runs'}\n")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    yield {"root": root, "config": root / "train.yaml", "uri": uri, "data": synth_dir}
-    ray.shutdown()
+    return {"root": root, "config": root / "train.yaml", "uri": uri, "data": synth_dir}
 
 
 @pytest.fixture(autouse=True)

@@ -33,7 +33,9 @@ size_weight: 0.01
 """
 
 
-def test_negev_trains_on_a_baselines_seeds_and_keeps_its_classifier(trained, tmp_path: Path, capsys):
+def test_negev_trains_on_a_baselines_seeds_and_keeps_its_classifier(
+    trained, tmp_path: Path, capsys, local_ray: None
+):
     cfg = tmp_path / "negev.yaml"
     cfg.write_text(CONFIG + f"data: {trained.data}\nstorage: {tmp_path / 'runs'}\n")
     baseline_run = str(Path(trained.cam.checkpoint).parent)  # the CAM run directory: its selected checkpoint

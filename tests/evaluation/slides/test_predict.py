@@ -39,9 +39,15 @@ def unet_checkpoint(trained) -> Path:
 
 @pytest.mark.e2e
 def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
-    tmp_path: Path, synth_dir: Path, unet_checkpoint: Path, cmu_slide: Path, capsys, monkeypatch, chrome_page
+    tmp_path: Path,
+    synth_dir: Path,
+    unet_checkpoint: Path,
+    cmu_slide: Path,
+    capsys,
+    monkeypatch,
+    chrome_page,
+    local_ray: None,
 ):
-    import ray
     from mlflow.tracking import MlflowClient
 
     from pixelcam.evaluation.slides.synthetic import write_synthetic_slide
@@ -78,10 +84,7 @@ def test_predict_two_slides_skip_a_corrupt_one_and_show_them(
     argv[argv.index(str(tmp_path / "*.tif"))] = str(tmp_path / "[a].tif")  # a glob, as users pass them
     argv.insert(argv.index("--out"), str(tmp_path / "broken.tif"))
     argv.insert(argv.index("--out"), str(cmu_slide))  # a real scanner file (Aperio SVS, one level)
-    try:
-        rc = main(argv)
-    finally:
-        ray.shutdown()
+    rc = main(argv)
     err = capsys.readouterr().err
     assert rc == 1  # one slide failed
     assert "broken.tif" in err and "FAILED broken" in err
