@@ -52,5 +52,19 @@ def check_resources(spec: StudySpec, cluster: dict[str, float]) -> int:
     return max(1, int(cpu_for_trials // max(need["CPU"], 1e-9)))
 
 
+def retry_note(spec: StudySpec) -> str | None:
+    """The console's note when the spec's retries are set for lost nodes on multi-worker trials, which they do
+    not cover: on Ray 2.60 such a trial was retried but its new worker group never started
+    (`tests/cluster/test_local_cluster.py` found it; docs/guide/studies.md, "Node loss")."""
+    res = spec.resources
+    if not res.max_failures or res.workers < 2:
+        return None
+    return (
+        f"note: resources.max_failures {res.max_failures} with {res.workers} workers per trial: a "
+        "multi-worker trial whose node is lost is retried but does not restart on Ray 2.60 (it ends FAILED); "
+        "resources.workers: 1 restarts (docs/guide/studies.md, Node loss)"
+    )
+
+
 def _fmt(res: dict[str, float]) -> str:
     return "{" + ", ".join(f"{k}: {v:g}" for k, v in sorted(res.items())) + "}"

@@ -26,7 +26,7 @@ from pixelcam.runtime.cluster import init_ray
 from pixelcam.storage import Location
 from pixelcam.storage.lock import exclusive
 from pixelcam.study.context import SPEC_FILE, STATE_FILE, StudyContext, StudyState
-from pixelcam.study.resources import check_resources
+from pixelcam.study.resources import check_resources, retry_note
 from pixelcam.study.spec import StudySpec, load_spec, load_stored_spec
 from pixelcam.study.steps import PIPELINE
 from pixelcam.tracking import RunKind, RunLogger, start_run, tracking_uri
@@ -122,6 +122,8 @@ def _context(
     if logs and not verbose:
         log(f"Ray's own logs (workers, Train, Tune, Data): {logs}  (--verbose shows them here)")
     concurrency = check_resources(spec, ray.cluster_resources())
+    if note := retry_note(spec):
+        log(note)
     state = StudyState(directory / STATE_FILE)
     return StudyContext(spec, directory, state, ds, targets, tracking_uri(), log, concurrency, **kw)
 

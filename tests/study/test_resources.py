@@ -3,7 +3,7 @@
 import pytest
 
 from pixelcam.errors import StudyError
-from pixelcam.study.resources import check_resources
+from pixelcam.study.resources import check_resources, retry_note
 from pixelcam.study.spec import Resources, StudySpec
 
 
@@ -41,3 +41,12 @@ def test_fractional_gpus_pack_trials_on_one_gpu():
         check_resources(packed, {"CPU": 16.0})
     with pytest.raises(ConfigError, match=r"s.yaml.*gpus_per_worker.*1.5: fractions only below 1"):
         parse(Resources, {"workers": 1, "gpus_per_worker": 1.5}, "s.yaml: resources")
+
+
+def test_retries_on_multi_worker_trials_get_a_note():
+    """Retries set on DDP trials are named with what they do not cover (a lost node's trial does not restart
+    on Ray 2.60); one-worker trials and specs without retries get no note."""
+    note = retry_note(StudySpec(name="t", resources=Resources(workers=2, max_failures=2)))
+    assert note and "max_failures 2 with 2 workers" in note and "resources.workers: 1" in note
+    assert retry_note(StudySpec(name="t", resources=Resources(workers=1, max_failures=2))) is None
+    assert retry_note(StudySpec(name="t", resources=Resources(workers=4))) is None
