@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -80,9 +81,10 @@ class Cluster:
     worker: subprocess.Popen | None = None  # the worker node the trials run on (until it is lost)
     temp_dirs: list[str] = field(default_factory=list)
 
-    def start_node(self, *args: str) -> subprocess.Popen:
-        """`ray start --block` with every port of the node given explicitly (tests/cluster/helpers.py)."""
-        with open(self.log, "a") as out:
+    def start_node(self, *args: str, log: Path | None = None) -> subprocess.Popen:
+        """`ray start --block` with every port of the node given explicitly (tests/cluster/helpers.py); its
+        output appended to `log` (default: the cluster's)."""
+        with open(log or self.log, "a") as out:
             proc = subprocess.Popen(
                 [str(BIN / "ray"), "start", "--block", "--disable-usage-stats", "--node-ip-address=127.0.0.1",
                  *agent_ports(*self.taken), *args],
@@ -91,19 +93,31 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def start_worker_node(self) -> subprocess.Popen:
-        """A worker node with 2 CPUs and a Ray directory of its own, as on another machine: nodes sharing
-        one would share its runtime_resources, and a node releasing a job's working_dir there would
-        delete the directory the job's driver runs in on the head."""
-        temp = tempfile.mkdtemp(prefix="raynode-")  # short: Ray's socket paths live under it
-        self.temp_dirs.append(temp)
-        return self.start_node(f"--address={self.gcs}", "--num-cpus=2", f"--temp-dir={temp}")
-
     def join_worker_node(self) -> None:
-        """The worker node (the head has no CPUs, so every trial and data task runs there), once the
-        cluster counts its CPUs."""
-        self.worker = self.start_worker_node()
-        wait_for(lambda: cluster_cpus(self.gcs, self.env) == 2.0, "worker node", 240, self.worker, self.log)
+        """A worker node with 2 CPUs (the head has none, so every trial and data task runs there), once its
+        `ray start` says it started; started again, once, when that exits instead. On a loaded machine a
+        raylet aborts when its dashboard agent misses the raylet's fixed wait for its ports ("timed out during
+        startup", `NodeManager::WaitForDashboardAgentPorts`): seen on the replacement node of a fresh-clone
+        run, whose study then waited for CPUs until the test's timeout. pixelcam's `init_ray` retries a local
+        start the same way. Each node has a Ray directory of its own, as on another machine: nodes sharing
+        one would share its runtime_resources, and a node releasing a job's working_dir there would delete
+        the directory the job's driver runs in on the head."""
+        for attempt in (1, 2):
+            temp = tempfile.mkdtemp(prefix="raynode-")  # short: Ray's socket paths live under it
+            self.temp_dirs.append(temp)
+            log = self.log.with_name(f"node-{len(self.temp_dirs)}.log")
+            args = (f"--address={self.gcs}", "--num-cpus=2", f"--temp-dir={temp}")
+            self.worker = self.start_node(*args, log=log)
+            try:
+                wait_for(partial(_says_started, log), "worker node", 240, self.worker, log)
+                return
+            except AssertionError:
+                if attempt == 2 or self.worker.poll() is None:  # a second failure, or no start within 240 s
+                    raise
+
+
+def _says_started(log: Path) -> bool:
+    return "Ray runtime started" in log.read_text()
 
 
 def cluster_cpus(gcs: str, env: dict) -> float:
@@ -137,6 +151,7 @@ def running_cluster(tmp_path: Path, environment: dict[str, str]) -> Iterator[Clu
         # started: each `ray` client process costs ~2 CPU-s to start, an HTTP probe nothing
         wait_for(lambda: _answers(f"{c.address}/api/version"), "ray head", 240, head, c.log)
         c.join_worker_node()
+        wait_for(lambda: cluster_cpus(c.gcs, env) == 2.0, "worker node's CPUs", 240, c.worker, c.log)
         # clients run as subprocesses, as a user's would: Ray reads RAY_AUTH_MODE once per process
         # the job API answers before the node's job agent has registered ("No available agent to submit
         # job, please try again later"): wait until a trivial job is accepted
@@ -326,7 +341,7 @@ def _study_survives_losing_the_node_its_trial_runs_on(cluster: Cluster, ml, tmp_
             assert time.time() < deadline, "the trial logged no second epoch in 300 s"
             time.sleep(1)
         raylet_of(cluster.worker).kill()
-        cluster.start_worker_node()  # another node joins
+        cluster.join_worker_node()  # another node joins
         out, _ = api.communicate(timeout=600)
     finally:
         if api.poll() is None:
