@@ -25,7 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -93,31 +93,43 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
+    def start_until_started(self, args: Callable[[], tuple[str, ...]], log: Path) -> subprocess.Popen:
+        """`start_node(*args(), log=log)` once its `ray start` says it started; started again, once (with
+        `args()` again), when that process exits instead. On a loaded machine a raylet aborts when its
+        dashboard agent misses the raylet's fixed wait for its ports ("timed out during startup",
+        `NodeManager::WaitForDashboardAgentPorts`): seen on the node-loss check's replacement node in a
+        fresh-clone run, whose study then waited for CPUs until the test's timeout. pixelcam's `init_ray`
+        retries a local start the same way."""
+        proc = self.start_node(*args(), log=log)
+        try:
+            wait_for(partial(_says_started, log), "ray start", 240, proc, log)
+            return proc
+        except AssertionError:
+            if proc.poll() is None:  # no start within 240 s: not the abort that a second start gets past
+                raise
+        stop_group(proc)  # what the failed start left behind
+        proc = self.start_node(*args(), log=log)
+        wait_for(partial(_says_started, log, after="timed out during startup"), "ray start", 240, proc, log)
+        return proc
+
+    def _worker_args(self) -> tuple[str, ...]:
+        """A worker node with 2 CPUs and a Ray directory of its own, as on another machine: nodes sharing one
+        would share its runtime_resources, and a node releasing a job's working_dir there would delete the
+        directory the job's driver runs in on the head."""
+        temp = tempfile.mkdtemp(prefix="raynode-")  # short: Ray's socket paths live under it
+        self.temp_dirs.append(temp)
+        return (f"--address={self.gcs}", "--num-cpus=2", f"--temp-dir={temp}")
+
     def join_worker_node(self) -> None:
-        """A worker node with 2 CPUs (the head has none, so every trial and data task runs there), once its
-        `ray start` says it started; started again, once, when that exits instead. On a loaded machine a
-        raylet aborts when its dashboard agent misses the raylet's fixed wait for its ports ("timed out during
-        startup", `NodeManager::WaitForDashboardAgentPorts`): seen on the replacement node of a fresh-clone
-        run, whose study then waited for CPUs until the test's timeout. pixelcam's `init_ray` retries a local
-        start the same way. Each node has a Ray directory of its own, as on another machine: nodes sharing
-        one would share its runtime_resources, and a node releasing a job's working_dir there would delete
-        the directory the job's driver runs in on the head."""
-        for attempt in (1, 2):
-            temp = tempfile.mkdtemp(prefix="raynode-")  # short: Ray's socket paths live under it
-            self.temp_dirs.append(temp)
-            log = self.log.with_name(f"node-{len(self.temp_dirs)}.log")
-            args = (f"--address={self.gcs}", "--num-cpus=2", f"--temp-dir={temp}")
-            self.worker = self.start_node(*args, log=log)
-            try:
-                wait_for(partial(_says_started, log), "worker node", 240, self.worker, log)
-                return
-            except AssertionError:
-                if attempt == 2 or self.worker.poll() is None:  # a second failure, or no start within 240 s
-                    raise
+        """The worker node (the head has no CPUs, so every trial and data task runs there), started."""
+        log = self.log.with_name(f"node-{len(self.temp_dirs) + 1}.log")
+        self.worker = self.start_until_started(self._worker_args, log)
 
 
-def _says_started(log: Path) -> bool:
-    return "Ray runtime started" in log.read_text()
+def _says_started(log: Path, after: str = "") -> bool:
+    """Whether `ray start`'s output in `log` (past the last `after`, when given) says the node started."""
+    text = log.read_text()
+    return "Ray runtime started" in (text.rsplit(after, 1)[-1] if after else text)
 
 
 def cluster_cpus(gcs: str, env: dict) -> float:
@@ -144,8 +156,9 @@ def running_cluster(tmp_path: Path, environment: dict[str, str]) -> Iterator[Clu
     c = Cluster(env, f"http://127.0.0.1:{dash}", f"127.0.0.1:{gcs}", env["MLFLOW_TRACKING_URI"],
                 tmp_path / "ray.log", (gcs, dash, mlf))  # fmt: skip
     try:
-        head = c.start_node("--head", f"--port={gcs}", "--num-cpus=0", "--dashboard-host=127.0.0.1",
-                            f"--dashboard-port={dash}")  # fmt: skip
+        head_args = ("--head", f"--port={gcs}", "--num-cpus=0", "--dashboard-host=127.0.0.1",
+                     f"--dashboard-port={dash}")  # fmt: skip
+        head = c.start_until_started(lambda: head_args, c.log)
         c.procs.append(start_server(tmp_path, mlf, tmp_path / "mlflow.log", env))
         # the head's dashboard answers (any HTTP status: it asks for the token) before a client process is
         # started: each `ray` client process costs ~2 CPU-s to start, an HTTP probe nothing
