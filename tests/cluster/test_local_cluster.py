@@ -27,7 +27,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import psutil
@@ -100,16 +99,17 @@ class Cluster:
         `NodeManager::WaitForDashboardAgentPorts`): seen on the node-loss check's replacement node in a
         fresh-clone run, whose study then waited for CPUs until the test's timeout. pixelcam's `init_ray`
         retries a local start the same way."""
+        seen = _starts(log)  # a failed start prints none: the second waits for the same count
         proc = self.start_node(*args(), log=log)
         try:
-            wait_for(partial(_says_started, log), "ray start", 240, proc, log)
+            wait_for(lambda: _starts(log) > seen, "ray start", 240, proc, log)
             return proc
         except AssertionError:
             if proc.poll() is None:  # no start within 240 s: not the abort that a second start gets past
                 raise
         stop_group(proc)  # what the failed start left behind
         proc = self.start_node(*args(), log=log)
-        wait_for(partial(_says_started, log, after="timed out during startup"), "ray start", 240, proc, log)
+        wait_for(lambda: _starts(log) > seen, "ray start", 240, proc, log)
         return proc
 
     def _worker_args(self) -> tuple[str, ...]:
@@ -126,10 +126,9 @@ class Cluster:
         self.worker = self.start_until_started(self._worker_args, log)
 
 
-def _says_started(log: Path, after: str = "") -> bool:
-    """Whether `ray start`'s output in `log` (past the last `after`, when given) says the node started."""
-    text = log.read_text()
-    return "Ray runtime started" in (text.rsplit(after, 1)[-1] if after else text)
+def _starts(log: Path) -> int:
+    """How many times `ray start`'s output in `log` says a node started (0 before the file exists)."""
+    return log.read_text().count("Ray runtime started") if log.is_file() else 0
 
 
 def cluster_cpus(gcs: str, env: dict) -> float:
