@@ -21,8 +21,8 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 STUDY  ?= studies-runs/quickstart
 
 quickstart: $(BIN)/.installed
-	@# (re)generate when missing or written by an older schema (version 2: ROI semantics per domain)
-	@grep -qs '"schema_version": 2' $(DATA)/manifest.json || $(BIN)/pixelcam data synth --out $(DATA) --overwrite
+	@# (re)generate when missing, or written by an older renderer version, schema or other settings
+	$(BIN)/pixelcam data synth --out $(DATA) --if-stale
 	$(BIN)/pixelcam data preview $(DATA) --out data/preview.png
 	@if [ -f $(STUDY)/state.json ]; then $(BIN)/pixelcam study resume $(STUDY); \
 	else $(BIN)/pixelcam study run studies/quickstart.yaml; fi

@@ -10,10 +10,12 @@ typed by hand; `--check` exits 1 naming every page that drifted (`tests/docs/tes
 from __future__ import annotations
 
 import argparse
+import csv
 import inspect
 import json
 import os
 import re
+import statistics
 import sys
 import typing
 from pathlib import Path
@@ -186,7 +188,7 @@ def load_results(study: str) -> tuple[dict, dict]:
 
 def ood_table(matrix: dict) -> str:
     """The OOD matrix as a markdown table: mean ± 95 % CI over seeds, `*` in-domain, `!` near chance."""
-    from pixelcam.results import OODMatrix
+    from pixelcam.results import PRIOR_LABEL, OODMatrix
     from pixelcam.study.ood import cell_value
 
     m = OODMatrix.from_json(matrix)
@@ -200,6 +202,9 @@ def ood_table(matrix: dict) -> str:
             for t in m.targets
         ]
         rows.append("| " + " | ".join([label, *cells]) + " |")
+    if m.roi_prior:
+        prior = [m.prior_text(t) for t in m.targets] + ["" for _ in m.targets]
+        rows.append("| " + " | ".join([f"*{PRIOR_LABEL}*", *prior]) + " |")
     return "\n".join(rows)
 
 
@@ -275,6 +280,91 @@ def results_page(study: str, title: str) -> str:
     )
 
 
+# --- reproducibility across machines --------------------------------------------------------------------
+MACHINES = DOCS / "results" / "cross-machine"  # <machine>/ood.csv + environment.json: one study, two CPUs
+
+
+def cross_machine_page() -> str:
+    """The same quickstart (code, data, seeds) on two machines: every cell side by side and the spread."""
+    from pixelcam.environment import describe
+
+    (a, b) = sorted(p for p in MACHINES.iterdir() if p.is_dir())
+    rows = {m: _csv_rows(m / "ood.csv") for m in (a, b)}
+    lines = [
+        "# Reproducibility across machines",
+        "",
+        GENERATED.format(source="docs/results/cross-machine/"),
+        "",
+        CROSS_MACHINE_INTRO,
+        "",
+        f"- **{a.name}**: {describe(json.loads((a / 'environment.json').read_text()))}",
+        f"- **{b.name}**: {describe(json.loads((b / 'environment.json').read_text()))}",
+        "",
+        f"| model <- source on target | seed | PxAP {a.name} | PxAP {b.name} | difference | CL {a.name} | "
+        f"CL {b.name} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    per_seed, means = [], []
+    for key, ra in rows[a].items():
+        rb = rows[b][key]
+        d = float(rb["pxap"]) - float(ra["pxap"])
+        seed = key[3] if key[3] != "all" else "mean ± CI"
+        px_a, px_b = _with_ci(ra), _with_ci(rb)
+        lines.append(
+            f"| {key[0]} <- {key[1]} on {key[2]} | {seed} | {px_a} | {px_b} | {d:+.2f} | "
+            f"{float(ra['cl']):.2f} | {float(rb['cl']):.2f} |"
+        )
+        if key[3] == "all":
+            means.append((abs(d), max(float(ra["pxap_ci95"]), float(rb["pxap_ci95"]))))
+        else:
+            per_seed.append(abs(d))
+    within = sum(d <= ci for d, ci in means)
+    lines += [
+        "",
+        f"Per seed, {sum(d > 0 for d in per_seed)} of {len(per_seed)} PxAP values differ (median "
+        f"|difference| {statistics.median(per_seed):.2f} points, largest {max(per_seed):.2f}); the 3-seed "
+        f"means differ by {statistics.median([d for d, _ in means]):.2f} points (median; largest "
+        f"{max(d for d, _ in means):.2f}), within the larger 95 % CI half-width in {within} of {len(means)} "
+        "cells.",
+        "",
+        CROSS_MACHINE_READING,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _csv_rows(path: Path) -> dict[tuple[str, ...], dict[str, str]]:
+    with path.open() as f:
+        return {(r["method"], r["source"], r["target"], r["seed"]): r for r in csv.DictReader(f)}
+
+
+def _with_ci(row: dict[str, str]) -> str:
+    ci = f" ± {float(row['pxap_ci95']):.2f}" if row.get("pxap_ci95") else ""
+    return f"{float(row['pxap']):.2f}{ci}"
+
+
+CROSS_MACHINE_INTRO = " ".join(
+    """The quickstart study of the same code, data and seeds, on two machines of the same kind (2 cores, the
+    same Python, torch, Ray and library builds). It ran on synth-colon v1, the renderer before issue 28: what
+    it compares is the machines, not the data. Every PxAP and CL, per seed and as the mean with its 95 %
+    CI:""".split()
+)
+CROSS_MACHINE_READING = " ".join(
+    """**Why, and what is ours.** Same machine, same seed: identical numbers to the last digit, idle or with a
+    CPU-bound process beside the run (`tests/train/test_e2e.py`): augmentation and PixelCAM's seed draws are
+    functions of (seed, epoch, image id), so nothing of ours depends on the machine or its load. Across CPUs
+    the convolutions' rounding differs: oneDNN, which runs torch's CPU convolutions, picks its kernels by the
+    CPU's instruction set, and a different kernel sums in another order. `benchmarks/numerics_isa.py` shows it
+    on one machine ([performance](../performance.md)): capping oneDNN's instruction set
+    (`ONEDNN_MAX_CPU_ISA=AVX2`) changes the first epoch's loss in its third digit and the test PxAP, while the
+    other code-path knobs (`ATEN_CPU_CAPABILITY`, `MKL_CBWR`) change nothing. SGD amplifies such differences
+    over epochs, most where a model's seeds already disagree (PixelCAM on synth-lymph), and the seeds' mean
+    stays within its confidence interval: compare means over seeds with their intervals, not single seeds,
+    across machines. Pinning the same `ONEDNN_MAX_CPU_ISA` on both machines is the one knob that may align
+    them; it is not verified across two machines here. The fingerprint of every study records the variable
+    when it is set.""".split()
+)
+
+
 README_BLOCK = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 
@@ -326,6 +416,8 @@ def pages() -> dict[Path, str]:
     for study, title in (("quickstart", "Quickstart results"), ("negev", "NEGEV vs PixelCAM")):
         if (DOCS / "results" / study / "ood.json").is_file():
             out[DOCS / "results" / f"{study}.md"] = results_page(study, title)
+    if MACHINES.is_dir():
+        out[DOCS / "results" / "reproducibility.md"] = cross_machine_page()
     return out
 
 

@@ -59,6 +59,12 @@ def _add_data(groups: Any) -> None:
         "--workers", type=positive_int, default=None, help="rendering processes (default: all cores)"
     )
     s.add_argument("--overwrite", action="store_true", help="replace an existing dataset directory")
+    s.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="write only when --out is missing or was written by another renderer version or settings "
+        "(then replace it); a current dataset is left as it is",
+    )
     s.set_defaults(fn=commands.cmd_synth)
 
     ss = dsub.add_parser(

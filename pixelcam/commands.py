@@ -49,7 +49,7 @@ def _progress(total: int, desc: str):
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from pixelcam.data.synth import SynthConfig, generate_synthetic
+    from pixelcam.data.synth import SynthConfig, generate_synthetic, is_current
 
     cfg = SynthConfig(
         per_class=args.per_class,
@@ -58,13 +58,16 @@ def cmd_synth(args: argparse.Namespace) -> int:
         **({"domains": args.domains} if args.domains else {}),
     )
     cfg.validate()
+    if args.if_stale and is_current(args.out, cfg):
+        print(f"{args.out} is up to date ({', '.join(cfg.origin(d) for d in cfg.domains)}); nothing written")
+        return 0
     total = cfg.per_class * 2 * len(cfg.domains)
     start = time.perf_counter()
     with _progress(total, "synth") as bar:
         generate_synthetic(
             args.out,
             cfg,
-            overwrite=args.overwrite,
+            overwrite=args.overwrite or args.if_stale,
             progress=lambda p: bar.update(len(p)),
             workers=args.workers,
         )

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 LIBRARIES = ("torch", "ray", "mlflow", "optuna", "numpy", "pyarrow", "timm", "pillow", "scipy")
+# Variables that select the CPU code paths of torch's kernels (oneDNN's instruction set changes fp32 results:
+# docs/results/reproducibility.md): recorded when set
+NUMERICS_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR")
 
 
 def fingerprint() -> dict[str, Any]:
@@ -30,9 +33,13 @@ def fingerprint() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "numerics_env": {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ},
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "git_commit": _git_commit(),
+        # tracked files changed since that commit: the figures did not come from the commit alone
+        "git_dirty": git_dirty(Path(__file__).parent),
         "pixelcam": _version("pixelcam"),
     }
     out.update({name: _version(name) for name in LIBRARIES})
@@ -45,6 +52,8 @@ def describe(env: dict[str, Any]) -> str:
         f"{env.get('date', '?')} on {env.get('cpu', '?')} ({env.get('cpus', '?')} CPUs, "
         f"{env.get('torch_threads', '?')} torch threads), torch {env.get('torch', '?')}, "
         f"ray {env.get('ray', '?')}, commit {str(env.get('git_commit', '?'))[:10]}"
+        + (" with uncommitted changes" if env.get("git_dirty") else "")
+        + "".join(f", {k}={v}" for k, v in (env.get("numerics_env") or {}).items())
     )
 
 
@@ -86,3 +95,19 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def git_dirty(where: Path) -> bool | None:
+    """Whether the git work tree holding `where` has tracked files changed since its commit (None: not in
+    a git work tree, or git is missing)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=where,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None

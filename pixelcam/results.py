@@ -62,7 +62,8 @@ def display_name(label: str) -> str:
 
 
 class DomainResult(Record):
-    """One target's test split: PxAP and CL in percent, TP*/FN*/TN*/FP* at the run's tau."""
+    """One target's test split: PxAP and CL in percent, TP*/FN*/TN*/FP* at the run's tau, and the ROI prior
+    (the PxAP of a constant map on the same pixels; None in reports written before it was recorded)."""
 
     pxap: float
     cl: float
@@ -71,6 +72,7 @@ class DomainResult(Record):
     fn_star: float
     tn_star: float
     fp_star: float
+    roi_prior: float | None = None
 
 
 class EvaluationReport(Record):
@@ -205,6 +207,9 @@ class OODRow(Record):
         return self.cells.get(metric, {}).get(target)
 
 
+PRIOR_LABEL = "ROI prior (a constant map)"  # the row of every table: the PxAP a map that knows nothing scores
+
+
 class OODMatrix(Record):
     """The study's table: every selected model on every target, aggregated over seeds."""
 
@@ -213,6 +218,12 @@ class OODMatrix(Record):
     seeds: list[int] = Field(default_factory=list)
     rows: list[OODRow]
     warnings: list[str] = Field(default_factory=list)
+    # per target: its test split's ROI prior, the PxAP of a constant map (the floor a model must beat)
+    roi_prior: dict[str, float] = Field(default_factory=dict)
+
+    def prior_text(self, target: str) -> str:
+        """A target's ROI prior as the tables show it ("-" when its reports predate it)."""
+        return f"{self.roi_prior[target]:.2f}" if target in self.roi_prior else "-"
 
     def max_seeds(self) -> int:
         """The most seeds any cell aggregates (0 without results)."""

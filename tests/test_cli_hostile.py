@@ -295,6 +295,8 @@ INPUT_CASES: list[tuple[str, Build, str]] = [
     ("study resume of a directory that is not a study",
      lambda t, d: ["study", "resume", str(_empty_dir(t))], r"empty: "),
     ("study resume of a missing directory", lambda t, d: ["study", "resume", str(t / "nope")], r"nope"),
+    ("study resume on data that changed since it started", lambda t, d: _stale_study(t, d),
+     r"/runs/t: the study started on dataset 000000000000, but .+ is now [0-9a-f]{12} \(regenerated"),
     ("dashboard of a directory that is not a study",
      lambda t, d: ["dashboard", str(_empty_dir(t)), "--out", str(t / "x.html")], r"empty"),
     ("ui --port 0", lambda t, d: ["ui", "--port", "0"], r"argument --port: expected an integer >= 1, got 0$"),
@@ -307,6 +309,15 @@ INPUT_CASES: list[tuple[str, Build, str]] = [
 
 def _edit_json(path: Path, **changes) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def _stale_study(tmp: Path, ds: Path) -> list[str]:
+    """A study directory whose state.json says it started on other data than its spec's dataset now is."""
+    d = tmp / "runs" / "t"
+    d.mkdir(parents=True)
+    (d / "spec.yaml").write_text(SPEC.replace("DATA", str(ds)))
+    (d / "state.json").write_text(json.dumps({"dataset_hash": "0" * 64}))
+    return ["study", "resume", str(d)]
 
 
 def _empty_dir(tmp: Path) -> Path:

@@ -57,6 +57,7 @@ class DatasetWriter:
         self._counts: dict[str, dict[str, dict[str, int]]] = {}
         self._masked: dict[str, dict[str, int]] = {}
         self._roi: dict[str, list[str]] = {}
+        self._origin: dict[str, str] = {}
         self._content: dict[str, list[str]] = defaultdict(list)  # per domain: one digest per row
 
     def __enter__(self) -> DatasetWriter:
@@ -74,9 +75,16 @@ class DatasetWriter:
         self._tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(self.out), dir=self.out.parent))
         self._tmp.chmod(0o755)  # mkdtemp makes 0700; a dataset is shared like any directory
 
-    def add_domain(self, domain: str, class_names: list[str], roi_classes: list[str] | None = None) -> None:
+    def add_domain(
+        self,
+        domain: str,
+        class_names: list[str],
+        roi_classes: list[str] | None = None,
+        origin: str | None = None,
+    ) -> None:
         """Declare a domain, its class names (label id = index in `class_names`) and the classes whose images
-        carry an ROI (default: every class but the first; GlaS-like domains: all of them)."""
+        carry an ROI (default: every class but the first; GlaS-like domains: all of them); `origin`, recorded
+        in the manifest, says what produced it (a generator's version and settings)."""
         if domain in self._class_names:
             raise DatasetError(f"domain {domain!r} added twice")
         if not domain or "/" in domain or domain.startswith("."):
@@ -89,6 +97,8 @@ class DatasetWriter:
                 f"domain {domain!r}: ROI classes {unknown} are not among its classes {class_names}"
             )
         self._roi[domain] = roi
+        if origin is not None:
+            self._origin[domain] = origin
         self._counts[domain] = {s: {c: 0 for c in class_names} for s in SPLITS}
         self._masked[domain] = {s: 0 for s in SPLITS}
 
@@ -182,7 +192,8 @@ class DatasetWriter:
             rel = f"{split}/{domain}.parquet"
             if (self._tmp / rel).exists():
                 files[rel] = file_sha256(self._tmp / rel)
-        return {
+        origin = {"origin": self._origin[domain]} if domain in self._origin else {}
+        return origin | {
             "class_names": self._class_names[domain],
             "roi_classes": self._roi[domain],
             "content_sha256": content_digest(self._content[domain]),

@@ -99,7 +99,9 @@ def evaluate_with_details(
         if collector is not None:
             details[domain] = collector.result()
         rates = {k: v for k, v in confusion_rates(px, tau).as_dict().items() if k != "tau"}
-        results[domain] = DomainResult(pxap=px.compute(), cl=acc.compute(), images=int(acc.total), **rates)
+        results[domain] = DomainResult(
+            pxap=px.compute(), cl=acc.compute(), images=int(acc.total), roi_prior=px.prior(), **rates
+        )
     warnings += chance_warnings(ck, results)
     report = EvaluationReport(
         checkpoint=ck.path.uri,
@@ -160,9 +162,10 @@ def format_table(report: EvaluationReport) -> str:
         f"{report.method} ({report.backbone}) trained on {report.source}, "
         f"{report.split} split, tau={report.tau:.3f}"
     )
-    cols = ("domain", "PxAP", "CL", "TP*", "FN*", "TN*", "FP*", "images")
+    cols = ("domain", "PxAP", "CL", "TP*", "FN*", "TN*", "FP*", "images", "ROI prior")
     lines = [head, "  ".join(f"{c:>12}" for c in cols)]
     for domain, r in report.results.items():
-        vals = [domain] + [f"{getattr(r, k):.2f}" for k in COLUMNS] + [str(r.images)]
+        prior = "-" if r.roi_prior is None else f"{r.roi_prior:.2f}"
+        vals = [domain] + [f"{getattr(r, k):.2f}" for k in COLUMNS] + [str(r.images), prior]
         lines.append("  ".join(f"{v:>12}" for v in vals))
     return "\n".join(lines)

@@ -155,6 +155,15 @@ class PxAP:
         thresholds = torch.arange(self.num_bins + 1, dtype=torch.float64) / self.num_bins
         return tp, fp, thresholds
 
+    def prior(self) -> float:
+        """The ROI's share of the scored pixels, in percent: the PxAP of a map that knows nothing (a
+        constant ranks every pixel alike, so its precision is that share at every recall). A model's PxAP
+        means something only above it."""
+        fg, total = float(self.fg.sum()), float(self.fg.sum() + self.bg.sum())
+        if fg <= 0:
+            raise ValueError("PxAP is undefined: no foreground pixel in the accumulated masks")
+        return 100.0 * fg / total
+
     def compute(self) -> float:
         """PxAP in percent; ValueError when no foreground pixel was seen (AP is undefined)."""
         tp, fp, _ = self.curves()

@@ -12,6 +12,7 @@ from pixelcam.report import plots
 from pixelcam.report.compare import verdict_class
 from pixelcam.report.html import Section, render, table
 from pixelcam.report.records import StudyRecords, load_records
+from pixelcam.results import PRIOR_LABEL
 from pixelcam.storage import Location
 
 SECTION_IDS = (
@@ -55,6 +56,9 @@ def _ood_section(rec: StudyRecords) -> Section:
             + [_cell(rec, e, "cl", t) for t in rec.targets]
             for e in rec.evaluations
         ]
+        if rec.ood is not None and rec.ood.roi_prior:  # the floor: a constant map's PxAP
+            prior = [rec.ood.prior_text(t) for t in rec.targets]
+            rows.append([PRIOR_LABEL, *prior] + [""] * len(rec.targets))
         seeds = rec.seeds_of()
         ood.what += (
             f" Cells and heat maps: mean ± 95 % CI over {seeds} seeds."

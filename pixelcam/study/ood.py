@@ -9,7 +9,7 @@ import io
 from typing import Any
 
 from pixelcam.metrics.aggregate import METRICS, aggregate, cell_text, near_chance
-from pixelcam.results import EvaluationReport, OODCell, OODMatrix, OODRow
+from pixelcam.results import PRIOR_LABEL, EvaluationReport, OODCell, OODMatrix, OODRow
 from pixelcam.study.context import StudyState, experiment_key, seed_key
 from pixelcam.study.spec import StudySpec
 
@@ -26,12 +26,21 @@ def ood_matrix(
         for source in spec.sources
         for method in spec.all_methods()
     ]
+    priors = {
+        t: r.roi_prior
+        for source in spec.sources
+        for method in spec.all_methods()
+        for report, _ in seed_evaluations(spec, state, source, method).values()
+        for t, r in report.results.items()
+        if r.roi_prior is not None
+    }
     return OODMatrix(
         study=spec.name,
         targets=list(targets),
         seeds=list(spec.seeds) or [spec.seed],
         rows=rows,
         warnings=[w for row in rows for w in row.near_chance],
+        roi_prior={t: priors[t] for t in targets if t in priors},
     )
 
 
@@ -150,6 +159,9 @@ def format_ood(matrix: OODMatrix, published: dict[str, Any] | None = None) -> st
             label = f"{row.method} <- {row.source}" + (f" {CHANCE_MARK}" if row.near_chance else "")
             cells = [f"{_cell_text(row, metric, t, published):>{width}}" for t in matrix.targets]
             lines.append(f"{label:34}" + "".join(cells))
+        if metric == "pxap" and matrix.roi_prior:
+            prior = [f"{matrix.prior_text(t):>{width}}" for t in matrix.targets]
+            lines.append(f"{PRIOR_LABEL:34}" + "".join(prior))
         lines.append("")
     if any(isinstance(v, dict) for v in (published or {}).values()):
         cite = f" ({published['source']})" if isinstance(published.get("source"), str) else ""

@@ -37,6 +37,9 @@ __all__ = ["StudyError", "resume_study", "run_study"]
 ENVIRONMENT_FILE = "environment.json"  # the study's `environment.fingerprint()`
 
 
+DATASET_HASH = "dataset_hash"  # state.json: the content hash of the data the study started on
+
+
 def open_study_dataset(spec: StudySpec) -> tuple[PatchDataset, list[str]]:
     """The study's dataset, opened once for the whole study, and its targets; every source and target must
     be one of its domains (DatasetError names the known ones)."""
@@ -153,6 +156,7 @@ def run_study(
         raw["data"] = spec.data
         raw["storage"] = directory.parent.uri
         (directory / SPEC_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
+        ctx.state.mark(DATASET_HASH, ds.hash)  # a resume on other data is refused (check_same_data)
         ctx.state.save()
         return directory, run_pipeline(ctx), spec
 
@@ -170,7 +174,20 @@ def resume_study(
     with exclusive(d, "study"):  # a study resumed twice at once: the second fails at once
         spec.storage = d.parent.uri
         ds, targets = open_study_dataset(spec)
+        check_same_data(d, spec, ds)
         return d, run_pipeline(_context(spec, d, ds, targets, log, verbose=verbose)), spec
+
+
+def check_same_data(directory: Location, spec: StudySpec, ds: PatchDataset) -> None:
+    """StudyError when the study's data changed since it started (regenerated, re-ingested): its finished
+    steps and the rest would come from two datasets. Studies from before the hash was recorded pass."""
+    started = (directory / STATE_FILE).read_json().get(DATASET_HASH)
+    if started is not None and started != ds.hash:
+        raise StudyError(
+            f"{directory}: the study started on dataset {started[:12]}, but {spec.data} is now "
+            f"{ds.hash[:12]} (regenerated or changed); its results would mix two datasets: move {directory} "
+            f"away to run the study again, or restore the data it started on"
+        )
 
 
 def study_directory(spec: StudySpec) -> Location:

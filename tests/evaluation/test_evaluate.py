@@ -48,8 +48,14 @@ def test_evaluate_both_domains_against_sklearn(pixelcam_ckpt: Path, synth_dir: P
         assert row.tp_star == pytest.approx(100 * tp / fg, abs=1e-6)
         assert row.fp_star == pytest.approx(100 * fp / bg, abs=1e-6)
         assert row.tp_star + row.fn_star == pytest.approx(100)
+        # the floor: a constant map's AP (sklearn), the ROI's share of the scored pixels
+        flat = np.zeros(fg + bg)
+        assert row.roi_prior == pytest.approx(100 * fg / (fg + bg), abs=1e-9)
+        assert row.roi_prior == pytest.approx(
+            100 * average_precision_score(np.concatenate(ys), flat), abs=1e-6
+        )
         assert row.images == sum(ds.counts(domain)["test"].values())
-    assert "synth-lymph" in format_table(report) and "TP*" in format_table(report)
+    assert "synth-lymph" in format_table(report) and "ROI prior" in format_table(report)
 
 
 def test_cli_writes_table_and_json(pixelcam_ckpt: Path, synth_dir: Path, tmp_path: Path, capsys):

@@ -74,6 +74,19 @@ def test_edge_cases():
         pxap(maps, np.zeros_like(masks))
 
 
+def test_prior_is_a_constant_maps_pxap_whatever_the_maps():
+    """`PxAP.prior()`: the ROI's share of the scored pixels, the AP sklearn gives a constant score."""
+    rng = np.random.default_rng(3)
+    masks = (rng.random((4, 16, 16)) < 0.3).astype(np.uint8)
+    state = PxAP().update(quantised(rng, (4, 16, 16)), masks)  # the model's maps do not change the prior
+    flat = np.zeros(masks.size)
+    assert state.prior() == pytest.approx(100 * masks.mean(), abs=1e-12)
+    assert state.prior() == pytest.approx(100 * average_precision_score(masks.ravel(), flat), abs=1e-9)
+    assert PxAP().update(np.full((4, 16, 16), 0.7), masks).compute() == pytest.approx(state.prior())
+    with pytest.raises(ValueError, match="no foreground pixel"):
+        PxAP().update(np.zeros((1, 4, 4)), np.zeros((1, 4, 4))).prior()
+
+
 def test_validation_and_resizing():
     with pytest.raises(ValueError, match="NaN"):
         pxap(np.full((1, 4, 4), np.nan), np.ones((1, 4, 4)))

@@ -15,10 +15,14 @@ from pixelcam.study.context import StudyState
 from pixelcam.study.ood import format_ood, ood_csv, ood_matrix
 from pixelcam.study.spec import StudySpec
 
+PRIORS = {"a": 38.5, "b": 9.75}  # each target's test split's ROI prior, as an evaluation reports it
+
 
 def report(pxap: dict[str, float], cl: dict[str, float]) -> EvaluationReport:
     results = {
-        t: DomainResult(pxap=pxap[t], cl=cl[t], images=10, tp_star=0, fn_star=0, tn_star=0, fp_star=0)
+        t: DomainResult(
+            pxap=pxap[t], cl=cl[t], images=10, tp_star=0, fn_star=0, tn_star=0, fp_star=0, roi_prior=PRIORS[t]
+        )
         for t in pxap
     }
     return EvaluationReport(
@@ -74,6 +78,17 @@ def test_table_shows_mean_and_ci_marks_chance_in_domain_and_failures(state: Stud
     assert f"43.00 ± {hw:.2f}*" in text and "over 3 seeds" in text
     assert "[18.5]" in text and "failed" in text and "cam <- a !" in text and "(seed 1)" in text
     assert text.index("PxAP") < text.index("CL on test")
+    prior = next(line for line in text.splitlines() if line.startswith("ROI prior"))
+    assert prior.split()[-2:] == ["38.50", "9.75"] and text.index(prior) < text.index("CL on test")
+
+
+def test_the_roi_prior_goes_with_the_matrix_and_the_parent_runs_metrics(state: StudyState):
+    from pixelcam.study.steps.ood import summary_metrics
+
+    m = ood_matrix(SPEC, state, ["a", "b"], {"a": 2})
+    assert m.roi_prior == PRIORS
+    metrics = summary_metrics(m)
+    assert (metrics["roi_prior__a"], metrics["roi_prior__b"]) == (38.5, 9.75)
 
 
 def test_csv_is_long_format_with_aggregate_rows(state: StudyState):

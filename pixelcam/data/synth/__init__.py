@@ -8,19 +8,21 @@ assigns splits ("WSOL done right": valpx = 3 pixel-labelled images per class) an
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from pixelcam.adapters.libc import die_with_parent
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.png import encode_png
-from pixelcam.data.schema import Patch
+from pixelcam.data.schema import SCHEMA_VERSION, Patch
 from pixelcam.data.synth.colon import render_colon
 from pixelcam.data.synth.lymph import render_lymph
 from pixelcam.data.writer import DatasetWriter
@@ -32,17 +34,21 @@ CLASS_NAMES = ["normal", "cancer"]
 
 @dataclass(frozen=True)
 class SynthDomain:
-    """A synthetic domain: its renderer and the ROI semantics of the real dataset it stands for."""
+    """A synthetic domain: its renderer, the ROI semantics of the real dataset it stands for, and the
+    renderer's version (raised whenever the same seed draws other tiles: a dataset records it)."""
 
     render: Renderer
     roi_classes: tuple[str, ...]  # classes whose tiles carry an ROI
     stands_for: str
+    version: int
 
 
 SYNTH_DOMAINS: Registry[SynthDomain] = Registry("synthetic domain")
 # GlaS: glands annotated in benign and malignant images; CAMELYON16: only tumour patches have an ROI.
-SYNTH_DOMAINS.register("synth-colon")(lambda: SynthDomain(render_colon, tuple(CLASS_NAMES), "GlaS"))
-SYNTH_DOMAINS.register("synth-lymph")(lambda: SynthDomain(render_lymph, ("cancer",), "CAMELYON16"))
+# synth-colon v2: large glands packed in mucosa beside submucosa, benign and malignant architecture throughout
+# (v1: small glands everywhere and a local tumour region, which no CAM could localise: issue 28).
+SYNTH_DOMAINS.register("synth-colon")(lambda: SynthDomain(render_colon, tuple(CLASS_NAMES), "GlaS", 2))
+SYNTH_DOMAINS.register("synth-lymph")(lambda: SynthDomain(render_lymph, ("cancer",), "CAMELYON16", 1))
 
 
 def list_synth_domains() -> list[str]:
@@ -76,6 +82,16 @@ class SynthConfig:
         rest = per_class - self.valpx_per_class
         n_valcl, n_test = round(rest * self.valcl_fraction), round(rest * self.test_fraction)
         return n_valcl >= 1 and n_test >= 1 and rest - n_valcl - n_test >= 1
+
+    def origin(self, domain: str) -> str:
+        """What a dataset records as `domain`'s origin: the renderer's version and every setting that
+        changes its tiles (a different string = different data)."""
+        version = SYNTH_DOMAINS.create(domain).version
+        return (
+            f"pixelcam synthetic {domain} v{version}: size {self.size}, seed {self.seed}, per_class "
+            f"{self.per_class}, valpx {self.valpx_per_class}, valcl {self.valcl_fraction}, test "
+            f"{self.test_fraction}"
+        )
 
     def validate(self) -> None:
         for d in self.domains:
@@ -177,6 +193,21 @@ def iter_patches(cfg: SynthConfig, workers: int | None = None, chunk: int = 32) 
             yield from patches
 
 
+def is_current(out: str | os.PathLike, cfg: SynthConfig) -> bool:
+    """Whether `out` holds exactly the dataset `cfg` would write with these renderers (its manifest's
+    schema, domains and their recorded origins); anything unreadable or older is not current."""
+    try:
+        manifest = json.loads((Path(out) / "manifest.json").read_text())
+        domains = manifest["domains"]
+        return (
+            manifest["schema_version"] == SCHEMA_VERSION
+            and sorted(domains) == sorted(cfg.domains)
+            and all(domains[d].get("origin") == cfg.origin(d) for d in cfg.domains)
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def generate_synthetic(
     out: str | os.PathLike,
     cfg: SynthConfig | None = None,
@@ -189,7 +220,8 @@ def generate_synthetic(
     cfg.validate()
     with DatasetWriter(out, overwrite=overwrite) as writer:
         for d in cfg.domains:
-            writer.add_domain(d, CLASS_NAMES, roi_classes=list(SYNTH_DOMAINS.create(d).roi_classes))
+            roi = list(SYNTH_DOMAINS.create(d).roi_classes)
+            writer.add_domain(d, CLASS_NAMES, roi_classes=roi, origin=cfg.origin(d))
         for patch in iter_patches(cfg, workers=workers):
             writer.write(patch)
             if progress is not None:

@@ -1,13 +1,21 @@
-"""`synth-colon`, the GlaS stand-in: colon-like mucosa, regular glands in pink stroma; cancer = a region of
-crowded, irregular, cribriform glands with stratified, enlarged nuclei. As in GlaS, the ROI is the glands in
-both classes (benign glands and tumour glands alike): the class is the glandular architecture, not whether
-there are glands. Decoys: lymphoid aggregates (darker than the tumour, not glands) in both classes."""
+"""`synth-colon`, the GlaS stand-in: a crop of colon wall, glandular mucosa beside submucosa.
+
+As in GlaS, the ROI is every gland (epithelium and lumen) in both classes, and the class is the glands'
+architecture throughout the tile: a benign tile's glands are regular crypts (round lumen, pale goblet-cell
+mucin, one row of small basal nuclei), a malignant tile's are irregular and cribriform (basophilic epithelium
+crowded with stratified, enlarged nuclei, dirty necrosis in the lumen). The glands are large and packed in
+the mucosa, as GlaS's are at 224 px, so a CAM on a stride-32 feature grid can find them. The stroma
+(cellular lamina propria between glands; collagen, infiltrates, lymphoid aggregates and fat in the
+submucosa) is drawn the same way in both classes, so the class evidence lies in the glands; its dark
+look-alikes and the pale benign glands keep the ROI from being "the darkest pixels".
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from pixelcam.data.synth.render import (
     Stain,
@@ -22,151 +30,221 @@ from pixelcam.data.synth.render import (
 STAIN = Stain(hematoxylin=(0.65, 0.72, 0.30), eosin=(0.06, 1.00, 0.12))
 
 
-def _gland_nuclei(
-    rng: np.random.Generator,
-    cx: float,
-    cy: float,
-    a: float,
-    b: float,
-    theta: float,
-    r_lo: float,
-    r_hi: float,
-    count: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """`count` nucleus centres in the elliptical band r_lo..r_hi of a gland."""
-    t = rng.uniform(0, 2 * np.pi, count)
-    rr = rng.uniform(r_lo, r_hi, count)
-    c, s = np.cos(theta), np.sin(theta)
-    u, v = rr * a * np.cos(t), rr * b * np.sin(t)
-    return cy + s * u + c * v, cx + c * u - s * v
-
-
 @dataclass
 class _Tile:
-    """Density maps, masks and nucleus centres of one tile as it is drawn (u: pixels per unit, size/128)."""
+    """Density maps, the gland mask and nucleus centres of one tile as it is drawn (u: pixels per unit,
+    size/128)."""
 
     size: int
     u: float
     h: np.ndarray
     e: np.ndarray
-    roi: np.ndarray  # the tumour region (where tumour glands replace normal ones)
-    glands: np.ndarray  # the ROI: every gland, normal or tumour, lumen included
-    small_y: list = field(default_factory=list)
-    small_x: list = field(default_factory=list)
-    big_y: list = field(default_factory=list)
-    big_x: list = field(default_factory=list)
+    glands: np.ndarray  # the ROI: every gland, lumen included
+    nuclei: dict[str, list] = field(default_factory=dict)
+    # where the tile-wide textures go once every gland is drawn: goblet mucin, tumour epithelium, necrosis
+    goblet: np.ndarray | None = None
+    epithelium: np.ndarray | None = None
+    necrosis: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        shape = (self.size, self.size)
+        self.goblet, self.epithelium, self.necrosis = (np.zeros(shape, bool) for _ in range(3))
+
+    def add(self, kind: str, ys: np.ndarray, xs: np.ndarray) -> None:
+        self.nuclei.setdefault(kind, []).append((ys, xs))
+
+
+@dataclass(frozen=True)
+class _Gland:
+    cy: float
+    cx: float
+    a: float
+    b: float
+    theta: float
 
 
 def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.ndarray, np.ndarray]:
     """(RGB uint8 (S, S, 3), gland mask uint8 (S, S)) of one synthetic colon tile (glands in both classes)."""
     u = size / 128.0
-    h = 0.06 + 0.06 * smooth_noise(rng, size, 6 * u)
-    e = 0.28 + 0.30 * smooth_noise(rng, size, 4 * u) * smooth_noise(rng, size, 12 * u)
-    t = _Tile(size, u, h, e, np.zeros((size, size), bool), np.zeros((size, size), bool))
-    n = int(22 * u * u)
-    t.small_y.append(rng.uniform(0, size, n))  # stromal nuclei
-    t.small_x.append(rng.uniform(0, size, n))
-    if cancer:
-        cx, cy = rng.uniform(0.2, 0.8, 2) * size
-        t.roi = blob_mask(rng, size, cx, cy, rng.uniform(0.2, 0.36) * size, roughness=0.45)
-    _normal_glands(rng, t)
-    if cancer:
-        _tumour_glands(rng, t)
-    if rng.random() < 0.5:  # lymphoid aggregate: the darkest structure, and benign
-        _lymphoid_aggregate(rng, t)
-    _stamp(rng, t)
+    h = 0.06 + 0.05 * smooth_noise(rng, size, 6 * u)
+    e = 0.30 + 0.22 * smooth_noise(rng, size, 5 * u) * smooth_noise(rng, size, 14 * u)
+    t = _Tile(size, u, h, e, np.zeros((size, size), bool))
+    mucosa = _mucosa(rng, size, u)
+    draw = _tumour_gland if cancer else _normal_gland
+    for g in _place_glands(rng, size, u, mucosa):
+        draw(rng, t, g)
+    _gland_textures(rng, t)
+    _lamina_propria(rng, t, mucosa)
+    _submucosa(rng, t, mucosa)
+    _stamp(t)
     return STAIN.render(t.h, t.e, rng), t.glands.astype(np.uint8)
 
 
-def _normal_glands(rng: np.random.Generator, t: _Tile) -> None:
-    """Normal glands on a jittered lattice; those whose centre lies in the tumour region are left out."""
-    size, u, e, h = t.size, t.u, t.e, t.h
-    gys, gxs = jittered_grid(rng, size + 24 * u, 40 * u, jitter=0.2)
-    gys, gxs = gys - 12 * u, gxs - 12 * u
-    solid_left = 1 if rng.random() < 0.35 else 0
-    outside = ~points_in(t.roi, gys, gxs)
-    for gy, gx in zip(gys[outside], gxs[outside]):
-        a, b = rng.uniform(14, 18) * u, rng.uniform(10, 13) * u
-        theta = rng.uniform(0, np.pi)
-        box, r = ellipse_radius(size, gx, gy, a, b, theta)
-        solid = solid_left > 0  # tangential cut: a nest of epithelium without lumen
-        solid_left -= solid
-        lumen_frac = 0.0 if solid else rng.uniform(0.3, 0.42)
-        epi = (r < 1.0) & (r >= lumen_frac)
-        t.glands[box] |= r < 1.0
-        e[box][epi] = 0.20 + 0.08 * rng.random()  # pale mucin-rich epithelium (goblet cells)
-        h[box][epi] += 0.05
-        if lumen_frac > 0:
-            lumen = r < lumen_frac
-            e[box][lumen] = 0.06
-            h[box][lumen] = 0.03
-            count = int(np.pi * (a + b) / (3.0 * u))
-            ny, nx = _gland_nuclei(rng, gx, gy, a, b, theta, 0.84, 0.93, count)
-        else:
-            count = int(np.pi * a * b / (22 * u * u))
-            ny, nx = _gland_nuclei(rng, gx, gy, a, b, theta, 0.05, 0.92, count)
-        t.small_y.append(ny)
-        t.small_x.append(nx)
+def _mucosa(rng: np.random.Generator, size: int, u: float) -> np.ndarray:
+    """The glandular mucosa: the part of the tile on one side of a wavy line (45-80 % of the tile); the rest
+    is submucosa, stroma without glands (a crop of a slide shows both)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    phi = rng.uniform(0, 2 * np.pi)
+    d = (xx - size / 2) * np.cos(phi) + (yy - size / 2) * np.sin(phi)
+    d = d + 14 * u * (smooth_noise(rng, size, 40 * u) - 0.5)
+    return d < np.quantile(d, rng.uniform(0.45, 0.8))
 
 
-def _tumour_glands(rng: np.random.Generator, t: _Tile) -> None:
-    """Crowded, irregular, cribriform tumour glands with enlarged nuclei over the tumour region, in
-    desmoplastic stroma."""
-    size, u, e, h = t.size, t.u, t.e, t.h
-    e[t.roi] = 0.30 + 0.2 * e[t.roi]  # desmoplastic stroma between tumour glands
-    wobble = 1.0 + 0.5 * (smooth_noise(rng, size, 5 * u) - 0.5)
-    tys, txs = jittered_grid(rng, size, 21 * u, jitter=0.3)
-    inside = points_in(t.roi, tys, txs)
-    for ty, tx in zip(tys[inside], txs[inside]):
-        a, b = rng.uniform(8, 12) * u, rng.uniform(6, 9) * u
-        theta = rng.uniform(0, np.pi)
-        box, r = ellipse_radius(size, tx, ty, a, b, theta, wobble)
-        epi = (r < 1.0) & t.roi[box]
-        t.glands[box] |= epi
-        e[box][epi] = 0.42
-        h[box][epi] += 0.10
-        for _ in range(rng.integers(0, 4)):  # cribriform: small punched-out lumens
-            lbox, lr = ellipse_radius(
-                size,
-                tx + rng.uniform(-0.45, 0.45) * a,
-                ty + rng.uniform(-0.45, 0.45) * b,
-                2.0 * u,
-                1.6 * u,
-                0.0,
-            )
-            lum = (lr < 1.0) & epi[
-                lbox[0].start - box[0].start : lbox[0].stop - box[0].start,
-                lbox[1].start - box[1].start : lbox[1].stop - box[1].start,
-            ]
-            e[lbox][lum] = 0.06
-            h[lbox][lum] = 0.03
-        count = int(np.pi * a * b / (16 * u * u))
-        ny, nx = _gland_nuclei(rng, tx, ty, a, b, theta, 0.1, 0.95, count)
-        t.big_y.append(ny)
-        t.big_x.append(nx)
+def _place_glands(rng: np.random.Generator, size: int, u: float, mucosa: np.ndarray) -> list[_Gland]:
+    """Large glands packed on a jittered lattice over the mucosa, a thin band of stroma between them."""
+    spacing = rng.uniform(42, 52) * u
+    ys, xs = jittered_grid(rng, size + spacing, spacing, jitter=0.12)
+    oy, ox = rng.uniform(0, spacing, 2)  # the lattice's phase: glands anywhere, cut at the tile's border
+    ys, xs = ys - oy, xs - ox
+    keep = points_in(mucosa, ys, xs) & (np.minimum(ys, xs) > -0.3 * spacing)
+    keep &= np.maximum(ys, xs) < size + 0.3 * spacing
+    glands = []
+    for cy, cx in zip(ys[keep], xs[keep]):
+        a = rng.uniform(0.5, 0.56) * spacing
+        glands.append(_Gland(cy, cx, a, a * rng.uniform(0.86, 0.98), rng.uniform(0, np.pi)))
+    return glands
 
 
-def _lymphoid_aggregate(rng: np.random.Generator, t: _Tile) -> None:
-    """A lymphoid aggregate: the darkest structure, benign, not a gland (outside the tumour region)."""
+def _lamina_propria(rng: np.random.Generator, t: _Tile, mucosa: np.ndarray) -> None:
+    """The stroma between glands, the same in both classes: cellular (lymphocytes, plasma cells)."""
     size, u = t.size, t.u
-    ay, ax = rng.uniform(0.15, 0.85, 2) * size
-    agg = blob_mask(rng, size, ax, ay, rng.uniform(9, 16) * u, roughness=0.3) & ~t.roi
-    t.glands &= ~agg  # the aggregate covers what lay beneath it
-    ly, lx = jittered_grid(rng, size, 3.0 * u, jitter=0.4)
-    sel = points_in(agg, ly, lx)
-    t.h[agg] += 0.3
-    t.e[agg] = 0.18
-    t.small_y.append(ly[sel])
-    t.small_x.append(lx[sel])
+    ly, lx = jittered_grid(rng, size, 4.4 * u, jitter=0.45, keep=0.6)
+    sel = points_in(mucosa & ~t.glands, ly, lx)
+    t.add("small", ly[sel], lx[sel])
 
 
-def _stamp(rng: np.random.Generator, t: _Tile) -> None:
-    """The nuclei: small dark stromal, glandular and lymphoid ones; enlarged pleomorphic tumour ones."""
+def _submucosa(rng: np.random.Generator, t: _Tile, mucosa: np.ndarray) -> None:
+    """The rest of the tile, the same in both classes: dense collagen with sparse fibroblasts, patches of
+    inflammatory infiltrate, sometimes a lymphoid aggregate (dark, not glands) or fat (pale, not lumen)."""
     size, u = t.size, t.u
-    t.h += 1.45 * stamp_nuclei(size, np.concatenate(t.small_y), np.concatenate(t.small_x), 1.0 * u)
-    if t.big_y:
-        # enlarged, pleomorphic (two sizes), vesicular-ish nuclei: larger but not darker than normal ones
-        ty, tx = np.concatenate(t.big_y), np.concatenate(t.big_x)
-        pleo = rng.random(ty.size) < 0.5
-        t.h += 0.95 * stamp_nuclei(size, ty[pleo], tx[pleo], 1.9 * u, sharpness=3.0)
-        t.h += 1.05 * stamp_nuclei(size, ty[~pleo], tx[~pleo], 1.45 * u, sharpness=3.0)
+    sub = ~mucosa & ~t.glands
+    t.e[sub] += 0.18 * smooth_noise(rng, size, 3 * u)[sub] + 0.1
+    n = int(25 * u * u)
+    fy, fx = rng.uniform(0, size, n), rng.uniform(0, size, n)
+    sel = points_in(sub, fy, fx)
+    t.add("small", fy[sel], fx[sel])
+    infiltrate = (smooth_noise(rng, size, 20 * u) > rng.uniform(0.55, 0.75)) & ~t.glands
+    ly, lx = jittered_grid(rng, size, 3.4 * u, jitter=0.45, keep=0.85)
+    sel = points_in(infiltrate, ly, lx)
+    t.add("small", ly[sel], lx[sel])
+    if rng.random() < 0.45:
+        ay, ax = rng.uniform(0.1, 0.9, 2) * size
+        agg = blob_mask(rng, size, ax, ay, rng.uniform(10, 18) * u, roughness=0.3) & ~t.glands
+        ly, lx = jittered_grid(rng, size, 3.0 * u, jitter=0.4)
+        sel = points_in(agg, ly, lx)
+        t.h[agg] += 0.25
+        t.e[agg] = 0.2
+        t.add("small", ly[sel], lx[sel])
+    if rng.random() < 0.45:
+        _fat(rng, t, sub)
+
+
+def _fat(rng: np.random.Generator, t: _Tile, where: np.ndarray) -> None:
+    """Adipocytes: large empty polygons with thin pink membranes (as pale as a lumen, and not a gland); the
+    membranes are where a pixel's two nearest cell centres are about as near."""
+    size, u = t.size, t.u
+    fy, fx = rng.uniform(0.1, 0.9, 2) * size
+    lobule = blob_mask(rng, size, fx, fy, rng.uniform(14, 26) * u, roughness=0.3) & where
+    if not lobule.any():
+        return
+    cy, cx = jittered_grid(rng, size, 9 * u, jitter=0.3)
+    py, px = np.nonzero(lobule)
+    dist, _ = cKDTree(np.column_stack([cy, cx])).query(np.column_stack([py, px]), k=2)
+    cell = dist[:, 1] - dist[:, 0] > 1.2 * u
+    t.e[py[cell], px[cell]] = 0.03
+    t.h[py[cell], px[cell]] = 0.02
+
+
+def _normal_gland(rng: np.random.Generator, t: _Tile, g: _Gland) -> None:
+    """A regular crypt in cross-section: round lumen, a band of pale goblet cells (mucin), one row of small
+    basal nuclei; paler than the stroma on average."""
+    box, r = ellipse_radius(t.size, g.cx, g.cy, g.a, g.b, g.theta)
+    gland = r < 1.0
+    t.glands[box] |= gland
+    lumen = r < rng.uniform(0.25, 0.4)
+    t.goblet[box] |= gland & ~lumen
+    t.e[box][lumen] = 0.04
+    t.h[box][lumen] = 0.02
+    count = int(np.pi * (g.a + g.b) / (2.6 * t.u))
+    t.add("small", *_ring(rng, g, 0.88, 0.95, count))
+
+
+def _tumour_gland(rng: np.random.Generator, t: _Tile, g: _Gland) -> None:
+    """An irregular malignant gland: basophilic epithelium around an irregular lumen (clear, or with dirty
+    necrosis) and punched-out cribriform spaces; its crowded nuclei are placed by `_gland_textures`."""
+    size, u = t.size, t.u
+    wobble = 1.0 + 0.45 * (smooth_noise(rng, size, 9 * u) - 0.5)
+    box, r = ellipse_radius(size, g.cx, g.cy, g.a, g.b, g.theta, wobble)
+    gland = r < 1.0
+    t.glands[box] |= gland
+    lumen = r < rng.uniform(0.3, 0.45)
+    epi = gland & ~lumen
+    for _ in range(rng.integers(2, 6)):  # cribriform spaces, inside the gland's box
+        _, hr = ellipse_radius(
+            size,
+            g.cx + rng.uniform(-0.6, 0.6) * g.a,
+            g.cy + rng.uniform(-0.6, 0.6) * g.b,
+            rng.uniform(2.0, 3.5) * u,
+            rng.uniform(1.6, 2.8) * u,
+            rng.uniform(0, np.pi),
+            box=box,
+        )
+        epi &= hr >= 1.0
+    t.e[box][gland] = 0.26
+    t.h[box][gland] = 0.15
+    t.e[box][gland & ~epi] = 0.05  # lumen and cribriform spaces: clear
+    t.h[box][gland & ~epi] = 0.02
+    t.epithelium[box] |= epi
+    if rng.random() < 0.5:
+        t.necrosis[box] |= lumen
+
+
+def _gland_textures(rng: np.random.Generator, t: _Tile) -> None:
+    """What fills the glands, drawn once over the tile: goblet vacuoles (paler round droplets with thin
+    pink cytoplasm between them), crowded tumour nuclei, necrotic debris (pink, with nuclear dust)."""
+    size, u = t.size, t.u
+    if t.goblet.any():
+        gy, gx = jittered_grid(rng, size, 4.0 * u, jitter=0.25)
+        sel = points_in(t.goblet, gy, gx)
+        drops = stamp_nuclei(size, gy[sel], gx[sel], 1.3 * u, sharpness=3.0)[t.goblet]
+        t.e[t.goblet] = 0.22 - 0.14 * drops
+        t.h[t.goblet] = 0.11 - 0.06 * drops  # mucin takes a little hematoxylin: pale blue-grey
+    ny, nx = jittered_grid(rng, size, 3.9 * u, jitter=0.35, keep=0.9)
+    sel = points_in(t.epithelium, ny, nx)
+    t.add("big", ny[sel], nx[sel])
+    t.e[t.necrosis] = 0.34
+    t.h[t.necrosis] = 0.06
+    dy, dx = jittered_grid(rng, size, 4.0 * u, jitter=0.45, keep=0.5)
+    sel = points_in(t.necrosis, dy, dx)
+    t.add("dust", dy[sel], dx[sel])
+
+
+def _ring(
+    rng: np.random.Generator, g: _Gland, r_lo: float, r_hi: float, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`count` points in the elliptical band r_lo..r_hi of a gland."""
+    ang = rng.uniform(0, 2 * np.pi, count)
+    rr = rng.uniform(r_lo, r_hi, count)
+    c, s = np.cos(g.theta), np.sin(g.theta)
+    du, dv = rr * g.a * np.cos(ang), rr * g.b * np.sin(ang)
+    return g.cy + s * du + c * dv, g.cx + c * du - s * dv
+
+
+def _stamp(t: _Tile) -> None:
+    """Nuclei: small dark stromal, lymphoid and basal ones; enlarged pleomorphic tumour ones (larger, not
+    darker); nuclear dust in necrosis."""
+    size, u = t.size, t.u
+
+    def cat(kind: str) -> tuple[np.ndarray, np.ndarray]:
+        pts = t.nuclei.get(kind, [])
+        if not pts:
+            return np.zeros(0), np.zeros(0)
+        return np.concatenate([p[0] for p in pts]), np.concatenate([p[1] for p in pts])
+
+    t.h += 1.45 * stamp_nuclei(size, *cat("small"), 1.0 * u)
+    ty, tx = cat("big")
+    if ty.size:
+        pleo = np.arange(ty.size) % 2 == 0
+        t.h += 0.75 * stamp_nuclei(size, ty[pleo], tx[pleo], 1.9 * u, sharpness=3.0)
+        t.h += 0.85 * stamp_nuclei(size, ty[~pleo], tx[~pleo], 1.5 * u, sharpness=3.0)
+    t.h += 1.2 * stamp_nuclei(size, *cat("dust"), 0.6 * u)

@@ -60,18 +60,26 @@ def blob_mask(
 
 
 def ellipse_radius(
-    size: int, cx: float, cy: float, a: float, b: float, theta: float, wobble: np.ndarray | None = None
+    size: int,
+    cx: float,
+    cy: float,
+    a: float,
+    b: float,
+    theta: float,
+    wobble: np.ndarray | None = None,
+    box: tuple[slice, slice] | None = None,
 ) -> tuple[tuple[slice, slice], np.ndarray]:
     """Normalised elliptical radius (1.0 on the ellipse) over the ellipse's bounding box only.
 
     Returns (box, r): `box` indexes the canvas, `r` has the box's shape; `wobble` (a canvas-sized map of
-    values
-    around 1) makes the outline irregular. Working on the box keeps many small glands cheap.
+    values around 1) makes the outline irregular; `box` given: r over that box instead (an ellipse inside
+    another's box). Working on the box keeps many small glands cheap.
     """
-    m = max(a, b) * (1.6 if wobble is not None else 1.05)
-    y0, y1 = max(0, int(cy - m)), min(size, int(np.ceil(cy + m)) + 1)
-    x0, x1 = max(0, int(cx - m)), min(size, int(np.ceil(cx + m)) + 1)
-    box = (slice(y0, max(y0, y1)), slice(x0, max(x0, x1)))
+    if box is None:
+        m = max(a, b) * (1.6 if wobble is not None else 1.05)
+        y0, y1 = max(0, int(cy - m)), min(size, int(np.ceil(cy + m)) + 1)
+        x0, x1 = max(0, int(cx - m)), min(size, int(np.ceil(cx + m)) + 1)
+        box = (slice(y0, max(y0, y1)), slice(x0, max(x0, x1)))
     yy, xx = grid(size)
     c, s = np.cos(theta), np.sin(theta)
     dx, dy = xx[box] - cx, yy[box] - cy

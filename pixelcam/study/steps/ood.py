@@ -46,8 +46,9 @@ class OODStep:
 
 def summary_metrics(matrix: OODMatrix) -> dict[str, float]:
     """The parent run's summary: per model and pairing, `<metric>` (the mean over seeds), `<metric>_ci95`
-    (its 95 % CI half-width, with >= 2 seeds) and `<metric>_n` (the number of seeds)."""
-    out: dict[str, float] = {}
+    (its 95 % CI half-width, with >= 2 seeds) and `<metric>_n` (the number of seeds); per target,
+    `roi_prior__<target>` (the PxAP of a constant map: the floor)."""
+    out: dict[str, float] = {f"roi_prior__{t}": v for t, v in matrix.roi_prior.items()}
     for row in matrix.rows:
         for metric, by_target in row.cells.items():
             for target, cell in by_target.items():
