@@ -246,8 +246,9 @@ READINGS = {
     "negev": (
         "**Reading it.** The paper finds NEGEV and PixelCAM close in-domain and PixelCAM ahead out of "
         "domain. Here the in-domain ordering does not hold: NEGEV's full-resolution U-Net decoder, which"
-        " sees colour and edges, is far ahead of both the CAM and PixelCAM in-domain (on synth-lymph in "
-        "two seeds of three, hence its wide interval), while PixelCAM's 1x1 head on a 4x4 feature grid "
+        " sees colour and edges, is far ahead of both the CAM and PixelCAM in-domain (in two seeds of "
+        "three on each domain, near the CAM in the third: hence its wide intervals), while PixelCAM's 1x1 "
+        "head on a 4x4 feature grid "
         "cannot draw a boundary finer than a 32 px cell and does not beat the CAM. Out of domain the "
         "paper's ordering returns: NEGEV falls below the baseline (its decoder learnt the source's "
         "stain) and PixelCAM beats NEGEV in both pairings. Its CL is the frozen baseline classifier's "
