@@ -13,10 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
+import yaml
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from pixelcam.cli import main
+from pixelcam.data import open_dataset
+from pixelcam.data.png import decode_mask
+from pixelcam.results import PRIOR_LABEL
 from pixelcam.storage import Location
 from tests.tiny_study import SPEC, TinyStudy
 
@@ -244,6 +250,20 @@ def test_the_console_and_dashboard_show_the_ood_steps_aggregates(tiny_study: Tin
     for row in matrix.rows:  # a model flagged near chance is marked in both tables
         assert (f"{row.method} <- {row.source} !" in console) == bool(row.near_chance)
         assert (f">{row.method} <- {row.source} !<" in page) == bool(row.near_chance)
+    # the floor of every PxAP column, the same in every surface: the ROI's share of the test pixels at the
+    # evaluation size (masks nearest to 224 x 224, as wsolevaluation scores them), computed here from the data
+    data = open_dataset(yaml.safe_load((tiny_study.study_dir / "spec.yaml").read_text())["data"])
+    prior_line = next(line for line in console.splitlines() if line.startswith(PRIOR_LABEL))
+    parent_id = (tiny_study.study_dir / "state.json").read_json()["parent_run_id"]
+    parent = MlflowClient(tiny_study.uri).get_run(parent_id).data.metrics
+    for t in ("synth-colon", "synth-lymph"):
+        masks = [decode_mask(m) for m in data.read_table([t], ["test"], columns=["mask"])["mask"].to_pylist()]
+        at_224 = [F.interpolate(torch.tensor(m)[None, None].float(), size=224, mode="nearest") for m in masks]
+        ref = 100 * float(torch.cat(at_224).double().mean())
+        assert matrix.roi_prior[t] == pytest.approx(ref, abs=1e-6)
+        text = f"{matrix.roi_prior[t]:.2f}"
+        assert text in prior_line.split() and f">{text}<" in page
+        assert parent[f"roi_prior__{t}"] == pytest.approx(matrix.roi_prior[t])
 
 
 def bucket_files(uri: str) -> dict[str, bytes]:
