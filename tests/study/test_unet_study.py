@@ -154,6 +154,15 @@ def test_baseline_negev_pixelcam_and_unet_rows_in_a_study(unet_study: tuple):
     assert meta["config"]["crf_weight"] == 2e-9
     html = (study / "dashboard.html").read_text()
     assert "Baseline vs NEGEV vs PixelCAM" in html and "negev-cam" in html
+    import html as html_lib
+
+    from pixelcam.metrics.aggregate import cell_text
+
+    page = html_lib.unescape(html)
+    for label in ("cam", "negev-cam", "pixelcam-cam"):  # the three rows, mean ± CI over both seeds, alike
+        for target, cell in rows[(label, "synth-colon")]["cells"]["pxap"].items():
+            text = cell_text(cell["mean"], cell["half_width"], cell["n"])
+            assert "±" in text and text in res.stdout and f">{text}" in page, (label, target, text)
     from mlflow.tracking import MlflowClient
 
     ml = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
@@ -164,6 +173,9 @@ def test_baseline_negev_pixelcam_and_unet_rows_in_a_study(unet_study: tuple):
     for label in ("cam", "negev-cam", "pixelcam-cam"):
         assert f"{label}__pxap__synth-colon__to__synth-lymph" in metrics
         assert metrics[f"{label}__pxap_n__synth-colon__to__synth-lymph"] == 2
+        assert metrics[f"{label}__pxap_ci95__synth-colon__to__synth-lymph"] == pytest.approx(
+            rows[(label, "synth-colon")]["cells"]["pxap"]["synth-lymph"]["half_width"]
+        )
     assert "paired_tests.json" in {a.path for a in ml.list_artifacts(parent.info.run_id)}
     # steps with nothing to do say why on their line, instead of an empty step
     assert "== step 4/6: stain (skipped: the spec has no stain_shift section)" in res.stdout
