@@ -21,6 +21,7 @@ from pixelcam.data.synth.render import (
     Stain,
     blob_mask,
     ellipse_radius,
+    grid,
     jittered_grid,
     points_in,
     smooth_noise,
@@ -42,9 +43,9 @@ class _Tile:
     glands: np.ndarray  # the ROI: every gland, lumen included
     nuclei: dict[str, list] = field(default_factory=dict)
     # where the tile-wide textures go once every gland is drawn: goblet mucin, tumour epithelium, necrosis
-    goblet: np.ndarray | None = None
-    epithelium: np.ndarray | None = None
-    necrosis: np.ndarray | None = None
+    goblet: np.ndarray = field(init=False)
+    epithelium: np.ndarray = field(init=False)
+    necrosis: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         shape = (self.size, self.size)
@@ -83,7 +84,7 @@ def render_colon(rng: np.random.Generator, size: int, cancer: bool) -> tuple[np.
 def _mucosa(rng: np.random.Generator, size: int, u: float) -> np.ndarray:
     """The glandular mucosa: the part of the tile on one side of a wavy line (45-80 % of the tile); the rest
     is submucosa, stroma without glands (a crop of a slide shows both)."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    yy, xx = grid(size)
     phi = rng.uniform(0, 2 * np.pi)
     d = (xx - size / 2) * np.cos(phi) + (yy - size / 2) * np.sin(phi)
     d = d + 14 * u * (smooth_noise(rng, size, 40 * u) - 0.5)
