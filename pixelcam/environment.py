@@ -87,27 +87,21 @@ def _cpu_flags() -> list[str]:
     return []
 
 
-def _git_commit() -> str | None:
+def _git(where: Path, *args: str) -> str | None:
+    """git's output in the work tree holding `where` (None: not a work tree, or git is missing)."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
-        )
+        out = subprocess.run(["git", *args], capture_output=True, text=True, cwd=where, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _git_commit() -> str | None:
+    return (_git(Path(__file__).parent, "rev-parse", "HEAD") or "").strip() or None
 
 
 def git_dirty(where: Path) -> bool | None:
     """Whether the git work tree holding `where` has tracked files changed since its commit (None: not in
     a git work tree, or git is missing)."""
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            cwd=where,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
+    status = _git(where, "status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status.strip())

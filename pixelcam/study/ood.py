@@ -21,16 +21,16 @@ def ood_matrix(
 ) -> OODMatrix:
     """Every (source, model label) of the study as a row; each cell aggregates the model's evaluations
     over every seed run (`seeds`, else the study's own seed). `num_classes` per source domain."""
-    rows = [
-        _row(spec, state, source, method, num_classes[source])
+    evaluated = {
+        (source, method): seed_evaluations(spec, state, source, method)
         for source in spec.sources
         for method in spec.all_methods()
-    ]
-    priors = {
+    }
+    rows = [_row(spec, state, s, m, num_classes[s], runs) for (s, m), runs in evaluated.items()]
+    priors = {  # every model is evaluated on the same test splits: any report gives a target's prior
         t: r.roi_prior
-        for source in spec.sources
-        for method in spec.all_methods()
-        for report, _ in seed_evaluations(spec, state, source, method).values()
+        for runs in evaluated.values()
+        for report, _ in runs.values()
         for t, r in report.results.items()
         if r.roi_prior is not None
     }
@@ -61,9 +61,16 @@ def seed_evaluations(
     return out
 
 
-def _row(spec: StudySpec, state: StudyState, source: str, method: str, classes: int) -> OODRow:
+def _row(
+    spec: StudySpec,
+    state: StudyState,
+    source: str,
+    method: str,
+    classes: int,
+    runs: dict[int, tuple[EvaluationReport, dict[str, float]]],
+) -> OODRow:
+    """One model's row from its seeds' evaluations (`seed_evaluations`)."""
     exp = state.experiment(experiment_key(source, method))
-    runs = seed_evaluations(spec, state, source, method)
     status = exp.status if exp is not None else "missing"
     if exp is None or not runs:
         return OODRow(method=method, source=source, status=status)

@@ -8,20 +8,19 @@ assigns splits ("WSOL done right": valpx = 3 pixel-labelled images per class) an
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from pixelcam.adapters.libc import die_with_parent
 from pixelcam.data.errors import DatasetError
 from pixelcam.data.png import encode_png
+from pixelcam.data.reader import open_dataset
 from pixelcam.data.schema import SCHEMA_VERSION, Patch
 from pixelcam.data.synth.colon import render_colon
 from pixelcam.data.synth.lymph import render_lymph
@@ -195,17 +194,18 @@ def iter_patches(cfg: SynthConfig, workers: int | None = None, chunk: int = 32) 
 
 def is_current(out: str | os.PathLike, cfg: SynthConfig) -> bool:
     """Whether `out` holds exactly the dataset `cfg` would write with these renderers (its manifest's
-    schema, domains and their recorded origins); anything unreadable or older is not current."""
+    schema, domains and their recorded origins); a dataset the reader refuses (missing, truncated) or an
+    older one is not current."""
     try:
-        manifest = json.loads((Path(out) / "manifest.json").read_text())
-        domains = manifest["domains"]
-        return (
-            manifest["schema_version"] == SCHEMA_VERSION
-            and sorted(domains) == sorted(cfg.domains)
-            and all(domains[d].get("origin") == cfg.origin(d) for d in cfg.domains)
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        manifest = open_dataset(out).manifest
+    except DatasetError:
         return False
+    domains = manifest["domains"]
+    return (
+        manifest["schema_version"] == SCHEMA_VERSION
+        and sorted(domains) == sorted(cfg.domains)
+        and all(domains[d].get("origin") == cfg.origin(d) for d in cfg.domains)
+    )
 
 
 def generate_synthetic(
