@@ -90,6 +90,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         report = predict_slides(slides, opts)
     done = len(report["slides"]) - len(report["failed"])
     rate = f", {report['tiles_per_s']:.1f} tiles/s" if report["tiles_per_s"] else ""
+    if report.get("steady_tiles_per_s"):  # what a larger slide would run at, start-up left out
+        rate += f", {report['steady_tiles_per_s']:.1f} at steady state"
     print(f"predict: {done} of {len(report['slides'])} slides -> {args.out} ({report['tiles']} tiles{rate})")
     for name in report["failed"]:
         print(f"predict: FAILED {name}: {report['slides'][name]['error']}", file=sys.stderr)

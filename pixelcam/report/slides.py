@@ -70,6 +70,11 @@ def build_sections(directory: Path, report: dict[str, Any], link_base: str = "."
             "Slides",
             f"{report['method']} from {report['checkpoint']}: {report['tiles']} tiles"
             + (f" at {report['tiles_per_s']:.1f} tiles/s" if report.get("tiles_per_s") else "")
+            + (
+                f" ({report['steady_tiles_per_s']:.1f} tiles/s at steady state)"
+                if report.get("steady_tiles_per_s")
+                else ""
+            )
             + f"; {len(report['failed'])} slide(s) failed.",
             tables=[table(header, rows, classes)],
         )

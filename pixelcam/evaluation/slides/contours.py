@@ -3,10 +3,11 @@
 Each 4-connected region of heatmap cells at or above the threshold becomes one feature: the union of its
 cells (one rectangle per run of cells in a row, merged by shapely), so the outline follows the cells exactly
 and every hole is kept (a lumen inside a gland stays a hole); then simplified within one heatmap cell
-(topology kept). Coordinates are level-0 slide pixels (x right, y down), QuPath's convention for GeoJSON
-import; cell (r, c) spans [c, c + 1) x [r, r + 1) times `level0_per_pixel`. Each feature carries QuPath's
-annotation properties (`objectType`, `classification` with name and colour) and, as measurements, the mean
-and max map value of its cells and its area.
+(topology kept: every region and hole stays, no ring crosses another). Coordinates are level-0 slide
+pixels (x right, y down), QuPath's convention for GeoJSON import; cell (r, c) spans [c, c + 1) x [r, r + 1)
+times `level0_per_pixel`. Each feature carries QuPath's annotation properties (`objectType`,
+`classification` with name and colour) and, as measurements, the mean and max map value of its cells and
+its area.
 """
 
 from __future__ import annotations
@@ -54,8 +55,21 @@ def region_geometry(region: np.ndarray, origin: tuple[int, int], scale: float, s
     merged = shapely.union_all(shapely.box(x0, y0, x1, y0 + scale))
     if not simplify:
         return merged
-    simple = merged.simplify(scale * SIMPLIFY, preserve_topology=True)
+    # plain Douglas-Peucker (each ring within the tolerance of its cells, 8x faster than GEOS's topology-
+    # preserving variant on a 3,000-hole region); where it breaks the topology (rings crossing, a hole
+    # dropped), the topology-preserving one
+    simple = merged.simplify(scale * SIMPLIFY, preserve_topology=False)
+    if not (simple.is_valid and _ring_counts(simple) == _ring_counts(merged)):
+        simple = merged.simplify(scale * SIMPLIFY, preserve_topology=True)
     return simple if simple.is_valid and not simple.is_empty else merged
+
+
+def _ring_counts(geometry: Any) -> tuple[int, int]:
+    """(polygons, holes) of a (multi)polygon."""
+    import shapely
+
+    parts = shapely.get_parts(geometry)
+    return len(parts), int(shapely.get_num_interior_rings(parts).sum())
 
 
 MIN_THRESHOLD = 1.0 / 255.0  # the lowest map value a uint8 heatmap tells from 0 (off tissue)

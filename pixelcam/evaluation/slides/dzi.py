@@ -8,7 +8,11 @@ dict (OpenSeadragon's inline form) is returned, so a page opened from disk needs
 
 from __future__ import annotations
 
+import io
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +35,29 @@ def level_size(width: int, height: int, level: int) -> tuple[int, int]:
 
 def write_dzi(image: np.ndarray, directory: Path, name: str, fmt: str = "jpeg", tile: int = TILE) -> dict:
     """Write `image` (uint8 (H, W, 3) RGB, or (H, W, 4) RGBA with `fmt` png) as `directory/NAME.dzi` and
-    its tiles; returns the inline descriptor (Url relative to `directory`)."""
+    its tiles; returns the inline descriptor (Url relative to `directory`).
+
+    Tiles are encoded on a few threads (Pillow's encoders release the GIL); PNG tiles use zlib's fastest
+    level, and a fully transparent one (most of an outline layer) is written from one cached encoding."""
     from PIL import Image
 
     height, width = image.shape[:2]
     files = directory / f"{name}_files"
     current = Image.fromarray(image)
-    for level in range(max_level(width, height), -1, -1):
-        size = level_size(width, height, level)
-        if current.size != size:
-            current = current.resize(size, Image.LANCZOS if fmt == "jpeg" else Image.BILINEAR)
-        (files / str(level)).mkdir(parents=True, exist_ok=True)
-        for row in range(math.ceil(size[1] / tile)):
-            for col in range(math.ceil(size[0] / tile)):
-                box = (col * tile, row * tile, min(size[0], (col + 1) * tile), min(size[1], (row + 1) * tile))
-                path = files / str(level) / f"{col}_{row}.{fmt}"
-                current.crop(box).save(path, **({"quality": 85} if fmt == "jpeg" else {}))
+    with ThreadPoolExecutor(max_workers=_threads()) as pool:
+        for level in range(max_level(width, height), -1, -1):
+            size = level_size(width, height, level)
+            if current.size != size:
+                current = _shrink(current, size)
+            (files / str(level)).mkdir(parents=True, exist_ok=True)
+            alpha = np.asarray(current.getchannel("A")) if current.mode == "RGBA" else None
+            boxes = [
+                (col * tile, row * tile, min(size[0], (col + 1) * tile), min(size[1], (row + 1) * tile))
+                for row in range(math.ceil(size[1] / tile))
+                for col in range(math.ceil(size[0] / tile))
+            ]
+            save = partial(_save_tile, current, alpha, files / str(level), fmt, tile)
+            list(pool.map(save, boxes))  # list: a tile's error is raised here
     descriptor = {
         "Image": {
             "xmlns": XMLNS,
@@ -59,6 +70,45 @@ def write_dzi(image: np.ndarray, directory: Path, name: str, fmt: str = "jpeg", 
     }
     (directory / f"{name}.dzi").write_text(_xml(descriptor["Image"]))
     return descriptor
+
+
+def _shrink(image: Any, size: tuple[int, int]) -> Any:
+    """`image` at `size`: a 2x2 box average when `size` is its sides halved (rounded up), as each DZI level
+    is the one above it halved (10x faster than a Lanczos resize at 4096 px, the same on a viewer's screen);
+    else a bilinear resize."""
+    from PIL import Image
+
+    if size == (-(-image.size[0] // 2), -(-image.size[1] // 2)):
+        return image.reduce(2)
+    return image.resize(size, Image.BILINEAR)
+
+
+def _threads() -> int:
+    """Encoding threads: the process's CPUs, at most 4 (tiles are small; more threads only contend)."""
+    return max(
+        1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    )
+
+
+@lru_cache(maxsize=64)
+def _clear_png(width: int, height: int) -> bytes:
+    """The PNG bytes of a fully transparent RGBA tile of this size."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (width, height)).save(buf, "png", compress_level=1)
+    return buf.getvalue()
+
+
+def _save_tile(
+    image: Any, alpha: np.ndarray | None, folder: Path, fmt: str, tile: int, box: tuple[int, int, int, int]
+) -> None:
+    """Encode the `box` crop of `image` as `folder/<column>_<row>.<fmt>`."""
+    path = folder / f"{box[0] // tile}_{box[1] // tile}.{fmt}"
+    if alpha is not None and not alpha[box[1] : box[3], box[0] : box[2]].any():
+        path.write_bytes(_clear_png(box[2] - box[0], box[3] - box[1]))
+    else:
+        image.crop(box).save(path, **({"quality": 85} if fmt == "jpeg" else {"compress_level": 1}))
 
 
 def _xml(image: dict[str, Any]) -> str:

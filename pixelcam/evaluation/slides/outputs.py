@@ -5,6 +5,7 @@ one directory; and the MLflow run of kind `inference` over a whole `predict`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +54,18 @@ def read_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
 CONTOURS = "contours.geojson"
 
 
+def contour_threshold(opts: PredictOptions, ck: Any) -> float:
+    """The contours' map value: `--threshold`, else the run's tau (chosen on valpx)."""
+    return float(opts.threshold if opts.threshold is not None else ck.meta["tau"])
+
+
 def write_contours(wd: Path, heat: np.ndarray, opts: PredictOptions, ck: Any, level0_per_px: float) -> dict:
     """Write `contours.geojson` (QuPath annotations at level-0 coordinates) at `--threshold` or the run's
     tau; returns what the summary records of it."""
     from pixelcam.evaluation.slides.contours import MIN_THRESHOLD, ContourStyle, contours_geojson
 
     given = opts.threshold is not None
-    tau = float(opts.threshold if given else ck.meta["tau"])
+    tau = contour_threshold(opts, ck)
     style = ContourStyle(name=opts.cam_class or ck.method)  # QuPath's class: the mapped class or the method
     collection = contours_geojson(heat, max(tau, MIN_THRESHOLD), level0_per_px, style)
     write_json_atomic(wd / CONTOURS, collection)
@@ -82,20 +88,26 @@ def tile_tissue(job: SlideJob, x: int, y: int, cells: int) -> np.ndarray:
     return job.tissue[rows[:, None], cols[None, :]]
 
 
-def write_pictures(job: SlideJob, opts: PredictOptions, heat: np.ndarray, mask: np.ndarray | None) -> None:
-    """overview.png (with the ROI outline when a mask was given) and top_tiles.png, whose maps are zero off
-    tissue as the heatmap is."""
+def read_top_tiles(job: SlideJob, opts: PredictOptions) -> list[tuple[tuple, np.ndarray]]:
+    """The top-scoring tiles, best first: (their record in `job.top`, their pixels read from the slide)."""
+    top = sorted(job.top, key=lambda t: t[:2], reverse=True)
+    return [
+        (t, read_region(job.handle, job.info, *job.grid.level0(np.array([t[2:4]]))[0], job.level, opts.tile))
+        for t in top
+    ]
+
+
+def write_pictures(
+    job: SlideJob, heat: np.ndarray, mask: np.ndarray | None, top: list[tuple[tuple, np.ndarray]]
+) -> None:
+    """overview.png (with the ROI outline when a mask was given) and top_tiles.png of `top`
+    (`read_top_tiles`), whose maps are zero off tissue as the heatmap is."""
     from pixelcam.evaluation.slides.overview import overview_png, top_tiles_png
 
     (job.workdir / "overview.png").write_bytes(overview_png(job.thumb, job.tissue, heat, roi=mask))
-    top = sorted(job.top, key=lambda t: t[:2], reverse=True)
-    tiles = [
-        read_region(job.handle, job.info, *job.grid.level0(np.array([[x, y]]))[0], job.level, opts.tile)
-        for *_, x, y, _ in top
-    ]
-    maps = [m * tile_tissue(job, x, y, m.shape[0]) for *_, x, y, m in top]
-    caps = [f"p={s:.2f} map={m:.2f}" for s, m, *_ in top]
-    (job.workdir / "top_tiles.png").write_bytes(top_tiles_png(tiles, maps, caps))
+    maps = [m * tile_tissue(job, x, y, m.shape[0]) for (*_, x, y, m), _ in top]
+    caps = [f"p={s:.2f} map={m:.2f}" for (s, m, *_), _ in top]
+    (job.workdir / "top_tiles.png").write_bytes(top_tiles_png([tile for _, tile in top], maps, caps))
 
 
 def finish_slide(
@@ -131,14 +143,25 @@ def finish_slide(
         "level0_per_pixel": level0_per_px,
         "mpp": heat_mpp,
     }
-    heatmap_file = write_heatmap(wd, opts.heatmap_format, np.asarray(heat), heat_mpp, geometry)
-    contours = write_contours(wd, np.asarray(heat), opts, ck, level0_per_px)
     info = job.info
     mask_path = find_mask(info, opts.masks) if opts.masks else None
     mask = read_mask(mask_path, heat.shape) if mask_path else None
-    write_pictures(job, opts, np.asarray(heat), mask)
-    viewer = write_slide_viewer(job, np.asarray(heat), mask, contours["threshold"], level0_per_px)
-    pq.write_table(pa.Table.from_pylist(job.records) if job.records else pa.table({}), wd / "tiles.parquet")
+    tau = contour_threshold(opts, ck)
+    view = np.asarray(heat)
+
+    top = read_top_tiles(job, opts)  # before the threads: only the viewer's reads the slide's handle
+    # the files are independent and their encoders (zlib, JPEG, PNG, GEOS) release the GIL: written side by
+    # side, they take about the longest one's time instead of their sum on a machine with a core to spare
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        heatmap_job = pool.submit(write_heatmap, wd, opts.heatmap_format, view, heat_mpp, geometry)
+        contours_job = pool.submit(write_contours, wd, view, opts, ck, level0_per_px)
+        viewer_job = pool.submit(write_slide_viewer, job, view, mask, tau, level0_per_px)
+        pictures_job = pool.submit(write_pictures, job, view, mask, top)
+        pq.write_table(
+            pa.Table.from_pylist(job.records) if job.records else pa.table({}), wd / "tiles.parquet"
+        )
+        pictures_job.result()
+        heatmap_file, contours, viewer = heatmap_job.result(), contours_job.result(), viewer_job.result()
 
     covered = np.asarray(heat) > 0
     summary: dict[str, Any] = {

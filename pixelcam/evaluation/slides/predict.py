@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +108,13 @@ def predict_slides(
                 f"{len(job.positions)} tiles on tissue of {len(job.grid.all_positions())}"
             )
         total = sum(len(j.positions) for j in jobs)
-        elapsed, first_batch_s = _stream(jobs, opts, checkpoint, class_names, cam_class, score_class, log)
+        timing = _stream(jobs, opts, checkpoint, class_names, cam_class, score_class, log)
         outputs_began = time.perf_counter()
         for job in jobs:
             try:
-                results[job.info.name] = finish_slide(job, opts, ck, class_names, score_class, total, elapsed)
+                results[job.info.name] = finish_slide(
+                    job, opts, ck, class_names, score_class, total, timing.seconds
+                )
                 log(f"predict: {job.info.name}: wrote {out / job.info.name}")
             except SlideError as exc:
                 results[job.info.name] = {"path": job.info.path, "error": str(exc)}
@@ -129,11 +131,12 @@ def predict_slides(
         "method": ck.method,
         "class_names": class_names,
         "tiles": sum(len(j.positions) for j in jobs),
-        "seconds": elapsed,  # the pipeline: its start to its last batch
+        "seconds": timing.seconds,  # the pipeline: its start to its last batch
         "outputs_s": outputs_s,  # every slide's files: heatmap, contours, overview, top tiles, viewer, ...
         "total_s": time.perf_counter() - began,  # the whole command but its MLflow record
-        "tiles_per_s": sum(len(j.positions) for j in jobs) / elapsed if elapsed else None,
-        "first_batch_s": first_batch_s,
+        "tiles_per_s": sum(len(j.positions) for j in jobs) / timing.seconds if timing.seconds else None,
+        "first_batch_s": timing.first_batch_s,
+        "steady_tiles_per_s": timing.steady_tiles_per_s,  # between 10 % and 90 % of the tiles
         "slides": results,
         "failed": failed,
     }
@@ -146,6 +149,34 @@ def predict_slides(
     return report
 
 
+@dataclass(frozen=True)
+class StreamTiming:
+    """When the pipeline's batches arrived: seconds from its start to its last batch and to its first, and
+    the steady rate (tiles/s between 10 % and 90 % of the tiles: start-up and tail left out; None for a run
+    of fewer than STEADY_MIN_BATCHES batches, too short to have one)."""
+
+    seconds: float = 0.0
+    first_batch_s: float = 0.0
+    steady_tiles_per_s: float | None = None
+
+
+STEADY_MIN_BATCHES = 8
+STEADY_WINDOW = (0.1, 0.9)
+
+
+def steady_rate(
+    arrivals: Sequence[tuple[float, int]], window: tuple[float, float] = STEADY_WINDOW
+) -> float | None:
+    """Tiles/s between the first batch that brings the count to `window[0]` of the total and the first that
+    brings it to `window[1]`, from (seconds since start, tiles so far) per batch, in arrival order."""
+    if len(arrivals) < STEADY_MIN_BATCHES:
+        return None
+    total = arrivals[-1][1]
+    lo = next(a for a in arrivals if a[1] >= window[0] * total)
+    hi = next(a for a in arrivals if a[1] >= window[1] * total)
+    return (hi[1] - lo[1]) / (hi[0] - lo[0]) if hi[0] > lo[0] else None
+
+
 def _stream(
     jobs: list[SlideJob],
     opts: PredictOptions,
@@ -154,21 +185,21 @@ def _stream(
     cam_class: int | None,
     score_class: int,
     log: Callable[[str], None],
-) -> tuple[float, float]:
-    """Every job's tiles through the Ray Data pipeline, stitched as batches arrive; returns (seconds from
-    the pipeline's start to its last batch, seconds to its first batch)."""
+) -> StreamTiming:
+    """Every job's tiles through the Ray Data pipeline, stitched as batches arrive; returns when they
+    arrived."""
     from pixelcam.evaluation.slides.pipeline import Resources, run_tiles
     from pixelcam.runtime.cluster import init_ray
 
     total = sum(len(j.positions) for j in jobs)
     if not total:
-        return 0.0, 0.0
+        return StreamTiming()
     import ray
 
     init_ray(quiet=True)
     res = Resources.plan(opts.actors, opts.gpus_per_actor, opts.cpus_per_actor, ray.cluster_resources())
     start = time.perf_counter()
-    done, shown, first_batch_s = 0, -1, 0.0
+    done, shown, arrivals = 0, -1, []
     batches = run_tiles(
         [j.info.path for j in jobs],
         [(j.index, j.level, j.positions, j.grid.level0(j.positions), j.tissue_fractions) for j in jobs],
@@ -181,15 +212,15 @@ def _stream(
         cam_class=cam_class,
     )
     for batch in batches:
-        if not done:  # Ray Data's start-up, the actors' model loading and the first batch
-            first_batch_s = time.perf_counter() - start
         consume_batch(batch, jobs, class_names, score_class, opts.top_k)
         done += len(batch["slide"])
+        arrivals.append((time.perf_counter() - start, done))
         if 10 * done // total > shown:
             shown = 10 * done // total
-            rate = done / max(time.perf_counter() - start, 1e-9)
-            log(f"predict: {done}/{total} tiles ({rate:.1f} tiles/s)")
-    return time.perf_counter() - start, first_batch_s
+            log(f"predict: {done}/{total} tiles ({done / max(arrivals[-1][0], 1e-9):.1f} tiles/s)")
+    return StreamTiming(
+        time.perf_counter() - start, arrivals[0][0] if arrivals else 0.0, steady_rate(arrivals)
+    )
 
 
 def consume_batch(

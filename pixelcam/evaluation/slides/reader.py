@@ -142,6 +142,21 @@ def read_region(slide: Any, info: SlideInfo, x0: int, y0: int, level: int, size:
     return np.ascontiguousarray(arr[..., :3], dtype=np.uint8)
 
 
+def whole_level(slide: Any, level: int, size: tuple[int, int]) -> np.ndarray | None:
+    """A whole level of a tiffslide slide decoded by tifffile (6x faster than tiffslide's `read_region`
+    through zarr: 0.1 vs 0.6 s for a 4096 px JPEG level), through tiffslide's public handle on it and series
+    index; None for another backend or an array not shaped as the level (then `read_region` reads it)."""
+    series = getattr(slide, "properties", {}).get("tiffslide.series-index")
+    if series is None or not hasattr(slide, "ts_tifffile"):
+        return None
+    levels = slide.ts_tifffile.series[series].levels
+    if level >= len(levels):
+        return None
+    arr = levels[level].asarray()
+    ok = arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[:2] == size[::-1] and arr.shape[2] in (3, 4)
+    return arr if ok else None
+
+
 def thumbnail(slide: Any, info: SlideInfo, max_size: int = THUMBNAIL_SIDE) -> tuple[np.ndarray, float]:
     """(uint8 RGB thumbnail, level-0 pixels per thumbnail pixel): the smallest level at least `max_size` on
     its long side (or the smallest level), resized to fit `max_size`."""
@@ -152,7 +167,8 @@ def thumbnail(slide: Any, info: SlideInfo, max_size: int = THUMBNAIL_SIDE) -> tu
     level = max(candidates) if candidates else len(sizes) - 1
     w, h = info.dimensions[level]
     try:
-        region = slide.read_region((0, 0), level, (w, h))
+        whole = whole_level(slide, level, (w, h))
+        region = whole if whole is not None else slide.read_region((0, 0), level, (w, h))
         img = Image.fromarray(np.asarray(region)) if not isinstance(region, Image.Image) else region
         img = img.convert("RGB")
     except Exception as exc:  # noqa: BLE001 - a corrupt level: any decoder error, one line naming it

@@ -75,3 +75,30 @@ def test_random_regions_are_their_cells_exactly_and_within_one_cell_once_simplif
     simple = region_geometry(region, (3, 4), scale)
     # both ways: every point of either outline within one cell of the other (densified, not vertices only)
     assert simple.is_valid and shapely.hausdorff_distance(simple, exact, densify=0.05) <= scale
+    polygons, exact_polygons = shapely.get_parts(simple), shapely.get_parts(exact)
+    assert len(polygons) == len(exact_polygons)  # no region lost, and no hole
+    assert (
+        shapely.get_num_interior_rings(polygons).sum() == shapely.get_num_interior_rings(exact_polygons).sum()
+    )
+
+
+def test_simplifying_never_drops_a_hole(monkeypatch):
+    import shapely
+
+    from pixelcam.evaluation.slides import contours
+
+    region = np.ones((9, 9), bool)
+    region[2, 2] = region[6, 6] = False  # two one-cell lumens
+    exact = region_geometry(region, (0, 0), 1.0, simplify=False)
+    # at a 3-cell tolerance plain Douglas-Peucker drops both holes (checked here, so the test shows the
+    # fallback at work); the contours keep them
+    assert len(exact.simplify(3.0, preserve_topology=False).interiors) == 0
+    monkeypatch.setattr(contours, "SIMPLIFY", 3.0)
+    simple = region_geometry(region, (0, 0), 1.0)
+    assert simple.is_valid and len(simple.interiors) == 2
+    # each lumen still there: a hole ring within one cell of its centre (simplified: the square's corners)
+    rings = [shapely.LinearRing(ring) for ring in simple.interiors]
+    nearest = sorted(int(np.argmin([r.distance(shapely.Point(c, c)) for r in rings])) for c in (2.5, 6.5))
+    assert nearest == [0, 1] and all(
+        min(r.distance(shapely.Point(c, c)) for r in rings) < 1 for c in (2.5, 6.5)
+    )

@@ -47,3 +47,27 @@ def test_rgba_layers_keep_their_transparency(tmp_path):
     with Image.open(tmp_path / "heat_files" / str(max_level(60, 40)) / "0_0.png") as tile:
         arr = np.asarray(tile)
     assert arr.shape == (40, 60, 4) and arr[0, 0, 3] == 0 and tuple(arr[15, 15]) == (255, 0, 0, 255)
+
+
+def test_each_level_is_the_one_above_averaged_over_2x2_blocks(tmp_path):
+    # blocks of (0, 4, 8, 12): mean 6; (100, 100, 100, 104): mean 101; an odd last column (3 px wide): its
+    # one-pixel block column averages that column alone
+    image = np.zeros((2, 3, 3), np.uint8)
+    image[:, :2] = np.array([[0, 4], [8, 12]], np.uint8)[..., None]
+    image[:, 2] = np.array([100, 102], np.uint8)[:, None]
+    write_dzi(image, tmp_path, "s", "png")  # png: lossless, the averages are read back exactly
+    with Image.open(tmp_path / "s_files" / str(max_level(3, 2) - 1) / "0_0.png") as tile:
+        arr = np.asarray(tile)
+    assert arr.shape == (1, 2, 3) and arr[0, 0, 0] == 6 and arr[0, 1, 0] == 101
+
+
+def test_a_fully_transparent_tile_is_a_clear_png_of_its_size(tmp_path):
+    rgba = np.zeros((300, 260, 4), np.uint8)
+    rgba[5:10, 5:10] = (0, 0, 255, 255)  # the first tile has something; the others are clear
+    write_dzi(rgba, tmp_path, "outline", "png")
+    top = tmp_path / "outline_files" / str(max_level(260, 300))
+    for name, size in (("1_0.png", (4, 256)), ("0_1.png", (256, 44)), ("1_1.png", (4, 44))):
+        with Image.open(top / name) as tile:
+            assert tile.mode == "RGBA" and tile.size == size and not np.asarray(tile)[..., 3].any()
+    with Image.open(top / "0_0.png") as tile:
+        assert tuple(np.asarray(tile)[7, 7]) == (0, 0, 255, 255)

@@ -366,3 +366,18 @@ def test_a_tile_that_fails_mid_pipeline_fails_its_slide_only(tmp_path: Path):
     assert "cannot be read" in jobs[1].error and len(jobs[1].records) == 0  # later rows of s1 are dropped
     with pytest.raises(SlideError, match="s1.tif: tile at level-0"):
         finish_slide(jobs[1], None, None, [], 1, 3, 1.0)
+
+
+def test_the_steady_rate_leaves_the_start_up_and_the_tail_out():
+    from pixelcam.evaluation.slides.predict import STEADY_MIN_BATCHES, steady_rate
+
+    # ten batches of 10 tiles: the first after 5 s of start-up, then one a second, the last after a 3 s tail;
+    # 10 % of the tiles arrive with the first batch (5 s), 90 % with the ninth (13 s): 80 tiles in 8 s
+    arrivals = [(5.0 + i, 10 * (i + 1)) for i in range(9)] + [(16.0, 100)]
+    assert steady_rate(arrivals) == pytest.approx(10.0)
+    assert 100 / 16.0 < 10.0  # what start to end gives instead
+    # uneven batches: the window is from the batch that reaches 10 % to the one that reaches 90 %
+    uneven = [(1.0, 5), (2.0, 15), (3.0, 40), (4.0, 60), (6.0, 80), (7.0, 85), (8.0, 95), (9.0, 100)]
+    assert steady_rate(uneven) == pytest.approx((95 - 15) / (8.0 - 2.0))
+    assert steady_rate(arrivals[: STEADY_MIN_BATCHES - 1]) is None  # too short to have a steady state
+    assert steady_rate([(1.0, 10 * (i + 1)) for i in range(10)]) is None  # no time between the window's ends

@@ -75,3 +75,23 @@ def test_a_header_claiming_a_million_pixels_a_side_is_refused_before_reading(tmp
         tif.pages[0].tags["ImageLength"].overwrite(1_000_000)
     with pytest.raises(SlideError, match=r"big.tif: level 0 is 1000000x1000000 px; at most 500000 px a side"):
         open_slide(tmp_path / "big.tif")
+
+
+def test_the_thumbnail_decodes_a_whole_level_as_tiffslide_reads_it(tmp_path):
+    from PIL import Image
+
+    from pixelcam.evaluation.slides.reader import thumbnail, whole_level
+
+    img = _pyramid(tmp_path / "a.tif", size=1024, levels=3)
+    slide, info = open_slide(tmp_path / "a.tif")
+    for level, (w, h) in enumerate(info.dimensions):  # tifffile's decode, pixel for pixel tiffslide's
+        whole = whole_level(slide, level, (w, h))
+        assert whole is not None and np.array_equal(
+            whole, np.asarray(slide.read_region((0, 0), level, (w, h)))
+        )
+    assert np.array_equal(whole_level(slide, 0, (1024, 1024)), img)
+    assert whole_level(slide, 3, (128, 128)) is None and whole_level(slide, 0, (512, 512)) is None
+    assert whole_level(object(), 0, (1024, 1024)) is None  # another backend: read_region reads it
+    thumb, per_px = thumbnail(slide, info, max_size=300)  # level 1 (512 px) resized to 300
+    expected = np.asarray(Image.fromarray(img[::2, ::2]).resize((300, 300), Image.BILINEAR))
+    assert per_px == pytest.approx(1024 / 300) and np.array_equal(thumb, expected)
