@@ -158,6 +158,34 @@ def memory_and_steady_state(ck: Path, slides: dict[int, Path], root: Path, level
     return fig
 
 
+def plain_actor(checkpoint: Path, images: np.ndarray, batch: int, cpus: float) -> float:
+    """Tiles/s of `TileModel` (the pipeline's model step) called in a plain Ray actor of the pipeline's CPUs
+    over tiles already in the object store, after a warm-up batch: what the model step costs in a Ray
+    worker without Ray Data around it."""
+    import ray
+
+    from pixelcam.evaluation.slides.pipeline import bound_model
+
+    @ray.remote(num_cpus=cpus)
+    class Plain:
+        def __init__(self) -> None:
+            self.model = bound_model(checkpoint=str(checkpoint), stride=16, threads=max(1, round(cpus)))()
+
+        def rate(self, tiles: np.ndarray) -> float:
+            parts = [tiles[i : i + batch] for i in range(0, len(tiles), batch)]
+            self.model({"image": parts[0]})
+            t = time.perf_counter()
+            for part in parts:
+                self.model({"image": part})
+            return len(tiles) / (time.perf_counter() - t)
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    try:
+        return float(ray.get(Plain.remote().rate.remote(ray.put(images))))
+    finally:
+        ray.shutdown()
+
+
 def steady_state(ck: Path, slide: Path, images: np.ndarray, root: Path, args: argparse.Namespace) -> dict:
     """(1') `--repeats` runs of `predict` on `slide` at `--steady-level` in a fresh process, each between two
     measurements of the bare forward pass: each run's steady rate and rate with every output against the
@@ -168,13 +196,15 @@ def steady_state(ck: Path, slide: Path, images: np.ndarray, root: Path, args: ar
         r = peak_rss(ck, slide, root / f"steady{i}", args.steady_level)
         # the forward pass measured before and after the run: their mean cancels a drift of the machine's
         # speed during it (this shared VM's moves by 10 % within minutes)
-        bare = (before + forward_only(ck, images, args.batch_size, "cpu", threads=2)) / 2
+        after = forward_only(ck, images, args.batch_size, "cpu", threads=2)
+        bare = (before + after) / 2
         steady = r["steady_tiles_per_s"]
         with_outputs = r["tiles"] / (r["tiles"] / steady + r["outputs_s"])
         runs.append(
             {
                 **r,
                 "forward_only": bare,
+                "forward_before_after": [before, after],
                 "vs_forward": steady / bare,
                 "with_outputs_vs_forward": with_outputs / bare,
             }
@@ -183,11 +213,18 @@ def steady_state(ck: Path, slide: Path, images: np.ndarray, root: Path, args: ar
         f"\n(1') steady state: {args.sizes[1]} px slide at level {args.steady_level}, {runs[0]['tiles']} "
         "tiles, a fresh process per run, each between two forward-pass measurements (target >= 0.9x)"
     )
-    head = ("forward", 9), ("steady", 9), ("vs fwd", 8), ("outputs s", 11), ("with outputs", 14)
+    head = (
+        ("forward (before/after)", 24),
+        ("steady", 9),
+        ("vs fwd", 8),
+        ("outputs s", 11),
+        ("with outputs", 14),
+    )
     print(f"  {'run':<5}" + "".join(f"{h:>{w}}" for h, w in head) + f"{'command s':>11}")
     for i, r in enumerate(runs, 1):
         print(
-            f"  {i:<5}{r['forward_only']:>9.1f}{r['steady_tiles_per_s']:>9.1f}{r['vs_forward']:>7.2f}x"
+            f"  {i:<5}{r['forward_only']:>12.1f} ({'/'.join(f'{v:.1f}' for v in r['forward_before_after'])})"
+            f"{r['steady_tiles_per_s']:>9.1f}{r['vs_forward']:>7.2f}x"
             f"{r['outputs_s']:>11.1f}{r['with_outputs_vs_forward']:>13.2f}x{r['total_s']:>11.1f}"
         )
     med = {k: float(np.median([r[k] for r in runs])) for k in ("vs_forward", "with_outputs_vs_forward")}
@@ -196,7 +233,14 @@ def steady_state(ck: Path, slide: Path, images: np.ndarray, root: Path, args: ar
         f"written {med['with_outputs_vs_forward']:.2f}x (tiles/s in the table; outputs s: every file "
         "after the last tile)"
     )
-    return {"runs": runs, "median": med, "level": args.steady_level}
+    # where the gap goes: the same model step in a plain Ray actor (no Ray Data), beside a forward pass
+    bare = forward_only(ck, images, args.batch_size, "cpu", threads=2)
+    plain = plain_actor(ck, images, args.batch_size, cpus=1.5)
+    print(
+        f"  the model step alone in a plain Ray actor of the pipeline's 1.5 CPUs: {plain:.1f} tiles/s = "
+        f"{plain / bare:.2f}x the forward pass ({bare:.1f}) measured just before"
+    )
+    return {"runs": runs, "median": med, "level": args.steady_level, "plain_actor": plain, "plain_bare": bare}
 
 
 def main(argv: list[str] | None = None) -> int:
