@@ -163,7 +163,7 @@ def finish_slide(
         pictures_job.result()
         heatmap_file, contours, viewer = heatmap_job.result(), contours_job.result(), viewer_job.result()
 
-    covered = np.asarray(heat) > 0
+    covered = view > 0
     summary: dict[str, Any] = {
         "slide": info.name,
         "path": info.path,
@@ -185,7 +185,7 @@ def finish_slide(
         "tiles": len(job.records),
         "tiles_on_grid": int(len(job.grid.all_positions())),
         "tissue_fraction": float(job.tissue.mean()),
-        "heat_mean_on_tissue": float(np.asarray(heat)[covered].mean() / 255.0) if covered.any() else 0.0,
+        "heat_mean_on_tissue": float(view[covered].mean() / 255.0) if covered.any() else 0.0,
         "method": ck.method,
         "normalization": ck.meta.get("normalization", "minmax"),
         "map_class": class_names[score_class] if opts.cam_class else "predicted",
@@ -206,7 +206,7 @@ def finish_slide(
     if mask is not None:
         summary["mask"] = mask_path
         if mask.any():
-            summary["pxap"] = pxap(np.asarray(heat, np.float32)[None] / 255.0, mask[None])
+            summary["pxap"] = pxap(view.astype(np.float32)[None] / 255.0, mask[None])
             summary["roi_prior"] = float(mask.mean() * 100.0)
     write_json_atomic(wd / "summary.json", summary)
     del heat

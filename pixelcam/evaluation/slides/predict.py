@@ -130,11 +130,11 @@ def predict_slides(
         "checkpoint": checkpoint,
         "method": ck.method,
         "class_names": class_names,
-        "tiles": sum(len(j.positions) for j in jobs),
+        "tiles": total,
         "seconds": timing.seconds,  # the pipeline: its start to its last batch
         "outputs_s": outputs_s,  # every slide's files: heatmap, contours, overview, top tiles, viewer, ...
         "total_s": time.perf_counter() - began,  # the whole command but its MLflow record
-        "tiles_per_s": sum(len(j.positions) for j in jobs) / timing.seconds if timing.seconds else None,
+        "tiles_per_s": total / timing.seconds if timing.seconds else None,
         "first_batch_s": timing.first_batch_s,
         "steady_tiles_per_s": timing.steady_tiles_per_s,  # between 10 % and 90 % of the tiles
         "slides": results,
